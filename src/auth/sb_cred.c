@@ -1,0 +1,161 @@
+#include "auth/sb_cred.h"
+
+#include "core/sb_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int printable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e) return 0;
+    return 1;
+}
+
+static int set_secret(sb_cred *out, sb_cred_kind kind, const char *s, size_t n, char *err,
+                      size_t errlen)
+{
+    while (n && (*s == ' ' || *s == '\t')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (n == 0 || n > SB_CRED_MAX || !printable(s, n)) {
+        snprintf(err, errlen, "the %s credential is empty, longer than %d bytes, or has characters "
+                              "other than visible ASCII", sb_cred_kind_name(kind), SB_CRED_MAX);
+        return -1;
+    }
+    out->kind = kind;
+    out->len = n;
+    memcpy(out->secret, s, n);
+    out->secret[n] = '\0';
+    return 0;
+}
+
+int sb_cred_extract(sb_header_fn get, void *ctx, sb_cred *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    const char *v = get(ctx, "X-API-Key");
+    if (v) return set_secret(out, SB_CRED_X_API_KEY, v, strlen(v), err, errlen);
+    v = get(ctx, "Authorization");
+    if (v) {
+        if (strncasecmp(v, "Bearer ", 7) == 0)
+            return set_secret(out, SB_CRED_BEARER, v + 7, strlen(v + 7), err, errlen);
+        if (strncasecmp(v, "Basic ", 6) == 0) {
+            const char *b = v + 6;
+            while (*b == ' ') b++;
+            size_t bl = strlen(b);
+            unsigned char dec[SB_CRED_MAX + 2];
+            long n = bl > 4 * (SB_CRED_MAX + 2) / 3 + 4 ? -1 : sb_base64_decode(b, bl, dec, sizeof dec - 1);
+            if (n < 0) {
+                snprintf(err, errlen, "Authorization: Basic must carry base64(<api key>:)");
+                return -1;
+            }
+            dec[n] = '\0';
+            const char *colon = memchr(dec, ':', (size_t)n);
+            size_t kl = colon ? (size_t)(colon - (const char *)dec) : (size_t)n;
+            int rc = set_secret(out, SB_CRED_BASIC, (const char *)dec, kl, err, errlen);
+            OPENSSL_cleanse(dec, sizeof dec);
+            return rc;
+        }
+        snprintf(err, errlen, "Authorization must use the Bearer or Basic scheme");
+        return -1;
+    }
+    v = get(ctx, "api_key");
+    if (v) return set_secret(out, SB_CRED_API_KEY, v, strlen(v), err, errlen);
+    return 1;
+}
+
+void sb_cred_fingerprint(const unsigned char *secret, size_t secret_len, const char *provider,
+                         const sb_cred *c, char out[SB_FP_HEX])
+{
+    unsigned char data[64 + SB_CRED_MAX + 2];
+    size_t pl = strnlen(provider, 63);
+    memcpy(data, provider, pl);
+    data[pl] = '\n';
+    memcpy(data + pl + 1, c->secret, c->len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!HMAC(EVP_sha256(), secret, (int)secret_len, data, pl + 1 + c->len, md, &mdlen) ||
+        mdlen < 32)
+        memset(md, 0, 32); /* only without a working libcrypto; fails closed to one constant */
+    OPENSSL_cleanse(data, sizeof data);
+    sb_hex_encode(md, 32, out);
+}
+
+const char *sb_cred_kind_name(sb_cred_kind k)
+{
+    switch (k) {
+    case SB_CRED_X_API_KEY: return "X-API-Key";
+    case SB_CRED_BASIC: return "Basic";
+    case SB_CRED_API_KEY: return "api_key";
+    case SB_CRED_BEARER: return "Bearer";
+    default: return "none";
+    }
+}
+
+void sb_cred_wipe(sb_cred *c)
+{
+    OPENSSL_cleanse(c, sizeof *c);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int sb_secret_load_or_create(const char *path, unsigned char out[32], char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[80];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n < 64) {
+            snprintf(err, errlen, "secret_file %s: expected 64 hex digits", path);
+            return -1;
+        }
+        for (int i = 0; i < 32; i++) {
+            int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                snprintf(err, errlen, "secret_file %s: expected 64 hex digits", path);
+                return -1;
+            }
+            out[i] = (unsigned char)(hi << 4 | lo);
+        }
+        return 0;
+    }
+    if (errno != ENOENT) {
+        snprintf(err, errlen, "secret_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (sb_random_bytes(out, 32) < 0) {
+        snprintf(err, errlen, "cannot read random bytes");
+        return -1;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "secret_file %s: cannot create: %s", path, strerror(errno));
+        return -1;
+    }
+    char hex[66];
+    sb_hex_encode(out, 32, hex);
+    hex[64] = '\n';
+    ssize_t w = write(fd, hex, 65);
+    int ok = w == 65 && fsync(fd) == 0;
+    close(fd);
+    OPENSSL_cleanse(hex, sizeof hex);
+    if (!ok) {
+        unlink(path);
+        snprintf(err, errlen, "secret_file %s: write failed", path);
+        return -1;
+    }
+    return 0;
+}

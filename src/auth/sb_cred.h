@@ -1,0 +1,39 @@
+/* sb_cred: the caller's credential as sent in request headers, its HMAC fingerprint, and the
+ * server secret that keys the fingerprints. The credential itself is never logged or stored. */
+#ifndef SB_CRED_H
+#define SB_CRED_H
+#include <stddef.h>
+
+typedef enum {
+    SB_CRED_NONE = 0,
+    SB_CRED_X_API_KEY,  /* X-API-Key: <key> (any case) */
+    SB_CRED_BASIC,      /* Authorization: Basic base64(<key>:) */
+    SB_CRED_API_KEY,    /* api_key: <key> (iinked style) */
+    SB_CRED_BEARER,     /* Authorization: Bearer <token> */
+} sb_cred_kind;
+
+#define SB_CRED_MAX 1024
+#define SB_FP_HEX 65
+
+typedef struct sb_cred {
+    sb_cred_kind kind;
+    size_t len;
+    char secret[SB_CRED_MAX + 1]; /* wipe with sb_cred_wipe when done */
+} sb_cred;
+
+/* Case-insensitive header lookup supplied by the transport; NULL if absent. */
+typedef const char *(*sb_header_fn)(void *ctx, const char *name);
+
+/* Extract the credential. Returns 0 with *out set, 1 when none was sent, -1 when one was sent but
+ * is malformed (err says how, without echoing it). Precedence: X-API-Key, Authorization, api_key. */
+int sb_cred_extract(sb_header_fn get, void *ctx, sb_cred *out, char *err, size_t errlen);
+/* Hex HMAC-SHA256(secret, provider "\n" credential) into out (65 bytes). */
+void sb_cred_fingerprint(const unsigned char *secret, size_t secret_len, const char *provider,
+                         const sb_cred *c, char out[SB_FP_HEX]);
+const char *sb_cred_kind_name(sb_cred_kind k);
+void sb_cred_wipe(sb_cred *c);
+
+/* Read the 32-byte server secret from path (hex), or create it (mode 0600) when absent. */
+int sb_secret_load_or_create(const char *path, unsigned char out[32], char *err, size_t errlen);
+
+#endif

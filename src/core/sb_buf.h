@@ -1,0 +1,32 @@
+/* sb_buf: bounded growable byte buffer (modelled on curl's dynbuf): every buffer has a hard maximum. */
+#ifndef SB_BUF_H
+#define SB_BUF_H
+#include <stdarg.h>
+#include <stddef.h>
+
+#define SB_BUF_ETOOBIG (-2) /* appending would exceed the buffer's maximum */
+#define SB_BUF_ENOMEM (-1)
+
+typedef struct sb_buf {
+    char *data;  /* owned; always NUL-terminated when non-NULL */
+    size_t len;  /* bytes used, excluding the terminating NUL */
+    size_t cap;  /* bytes allocated */
+    size_t max;  /* hard limit on len */
+} sb_buf;
+
+/* Initialise an empty buffer that may grow to at most `max` bytes. Allocates nothing. */
+void sb_buf_init(sb_buf *b, size_t max);
+/* Append n bytes. 0 on success, SB_BUF_ETOOBIG past the maximum (buffer unchanged), SB_BUF_ENOMEM. */
+int sb_buf_append(sb_buf *b, const void *p, size_t n);
+int sb_buf_puts(sb_buf *b, const char *s);
+int sb_buf_printf(sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sb_buf_vprintf(sb_buf *b, const char *fmt, va_list ap);
+/* Drop the contents, keep the allocation. */
+void sb_buf_reset(sb_buf *b);
+/* Free the allocation; the buffer may be reused after sb_buf_init. */
+void sb_buf_free(sb_buf *b);
+/* Hand the data to the caller (who frees it with free()); the buffer becomes empty. Never NULL
+ * unless allocation fails: an empty buffer yields "". */
+char *sb_buf_detach(sb_buf *b, size_t *len);
+
+#endif

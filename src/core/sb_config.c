@@ -1,0 +1,277 @@
+#include "core/sb_config.h"
+
+#include "core/sb_buf.h"
+#include "core/sb_embed.h"
+#include "core/sb_json_schema.h"
+#include "core/sb_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *g_schema;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void load_schema(void)
+{
+    const sb_embedded_file *f = sb_embed_find("config.schema.json");
+    if (f) g_schema = cJSON_ParseWithLength(f->data, f->len);
+}
+
+const cJSON *sb_config_schema(void)
+{
+    pthread_once(&g_once, load_schema);
+    return g_schema;
+}
+
+static cJSON *read_json_file(const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    sb_buf b;
+    sb_buf_init(&b, 1 << 20);
+    char chunk[8192];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        if ((rc = sb_buf_append(&b, chunk, n)) != 0) break;
+    fclose(fp);
+    if (rc) {
+        snprintf(err, errlen, "%s: larger than 1 MiB", path);
+        sb_buf_free(&b);
+        return NULL;
+    }
+    if (!sb_utf8_valid(b.data ? b.data : "", b.len)) {
+        snprintf(err, errlen, "%s: not valid UTF-8", path);
+        sb_buf_free(&b);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(b.data ? b.data : "", b.len, &end, 1);
+    if (!doc) {
+        size_t off = end && b.data ? (size_t)(end - b.data) : 0;
+        unsigned line = 1;
+        for (size_t i = 0; i < off && i < b.len; i++) line += b.data[i] == '\n';
+        snprintf(err, errlen, "%s: invalid JSON near line %u", path, line);
+    }
+    sb_buf_free(&b);
+    return doc;
+}
+
+/* Merge src into dst (objects deep, everything else replaced). src is not taken. */
+static int merge(cJSON *dst, const cJSON *src)
+{
+    for (const cJSON *it = src->child; it; it = it->next) {
+        cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+        if (cur && cJSON_IsObject(cur) && cJSON_IsObject(it)) {
+            if (merge(cur, it) < 0) return -1;
+            continue;
+        }
+        cJSON *copy = cJSON_Duplicate(it, 1);
+        if (!copy) return -1;
+        if (cur)
+            cJSON_ReplaceItemInObjectCaseSensitive(dst, it->string, copy);
+        else
+            cJSON_AddItemToObject(dst, it->string, copy);
+    }
+    return 0;
+}
+
+static const char *env_get(char *const *envp, const char *name)
+{
+    if (!envp) return NULL;
+    size_t n = strlen(name);
+    for (char *const *e = envp; *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+    return NULL;
+}
+
+static cJSON *env_value(const cJSON *prop, const char *val, const char *path, const char *var,
+                        char *err, size_t errlen)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(prop, "type");
+    const char *t = cJSON_IsString(type) ? type->valuestring : "string";
+    if (strcmp(t, "integer") == 0) {
+        int64_t v;
+        if (sb_parse_i64(val, INT64_MIN / 2, INT64_MAX / 2, &v) < 0) {
+            snprintf(err, errlen, "config.%s (from %s): must be an integer (type)", path, var);
+            return NULL;
+        }
+        return cJSON_CreateNumber((double)v);
+    }
+    if (strcmp(t, "boolean") == 0) {
+        if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0) return cJSON_CreateTrue();
+        if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0) return cJSON_CreateFalse();
+        snprintf(err, errlen, "config.%s (from %s): must be true or false (type)", path, var);
+        return NULL;
+    }
+    if (strcmp(t, "array") == 0) {
+        cJSON *arr = cJSON_CreateArray();
+        const char *p = val;
+        while (arr && *p) {
+            const char *c = strchr(p, ',');
+            size_t n = c ? (size_t)(c - p) : strlen(p);
+            while (n && isspace((unsigned char)*p)) p++, n--;
+            while (n && isspace((unsigned char)p[n - 1])) n--;
+            if (n) {
+                char *s = strndup(p, n);
+                if (s) cJSON_AddItemToArray(arr, cJSON_CreateString(s));
+                free(s);
+            }
+            if (!c) break;
+            p = c + 1;
+        }
+        return arr;
+    }
+    return cJSON_CreateString(val);
+}
+
+/* Apply SIGNBRIDGE_* variables for every leaf of the schema below `props`. */
+static int apply_env(cJSON *doc, const cJSON *props, const char *prefix, char *const *envp,
+                     char *err, size_t errlen)
+{
+    for (const cJSON *p = props ? props->child : NULL; p; p = p->next) {
+        char path[256], var[300];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", p->string);
+        int n = snprintf(var, sizeof var, "SIGNBRIDGE_");
+        for (const char *c = path; *c && n < (int)sizeof var - 1; c++)
+            var[n++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+        var[n] = '\0';
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(p, "type");
+        if (cJSON_IsString(type) && strcmp(type->valuestring, "object") == 0) {
+            cJSON *sub = cJSON_GetObjectItemCaseSensitive(doc, p->string);
+            if (!sub) sub = cJSON_AddObjectToObject(doc, p->string);
+            if (!cJSON_IsObject(sub)) continue; /* validation reports the type error */
+            if (apply_env(sub, cJSON_GetObjectItemCaseSensitive(p, "properties"), path, envp, err,
+                          errlen) < 0)
+                return -1;
+            continue;
+        }
+        const char *val = env_get(envp, var);
+        if (!val) continue;
+        cJSON *v = env_value(p, val, path, var, err, errlen);
+        if (!v) return -1;
+        if (cJSON_GetObjectItemCaseSensitive(doc, p->string))
+            cJSON_ReplaceItemInObjectCaseSensitive(doc, p->string, v);
+        else
+            cJSON_AddItemToObject(doc, p->string, v);
+    }
+    return 0;
+}
+
+static void get_str(const cJSON *o, const char *k, char *out, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsString(v)) sb_strlcpy(out, v->valuestring, cap);
+}
+
+static double get_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int check_listen(const char *l, char *err, size_t errlen)
+{
+    const char *colon = strrchr(l, ':');
+    int64_t port;
+    if (!colon || colon == l || sb_parse_i64(colon + 1, 0, 65535, &port) < 0) {
+        snprintf(err, errlen, "config.listen: must be ADDR:PORT with a port 0-65535 (format)");
+        return -1;
+    }
+    return 0;
+}
+
+int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, char *const *envp,
+                   char *err, size_t errlen)
+{
+    if (errlen) err[0] = '\0';
+    const cJSON *schema = sb_config_schema();
+    if (!schema) {
+        snprintf(err, errlen, "embedded config schema missing or invalid");
+        return -1;
+    }
+    cJSON *doc = NULL;
+    if (file) {
+        doc = read_json_file(file, err, errlen);
+        if (!doc) return -1;
+        if (!cJSON_IsObject(doc)) {
+            snprintf(err, errlen, "config: must be of type object (type)");
+            cJSON_Delete(doc);
+            return -1;
+        }
+    } else {
+        doc = cJSON_CreateObject();
+    }
+    int rc = -1;
+    if (!doc) goto out;
+    if (apply_env(doc, cJSON_GetObjectItemCaseSensitive(schema, "properties"), "", envp, err,
+                  errlen) < 0)
+        goto out;
+    if (overrides && merge(doc, overrides) < 0) goto out;
+    if (sb_schema_apply_defaults(schema, schema, doc) < 0) goto out;
+    if (sb_schema_validate(schema, schema, doc, "config", err, errlen) != 0) goto out;
+
+    memset(cfg, 0, sizeof *cfg);
+    get_str(doc, "listen", cfg->listen, sizeof cfg->listen);
+    if (check_listen(cfg->listen, err, errlen) < 0) goto out;
+    get_str(doc, "public_url", cfg->public_url, sizeof cfg->public_url);
+    get_str(doc, "log_level", cfg->log_level, sizeof cfg->log_level);
+    get_str(doc, "default_provider", cfg->default_provider, sizeof cfg->default_provider);
+    get_str(doc, "secret_file", cfg->secret_file, sizeof cfg->secret_file);
+    get_str(doc, "instructions", cfg->instructions, sizeof cfg->instructions);
+    const cJSON *origins = cJSON_GetObjectItemCaseSensitive(doc, "allowed_origins");
+    const cJSON *o;
+    cJSON_ArrayForEach(o, origins)
+    {
+        if (cfg->n_allowed_origins < SB_MAX_ORIGINS && cJSON_IsString(o))
+            sb_strlcpy(cfg->allowed_origins[cfg->n_allowed_origins++], o->valuestring, 256);
+    }
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(doc, "limits");
+    cfg->max_body_bytes = (size_t)get_num(lim, "max_body_bytes");
+    cfg->max_connections = (unsigned)get_num(lim, "max_connections");
+    cfg->connection_timeout_s = (unsigned)get_num(lim, "connection_timeout_s");
+    cfg->max_header_bytes = (size_t)get_num(lim, "max_header_bytes");
+    cfg->max_sessions = (unsigned)get_num(lim, "max_sessions");
+    cfg->session_idle_timeout_s = (unsigned)get_num(lim, "session_idle_timeout_s");
+    cfg->tools_page_size = (unsigned)get_num(lim, "tools_page_size");
+    cfg->call_timeout_s = (unsigned)get_num(lim, "call_timeout_s");
+    cfg->http_threads = (unsigned)get_num(lim, "http_threads");
+    rc = 0;
+out:
+    if (rc && err[0] == '\0') snprintf(err, errlen, "config: out of memory");
+    cJSON_Delete(doc);
+    return rc;
+}
+
+cJSON *sb_config_to_json(const sb_config *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "listen", c->listen);
+    cJSON_AddStringToObject(o, "public_url", c->public_url);
+    cJSON_AddStringToObject(o, "log_level", c->log_level);
+    cJSON_AddStringToObject(o, "default_provider", c->default_provider);
+    cJSON_AddStringToObject(o, "secret_file", c->secret_file);
+    cJSON_AddStringToObject(o, "instructions", c->instructions);
+    cJSON *arr = cJSON_AddArrayToObject(o, "allowed_origins");
+    for (size_t i = 0; i < c->n_allowed_origins; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(c->allowed_origins[i]));
+    cJSON *l = cJSON_AddObjectToObject(o, "limits");
+    cJSON_AddNumberToObject(l, "max_body_bytes", (double)c->max_body_bytes);
+    cJSON_AddNumberToObject(l, "max_connections", c->max_connections);
+    cJSON_AddNumberToObject(l, "connection_timeout_s", c->connection_timeout_s);
+    cJSON_AddNumberToObject(l, "max_header_bytes", (double)c->max_header_bytes);
+    cJSON_AddNumberToObject(l, "max_sessions", c->max_sessions);
+    cJSON_AddNumberToObject(l, "session_idle_timeout_s", c->session_idle_timeout_s);
+    cJSON_AddNumberToObject(l, "tools_page_size", c->tools_page_size);
+    cJSON_AddNumberToObject(l, "call_timeout_s", c->call_timeout_s);
+    cJSON_AddNumberToObject(l, "http_threads", c->http_threads);
+    return o;
+}

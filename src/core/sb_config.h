@@ -1,0 +1,49 @@
+/* sb_config: the server configuration: embedded defaults < JSON file < SIGNBRIDGE_* env < flags,
+ * validated against schemas/config.schema.json. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#define SB_MAX_ORIGINS 32
+
+typedef struct sb_config {
+    char listen[128];          /* "ADDR:PORT"; port 0 picks a free port */
+    char public_url[256];      /* external origin; "" = derived from the bound listen address */
+    char log_level[16];
+    char default_provider[32];
+    char secret_file[512];     /* server secret (HMAC key for fingerprints); created if absent */
+    char instructions[2048];   /* MCP `instructions` returned by initialize */
+    size_t n_allowed_origins;
+    char allowed_origins[SB_MAX_ORIGINS][256];
+    /* limits */
+    size_t max_body_bytes;
+    unsigned max_connections;
+    unsigned connection_timeout_s;
+    size_t max_header_bytes;   /* per-connection memory for the request line + headers */
+    unsigned max_sessions;
+    unsigned session_idle_timeout_s;
+    unsigned tools_page_size;
+    unsigned call_timeout_s;   /* deadline for one tools/call, including waits for the client */
+    unsigned http_threads;     /* libmicrohttpd worker threads (epoll each) */
+} sb_config;
+
+/*
+ * Build the configuration. `file` may be NULL (defaults + environment only). `overrides` is a JSON
+ * object in the same shape as the file (from command-line flags), may be NULL, not taken.
+ * `envp` is the environment to read SIGNBRIDGE_* from (NULL = none).
+ * Every leaf of the config schema can be set by SIGNBRIDGE_<PATH> where PATH is the dotted path
+ * upper-cased with '.' -> '_' (e.g. SIGNBRIDGE_LIMITS_MAX_BODY_BYTES); arrays take comma lists.
+ * On failure returns -1 and writes a message naming the field and the rule into err.
+ */
+int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, char *const *envp,
+                   char *err, size_t errlen);
+
+/* The merged, validated configuration as JSON (for --check-config); caller frees with cJSON_Delete. */
+cJSON *sb_config_to_json(const sb_config *cfg);
+
+/* The embedded config schema (parsed once, owned by the module). */
+const cJSON *sb_config_schema(void);
+
+#endif

@@ -1,0 +1,674 @@
+#include "http/sb_http.h"
+
+#include "auth/sb_cred.h"
+#include "core/sb_buf.h"
+#include "core/sb_log.h"
+#include "core/sb_util.h"
+#include "mcp/sb_jsonrpc.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT_T;
+#else
+typedef enum MHD_Result MHD_RESULT_T;
+#endif
+
+struct sb_http {
+    struct MHD_Daemon *d;
+    sb_http_options o;
+    unsigned port;
+    int loopback;
+    char public_url[300];
+    char prm_url[400];            /* protected-resource metadata URL for /mcp */
+    char public_host[260];        /* host[:port] of public_url, for the Host check */
+    atomic_uint in_flight;
+};
+
+enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY };
+
+typedef struct req_ctx {
+    sb_http *h;
+    struct MHD_Connection *conn;
+    uint64_t start_us;
+    char request_id[72];
+    const char *method;
+    char path[257];
+    enum route route;
+    sb_buf body;
+    int too_big;
+    int has_cred;
+    sb_cred_kind cred_kind;
+    char fingerprint[SB_FP_HEX];
+    char origin_ok[256];          /* echo in Access-Control-Allow-Origin when non-empty */
+    sb_mcp_call *call;
+    int status;
+    char rpc_method[48];
+    char session[12];
+    /* SSE output */
+    char *ev;                     /* current event bytes */
+    size_t ev_len, ev_off;
+    int stream_done;
+    size_t bytes_out;
+} req_ctx;
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static const char *hdr(req_ctx *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *hdr_cb(void *ctx, const char *name)
+{
+    return hdr(ctx, name);
+}
+
+static int is_loopback_host(const char *host, size_t n)
+{
+    /* host without port; IPv6 in brackets */
+    if (n == 9 && strncasecmp(host, "localhost", 9) == 0) return 1;
+    if (n == 5 && strncmp(host, "[::1]", 5) == 0) return 1;
+    if (n >= 4 && n <= 15 && strncmp(host, "127.", 4) == 0) {
+        for (size_t i = 4; i < n; i++)
+            if (!((host[i] >= '0' && host[i] <= '9') || host[i] == '.')) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* Split "host[:port]" (IPv6 in brackets); returns the host length. */
+static size_t host_len(const char *hp)
+{
+    if (hp[0] == '[') {
+        const char *e = strchr(hp, ']');
+        return e ? (size_t)(e - hp) + 1 : strlen(hp);
+    }
+    const char *c = strchr(hp, ':');
+    return c ? (size_t)(c - hp) : strlen(hp);
+}
+
+static int origin_allowed(const sb_http *h, const char *origin)
+{
+    for (size_t i = 0; i < h->o.cfg->n_allowed_origins; i++)
+        if (strcmp(origin, h->o.cfg->allowed_origins[i]) == 0) return 1;
+    if (h->public_url[0] && strcmp(origin, h->public_url) == 0) return 1;
+    const char *p = NULL;
+    if (strncmp(origin, "http://", 7) == 0)
+        p = origin + 7;
+    else if (strncmp(origin, "https://", 8) == 0)
+        p = origin + 8;
+    if (!p || strchr(p, '/') || strchr(p, '@')) return 0;
+    return is_loopback_host(p, host_len(p));
+}
+
+static int host_allowed(const sb_http *h, const char *host)
+{
+    if (!host) return 1; /* HTTP/1.0 without Host */
+    if (is_loopback_host(host, host_len(host))) return 1;
+    if (h->public_host[0] && strcasecmp(host, h->public_host) == 0) return 1;
+    /* Only a loopback-bound server without a public URL can insist on loopback Host names. */
+    return !(h->loopback && !h->o.cfg->public_url[0]);
+}
+
+static void add_common_headers(req_ctx *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->origin_ok[0]) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin_ok);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "Mcp-Session-Id, WWW-Authenticate, X-Request-Id");
+    }
+}
+
+static MHD_RESULT_T queue(req_ctx *r, int status, const char *ctype, char *body, size_t len,
+                          const char *const *extra)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body ? body : (char *)"",
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
+    add_common_headers(r, resp);
+    for (const char *const *e = extra; e && e[0]; e += 2) MHD_add_response_header(resp, e[0], e[1]);
+    r->status = status;
+    r->bytes_out = len;
+    MHD_RESULT_T rc = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static MHD_RESULT_T queue_rpc_error(req_ctx *r, int status, int code, const char *msg,
+                                    const char *const *extra)
+{
+    char *b = sb_rpc_error(NULL, code, msg, NULL);
+    return queue(r, status, "application/json", b, b ? strlen(b) : 0, extra);
+}
+
+static MHD_RESULT_T queue_json(req_ctx *r, int status, cJSON *o, const char *const *extra)
+{
+    char *b = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return queue(r, status, "application/json", b, b ? strlen(b) : 0, extra);
+}
+
+static void make_request_id(req_ctx *r)
+{
+    const char *in = hdr(r, "X-Request-Id");
+    if (in) {
+        size_t n = strlen(in);
+        int ok = n >= 1 && n <= 64;
+        for (size_t i = 0; ok && i < n; i++) {
+            char c = in[i];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || c == '.';
+        }
+        if (ok) {
+            sb_strlcpy(r->request_id, in, sizeof r->request_id);
+            return;
+        }
+    }
+    unsigned char rnd[16];
+    sb_random_bytes(rnd, sizeof rnd);
+    sb_hex_encode(rnd, sizeof rnd, r->request_id);
+}
+
+static int media_type_is(const char *v, const char *type)
+{
+    size_t n = strlen(type);
+    while (*v == ' ') v++;
+    return strncasecmp(v, type, n) == 0 && (v[n] == '\0' || v[n] == ';' || v[n] == ' ');
+}
+
+/* Accept must allow both application/json and text/event-stream (absent = anything). */
+static int accept_ok(const char *a)
+{
+    if (!a) return 1;
+    int json = 0, sse = 0;
+    const char *p = a;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        size_t n = (size_t)(e - p);
+        const char *semi = memchr(p, ';', n);
+        size_t tn = semi ? (size_t)(semi - p) : n;
+        while (tn && p[tn - 1] == ' ') tn--;
+        if ((tn == 3 && strncmp(p, "*/*", 3) == 0)) json = sse = 1;
+        if (tn == 16 && strncasecmp(p, "application/json", 16) == 0) json = 1;
+        if (tn == 13 && strncasecmp(p, "application/*", 13) == 0) json = 1;
+        if (tn == 17 && strncasecmp(p, "text/event-stream", 17) == 0) sse = 1;
+        if (tn == 6 && strncasecmp(p, "text/*", 6) == 0) sse = 1;
+        p = e;
+    }
+    return json && sse;
+}
+
+static int parse_route(req_ctx *r, const char *url)
+{
+    sb_strlcpy(r->path, url, sizeof r->path);
+    if (strcmp(url, "/mcp") == 0 || strcmp(url, "/mcp/") == 0) return R_MCP;
+    if (strcmp(url, "/healthz") == 0) return R_HEALTH;
+    if (strcmp(url, "/readyz") == 0) return R_READY;
+    return R_NONE;
+}
+
+/* ---- SSE streaming ------------------------------------------------------------------------ */
+
+static void park_conn(void *ctx)
+{
+    req_ctx *r = ctx;
+    MHD_suspend_connection(r->conn);
+}
+
+static void wake_conn(void *ctx)
+{
+    req_ctx *r = ctx;
+    MHD_resume_connection(r->conn);
+}
+
+static int sse_event(req_ctx *r, char *json, size_t len)
+{
+    /* JSON from cJSON_PrintUnformatted has no raw newlines */
+    size_t cap = len + 32;
+    char *ev = malloc(cap);
+    if (!ev) {
+        free(json);
+        return -1;
+    }
+    memcpy(ev, "event: message\ndata: ", 21);
+    memcpy(ev + 21, json, len);
+    memcpy(ev + 21 + len, "\n\n", 2);
+    free(json);
+    free(r->ev);
+    r->ev = ev;
+    r->ev_len = 21 + len + 2;
+    r->ev_off = 0;
+    return 0;
+}
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    req_ctx *r = cls;
+    (void)pos;
+    for (;;) {
+        if (r->ev && r->ev_off < r->ev_len) {
+            size_t n = r->ev_len - r->ev_off;
+            if (n > max) n = max;
+            memcpy(buf, r->ev + r->ev_off, n);
+            r->ev_off += n;
+            r->bytes_out += n;
+            return (ssize_t)n;
+        }
+        if (r->stream_done) return MHD_CONTENT_READER_END_OF_STREAM;
+        char *json;
+        size_t len;
+        int final;
+        int rc = sb_mcp_call_next(r->call, &json, &len, &final, park_conn, wake_conn, r);
+        if (rc == 2) return 0; /* suspended until the next message */
+        if (rc == 0) {
+            r->stream_done = 1;
+            continue;
+        }
+        if (final) r->stream_done = 1;
+        if (sse_event(r, json, len) < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static MHD_RESULT_T start_sse(req_ctx *r, char *first, size_t len, int final)
+{
+    if (sse_event(r, first, len) < 0) return MHD_NO;
+    if (final) r->stream_done = 1;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, r, NULL);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache, no-transform");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    add_common_headers(r, resp);
+    r->status = 200;
+    MHD_RESULT_T rc = MHD_queue_response(r->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* A call is running: wait for its first message, then answer JSON (result only) or SSE. */
+static MHD_RESULT_T drive_call(req_ctx *r)
+{
+    char *json;
+    size_t len;
+    int final;
+    int rc = sb_mcp_call_next(r->call, &json, &len, &final, park_conn, wake_conn, r);
+    if (rc == 2) return MHD_YES; /* suspended; we are called again on wake */
+    if (rc == 0) {
+        /* cancelled before anything was produced: nothing more is sent for it */
+        return queue(r, 202, NULL, NULL, 0, NULL);
+    }
+    if (final) return queue(r, 200, "application/json", json, len, NULL);
+    return start_sse(r, json, len, 0);
+}
+
+/* ---- MCP route ---------------------------------------------------------------------------- */
+
+static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc)
+{
+    char www[800];
+    if (error)
+        snprintf(www, sizeof www,
+                 "Bearer resource_metadata=\"%s\", error=\"%s\", error_description=\"%s\"",
+                 r->h->prm_url, error, desc);
+    else
+        snprintf(www, sizeof www, "Bearer resource_metadata=\"%s\"", r->h->prm_url);
+    const char *extra[] = {"WWW-Authenticate", www, NULL, NULL};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", error ? error : "unauthorized");
+    cJSON_AddStringToObject(
+        o, "error_description",
+        desc ? desc
+             : "No credential. Send your provider API key as X-API-Key: <key>, Authorization: "
+               "Basic base64(<key>:), or api_key: <key>; or sign in with OAuth and send "
+               "Authorization: Bearer <token>.");
+    cJSON *acc = cJSON_AddArrayToObject(o, "accepted_headers");
+    cJSON_AddItemToArray(acc, cJSON_CreateString("X-API-Key"));
+    cJSON_AddItemToArray(acc, cJSON_CreateString("Authorization: Basic"));
+    cJSON_AddItemToArray(acc, cJSON_CreateString("api_key"));
+    cJSON_AddItemToArray(acc, cJSON_CreateString("Authorization: Bearer"));
+    return queue_json(r, 401, o, extra);
+}
+
+/* Checks made from the headers alone, before any body is read. Returns MHD_YES to go on reading
+ * the body, or the result of queueing a refusal (r->status set). */
+static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
+{
+    sb_http *h = r->h;
+    if (strcmp(method, "OPTIONS") == 0) {
+        const char *extra[] = {"Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS",
+                               "Access-Control-Allow-Headers",
+                               "Content-Type, Accept, Authorization, X-API-Key, api_key, "
+                               "Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID",
+                               "Access-Control-Max-Age", "600", NULL, NULL};
+        return queue(r, 204, NULL, NULL, 0, extra);
+    }
+    int is_post = strcmp(method, "POST") == 0, is_del = strcmp(method, "DELETE") == 0;
+    if (!is_post && !is_del) {
+        const char *extra[] = {"Allow", "POST, DELETE", NULL, NULL};
+        return queue_rpc_error(r, 405, SB_RPC_SERVER_ERROR,
+                               "Method Not Allowed: this server does not offer a GET event "
+                               "stream; POST JSON-RPC messages",
+                               extra);
+    }
+    /* credential */
+    sb_cred cred;
+    char err[200];
+    int rc = sb_cred_extract(hdr_cb, r, &cred, err, sizeof err);
+    if (rc < 0) return unauthorized(r, "invalid_request", err);
+    if (rc == 0) {
+        r->has_cred = 1;
+        r->cred_kind = cred.kind;
+        if (cred.kind == SB_CRED_BEARER && !h->o.anonymous_ok) {
+            sb_cred_wipe(&cred);
+            return unauthorized(r, "invalid_token",
+                                "Bearer tokens are not accepted by this deployment yet");
+        }
+        sb_cred_fingerprint(h->o.secret, 32, h->o.cfg->default_provider, &cred, r->fingerprint);
+        sb_cred_wipe(&cred);
+    } else if (!h->o.anonymous_ok) {
+        return unauthorized(r, NULL, NULL);
+    }
+    if (is_post) {
+        const char *ct = hdr(r, "Content-Type");
+        if (!ct || !media_type_is(ct, "application/json"))
+            return queue_rpc_error(r, 415, SB_RPC_SERVER_ERROR,
+                                   "Unsupported Media Type: Content-Type must be application/json",
+                                   NULL);
+        if (!accept_ok(hdr(r, "Accept")))
+            return queue_rpc_error(r, 406, SB_RPC_SERVER_ERROR,
+                                   "Not Acceptable: Client must accept both application/json and "
+                                   "text/event-stream",
+                                   NULL);
+        const char *cl = hdr(r, "Content-Length");
+        int64_t n;
+        if (cl && sb_parse_i64(cl, 0, INT64_MAX, &n) == 0 &&
+            (uint64_t)n > h->o.cfg->max_body_bytes) {
+            r->too_big = 1;
+            char msg[160];
+            snprintf(msg, sizeof msg, "Payload Too Large: the body limit is %zu bytes",
+                     h->o.cfg->max_body_bytes);
+            return queue_rpc_error(r, 413, SB_RPC_SERVER_ERROR, msg, NULL);
+        }
+    }
+    return MHD_YES;
+}
+
+static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
+{
+    sb_mcp_req mreq = {
+        .session_id = hdr(r, "Mcp-Session-Id"),
+        .protocol_version = hdr(r, "MCP-Protocol-Version"),
+        .fingerprint = r->fingerprint,
+        .request_id = r->request_id,
+    };
+    if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
+    sb_mcp_reply rep;
+    if (strcmp(method, "DELETE") == 0)
+        sb_mcp_delete(r->h->o.mcp, &mreq, &rep);
+    else
+        sb_mcp_post(r->h->o.mcp, &mreq, r->body.data ? r->body.data : "", r->body.len, &rep);
+    sb_buf_free(&r->body);
+    sb_strlcpy(r->rpc_method, rep.rpc_method, sizeof r->rpc_method);
+    const char *extra[] = {"Mcp-Session-Id", rep.session_id, NULL, NULL};
+    if (rep.session_id[0]) sb_strlcpy(r->session, rep.session_id, 9);
+    if (rep.call) {
+        r->call = rep.call;
+        return drive_call(r);
+    }
+    if (!rep.body)
+        return queue(r, rep.status, NULL, NULL, 0, rep.session_id[0] ? extra : NULL);
+    return queue(r, rep.status, "application/json", rep.body, rep.body_len,
+                 rep.session_id[0] ? extra : NULL);
+}
+
+/* ---- libmicrohttpd callbacks -------------------------------------------------------------- */
+
+static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    sb_http *h = cls;
+    (void)version;
+    req_ctx *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        r->h = h;
+        r->conn = conn;
+        r->start_us = sb_mono_us();
+        r->method = method;
+        atomic_fetch_add(&h->in_flight, 1);
+        sb_buf_init(&r->body, h->o.cfg->max_body_bytes);
+        make_request_id(r);
+        r->route = (enum route)parse_route(r, url);
+        const char *origin = hdr(r, "Origin");
+        if (origin) {
+            if (!origin_allowed(h, origin))
+                return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR,
+                                       "Forbidden: Origin not allowed", NULL);
+            sb_strlcpy(r->origin_ok, origin, sizeof r->origin_ok);
+        }
+        if (!host_allowed(h, hdr(r, "Host")))
+            return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
+                                   NULL);
+        switch (r->route) {
+        case R_HEALTH:
+        case R_READY: {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "status", "ok");
+            return queue_json(r, 200, o, NULL);
+        }
+        case R_MCP:
+            return mcp_precheck(r, method);
+        default: {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "error", "not_found");
+            cJSON_AddStringToObject(o, "error_description", "No such endpoint. The MCP endpoint is /mcp.");
+            return queue_json(r, 404, o, NULL);
+        }
+        }
+    }
+    if (r->status) {
+        /* already answered (refusal queued early): discard any body */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->call) return drive_call(r);
+    if (*upload_size) {
+        if (sb_buf_append(&r->body, upload, *upload_size) != 0) {
+            *upload_size = 0;
+            r->too_big = 1;
+            sb_buf_free(&r->body);
+            char msg[160];
+            snprintf(msg, sizeof msg, "Payload Too Large: the body limit is %zu bytes",
+                     h->o.cfg->max_body_bytes);
+            return queue_rpc_error(r, 413, SB_RPC_SERVER_ERROR, msg, NULL);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return mcp_finish(r, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    sb_http *h = cls;
+    (void)conn;
+    req_ctx *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    if (r->call) sb_mcp_call_detach(r->call);
+    if (sb_log_enabled(SB_LOG_INFO)) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "request_id", r->request_id);
+        cJSON_AddStringToObject(f, "method", r->method ? r->method : "");
+        cJSON_AddStringToObject(f, "path", r->path);
+        cJSON_AddNumberToObject(f, "status", r->status);
+        cJSON_AddNumberToObject(f, "duration_us", (double)(sb_mono_us() - r->start_us));
+        cJSON_AddNumberToObject(f, "bytes_out", (double)r->bytes_out);
+        if (r->rpc_method[0]) cJSON_AddStringToObject(f, "rpc_method", r->rpc_method);
+        if (r->session[0]) cJSON_AddStringToObject(f, "session", r->session);
+        if (r->has_cred) {
+            char fp[13];
+            sb_strlcpy(fp, r->fingerprint, sizeof fp);
+            cJSON_AddStringToObject(f, "credential", sb_cred_kind_name(r->cred_kind));
+            cJSON_AddStringToObject(f, "fingerprint", fp);
+        }
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            cJSON_AddNumberToObject(f, "terminated", (double)toe);
+        sb_log_obj(SB_LOG_INFO, "http_request", f);
+    }
+    sb_buf_free(&r->body);
+    free(r->ev);
+    free(r);
+    atomic_fetch_sub(&h->in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    sb_log_msg(SB_LOG_DEBUG, "mhd", "%s", msg);
+}
+
+/* ---- start / stop ------------------------------------------------------------------------- */
+
+static int parse_listen(const char *l, struct sockaddr_storage *ss, socklen_t *len, int *loopback)
+{
+    const char *colon = strrchr(l, ':');
+    if (!colon) return -1;
+    int64_t port;
+    if (sb_parse_i64(colon + 1, 0, 65535, &port) < 0) return -1;
+    char host[128];
+    size_t hl = (size_t)(colon - l);
+    if (hl == 0 || hl >= sizeof host) return -1;
+    memcpy(host, l, hl);
+    host[hl] = '\0';
+    memset(ss, 0, sizeof *ss);
+    if (host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1) return -1;
+        *loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+        *len = sizeof *s6;
+        return 0;
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0) sb_strlcpy(host, "127.0.0.1", sizeof host);
+    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) return -1;
+    *loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    *len = sizeof *s4;
+    return 0;
+}
+
+sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
+{
+    sb_http *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->o = *o;
+    atomic_init(&h->in_flight, 0);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (parse_listen(o->cfg->listen, &ss, &sl, &h->loopback) < 0) {
+        snprintf(err, errlen, "listen: cannot parse address %s", o->cfg->listen);
+        free(h);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->cfg->http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->cfg->max_header_bytes,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+    if (!h->d) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)",
+                 o->cfg->listen);
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : 0;
+    if (o->cfg->public_url[0]) {
+        sb_strlcpy(h->public_url, o->cfg->public_url, sizeof h->public_url);
+        size_t n = strlen(h->public_url);
+        while (n && h->public_url[n - 1] == '/') h->public_url[--n] = '\0';
+    } else {
+        char host[128];
+        const char *colon = strrchr(o->cfg->listen, ':');
+        size_t hl = (size_t)(colon - o->cfg->listen);
+        memcpy(host, o->cfg->listen, hl);
+        host[hl] = '\0';
+        if (strcmp(host, "0.0.0.0") == 0) sb_strlcpy(host, "127.0.0.1", sizeof host);
+        if (strcmp(host, "[::]") == 0) sb_strlcpy(host, "[::1]", sizeof host);
+        snprintf(h->public_url, sizeof h->public_url, "http://%s:%u", host, h->port);
+    }
+    const char *hp = strstr(h->public_url, "://");
+    if (hp) sb_strlcpy(h->public_host, hp + 3, sizeof h->public_host);
+    char *slash = strchr(h->public_host, '/');
+    if (slash) *slash = '\0';
+    snprintf(h->prm_url, sizeof h->prm_url, "%s/.well-known/oauth-protected-resource/mcp",
+             h->public_url);
+    return h;
+}
+
+unsigned sb_http_port(const sb_http *h)
+{
+    return h->port;
+}
+
+const char *sb_http_public_url(const sb_http *h)
+{
+    return h->public_url;
+}
+
+void sb_http_quiesce(sb_http *h)
+{
+    MHD_socket s = MHD_quiesce_daemon(h->d);
+    if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+unsigned sb_http_in_flight(const sb_http *h)
+{
+    return atomic_load(&((sb_http *)h)->in_flight);
+}
+
+void sb_http_stop(sb_http *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

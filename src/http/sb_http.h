@@ -1,0 +1,32 @@
+/* sb_http: the HTTP front end on libmicrohttpd (epoll): routing, limits, Origin/Host checks,
+ * credentials, request ids and logs; streams MCP call output as JSON or SSE via suspend/resume. */
+#ifndef SB_HTTP_H
+#define SB_HTTP_H
+#include <stddef.h>
+
+#include "core/sb_config.h"
+#include "mcp/sb_mcp.h"
+
+typedef struct sb_http sb_http;
+
+typedef struct sb_http_options {
+    const sb_config *cfg;         /* borrowed; must outlive the server */
+    sb_mcp *mcp;                  /* borrowed */
+    int anonymous_ok;             /* --conformance: no credential required at /mcp */
+    const unsigned char *secret;  /* server secret for fingerprints (32 bytes), borrowed */
+} sb_http_options;
+
+/* Bind and start serving. NULL with a message in err on failure. */
+sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen);
+/* The bound TCP port. */
+unsigned sb_http_port(const sb_http *h);
+/* The public origin (public_url, or http://<listen addr>:<port>). */
+const char *sb_http_public_url(const sb_http *h);
+/* Stop accepting new connections (for a graceful drain). */
+void sb_http_quiesce(sb_http *h);
+/* Number of requests currently in progress. */
+unsigned sb_http_in_flight(const sb_http *h);
+/* Stop the server and free it: every suspended connection is resumed and closed. */
+void sb_http_stop(sb_http *h);
+
+#endif

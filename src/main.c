@@ -1,0 +1,231 @@
+/* signbridge: command line, configuration, start and orderly stop. */
+#include "auth/sb_cred.h"
+#include "core/sb_config.h"
+#include "core/sb_log.h"
+#include "core/sb_loop.h"
+#include "core/sb_util.h"
+#include "http/sb_http.h"
+#include "mcp/sb_fixtures.h"
+#include "mcp/sb_mcp.h"
+#include "sb_version.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char usage[] =
+    "usage: signbridge [options]\n"
+    "\n"
+    "A hosted MCP server bridging AI clients to e-signature providers.\n"
+    "\n"
+    "options:\n"
+    "  --config FILE        JSON configuration (schemas/config.schema.json)\n"
+    "  --check-config       validate the configuration, print it merged, and exit\n"
+    "  --listen ADDR:PORT   listen address (port 0 picks a free port)\n"
+    "  --port-file FILE     write the bound port there once ready to serve\n"
+    "  --log-level LEVEL    debug | info | warn | error | off\n"
+    "  --conformance        serve the MCP conformance fixture pack at /mcp without\n"
+    "                       authentication (loopback listen addresses only)\n"
+    "  --sandbox            start the bundled provider sandbox (not available yet)\n"
+    "  --sandbox-url URL    point every provider at a running sandbox (not available yet)\n"
+    "  --version            print the version and exit\n"
+    "  --help               this text\n"
+    "\n"
+    "Every configuration field can also be set with SIGNBRIDGE_<FIELD>, e.g.\n"
+    "SIGNBRIDGE_LISTEN, SIGNBRIDGE_LOG_LEVEL, SIGNBRIDGE_LIMITS_MAX_BODY_BYTES.\n"
+    "Precedence: flags > environment > config file > defaults.\n";
+
+static int write_port_file(const char *path, unsigned port)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    char buf[16];
+    int n = snprintf(buf, sizeof buf, "%u\n", port);
+    int ok = write(fd, buf, (size_t)n) == n;
+    close(fd);
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int listen_is_loopback(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon) return 0;
+    size_t n = (size_t)(colon - listen);
+    if (n == 9 && strncmp(listen, "localhost", 9) == 0) return 1;
+    if (n == 5 && strncmp(listen, "[::1]", 5) == 0) return 1;
+    char host[64];
+    if (n >= sizeof host) return 0;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    struct in_addr a;
+    return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_file = NULL, *port_file = NULL;
+    int check_only = 0, conformance = 0;
+    cJSON *ov = cJSON_CreateObject();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+#define NEED_VALUE()                                                                      \
+    do {                                                                                  \
+        if (!has_val) {                                                                   \
+            fprintf(stderr, "signbridge: %s needs a value\n%s", a, usage);                \
+            return 2;                                                                     \
+        }                                                                                 \
+    } while (0)
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("signbridge %s\n", SB_VERSION);
+            return 0;
+        } else if (strcmp(a, "--config") == 0) {
+            NEED_VALUE();
+            config_file = argv[++i];
+        } else if (strcmp(a, "--check-config") == 0) {
+            check_only = 1;
+        } else if (strcmp(a, "--listen") == 0) {
+            NEED_VALUE();
+            cJSON_AddStringToObject(ov, "listen", argv[++i]);
+        } else if (strcmp(a, "--port-file") == 0) {
+            NEED_VALUE();
+            port_file = argv[++i];
+        } else if (strcmp(a, "--log-level") == 0) {
+            NEED_VALUE();
+            cJSON_AddStringToObject(ov, "log_level", argv[++i]);
+        } else if (strcmp(a, "--conformance") == 0) {
+            conformance = 1;
+        } else if (strcmp(a, "--sandbox") == 0 || strcmp(a, "--sandbox-url") == 0) {
+            fprintf(stderr, "signbridge: %s is not available in this version yet\n", a);
+            return 2;
+        } else {
+            fprintf(stderr, "signbridge: unknown option %s\n%s", a, usage);
+            return 2;
+        }
+    }
+
+    sb_config cfg;
+    char err[1024] = "";
+    if (sb_config_load(&cfg, config_file, ov, environ, err, sizeof err) < 0) {
+        fprintf(stderr, "signbridge: invalid configuration: %s\n", err);
+        cJSON_Delete(ov);
+        return 2;
+    }
+    cJSON_Delete(ov);
+    if (check_only) {
+        cJSON *j = sb_config_to_json(&cfg);
+        char *s = cJSON_Print(j);
+        puts(s ? s : "{}");
+        free(s);
+        cJSON_Delete(j);
+        return 0;
+    }
+    sb_log_set_level(sb_log_level_parse(cfg.log_level));
+    if (conformance && !listen_is_loopback(cfg.listen)) {
+        fprintf(stderr,
+                "signbridge: --conformance serves fixtures without authentication and only "
+                "listens on loopback; %s is not a loopback address\n",
+                cfg.listen);
+        return 2;
+    }
+
+    unsigned char secret[32];
+    if (sb_secret_load_or_create(cfg.secret_file, secret, err, sizeof err) < 0) {
+        fprintf(stderr, "signbridge: %s\n", err);
+        return 2;
+    }
+
+    /* Signals are handled by this thread alone (sigwait); block them before threads start. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t t0 = sb_mono_us();
+    sb_loop *loop = sb_loop_start();
+    sb_registry *reg = sb_registry_new();
+    if (!loop || !reg) {
+        fprintf(stderr, "signbridge: out of memory\n");
+        return 1;
+    }
+    if (conformance && sb_fixtures_add_tools(reg, err, sizeof err) < 0) {
+        fprintf(stderr, "signbridge: fixtures: %s\n", err);
+        return 1;
+    }
+    sb_mcp_options mo = {
+        .server_name = "signbridge",
+        .server_title = "signbridge e-signature bridge",
+        .server_version = SB_VERSION,
+        .instructions = cfg.instructions,
+        .page_size = cfg.tools_page_size,
+        .max_sessions = cfg.max_sessions,
+        .session_idle_s = cfg.session_idle_timeout_s,
+        .call_timeout_s = cfg.call_timeout_s,
+    };
+    sb_mcp *mcp = sb_mcp_new(&mo, reg, loop);
+    if (!mcp) {
+        fprintf(stderr, "signbridge: cannot create the MCP engine\n");
+        return 1;
+    }
+    if (conformance && sb_fixtures_add_methods(mcp, err, sizeof err) < 0) {
+        fprintf(stderr, "signbridge: fixtures: %s\n", err);
+        return 1;
+    }
+    sb_http_options ho = {.cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret};
+    sb_http *http = sb_http_start(&ho, err, sizeof err);
+    if (!http) {
+        fprintf(stderr, "signbridge: %s\n", err);
+        return 1;
+    }
+    if (port_file && write_port_file(port_file, sb_http_port(http)) < 0) {
+        fprintf(stderr, "signbridge: cannot write port file %s: %s\n", port_file, strerror(errno));
+        sb_http_stop(http);
+        return 1;
+    }
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "version", SB_VERSION);
+    cJSON_AddNumberToObject(f, "port", sb_http_port(http));
+    cJSON_AddStringToObject(f, "url", sb_http_public_url(http));
+    cJSON_AddStringToObject(f, "mode", conformance ? "conformance" : "default");
+    cJSON_AddNumberToObject(f, "tools", (double)sb_registry_count(reg));
+    cJSON_AddNumberToObject(f, "startup_us", (double)(sb_mono_us() - t0));
+    sb_log_obj(SB_LOG_INFO, "ready", f);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            sb_log_msg(SB_LOG_INFO, "sighup", "nothing to reload yet");
+            continue;
+        }
+        sb_log_msg(SB_LOG_INFO, "shutdown", "signal %d: stopping", sig);
+        break;
+    }
+    sb_http_quiesce(http);
+    sb_http_stop(http);
+    sb_mcp_free(mcp);
+    sb_loop_stop(loop);
+    OPENSSL_cleanse(secret, sizeof secret);
+    sb_log_msg(SB_LOG_INFO, "stopped", "bye");
+    return 0;
+}

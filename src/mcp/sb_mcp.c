@@ -1,0 +1,1009 @@
+#include "mcp/sb_mcp.h"
+
+#include "core/sb_buf.h"
+#include "core/sb_json_schema.h"
+#include "core/sb_log.h"
+#include "core/sb_util.h"
+#include "mcp/sb_jsonrpc.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_METHODS 32
+
+static const char *const k_versions[] = {"2025-11-25", "2025-06-18", "2025-03-26"};
+#define N_VERSIONS (sizeof k_versions / sizeof k_versions[0])
+
+static const char *const k_levels[] = {"debug",    "info",  "notice", "warning",
+                                       "error",    "critical", "alert", "emergency"};
+#define N_LEVELS 8
+
+typedef struct method_entry {
+    char name[48];
+    sb_method_fn fn;
+    void *ud;
+} method_entry;
+
+struct sb_mcp {
+    sb_mcp_options o;
+    char *name, *title, *version, *instructions;
+    sb_registry *tools;
+    sb_sessions *sessions;
+    sb_loop *loop;
+    method_entry methods[MAX_METHODS];
+    size_t nmethods;
+    cJSON *capabilities;
+    atomic_uint_fast64_t next_server_id;
+};
+
+typedef struct qmsg {
+    struct qmsg *next;
+    char *json;
+    size_t len;
+    int final;
+} qmsg;
+
+typedef struct pending_req {
+    struct pending_req *next_in_call; /* call's list, under call lock */
+    char key[40];
+    sb_mcp_call *call; /* holds a reference */
+    sb_mcp_reply_fn fn;
+    void *arg;
+} pending_req;
+
+struct sb_mcp_call {
+    pthread_mutex_t mu;
+    int refs;
+    sb_mcp *m;
+    sb_session *s; /* reference */
+    cJSON *id;
+    char key[80];
+    char method[48];
+    cJSON *progress_token;
+    const sb_tool *tool;
+    /* state, under mu */
+    int finished, cancelled, tracked;
+    qmsg *qh, *qt;
+    size_t nq;
+    int final_queued;
+    int parked;
+    sb_mcp_wake_fn wake;
+    void *wake_ctx;
+    sb_mcp_cancel_fn on_cancel;
+    void *cancel_arg;
+    uint64_t deadline_timer;
+    pending_req *pending;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+sb_mcp *sb_mcp_new(const sb_mcp_options *o, sb_registry *tools, sb_loop *loop)
+{
+    sb_mcp *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->o = *o;
+    m->name = xstrdup(o->server_name ? o->server_name : "signbridge");
+    m->title = xstrdup(o->server_title ? o->server_title : "signbridge");
+    m->version = xstrdup(o->server_version ? o->server_version : "0");
+    m->instructions = xstrdup(o->instructions);
+    if (!m->o.page_size) m->o.page_size = 100;
+    if (!m->o.call_timeout_s) m->o.call_timeout_s = 300;
+    m->tools = tools;
+    m->loop = loop;
+    m->sessions = sb_sessions_new(o->max_sessions, o->session_idle_s);
+    m->capabilities = cJSON_CreateObject();
+    atomic_init(&m->next_server_id, 1);
+    if (!m->name || !m->title || !m->version || !m->sessions || !m->capabilities) {
+        sb_mcp_free(m);
+        return NULL;
+    }
+    cJSON *tc = cJSON_AddObjectToObject(m->capabilities, "tools");
+    cJSON_AddBoolToObject(tc, "listChanged", 0);
+    cJSON_AddObjectToObject(m->capabilities, "logging");
+    cJSON_AddObjectToObject(m->capabilities, "completions");
+    return m;
+}
+
+void sb_mcp_free(sb_mcp *m)
+{
+    if (!m) return;
+    sb_sessions_free(m->sessions);
+    sb_registry_free(m->tools);
+    cJSON_Delete(m->capabilities);
+    free(m->name);
+    free(m->title);
+    free(m->version);
+    free(m->instructions);
+    free(m);
+}
+
+sb_registry *sb_mcp_registry(sb_mcp *m)
+{
+    return m->tools;
+}
+
+sb_sessions *sb_mcp_sessions(sb_mcp *m)
+{
+    return m->sessions;
+}
+
+sb_loop *sb_mcp_loop(sb_mcp *m)
+{
+    return m->loop;
+}
+
+int sb_mcp_add_method(sb_mcp *m, const char *method, sb_method_fn fn, void *ud)
+{
+    if (m->nmethods >= MAX_METHODS || strlen(method) >= sizeof m->methods[0].name) return -1;
+    method_entry *e = &m->methods[m->nmethods++];
+    sb_strlcpy(e->name, method, sizeof e->name);
+    e->fn = fn;
+    e->ud = ud;
+    return 0;
+}
+
+int sb_mcp_add_capability(sb_mcp *m, const char *cap_name, cJSON *capability)
+{
+    if (!capability) capability = cJSON_CreateObject();
+    if (!capability) return -1;
+    if (cJSON_GetObjectItemCaseSensitive(m->capabilities, cap_name))
+        cJSON_ReplaceItemInObjectCaseSensitive(m->capabilities, cap_name, capability);
+    else
+        cJSON_AddItemToObject(m->capabilities, cap_name, capability);
+    return 0;
+}
+
+static const method_entry *find_method(const sb_mcp *m, const char *name)
+{
+    for (size_t i = 0; i < m->nmethods; i++)
+        if (strcmp(m->methods[i].name, name) == 0) return &m->methods[i];
+    return NULL;
+}
+
+static int version_supported(const char *v)
+{
+    for (size_t i = 0; i < N_VERSIONS; i++)
+        if (strcmp(v, k_versions[i]) == 0) return 1;
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static void reply_body(sb_mcp_reply *out, int status, char *body)
+{
+    out->status = status;
+    out->body = body;
+    out->body_len = body ? strlen(body) : 0;
+}
+
+static void reply_error(sb_mcp_reply *out, int status, const cJSON *id, int code, const char *msg)
+{
+    reply_body(out, status, sb_rpc_error(id, code, msg, NULL));
+}
+
+/* ---- calls -------------------------------------------------------------------------------- */
+
+void sb_mcp_call_ref(sb_mcp_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->refs++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sb_mcp_call_release(sb_mcp_call *c)
+{
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    int last = --c->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!last) return;
+    qmsg *q = c->qh;
+    while (q) {
+        qmsg *n = q->next;
+        free(q->json);
+        free(q);
+        q = n;
+    }
+    cJSON_Delete(c->id);
+    cJSON_Delete(c->progress_token);
+    sb_session_release(c->s);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* Append a message; call lock held. Takes json. */
+static void enqueue_locked(sb_mcp_call *c, char *json, int final)
+{
+    qmsg *q = malloc(sizeof *q);
+    if (!q) {
+        free(json);
+        return;
+    }
+    q->next = NULL;
+    q->json = json;
+    q->len = strlen(json);
+    q->final = final;
+    if (c->qt)
+        c->qt->next = q;
+    else
+        c->qh = q;
+    c->qt = q;
+    c->nq++;
+    if (final) c->final_queued = 1;
+}
+
+static void wake_locked(sb_mcp_call *c)
+{
+    if (c->parked) {
+        c->parked = 0;
+        c->wake(c->wake_ctx);
+    }
+}
+
+/* After a call ends (finished or cancelled): leave the session table, stop the deadline timer,
+ * and settle outstanding server-to-client requests. Called without the call lock. */
+static void after_end(sb_mcp_call *c, uint64_t timer, pending_req *pend)
+{
+    if (c->tracked && sb_session_remove(c->s, &c->s->calls, c->key, c)) sb_mcp_call_release(c);
+    if (timer && sb_loop_cancel(c->m->loop, timer)) sb_mcp_call_release(c);
+    while (pend) {
+        pending_req *n = pend->next_in_call;
+        /* whoever takes it from the session table settles it */
+        if (sb_session_take(c->s, &c->s->pending, pend->key) == pend) {
+            pend->fn(c, NULL, NULL, pend->arg);
+            sb_mcp_call_release(pend->call);
+            free(pend);
+        }
+        pend = n;
+    }
+}
+
+static void finish(sb_mcp_call *c, char *json)
+{
+    if (!json) json = sb_rpc_error(c->id, SB_RPC_INTERNAL_ERROR, "Internal error", NULL);
+    pthread_mutex_lock(&c->mu);
+    if (c->finished || c->cancelled) {
+        pthread_mutex_unlock(&c->mu);
+        free(json);
+        return;
+    }
+    c->finished = 1;
+    enqueue_locked(c, json, 1);
+    wake_locked(c);
+    uint64_t timer = c->deadline_timer;
+    c->deadline_timer = 0;
+    pending_req *pend = c->pending;
+    c->pending = NULL;
+    pthread_mutex_unlock(&c->mu);
+    after_end(c, timer, pend);
+}
+
+static void cancel_call(sb_mcp_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->finished || c->cancelled) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->cancelled = 1;
+    wake_locked(c);
+    sb_mcp_cancel_fn fn = c->on_cancel;
+    void *arg = c->cancel_arg;
+    c->on_cancel = NULL;
+    uint64_t timer = c->deadline_timer;
+    c->deadline_timer = 0;
+    pending_req *pend = c->pending;
+    c->pending = NULL;
+    pthread_mutex_unlock(&c->mu);
+    after_end(c, timer, pend);
+    if (fn) fn(c, arg);
+}
+
+static cJSON *validate_output(sb_mcp_call *c, cJSON *result)
+{
+    if (!c->tool || !c->tool->output_schema || !cJSON_IsObject(result)) return result;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"))) return result;
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
+    char err[512];
+    if (sc && sb_schema_validate(c->tool->output_schema, c->tool->output_schema, sc,
+                                 "structuredContent", err, sizeof err) == 0)
+        return result;
+    if (!sc) snprintf(err, sizeof err, "structuredContent missing");
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "tool", c->tool->name);
+    cJSON_AddStringToObject(f, "error", err);
+    sb_log_obj(SB_LOG_ERROR, "tool_output_invalid", f);
+    cJSON_Delete(result);
+    result = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(result, "content");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "text");
+    cJSON_AddStringToObject(t, "text",
+                            "signbridge produced a result that does not match this tool's output "
+                            "schema; the failure was logged. Try again or report it.");
+    cJSON_AddItemToArray(content, t);
+    cJSON_AddBoolToObject(result, "isError", 1);
+    return result;
+}
+
+void sb_mcp_call_result(sb_mcp_call *c, cJSON *result)
+{
+    if (!result) result = cJSON_CreateObject();
+    result = validate_output(c, result);
+    finish(c, sb_rpc_result(c->id, result));
+}
+
+void sb_mcp_call_tool_error(sb_mcp_call *c, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *r = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "text");
+    cJSON_AddStringToObject(t, "text", msg);
+    cJSON_AddItemToArray(content, t);
+    cJSON_AddBoolToObject(r, "isError", 1);
+    finish(c, sb_rpc_result(c->id, r));
+}
+
+void sb_mcp_call_error(sb_mcp_call *c, int code, const char *message, cJSON *data)
+{
+    finish(c, sb_rpc_error(c->id, code, message, data));
+}
+
+void sb_mcp_call_notify(sb_mcp_call *c, const char *method, cJSON *params)
+{
+    char *json = sb_rpc_request(NULL, method, params);
+    if (!json) return;
+    pthread_mutex_lock(&c->mu);
+    if (c->finished || c->cancelled) {
+        pthread_mutex_unlock(&c->mu);
+        free(json);
+        return;
+    }
+    enqueue_locked(c, json, 0);
+    wake_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sb_mcp_call_progress(sb_mcp_call *c, double progress, double total, const char *message)
+{
+    if (!c->progress_token) return;
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddItemToObject(p, "progressToken", cJSON_Duplicate(c->progress_token, 0));
+    cJSON_AddNumberToObject(p, "progress", progress);
+    if (total > 0) cJSON_AddNumberToObject(p, "total", total);
+    if (message) cJSON_AddStringToObject(p, "message", message);
+    sb_mcp_call_notify(c, "notifications/progress", p);
+}
+
+static int level_index(const char *level)
+{
+    for (int i = 0; i < N_LEVELS; i++)
+        if (strcmp(level, k_levels[i]) == 0) return i;
+    return -1;
+}
+
+void sb_mcp_call_log(sb_mcp_call *c, const char *level, const char *logger, cJSON *data)
+{
+    int li = level_index(level);
+    pthread_mutex_lock(&c->s->mu);
+    int min = c->s->log_level;
+    pthread_mutex_unlock(&c->s->mu);
+    if (li < 0 || li < min) {
+        cJSON_Delete(data);
+        return;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "level", level);
+    if (logger) cJSON_AddStringToObject(p, "logger", logger);
+    cJSON_AddItemToObject(p, "data", data ? data : cJSON_CreateNull());
+    sb_mcp_call_notify(c, "notifications/message", p);
+}
+
+int sb_mcp_call_request(sb_mcp_call *c, const char *method, cJSON *params, sb_mcp_reply_fn reply,
+                        void *arg)
+{
+    pending_req *p = calloc(1, sizeof *p);
+    if (!p) {
+        cJSON_Delete(params);
+        return -1;
+    }
+    uint64_t n = atomic_fetch_add(&c->m->next_server_id, 1);
+    char idstr[32];
+    snprintf(idstr, sizeof idstr, "sb-%llu", (unsigned long long)n);
+    cJSON *id = cJSON_CreateString(idstr);
+    sb_rpc_id_key(id, p->key, sizeof p->key);
+    char *json = sb_rpc_request(id, method, params);
+    cJSON_Delete(id);
+    if (!json) {
+        free(p);
+        return -1;
+    }
+    p->call = c;
+    p->fn = reply;
+    p->arg = arg;
+    sb_mcp_call_ref(c);
+    if (sb_session_put(c->s, &c->s->pending, p->key, p) < 0) {
+        sb_mcp_call_release(c);
+        free(json);
+        free(p);
+        return -1;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->finished || c->cancelled) {
+        pthread_mutex_unlock(&c->mu);
+        free(json);
+        if (sb_session_take(c->s, &c->s->pending, p->key) == p) {
+            sb_mcp_call_release(c);
+            free(p);
+        }
+        return -1;
+    }
+    p->next_in_call = c->pending;
+    c->pending = p;
+    enqueue_locked(c, json, 0);
+    wake_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+typedef struct timer_ctx {
+    sb_mcp_call *c;
+    sb_mcp_timer_fn fn;
+    void *arg;
+} timer_ctx;
+
+static void timer_fire(void *p)
+{
+    timer_ctx *t = p;
+    t->fn(t->c, t->arg);
+    sb_mcp_call_release(t->c);
+    free(t);
+}
+
+int sb_mcp_call_after(sb_mcp_call *c, uint64_t ms, sb_mcp_timer_fn fn, void *arg)
+{
+    timer_ctx *t = malloc(sizeof *t);
+    if (!t) return -1;
+    t->c = c;
+    t->fn = fn;
+    t->arg = arg;
+    sb_mcp_call_ref(c);
+    if (sb_loop_after(c->m->loop, ms, timer_fire, t) == 0) {
+        sb_mcp_call_release(c);
+        free(t);
+        return -1;
+    }
+    return 0;
+}
+
+void sb_mcp_call_on_cancel(sb_mcp_call *c, sb_mcp_cancel_fn fn, void *arg)
+{
+    pthread_mutex_lock(&c->mu);
+    int already = c->cancelled;
+    if (!already) {
+        c->on_cancel = fn;
+        c->cancel_arg = arg;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (already && fn) fn(c, arg);
+}
+
+int sb_mcp_call_done(sb_mcp_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int d = c->finished || c->cancelled;
+    pthread_mutex_unlock(&c->mu);
+    return d;
+}
+
+int sb_mcp_call_client_has(sb_mcp_call *c, const char *cap)
+{
+    if (strcmp(cap, "elicitation") == 0) return c->s->client_elicitation;
+    if (strcmp(cap, "sampling") == 0) return c->s->client_sampling;
+    if (strcmp(cap, "roots") == 0) return c->s->client_roots;
+    return 0;
+}
+
+const char *sb_mcp_call_method(sb_mcp_call *c)
+{
+    return c->method;
+}
+
+const char *sb_mcp_call_fingerprint(sb_mcp_call *c)
+{
+    return c->s->fingerprint;
+}
+
+sb_mcp *sb_mcp_call_engine(sb_mcp_call *c)
+{
+    return c->m;
+}
+
+int sb_mcp_call_next(sb_mcp_call *c, char **json, size_t *len, int *is_final, sb_mcp_wake_fn park,
+                     sb_mcp_wake_fn wake, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    qmsg *q = c->qh;
+    if (q) {
+        c->qh = q->next;
+        if (!c->qh) c->qt = NULL;
+        c->nq--;
+        pthread_mutex_unlock(&c->mu);
+        *json = q->json;
+        *len = q->len;
+        *is_final = q->final;
+        free(q);
+        return 1;
+    }
+    if (c->finished || c->cancelled) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    c->parked = 1;
+    c->wake = wake;
+    c->wake_ctx = ctx;
+    park(ctx);
+    pthread_mutex_unlock(&c->mu);
+    return 2;
+}
+
+void sb_mcp_call_peek(sb_mcp_call *c, size_t *queued, int *final_queued)
+{
+    pthread_mutex_lock(&c->mu);
+    *queued = c->nq;
+    *final_queued = c->final_queued;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sb_mcp_call_detach(sb_mcp_call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->parked = 0;
+    c->wake = NULL;
+    pthread_mutex_unlock(&c->mu);
+    cancel_call(c);
+    sb_mcp_call_release(c);
+}
+
+static void deadline_fire(void *p)
+{
+    sb_mcp_call *c = p;
+    pthread_mutex_lock(&c->mu);
+    c->deadline_timer = 0;
+    pthread_mutex_unlock(&c->mu);
+    if (c->tool)
+        sb_mcp_call_tool_error(c,
+                               "The tool %s did not finish within %u s and was stopped. Nothing "
+                               "more will happen for this call; try again later.",
+                               c->tool->name, c->m->o.call_timeout_s);
+    else
+        sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Request timed out", NULL);
+    sb_mcp_call_release(c);
+}
+
+static sb_mcp_call *call_new(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg)
+{
+    sb_mcp_call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    c->refs = 1;
+    c->m = m;
+    sb_session_ref(s);
+    c->s = s;
+    c->id = cJSON_Duplicate(msg->id, 0);
+    sb_rpc_id_key(msg->id, c->key, sizeof c->key);
+    sb_strlcpy(c->method, msg->method, sizeof c->method);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(msg->params, "_meta");
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(meta, "progressToken");
+    if (cJSON_IsString(tok) || cJSON_IsNumber(tok)) c->progress_token = cJSON_Duplicate(tok, 0);
+    return c;
+}
+
+/* ---- methods ------------------------------------------------------------------------------ */
+
+static void do_initialize(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mcp_reply *out)
+{
+    const cJSON *p = msg->params;
+    const cJSON *pv = cJSON_GetObjectItemCaseSensitive(p, "protocolVersion");
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(p, "capabilities");
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(p, "clientInfo");
+    const char *ver = cJSON_IsString(pv) && version_supported(pv->valuestring) ? pv->valuestring
+                                                                                 : SB_MCP_LATEST;
+    sb_strlcpy(s->protocol_version, ver, sizeof s->protocol_version);
+    s->client_elicitation = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(caps, "elicitation"));
+    s->client_sampling = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(caps, "sampling"));
+    s->client_roots = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(caps, "roots"));
+    const cJSON *cn = cJSON_GetObjectItemCaseSensitive(info, "name");
+    if (cJSON_IsString(cn)) sb_strlcpy(s->client_name, cn->valuestring, sizeof s->client_name);
+
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "protocolVersion", ver);
+    cJSON_AddItemToObject(r, "capabilities", cJSON_Duplicate(m->capabilities, 1));
+    cJSON *si = cJSON_AddObjectToObject(r, "serverInfo");
+    cJSON_AddStringToObject(si, "name", m->name);
+    cJSON_AddStringToObject(si, "title", m->title);
+    cJSON_AddStringToObject(si, "version", m->version);
+    if (m->instructions && *m->instructions)
+        cJSON_AddStringToObject(r, "instructions", m->instructions);
+    reply_body(out, 200, sb_rpc_result(msg->id, r));
+}
+
+/* tools/list is the hot path: build it from the pre-serialized contracts. */
+static void do_tools_list(sb_mcp *m, const sb_rpc_msg *msg, sb_mcp_reply *out)
+{
+    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(msg->params, "cursor");
+    size_t off = 0;
+    if (cur && !cJSON_IsNull(cur)) {
+        if (!cJSON_IsString(cur) || sb_cursor_decode(cur->valuestring, &off) < 0 ||
+            off > sb_registry_count(m->tools)) {
+            reply_error(out, 200, msg->id, SB_RPC_INVALID_PARAMS,
+                        "Invalid params: unknown or expired cursor; call tools/list without a "
+                        "cursor to start again");
+            return;
+        }
+    }
+    size_t n = sb_registry_count(m->tools);
+    size_t end = off + m->o.page_size < n ? off + m->o.page_size : n;
+    sb_buf b;
+    sb_buf_init(&b, (size_t)64 << 20);
+    char *idjson = cJSON_PrintUnformatted(msg->id);
+    int rc = sb_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"tools\":[",
+                           idjson ? idjson : "null");
+    free(idjson);
+    for (size_t i = off; i < end && rc == 0; i++) {
+        const sb_tool *t = sb_registry_at(m->tools, i);
+        if (i > off) rc = sb_buf_append(&b, ",", 1);
+        if (rc == 0) rc = sb_buf_append(&b, t->listing, t->listing_len);
+    }
+    if (rc == 0) rc = sb_buf_puts(&b, "]");
+    if (rc == 0 && end < n) {
+        char c[96];
+        sb_cursor_encode(end, c, sizeof c);
+        rc = sb_buf_printf(&b, ",\"nextCursor\":\"%s\"", c);
+    }
+    if (rc == 0) rc = sb_buf_puts(&b, "}}");
+    if (rc != 0) {
+        sb_buf_free(&b);
+        reply_error(out, 200, msg->id, SB_RPC_INTERNAL_ERROR, "Internal error");
+        return;
+    }
+    size_t len;
+    out->status = 200;
+    out->body = sb_buf_detach(&b, &len);
+    out->body_len = len;
+}
+
+static void do_set_level(sb_session *s, const sb_rpc_msg *msg, sb_mcp_reply *out)
+{
+    const cJSON *lv = cJSON_GetObjectItemCaseSensitive(msg->params, "level");
+    int li = cJSON_IsString(lv) ? level_index(lv->valuestring) : -1;
+    if (li < 0) {
+        reply_error(out, 200, msg->id, SB_RPC_INVALID_PARAMS,
+                    "Invalid params: level must be one of debug, info, notice, warning, error, "
+                    "critical, alert, emergency");
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->log_level = li;
+    pthread_mutex_unlock(&s->mu);
+    reply_body(out, 200, sb_rpc_result(msg->id, cJSON_CreateObject()));
+}
+
+static void run_tool(sb_mcp_call *c, const sb_rpc_msg *msg)
+{
+    const cJSON *p = msg->params;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
+    if (!cJSON_IsString(name)) {
+        sb_mcp_call_error(c, SB_RPC_INVALID_PARAMS, "Invalid params: \"name\" must be a string",
+                          NULL);
+        return;
+    }
+    const sb_tool *t = sb_registry_find(c->m->tools, name->valuestring);
+    if (!t) {
+        char msgbuf[256];
+        snprintf(msgbuf, sizeof msgbuf, "Unknown tool: %.128s", name->valuestring);
+        sb_mcp_call_error(c, SB_RPC_INVALID_PARAMS, msgbuf, NULL);
+        return;
+    }
+    c->tool = t;
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(p, "arguments");
+    if (args && !cJSON_IsObject(args) && !cJSON_IsNull(args)) {
+        sb_mcp_call_error(c, SB_RPC_INVALID_PARAMS,
+                          "Invalid params: \"arguments\" must be an object", NULL);
+        return;
+    }
+    cJSON *a = args && cJSON_IsObject(args) ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+    if (!a) {
+        sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error", NULL);
+        return;
+    }
+    char err[512];
+    if (sb_schema_apply_defaults(t->input_schema, t->input_schema, a) < 0 ||
+        sb_schema_validate(t->input_schema, t->input_schema, a, "arguments", err, sizeof err) !=
+            0) {
+        cJSON_Delete(a);
+        sb_mcp_call_tool_error(c,
+                               "Invalid arguments for tool %s: %s. Fix the arguments to match "
+                               "the tool's inputSchema and call it again.",
+                               t->name, err);
+        return;
+    }
+    int rc = t->fn(c, a, t->ud);
+    cJSON_Delete(a);
+    if (rc < 0) sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error", NULL);
+}
+
+static void run_call(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mcp_reply *out)
+{
+    const method_entry *me = NULL;
+    int is_tool = strcmp(msg->method, "tools/call") == 0;
+    if (!is_tool) {
+        me = find_method(m, msg->method);
+        if (!me) {
+            if (strcmp(msg->method, "completion/complete") == 0) {
+                cJSON *r = cJSON_CreateObject();
+                cJSON *cpl = cJSON_AddObjectToObject(r, "completion");
+                cJSON_AddArrayToObject(cpl, "values");
+                cJSON_AddBoolToObject(cpl, "hasMore", 0);
+                reply_body(out, 200, sb_rpc_result(msg->id, r));
+                return;
+            }
+            char buf[128];
+            snprintf(buf, sizeof buf, "Method not found: %.64s", msg->method);
+            reply_error(out, 200, msg->id, SB_RPC_METHOD_NOT_FOUND, buf);
+            return;
+        }
+    }
+    sb_mcp_call *c = call_new(m, s, msg);
+    if (!c) {
+        reply_error(out, 200, msg->id, SB_RPC_INTERNAL_ERROR, "Internal error");
+        return;
+    }
+    /* in-flight table (for notifications/cancelled): holds a reference */
+    sb_mcp_call_ref(c);
+    if (sb_session_put(s, &s->calls, c->key, c) < 0) {
+        sb_mcp_call_release(c);
+        sb_mcp_call_release(c);
+        reply_error(out, 200, msg->id, SB_RPC_INVALID_REQUEST,
+                    "Invalid Request: a request with this id is already in progress");
+        return;
+    }
+    c->tracked = 1;
+    sb_mcp_call_ref(c);
+    uint64_t tid = sb_loop_after(m->loop, (uint64_t)m->o.call_timeout_s * 1000, deadline_fire, c);
+    if (!tid) {
+        sb_mcp_call_release(c);
+    } else {
+        pthread_mutex_lock(&c->mu);
+        if (!c->finished && !c->cancelled) c->deadline_timer = tid;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (is_tool) {
+        run_tool(c, msg);
+    } else if (me->fn(c, msg->params, me->ud) < 0) {
+        sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error", NULL);
+    }
+    /* Finished at once with nothing before the result: answer as plain JSON. */
+    pthread_mutex_lock(&c->mu);
+    int plain = c->finished && c->nq == 1 && c->qh && c->qh->final;
+    qmsg *q = NULL;
+    if (plain) {
+        q = c->qh;
+        c->qh = c->qt = NULL;
+        c->nq = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (plain) {
+        out->status = 200;
+        out->body = q->json;
+        out->body_len = q->len;
+        free(q);
+        sb_mcp_call_release(c);
+        return;
+    }
+    out->status = 200;
+    out->call = c; /* the transport inherits our reference */
+}
+
+static void on_notification(sb_session *s, const sb_rpc_msg *msg)
+{
+    if (strcmp(msg->method, "notifications/initialized") == 0) {
+        pthread_mutex_lock(&s->mu);
+        s->initialized = 1;
+        pthread_mutex_unlock(&s->mu);
+    } else if (strcmp(msg->method, "notifications/cancelled") == 0) {
+        const cJSON *rid = cJSON_GetObjectItemCaseSensitive(msg->params, "requestId");
+        char key[80];
+        if (sb_rpc_id_key(rid, key, sizeof key) < 0) return;
+        sb_mcp_call *c = sb_session_take(s, &s->calls, key);
+        if (!c) return;
+        pthread_mutex_lock(&c->mu);
+        c->tracked = 0;
+        pthread_mutex_unlock(&c->mu);
+        cancel_call(c);
+        sb_mcp_call_release(c); /* the table's reference */
+    }
+}
+
+static void on_response(sb_session *s, const sb_rpc_msg *msg)
+{
+    char key[80];
+    if (sb_rpc_id_key(msg->id, key, sizeof key) < 0) return;
+    pending_req *p = sb_session_take(s, &s->pending, key);
+    if (!p) return;
+    sb_mcp_call *c = p->call;
+    pthread_mutex_lock(&c->mu);
+    for (pending_req **pp = &c->pending; *pp; pp = &(*pp)->next_in_call) {
+        if (*pp == p) {
+            *pp = p->next_in_call;
+            break;
+        }
+    }
+    int done = c->finished || c->cancelled;
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        p->fn(c, NULL, NULL, p->arg);
+    else
+        p->fn(c, msg->result, msg->error, p->arg);
+    sb_mcp_call_release(c);
+    free(p);
+}
+
+void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
+                 sb_mcp_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    sb_rpc_msg msg;
+    char err[256];
+    int rc = sb_rpc_parse(body, len, &msg, err, sizeof err);
+    if (rc == SB_RPC_PARSE_ERROR) {
+        reply_error(out, 400, NULL, rc, err);
+        return;
+    }
+    if (rc == SB_RPC_BATCH) {
+        sb_rpc_msg_free(&msg);
+        reply_error(out, 400, NULL, SB_RPC_INVALID_REQUEST,
+                    "Invalid Request: JSON-RPC batches are not supported (removed in MCP "
+                    "2025-06-18); send one message per POST");
+        return;
+    }
+    if (rc < 0) {
+        reply_error(out, 400, msg.id, rc, err);
+        sb_rpc_msg_free(&msg);
+        return;
+    }
+    if (msg.method) sb_strlcpy(out->rpc_method, msg.method, sizeof out->rpc_method);
+
+    if (req->protocol_version && !version_supported(req->protocol_version)) {
+        char buf[200];
+        snprintf(buf, sizeof buf,
+                 "Bad Request: Unsupported protocol version: %.32s (supported versions: "
+                 "2025-11-25, 2025-06-18, 2025-03-26)",
+                 req->protocol_version);
+        reply_error(out, 400, NULL, SB_RPC_SERVER_ERROR, buf);
+        sb_rpc_msg_free(&msg);
+        return;
+    }
+
+    if (msg.kind == SB_RPC_REQUEST && strcmp(msg.method, "initialize") == 0) {
+        if (req->session_id) {
+            sb_session *old = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+            if (old) {
+                sb_session_release(old);
+                reply_error(out, 400, msg.id, SB_RPC_INVALID_REQUEST,
+                            "Invalid Request: this session is already initialized; initialize "
+                            "without an Mcp-Session-Id header to start a new one");
+            } else {
+                reply_error(out, 404, msg.id, SB_RPC_SESSION_NOT_FOUND, "Session not found");
+            }
+            sb_rpc_msg_free(&msg);
+            return;
+        }
+        if (!cJSON_IsObject(msg.params)) {
+            reply_error(out, 200, msg.id, SB_RPC_INVALID_PARAMS,
+                        "Invalid params: initialize needs params {protocolVersion, capabilities, "
+                        "clientInfo}");
+            sb_rpc_msg_free(&msg);
+            return;
+        }
+        sb_session *s;
+        if (sb_sessions_create(m->sessions, req->fingerprint, &s) < 0) {
+            reply_error(out, 503, msg.id, SB_RPC_SERVER_ERROR,
+                        "Service Unavailable: too many sessions; try again later");
+            sb_rpc_msg_free(&msg);
+            return;
+        }
+        do_initialize(m, s, &msg, out);
+        memcpy(out->session_id, s->id, sizeof out->session_id);
+        sb_session_release(s);
+        sb_rpc_msg_free(&msg);
+        return;
+    }
+
+    if (!req->session_id) {
+        reply_error(out, 400, msg.id, SB_RPC_SERVER_ERROR,
+                    "Bad Request: Mcp-Session-Id header is required (initialize first)");
+        sb_rpc_msg_free(&msg);
+        return;
+    }
+    sb_session *s = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+    if (!s) {
+        reply_error(out, 404, msg.id, SB_RPC_SESSION_NOT_FOUND, "Session not found");
+        sb_rpc_msg_free(&msg);
+        return;
+    }
+
+    switch (msg.kind) {
+    case SB_RPC_NOTIFICATION:
+        on_notification(s, &msg);
+        out->status = 202;
+        break;
+    case SB_RPC_RESPONSE:
+        on_response(s, &msg);
+        out->status = 202;
+        break;
+    case SB_RPC_REQUEST:
+        if (strcmp(msg.method, "ping") == 0)
+            reply_body(out, 200, sb_rpc_result(msg.id, cJSON_CreateObject()));
+        else if (strcmp(msg.method, "tools/list") == 0)
+            do_tools_list(m, &msg, out);
+        else if (strcmp(msg.method, "logging/setLevel") == 0)
+            do_set_level(s, &msg, out);
+        else
+            run_call(m, s, &msg, out);
+        break;
+    }
+    if (out->status == 200 && !out->body && !out->call)
+        reply_error(out, 500, msg.id, SB_RPC_INTERNAL_ERROR, "Internal error");
+    sb_session_release(s);
+    sb_rpc_msg_free(&msg);
+}
+
+void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!req->session_id) {
+        reply_error(out, 400, NULL, SB_RPC_SERVER_ERROR,
+                    "Bad Request: Mcp-Session-Id header is required");
+        return;
+    }
+    sb_session *s = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+    if (!s || sb_sessions_end(m->sessions, req->session_id, req->fingerprint) < 0) {
+        sb_session_release(s);
+        reply_error(out, 404, NULL, SB_RPC_SESSION_NOT_FOUND, "Session not found");
+        return;
+    }
+    /* cancel whatever is still running in the session */
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        sb_session_entry *e = s->calls;
+        char key[80] = "";
+        if (e) sb_strlcpy(key, e->key, sizeof key);
+        pthread_mutex_unlock(&s->mu);
+        if (!e) break;
+        sb_mcp_call *c = sb_session_take(s, &s->calls, key);
+        if (!c) continue;
+        pthread_mutex_lock(&c->mu);
+        c->tracked = 0;
+        pthread_mutex_unlock(&c->mu);
+        cancel_call(c);
+        sb_mcp_call_release(c);
+    }
+    sb_session_release(s);
+    out->status = 200;
+}

@@ -1,0 +1,128 @@
+/* sb_mcp: the MCP protocol engine (2025-11-25 wire, down to 2025-03-26): lifecycle, sessions,
+ * dispatch, in-flight calls and their message streams. Transport-agnostic: the HTTP layer feeds
+ * it bodies and drains each call's messages; unit tests and fuzzers drive it directly. */
+#ifndef SB_MCP_H
+#define SB_MCP_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "core/sb_loop.h"
+#include "mcp/sb_session.h"
+#include "mcp/sb_tools.h"
+
+typedef struct sb_mcp sb_mcp;
+typedef struct sb_mcp_call sb_mcp_call;
+
+#define SB_MCP_LATEST "2025-11-25"
+
+typedef struct sb_mcp_options {
+    const char *server_name;     /* serverInfo.name */
+    const char *server_title;
+    const char *server_version;
+    const char *instructions;    /* may be NULL */
+    unsigned page_size;          /* tools/list page size */
+    unsigned max_sessions;
+    unsigned session_idle_s;
+    unsigned call_timeout_s;     /* every call ends by then (isError / -32603) */
+} sb_mcp_options;
+
+/* Create the engine. The registry is taken; the loop is borrowed and must outlive the engine. */
+sb_mcp *sb_mcp_new(const sb_mcp_options *o, sb_registry *tools, sb_loop *loop);
+void sb_mcp_free(sb_mcp *m);
+sb_registry *sb_mcp_registry(sb_mcp *m);
+sb_sessions *sb_mcp_sessions(sb_mcp *m);
+sb_loop *sb_mcp_loop(sb_mcp *m);
+
+/* Extra methods (resources, prompts, completion/complete): the handler finishes the call like
+ * a tool does. `capability` (taken, may be NULL) is merged into the initialize result's
+ * capabilities under `cap_name` (e.g. "resources", {"subscribe":true}). */
+typedef int (*sb_method_fn)(sb_mcp_call *call, const cJSON *params, void *ud);
+int sb_mcp_add_method(sb_mcp *m, const char *method, sb_method_fn fn, void *ud);
+int sb_mcp_add_capability(sb_mcp *m, const char *cap_name, cJSON *capability);
+
+/* ---- transport side ---------------------------------------------------------------------- */
+
+typedef struct sb_mcp_req {
+    const char *session_id;       /* Mcp-Session-Id header, or NULL */
+    const char *protocol_version; /* MCP-Protocol-Version header, or NULL */
+    const char *fingerprint;      /* caller's credential fingerprint; "" = anonymous */
+    const char *request_id;       /* for logs */
+} sb_mcp_req;
+
+typedef struct sb_mcp_reply {
+    int status;                   /* HTTP status */
+    char *body;                   /* malloc'd JSON, or NULL for an empty body (202) */
+    size_t body_len;
+    char session_id[SB_SESSION_ID_LEN + 1]; /* non-empty: send as Mcp-Session-Id */
+    sb_mcp_call *call;            /* non-NULL: still running; the transport holds one reference
+                                     and drains it with sb_mcp_call_next, then sb_mcp_call_detach */
+    char rpc_method[48];          /* the JSON-RPC method, for logs ("" if none) */
+} sb_mcp_reply;
+
+/* Handle one POST body. Always fills *out (free out->body with free()). */
+void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
+                 sb_mcp_reply *out);
+/* Handle DELETE (end the session). */
+void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out);
+
+typedef void (*sb_mcp_wake_fn)(void *ctx);
+/*
+ * Take the next message of a running call. Returns:
+ *   1  *json (malloc'd, caller frees) / *len set; *is_final = 1 for the response, which is last;
+ *   0  the call has ended and every message was taken;
+ *   2  nothing yet: park(ctx) has been called under the call's lock, and wake(ctx) will be called
+ *      exactly once, when the next message arrives or the call ends.
+ */
+int sb_mcp_call_next(sb_mcp_call *c, char **json, size_t *len, int *is_final, sb_mcp_wake_fn park,
+                     sb_mcp_wake_fn wake, void *ctx);
+/* How many messages are queued and whether the final response is among them. */
+void sb_mcp_call_peek(sb_mcp_call *c, size_t *queued, int *final_queued);
+/* The transport is done with the call (response sent, or client gone). If the call has not
+ * finished it is cancelled. Drops the transport's reference. */
+void sb_mcp_call_detach(sb_mcp_call *c);
+
+/* ---- tool / method side ------------------------------------------------------------------ */
+
+/* Finish with a result object (taken). For tools/call this is a CallToolResult. */
+void sb_mcp_call_result(sb_mcp_call *c, cJSON *result);
+/* Finish a tools/call with {"content":[{"type":"text","text":msg}],"isError":true}. */
+void sb_mcp_call_tool_error(sb_mcp_call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Finish with a JSON-RPC error. `data` taken, may be NULL. */
+void sb_mcp_call_error(sb_mcp_call *c, int code, const char *message, cJSON *data);
+/* Send a notification on this call's stream (params taken). Dropped once the call has ended. */
+void sb_mcp_call_notify(sb_mcp_call *c, const char *method, cJSON *params);
+/* notifications/progress, if the request carried _meta.progressToken (else nothing). */
+void sb_mcp_call_progress(sb_mcp_call *c, double progress, double total, const char *message);
+/* notifications/message at an MCP level ("debug".."emergency"), if the session's level allows.
+ * `data` taken. */
+void sb_mcp_call_log(sb_mcp_call *c, const char *level, const char *logger, cJSON *data);
+
+/* Server-to-client request on this call's stream (elicitation/create, sampling/createMessage).
+ * `reply(c, result, error, arg)` runs once when the client answers (result or error set), or with
+ * both NULL if the call ends first (cancelled, timed out) -- then only to release `arg`. */
+typedef void (*sb_mcp_reply_fn)(sb_mcp_call *c, const cJSON *result, const cJSON *error,
+                                void *arg);
+int sb_mcp_call_request(sb_mcp_call *c, const char *method, cJSON *params, sb_mcp_reply_fn reply,
+                        void *arg);
+/* Run fn(c, arg) on the event loop after ms; skipped (but still called with the call ended, so
+ * `arg` can be released: check sb_mcp_call_done) if the call ended meanwhile. */
+typedef void (*sb_mcp_timer_fn)(sb_mcp_call *c, void *arg);
+int sb_mcp_call_after(sb_mcp_call *c, uint64_t ms, sb_mcp_timer_fn fn, void *arg);
+
+/* Called once if the call is cancelled (notifications/cancelled, client gone, timeout) before it
+ * finished. Runs on the thread that cancels. */
+typedef void (*sb_mcp_cancel_fn)(sb_mcp_call *c, void *arg);
+void sb_mcp_call_on_cancel(sb_mcp_call *c, sb_mcp_cancel_fn fn, void *arg);
+
+int sb_mcp_call_done(sb_mcp_call *c);
+/* Client capabilities of the session ("elicitation", "sampling", "roots"). */
+int sb_mcp_call_client_has(sb_mcp_call *c, const char *capability);
+const char *sb_mcp_call_method(sb_mcp_call *c);
+const char *sb_mcp_call_fingerprint(sb_mcp_call *c);
+sb_mcp *sb_mcp_call_engine(sb_mcp_call *c);
+void sb_mcp_call_ref(sb_mcp_call *c);
+void sb_mcp_call_release(sb_mcp_call *c);
+
+#endif

@@ -1,0 +1,271 @@
+#include "mcp/sb_session.h"
+
+#include "core/sb_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NBUCKETS 4096
+
+struct sb_sessions {
+    pthread_mutex_t mu;
+    sb_session *buckets[NBUCKETS];
+    size_t count;
+    unsigned max, idle_s;
+    uint64_t last_sweep_ms;
+};
+
+static unsigned bucket_of(const char *id)
+{
+    /* ids are uniformly random: the first characters are a fine hash */
+    unsigned h = 2166136261u;
+    for (int i = 0; i < 8 && id[i]; i++) h = (h ^ (unsigned char)id[i]) * 16777619u;
+    return h % NBUCKETS;
+}
+
+sb_sessions *sb_sessions_new(unsigned max, unsigned idle_s)
+{
+    sb_sessions *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    t->max = max ? max : 100000;
+    t->idle_s = idle_s ? idle_s : 3600;
+    t->last_sweep_ms = sb_mono_ms();
+    return t;
+}
+
+static void free_entries(sb_session_entry *e)
+{
+    while (e) {
+        sb_session_entry *n = e->next;
+        free(e);
+        e = n;
+    }
+}
+
+void sb_session_ref(sb_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->refs++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sb_session_release(sb_session *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!last) return;
+    free_entries(s->calls);
+    free_entries(s->pending);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void sb_sessions_free(sb_sessions *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        sb_session *s = t->buckets[i];
+        while (s) {
+            sb_session *n = s->hnext;
+            s->ended = 1;
+            sb_session_release(s);
+            s = n;
+        }
+    }
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+/* Remove expired sessions; table lock held. */
+static size_t sweep_locked(sb_sessions *t, uint64_t now)
+{
+    size_t removed = 0;
+    uint64_t idle_ms = (uint64_t)t->idle_s * 1000;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        sb_session **pp = &t->buckets[i];
+        while (*pp) {
+            sb_session *s = *pp;
+            pthread_mutex_lock(&s->mu);
+            int expired = s->ended || (now - s->last_used_ms > idle_ms && s->calls == NULL);
+            if (expired) s->ended = 1;
+            pthread_mutex_unlock(&s->mu);
+            if (expired) {
+                *pp = s->hnext;
+                t->count--;
+                removed++;
+                sb_session_release(s);
+            } else {
+                pp = &s->hnext;
+            }
+        }
+    }
+    t->last_sweep_ms = now;
+    return removed;
+}
+
+int sb_sessions_create(sb_sessions *t, const char *fingerprint, sb_session **out)
+{
+    sb_session *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    unsigned char rnd[32];
+    if (sb_random_bytes(rnd, sizeof rnd) < 0) {
+        free(s);
+        return -1;
+    }
+    sb_base64url_encode(rnd, sizeof rnd, s->id);
+    sb_strlcpy(s->fingerprint, fingerprint ? fingerprint : "", sizeof s->fingerprint);
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2; /* the table's and the caller's */
+    s->log_level = 1; /* info */
+    s->last_used_ms = sb_mono_ms();
+    pthread_mutex_lock(&t->mu);
+    uint64_t now = s->last_used_ms;
+    if (t->count >= t->max || now - t->last_sweep_ms > 60000) sweep_locked(t, now);
+    if (t->count >= t->max) {
+        pthread_mutex_unlock(&t->mu);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return -1;
+    }
+    unsigned b = bucket_of(s->id);
+    s->hnext = t->buckets[b];
+    t->buckets[b] = s;
+    t->count++;
+    pthread_mutex_unlock(&t->mu);
+    *out = s;
+    return 0;
+}
+
+static sb_session *find_locked(sb_sessions *t, const char *id)
+{
+    if (!id || strlen(id) != SB_SESSION_ID_LEN) return NULL;
+    for (sb_session *s = t->buckets[bucket_of(id)]; s; s = s->hnext)
+        if (sb_ct_equal(s->id, SB_SESSION_ID_LEN, id, SB_SESSION_ID_LEN)) return s;
+    return NULL;
+}
+
+static int owner_matches(const sb_session *s, const char *fingerprint)
+{
+    const char *fp = fingerprint ? fingerprint : "";
+    return sb_ct_equal(s->fingerprint, strlen(s->fingerprint), fp, strlen(fp));
+}
+
+sb_session *sb_sessions_get(sb_sessions *t, const char *id, const char *fingerprint)
+{
+    pthread_mutex_lock(&t->mu);
+    sb_session *s = find_locked(t, id);
+    if (s) {
+        uint64_t now = sb_mono_ms();
+        pthread_mutex_lock(&s->mu);
+        int ok = !s->ended && owner_matches(s, fingerprint) &&
+                 (now - s->last_used_ms <= (uint64_t)t->idle_s * 1000 || s->calls != NULL);
+        if (ok) {
+            s->refs++;
+            s->last_used_ms = now;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!ok) s = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return s;
+}
+
+int sb_sessions_end(sb_sessions *t, const char *id, const char *fingerprint)
+{
+    pthread_mutex_lock(&t->mu);
+    sb_session *s = find_locked(t, id);
+    int rc = -1;
+    if (s) {
+        pthread_mutex_lock(&s->mu);
+        if (!s->ended && owner_matches(s, fingerprint)) {
+            s->ended = 1;
+            rc = 0;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (rc == 0) {
+            sb_session **pp = &t->buckets[bucket_of(id)];
+            while (*pp != s) pp = &(*pp)->hnext;
+            *pp = s->hnext;
+            t->count--;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (rc == 0) sb_session_release(s);
+    return rc;
+}
+
+size_t sb_sessions_sweep(sb_sessions *t)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = sweep_locked(t, sb_mono_ms());
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+size_t sb_sessions_count(sb_sessions *t)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->count;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+int sb_session_put(sb_session *s, sb_session_entry **table, const char *key, void *ptr)
+{
+    sb_session_entry *e = calloc(1, sizeof *e);
+    if (!e) return -1;
+    if (sb_strlcpy(e->key, key, sizeof e->key) >= sizeof e->key) {
+        free(e);
+        return -1;
+    }
+    e->ptr = ptr;
+    pthread_mutex_lock(&s->mu);
+    for (sb_session_entry *x = *table; x; x = x->next) {
+        if (strcmp(x->key, key) == 0) {
+            pthread_mutex_unlock(&s->mu);
+            free(e);
+            return -1;
+        }
+    }
+    e->next = *table;
+    *table = e;
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void *sb_session_take(sb_session *s, sb_session_entry **table, const char *key)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (sb_session_entry **pp = table; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, key) == 0) {
+            sb_session_entry *e = *pp;
+            *pp = e->next;
+            p = e->ptr;
+            free(e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return p;
+}
+
+int sb_session_remove(sb_session *s, sb_session_entry **table, const char *key, void *ptr)
+{
+    int removed = 0;
+    pthread_mutex_lock(&s->mu);
+    for (sb_session_entry **pp = table; *pp; pp = &(*pp)->next) {
+        if ((*pp)->ptr == ptr && strcmp((*pp)->key, key) == 0) {
+            sb_session_entry *e = *pp;
+            *pp = e->next;
+            free(e);
+            removed = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return removed;
+}

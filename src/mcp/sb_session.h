@@ -1,0 +1,66 @@
+/* sb_session: MCP sessions: random ids bound to a credential fingerprint, idle expiry, and the
+ * per-session tables of in-flight requests and server-to-client requests. */
+#ifndef SB_SESSION_H
+#define SB_SESSION_H
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#define SB_SESSION_ID_LEN 43  /* base64url of 32 random bytes (256 bits) */
+#define SB_FP_MAX 80          /* fingerprint string capacity */
+
+typedef struct sb_session_entry {
+    struct sb_session_entry *next;
+    char key[80]; /* sb_rpc_id_key */
+    void *ptr;
+} sb_session_entry;
+
+typedef struct sb_session {
+    char id[SB_SESSION_ID_LEN + 1];
+    char fingerprint[SB_FP_MAX];  /* "" = anonymous (only where the route allows it) */
+    char protocol_version[16];
+    int client_elicitation;       /* client declared the elicitation capability (form) */
+    int client_sampling;
+    int client_roots;
+    char client_name[64];
+    int log_level;                /* MCP logging level index (0 debug .. 7 emergency) */
+    int initialized;              /* notifications/initialized seen */
+    /* everything below is protected by mu */
+    pthread_mutex_t mu;
+    int refs;
+    int ended;
+    uint64_t last_used_ms;
+    sb_session_entry *calls;      /* in-flight client requests: key -> sb_mcp_call* */
+    sb_session_entry *pending;    /* server-to-client requests awaiting a reply: key -> void* */
+    struct sb_session *hnext;     /* table chain (table lock) */
+} sb_session;
+
+typedef struct sb_sessions sb_sessions;
+
+/* A table holding at most `max` sessions, each expiring after `idle_s` without use. */
+sb_sessions *sb_sessions_new(unsigned max, unsigned idle_s);
+void sb_sessions_free(sb_sessions *t);
+/* Create a session bound to `fingerprint`. Returns a new reference in *out (release it with
+ * sb_session_release), 0 on success; -1 when the table is full even after expiring idle sessions. */
+int sb_sessions_create(sb_sessions *t, const char *fingerprint, sb_session **out);
+/* Look up a live session. NULL when unknown, ended, expired, or bound to another fingerprint (all
+ * indistinguishable to the caller, by design). On success returns a new reference. */
+sb_session *sb_sessions_get(sb_sessions *t, const char *id, const char *fingerprint);
+/* End a session (DELETE). 0 if it existed for this fingerprint, -1 otherwise. */
+int sb_sessions_end(sb_sessions *t, const char *id, const char *fingerprint);
+/* Expire idle sessions now. Returns how many were removed. */
+size_t sb_sessions_sweep(sb_sessions *t);
+size_t sb_sessions_count(sb_sessions *t);
+
+void sb_session_ref(sb_session *s);
+void sb_session_release(sb_session *s);
+
+/* Per-session keyed tables (thread-safe). put fails (-1) if the key exists or allocation fails. */
+int sb_session_put(sb_session *s, sb_session_entry **table, const char *key, void *ptr);
+/* Remove and return the entry's pointer (NULL if absent). */
+void *sb_session_take(sb_session *s, sb_session_entry **table, const char *key);
+/* Remove the entry only if it still maps to ptr. 1 if removed, 0 if absent. */
+int sb_session_remove(sb_session *s, sb_session_entry **table, const char *key, void *ptr);
+
+#endif
