@@ -221,7 +221,18 @@ int main(int argc, char **argv)
         sb_log_msg(SB_LOG_INFO, "shutdown", "signal %d: stopping", sig);
         break;
     }
+    /* Drain: stop accepting, let in-flight requests finish within the deadline, then stop the
+     * calls still running (their clients get an error) and wait for those responses to go out. */
     sb_http_quiesce(http);
+    uint64_t deadline = sb_mono_ms() + (uint64_t)cfg.drain_timeout_s * 1000;
+    while (sb_http_in_flight(http) > 0 && sb_mono_ms() < deadline) usleep(10000);
+    size_t stopped = sb_mcp_shutdown(mcp);
+    uint64_t hard = sb_mono_ms() + 5000;
+    while (sb_http_in_flight(http) > 0 && sb_mono_ms() < hard) usleep(10000);
+    f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "calls_stopped", (double)stopped);
+    cJSON_AddNumberToObject(f, "requests_left", sb_http_in_flight(http));
+    sb_log_obj(SB_LOG_INFO, "drained", f);
     sb_http_stop(http);
     sb_mcp_free(mcp);
     sb_loop_stop(loop);

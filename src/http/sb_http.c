@@ -31,6 +31,7 @@ struct sb_http {
     char prm_url[400];            /* protected-resource metadata URL for /mcp */
     char public_host[260];        /* host[:port] of public_url, for the Host check */
     atomic_uint in_flight;
+    atomic_int draining;
 };
 
 enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY };
@@ -473,6 +474,12 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         if (!host_allowed(h, hdr(r, "Host")))
             return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
                                    NULL);
+        if (atomic_load(&h->draining) && r->route != R_HEALTH) {
+            const char *extra[] = {"Retry-After", "1", "Connection", "close", NULL, NULL};
+            return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR,
+                                   "Service Unavailable: this server is shutting down; retry",
+                                   extra);
+        }
         switch (r->route) {
         case R_HEALTH:
         case R_READY: {
@@ -657,6 +664,7 @@ const char *sb_http_public_url(const sb_http *h)
 
 void sb_http_quiesce(sb_http *h)
 {
+    atomic_store(&h->draining, 1);
     MHD_socket s = MHD_quiesce_daemon(h->d);
     if (s != MHD_INVALID_SOCKET) close(s);
 }

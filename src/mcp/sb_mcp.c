@@ -974,6 +974,48 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
     sb_rpc_msg_free(&msg);
 }
 
+/* Stop every call of a session: cancel it (stop = 0) or finish it with a shutdown error. */
+static size_t end_session_calls(sb_session *s, int shutdown)
+{
+    size_t n = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        sb_session_entry *e = s->calls;
+        char key[80] = "";
+        if (e) sb_strlcpy(key, e->key, sizeof key);
+        pthread_mutex_unlock(&s->mu);
+        if (!e) break;
+        sb_mcp_call *c = sb_session_take(s, &s->calls, key);
+        if (!c) continue;
+        pthread_mutex_lock(&c->mu);
+        c->tracked = 0;
+        pthread_mutex_unlock(&c->mu);
+        if (!shutdown)
+            cancel_call(c);
+        else if (c->tool)
+            sb_mcp_call_tool_error(c, "signbridge is shutting down and stopped this call before "
+                                      "it finished. Retry it in a moment.");
+        else
+            sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Server shutting down", NULL);
+        sb_mcp_call_release(c);
+        n++;
+    }
+    return n;
+}
+
+size_t sb_mcp_shutdown(sb_mcp *m)
+{
+    sb_session **all;
+    size_t n, stopped = 0;
+    if (sb_sessions_snapshot(m->sessions, &all, &n) < 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        stopped += end_session_calls(all[i], 1);
+        sb_session_release(all[i]);
+    }
+    free(all);
+    return stopped;
+}
+
 void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out)
 {
     memset(out, 0, sizeof *out);
@@ -988,22 +1030,7 @@ void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out)
         reply_error(out, 404, NULL, SB_RPC_SESSION_NOT_FOUND, "Session not found");
         return;
     }
-    /* cancel whatever is still running in the session */
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        sb_session_entry *e = s->calls;
-        char key[80] = "";
-        if (e) sb_strlcpy(key, e->key, sizeof key);
-        pthread_mutex_unlock(&s->mu);
-        if (!e) break;
-        sb_mcp_call *c = sb_session_take(s, &s->calls, key);
-        if (!c) continue;
-        pthread_mutex_lock(&c->mu);
-        c->tracked = 0;
-        pthread_mutex_unlock(&c->mu);
-        cancel_call(c);
-        sb_mcp_call_release(c);
-    }
+    end_session_calls(s, 0);
     sb_session_release(s);
     out->status = 200;
 }

@@ -66,6 +66,10 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
 /* Handle DELETE (end the session). */
 void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out);
 
+/* Shutdown: finish every running call at once with an error saying the server is stopping (their
+ * streams end, their connections resume). Returns how many calls were stopped. */
+size_t sb_mcp_shutdown(sb_mcp *m);
+
 typedef void (*sb_mcp_wake_fn)(void *ctx);
 /*
  * Take the next message of a running call. Returns:

@@ -213,6 +213,25 @@ size_t sb_sessions_count(sb_sessions *t)
     return n;
 }
 
+int sb_sessions_snapshot(sb_sessions *t, sb_session ***out, size_t *n)
+{
+    pthread_mutex_lock(&t->mu);
+    sb_session **arr = malloc((t->count ? t->count : 1) * sizeof *arr);
+    size_t k = 0;
+    if (arr) {
+        for (size_t i = 0; i < NBUCKETS; i++) {
+            for (sb_session *s = t->buckets[i]; s && k < t->count; s = s->hnext) {
+                sb_session_ref(s);
+                arr[k++] = s;
+            }
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    *out = arr;
+    *n = k;
+    return arr ? 0 : -1;
+}
+
 int sb_session_put(sb_session *s, sb_session_entry **table, const char *key, void *ptr)
 {
     sb_session_entry *e = calloc(1, sizeof *e);

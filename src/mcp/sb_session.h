@@ -52,6 +52,9 @@ int sb_sessions_end(sb_sessions *t, const char *id, const char *fingerprint);
 /* Expire idle sessions now. Returns how many were removed. */
 size_t sb_sessions_sweep(sb_sessions *t);
 size_t sb_sessions_count(sb_sessions *t);
+/* A reference to every live session (for shutdown). *out is malloc'd; release each session and
+ * free the array. 0 or -1. */
+int sb_sessions_snapshot(sb_sessions *t, sb_session ***out, size_t *n);
 
 void sb_session_ref(sb_session *s);
 void sb_session_release(sb_session *s);
