@@ -234,8 +234,8 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "requests_left", sb_http_in_flight(http));
     sb_log_obj(SB_LOG_INFO, "drained", f);
     sb_http_stop(http);
+    sb_loop_stop(loop); /* runs leftover timers, which still use the engine */
     sb_mcp_free(mcp);
-    sb_loop_stop(loop);
     OPENSSL_cleanse(secret, sizeof secret);
     sb_log_msg(SB_LOG_INFO, "stopped", "bye");
     return 0;

@@ -103,14 +103,14 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     if (c < 0xE0) return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
     if (c < 0xF0) {
         if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xE0 && s[1] < 0xA0) return 0;  /* overlong */
         if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
         return 3;
     }
     if (c < 0xF5) {
         if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
             return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF0 && s[1] < 0x90) return 0;  /* overlong */
         if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
         return 4;
     }
@@ -152,11 +152,14 @@ static void sb_put_escaped(sbuf *b, const char *s, char quote, size_t maxin)
             sb_putc(b, (char)c);
             i++;
         } else if (c == '\n') {
-            sb_puts(b, "\\n"), i++;
+            sb_puts(b, "\\n");
+            i++;
         } else if (c == '\t') {
-            sb_puts(b, "\\t"), i++;
+            sb_puts(b, "\\t");
+            i++;
         } else if (c == '\r') {
-            sb_puts(b, "\\r"), i++;
+            sb_puts(b, "\\r");
+            i++;
         } else if (c < 0x20 || c == 0x7F) {
             sb_printf(b, "\\u%04x", c);
             i++;
@@ -183,7 +186,8 @@ static void write_err(char *err, size_t errlen, const char *msg, size_t len)
     size_t cut = len;
     if (cut > errlen - 1) {
         cut = errlen - 1;
-        while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80) cut--;
+        while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80)
+            cut--;
     }
     memcpy(err, msg, cut);
     err[cut] = '\0';
@@ -267,8 +271,8 @@ static double nonneg_int(const cJSON *v)
 
 static int type_name_valid(const char *t)
 {
-    static const char *const names[] = {"string", "number",  "integer", "boolean",
-                                        "object", "array",   "null"};
+    static const char *const names[] = {"string", "number", "integer", "boolean",
+                                        "object", "array",  "null"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(t, names[i]) == 0) return 1;
     return 0;
@@ -325,8 +329,10 @@ static int json_equal(const cJSON *a, const cJSON *b, int depth)
     case cJSON_Object: {
         const cJSON *x = a->child, *y = b->child;
         size_t na = 0, nb = 0;
-        for (const cJSON *m = x; m; m = m->next) na++;
-        for (const cJSON *m = y; m; m = m->next) nb++;
+        for (const cJSON *m = x; m; m = m->next)
+            na++;
+        for (const cJSON *m = y; m; m = m->next)
+            nb++;
         if (na != nb) return 0;
         if (na == 0) return 1;
         if (depth >= SB_SCHEMA_EQ_DEPTH_MAX) return -1;
@@ -396,7 +402,8 @@ static uint64_t json_hash(const cJSON *v, int depth)
     case cJSON_Array: {
         uint64_t h = mix64(tag);
         if (depth >= SB_SCHEMA_EQ_DEPTH_MAX) return h;
-        for (const cJSON *c = v->child; c; c = c->next) h = mix64(h + json_hash(c, depth + 1));
+        for (const cJSON *c = v->child; c; c = c->next)
+            h = mix64(h + json_hash(c, depth + 1));
         return h;
     }
     case cJSON_Object: {
@@ -487,7 +494,8 @@ static int fmt_date_time(const char *s)
     if (*s == '.') {
         s++;
         if (!is_digit(*s)) return 0;
-        while (is_digit(*s)) s++;
+        while (is_digit(*s))
+            s++;
     }
     if (*s == 'Z' || *s == 'z') {
         s++;
@@ -559,7 +567,8 @@ static int fmt_uri(const char *s)
 {
     if (!is_alpha(s[0])) return 0;
     const char *p = s + 1;
-    while (is_alnum(*p) || *p == '+' || *p == '-' || *p == '.') p++;
+    while (is_alnum(*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
     if (*p != ':') return 0;
     p++;
     if (*p == '\0') return 0;
@@ -634,7 +643,8 @@ static const cJSON *resolve_ref(const cJSON *root, const char *ref)
                 idx = idx * 10 + (size_t)(tok[i] - '0');
             }
             cur = cur->child;
-            while (cur && idx--) cur = cur->next;
+            while (cur && idx--)
+                cur = cur->next;
         } else {
             return NULL;
         }
@@ -869,8 +879,7 @@ static int check_type(ctx *c, const cJSON *type, const cJSON *inst)
         if (type->valuestring && type_matches(type->valuestring, inst)) return 0;
     } else if (cJSON_IsArray(type)) {
         for (const cJSON *t = type->child; t; t = t->next)
-            if (cJSON_IsString(t) && t->valuestring && type_matches(t->valuestring, inst))
-                return 0;
+            if (cJSON_IsString(t) && t->valuestring && type_matches(t->valuestring, inst)) return 0;
     } else {
         return 0; /* malformed: sb_schema_check reports it */
     }
@@ -956,8 +965,7 @@ static int check_string(ctx *c, const keywords *k, const cJSON *inst)
         if (strcmp(f, "email") == 0) {
             if (!fmt_email(s)) return fail(c, "format", "must be a valid email address");
         } else if (strcmp(f, "date-time") == 0) {
-            if (!fmt_date_time(s))
-                return fail(c, "format", "must be a valid RFC 3339 date-time");
+            if (!fmt_date_time(s)) return fail(c, "format", "must be a valid RFC 3339 date-time");
         } else if (strcmp(f, "date") == 0) {
             if (!fmt_date(s)) return fail(c, "format", "must be a valid date (YYYY-MM-DD)");
         } else if (strcmp(f, "uri") == 0) {
@@ -1039,7 +1047,8 @@ static int find_duplicate(const cJSON *arr, size_t n, size_t *pi, size_t *pj)
     size_t best_i = 0, best_j = 0;
     for (size_t run = 0; run < n && rc == 0;) {
         size_t end = run + 1;
-        while (end < n && e[end].h == e[run].h) end++;
+        while (end < n && e[end].h == e[run].h)
+            end++;
         for (size_t b = run + 1; b < end && rc == 0; b++) {
             if (found && e[b].idx >= best_j) break; /* run is sorted by index */
             for (size_t a = run; a < b; a++) {
@@ -1072,7 +1081,8 @@ static int find_duplicate(const cJSON *arr, size_t n, size_t *pi, size_t *pj)
 static int check_array(ctx *c, const keywords *k, const cJSON *inst)
 {
     size_t n = 0;
-    for (const cJSON *v = inst->child; v; v = v->next) n++;
+    for (const cJSON *v = inst->child; v; v = v->next)
+        n++;
     double lo = nonneg_int(k->min_items), hi = nonneg_int(k->max_items);
     if (lo >= 0 && (double)n < lo)
         return fail(c, "minItems", "must contain at least %.0f item%s", lo, lo == 1 ? "" : "s");
@@ -1121,7 +1131,8 @@ static int check_object(ctx *c, const keywords *k, const cJSON *inst)
     }
     if (k->min_props || k->max_props) {
         size_t n = 0;
-        for (const cJSON *m = inst->child; m; m = m->next) n++;
+        for (const cJSON *m = inst->child; m; m = m->next)
+            n++;
         double lo = nonneg_int(k->min_props), hi = nonneg_int(k->max_props);
         if (lo >= 0 && (double)n < lo)
             return fail(c, "minProperties", "must have at least %.0f propert%s", lo,
@@ -1135,8 +1146,8 @@ static int check_object(ctx *c, const keywords *k, const cJSON *inst)
     if (addl && cJSON_IsTrue(addl)) addl = NULL;
     if (!props && !addl) return 0;
     for (const cJSON *m = inst->child; m; m = m->next) {
-        const cJSON *ps = (props && m->string) ? cJSON_GetObjectItemCaseSensitive(props, m->string)
-                                               : NULL;
+        const cJSON *ps =
+            (props && m->string) ? cJSON_GetObjectItemCaseSensitive(props, m->string) : NULL;
         if (!ps) {
             if (!addl) continue;
             if (cJSON_IsFalse(addl)) {
@@ -1321,7 +1332,8 @@ static int sc_map(ctx *c, const char *kw, const cJSON *v)
     } else {
         for (const cJSON *m = v->child; m && !r; m = m->next) {
             push_key(c, m->string);
-            r = is_schema(m) ? sc_node(c, m) : fail(c, NULL, "must be a schema (object or boolean)");
+            r = is_schema(m) ? sc_node(c, m)
+                             : fail(c, NULL, "must be a schema (object or boolean)");
             pop(c);
         }
     }
@@ -1340,7 +1352,8 @@ static int sc_list(ctx *c, const char *kw, const cJSON *v)
         size_t i = 0;
         for (const cJSON *m = v->child; m && !r; m = m->next, i++) {
             push_idx(c, i);
-            r = is_schema(m) ? sc_node(c, m) : fail(c, NULL, "must be a schema (object or boolean)");
+            r = is_schema(m) ? sc_node(c, m)
+                             : fail(c, NULL, "must be a schema (object or boolean)");
             pop(c);
         }
     }
@@ -1414,9 +1427,8 @@ static int sc_ref(ctx *c, const cJSON *node, const cJSON *v)
                     r = fail(c, NULL, "reference cycle through \"%s\"", ref);
                     break;
                 }
-                const cJSON *next = cJSON_IsObject(t)
-                                        ? cJSON_GetObjectItemCaseSensitive(t, "$ref")
-                                        : NULL;
+                const cJSON *next =
+                    cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "$ref") : NULL;
                 if (!cJSON_IsString(next)) break;
                 t = resolve_ref(c->root, next->valuestring);
                 if (!t) break; /* reported where that $ref is */
@@ -1475,8 +1487,8 @@ static int sc_obj(ctx *c, const cJSON *s)
     if (k.addl && sc_sub(c, "additionalProperties", k.addl)) return -1;
     if (k.items && sc_sub(c, "items", k.items)) return -1;
     if (k.prefix && sc_list(c, "prefixItems", k.prefix)) return -1;
-    if (k.enum_ && sc_kind(c, "enum", k.enum_, cJSON_IsArray(k.enum_) && k.enum_->child,
-                           "a non-empty array"))
+    if (k.enum_ &&
+        sc_kind(c, "enum", k.enum_, cJSON_IsArray(k.enum_) && k.enum_->child, "a non-empty array"))
         return -1;
     if (sc_nonneg(c, "minLength", k.min_len) || sc_nonneg(c, "maxLength", k.max_len) ||
         sc_nonneg(c, "minItems", k.min_items) || sc_nonneg(c, "maxItems", k.max_items) ||

@@ -289,7 +289,16 @@ void sb_loop_stop(sb_loop *l)
     pthread_mutex_unlock(&l->mu);
     wake(l);
     pthread_join(l->thread, NULL);
-    for (size_t i = 0; i < l->nheap; i++) free(l->heap[i]);
+    /* Timers still pending run now, in due order, so their owners can release what they hold
+     * (callbacks must expect to run early; scheduling new work fails once stopping). */
+    while (l->nheap > 0) {
+        timer *tm = l->heap[0];
+        heap_remove(l, tm);
+        hash_remove(l, tm);
+        tm->fn(tm->arg);
+        free(tm);
+    }
+    /* tasks posted by those callbacks were refused; nothing is left */
     free(l->heap);
     free(l->hash);
     close(l->epfd);

@@ -18,7 +18,8 @@ uint64_t sb_loop_after(sb_loop *l, uint64_t ms, sb_loop_fn fn, void *arg);
 int sb_loop_cancel(sb_loop *l, uint64_t id);
 /* 1 when called on the loop thread. */
 int sb_loop_on_thread(const sb_loop *l);
-/* Stop the thread (pending timers are dropped without running; posted tasks run first) and free. */
+/* Stop the thread and free the loop. Posted tasks run first; timers still pending then run at once
+ * (early) on the calling thread, so their owners can release what they hold. */
 void sb_loop_stop(sb_loop *l);
 
 #endif

@@ -27,8 +27,8 @@
 #define FX_COMPLETIONS_MAX 100  /* spec: at most 100 values */
 
 /* 1x1 red PNG (RGBA), checked: valid chunks and CRCs. */
-static const char k_png_b64[] =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+static const char k_png_b64[] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHw"
+                                "AFBQIAX8jx0gAAAABJRU5ErkJggg==";
 /* 16 frames of 8 kHz mono 16-bit PCM (a short square wave), a complete RIFF/WAVE file. */
 static const char k_wav_b64[] =
     "UklGRkQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YSAAAADoA+gD6APoAxj8GPwY/Bj86APoA+gD6AMY"
@@ -57,7 +57,9 @@ static void clip(const char *s, char *out, size_t cap)
         return;
     }
     n = cap - 4;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* back to a sequence start */
+    /* back up to the start of a UTF-8 sequence */
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
     memcpy(out, s, n);
     memcpy(out + n, "...", 4);
 }
@@ -90,9 +92,11 @@ static cJSON *media_block(const char *kind, const char *data, const char *mime)
 static cJSON *resource_block(const char *uri, const char *mime, const char *text)
 {
     cJSON *b = cJSON_CreateObject();
-    cJSON *r = b ? cJSON_AddObjectToObject(b, "resource") : NULL;
-    if (!b || !cJSON_AddStringToObject(b, "type", "resource") || !r ||
-        !cJSON_AddStringToObject(r, "uri", uri) || !cJSON_AddStringToObject(r, "mimeType", mime) ||
+    cJSON *r = b && cJSON_AddStringToObject(b, "type", "resource")
+                   ? cJSON_AddObjectToObject(b, "resource")
+                   : NULL;
+    if (!r || !cJSON_AddStringToObject(r, "uri", uri) ||
+        !cJSON_AddStringToObject(r, "mimeType", mime) ||
         !cJSON_AddStringToObject(r, "text", text)) {
         cJSON_Delete(b);
         return NULL;
@@ -196,7 +200,7 @@ static int uri_like(const char *s)
     return 1;
 }
 
-/* ---- tools: static content -------------------------------------------------------------------- */
+/* ---- tools: static content ------------------------------------------------------------------- */
 
 static int tool_simple_text(sb_mcp_call *c, const cJSON *args, void *ud)
 {
@@ -262,7 +266,7 @@ static int tool_error(sb_mcp_call *c, const cJSON *args, void *ud)
     return 0;
 }
 
-/* ---- tools: paced steps (logging, progress) --------------------------------------------------- */
+/* ---- tools: paced steps (logging, progress) -------------------------------------------------- */
 
 /* Runs step 0 now and steps 1..last FX_STEP_MS apart; step `last` finishes the call. */
 typedef void (*step_fn)(sb_mcp_call *c, int step);
@@ -334,9 +338,9 @@ static void progress_step(sb_mcp_call *c, int step)
     snprintf(msg, sizeof msg, "Completed step %d of 100", 50 * step);
     sb_mcp_call_progress(c, done, 100.0, msg);
     if (step == 2)
-        finish_text_async(c, "Progress fixture completed: reported 0, 50 and 100 of 100 (progress "
-                             "notifications are sent only when the request carries "
-                             "_meta.progressToken).");
+        finish_text_async(c, "Progress fixture completed in three steps (0, 50 and 100 of 100); "
+                             "progress notifications are sent only when the request carries "
+                             "_meta.progressToken.");
 }
 
 static int tool_progress(sb_mcp_call *c, const cJSON *args, void *ud)
@@ -346,7 +350,7 @@ static int tool_progress(sb_mcp_call *c, const cJSON *args, void *ud)
     return paced_start(c, progress_step, 2);
 }
 
-/* ---- tools: sampling -------------------------------------------------------------------------- */
+/* ---- tools: sampling ------------------------------------------------------------------------- */
 
 /* A client's JSON-RPC error as "message (code N)" into out. */
 static void describe_error(const cJSON *error, char *out, size_t cap)
@@ -355,8 +359,8 @@ static void describe_error(const cJSON *error, char *out, size_t cap)
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(error, "code");
     char clipped[300];
     clip(m ? m : "no message", clipped, sizeof clipped);
-    if (cJSON_IsNumber(code))
-        snprintf(out, cap, "%s (code %d)", clipped, (int)code->valuedouble);
+    if (cJSON_IsNumber(code)) /* valueint is clamped by cJSON: no float-to-int overflow */
+        snprintf(out, cap, "%s (code %d)", clipped, code->valueint);
     else
         snprintf(out, cap, "%s", clipped);
 }
@@ -370,8 +374,9 @@ static const char *sampled_text(const cJSON *content)
     }
     if (cJSON_IsArray(content)) {
         for (const cJSON *b = content->child; b; b = b->next) {
-            const char *t = sampled_text(b);
-            if (t && !cJSON_IsArray(b)) return t;
+            const char *type = cJSON_IsObject(b) ? str_item(b, "type") : NULL;
+            const char *t = type && strcmp(type, "text") == 0 ? str_item(b, "text") : NULL;
+            if (t) return t;
         }
     }
     return NULL;
@@ -384,8 +389,9 @@ static void sampling_reply(sb_mcp_call *c, const cJSON *result, const cJSON *err
     if (error) {
         char why[400];
         describe_error(error, why, sizeof why);
-        sb_mcp_call_tool_error(c, "Sampling failed: the client answered sampling/createMessage "
-                                  "with an error: %s.",
+        sb_mcp_call_tool_error(c,
+                               "Sampling failed: the client answered sampling/createMessage "
+                               "with an error: %s.",
                                why);
         return;
     }
@@ -405,15 +411,18 @@ static void sampling_reply(sb_mcp_call *c, const cJSON *result, const cJSON *err
     sb_buf_init(&b, FX_ECHO_MAX);
     if (sb_buf_puts(&b, "LLM response: ") < 0 || sb_buf_puts(&b, text) < 0) {
         sb_buf_free(&b);
-        sb_mcp_call_tool_error(c, "Sampling failed: the model's answer is longer than %d bytes, "
-                                  "more than this fixture returns.",
+        sb_mcp_call_tool_error(c,
+                               "Sampling failed: the model's answer is longer than %d bytes, "
+                               "more than this fixture returns.",
                                FX_ECHO_MAX);
         return;
     }
     size_t len;
     char *s = sb_buf_detach(&b, &len);
-    if (s) finish_text_async(c, s);
-    else sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error: out of memory", NULL);
+    if (s)
+        finish_text_async(c, s);
+    else
+        sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error: out of memory", NULL);
     free(s);
 }
 
@@ -435,9 +444,10 @@ static int tool_sampling(sb_mcp_call *c, const cJSON *args, void *ud)
     cJSON *p = cJSON_CreateObject();
     cJSON *msgs = p ? cJSON_AddArrayToObject(p, "messages") : NULL;
     cJSON *m = cJSON_CreateObject();
-    cJSON *content = m ? cJSON_AddObjectToObject(m, "content") : NULL;
-    int ok = msgs && m && content && cJSON_AddStringToObject(m, "role", "user") &&
-             cJSON_AddStringToObject(content, "type", "text") &&
+    cJSON *content = m && cJSON_AddStringToObject(m, "role", "user")
+                         ? cJSON_AddObjectToObject(m, "content")
+                         : NULL;
+    int ok = msgs && content && cJSON_AddStringToObject(content, "type", "text") &&
              cJSON_AddStringToObject(content, "text", prompt);
     if (ok) {
         ok = push(msgs, m) == 0;
@@ -454,7 +464,7 @@ static int tool_sampling(sb_mcp_call *c, const cJSON *args, void *ud)
     return 0;
 }
 
-/* ---- tools: elicitation ----------------------------------------------------------------------- */
+/* ---- tools: elicitation ---------------------------------------------------------------------- */
 
 /* {"type":t,"description":d} added to props under name; returns the new object or NULL. */
 static cJSON *add_field(cJSON *props, const char *name, const char *type, const char *desc)
@@ -466,9 +476,21 @@ static cJSON *add_field(cJSON *props, const char *name, const char *type, const 
     return f;
 }
 
+/* A JSON array of n strings (cJSON_CreateStringArray refuses n == 0). */
 static cJSON *string_array(const char *const *v, size_t n)
 {
-    return cJSON_CreateStringArray(v, (int)n);
+    return n ? cJSON_CreateStringArray(v, (int)n) : cJSON_CreateArray();
+}
+
+/* obj[key] = item (taken in every case); 0 or -1. */
+static int put(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!item) return -1;
+    if (!obj || !cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        return -1;
+    }
+    return 0;
 }
 
 /* Add [{"const":v,"title":t}...] under key to obj; 0 or -1. */
@@ -492,12 +514,10 @@ static int add_titled(cJSON *obj, const char *key, const char *const *v, const c
 static cJSON *form_schema(cJSON **props, const char *const *required, size_t nreq)
 {
     cJSON *s = cJSON_CreateObject();
-    *props = s ? cJSON_AddObjectToObject(s, "properties") : NULL;
-    cJSON *req = string_array(required, nreq);
-    if (!s || !*props || !cJSON_AddStringToObject(s, "type", "object") || !req ||
-        !cJSON_AddItemToObject(s, "required", req)) {
-        if (!s || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(s, "required")))
-            cJSON_Delete(req);
+    *props = NULL;
+    if (!s || !cJSON_AddStringToObject(s, "type", "object") ||
+        !(*props = cJSON_AddObjectToObject(s, "properties")) ||
+        put(s, "required", string_array(required, nreq)) < 0) {
         cJSON_Delete(s);
         return NULL;
     }
@@ -528,13 +548,8 @@ static cJSON *schema_sep1034(void)
     cJSON *score = add_field(props, "score", "number", "User score");
     cJSON *st = add_field(props, "status", "string", "User status");
     cJSON *ver = add_field(props, "verified", "boolean", "Verification status");
-    cJSON *en = string_array(status, 3);
-    if (!name || !age || !score || !st || !ver || !en || !cJSON_AddItemToObject(st, "enum", en)) {
-        if (!st || !cJSON_GetObjectItemCaseSensitive(st, "enum")) cJSON_Delete(en);
-        cJSON_Delete(s);
-        return NULL;
-    }
-    if (!cJSON_AddStringToObject(name, "default", "John Doe") ||
+    if (!name || !age || !score || !st || !ver || put(st, "enum", string_array(status, 3)) < 0 ||
+        !cJSON_AddStringToObject(name, "default", "John Doe") ||
         !cJSON_AddNumberToObject(age, "default", 30) ||
         !cJSON_AddNumberToObject(score, "default", 95.5) ||
         !cJSON_AddStringToObject(st, "default", "active") ||
@@ -563,31 +578,16 @@ static cJSON *schema_sep1330(void)
     cJSON *tm = add_field(props, "titledMulti", "array", "Select multiple options with titles");
     cJSON *umi = um ? cJSON_AddObjectToObject(um, "items") : NULL;
     cJSON *tmi = tm ? cJSON_AddObjectToObject(tm, "items") : NULL;
-    int ok = us && ts && le && umi && tmi;
-    if (ok) {
-        cJSON *a = string_array(opts, 3);
-        ok = a && cJSON_AddItemToObject(us, "enum", a);
-        if (!ok) cJSON_Delete(a);
-    }
-    ok = ok && add_titled(ts, "oneOf", vals, single_titles, 3) == 0;
-    if (ok) {
-        cJSON *a = string_array(legacy, 3);
-        cJSON *b = string_array(legacy_names, 3);
-        int oka = a && cJSON_AddItemToObject(le, "enum", a);
-        int okb = b && cJSON_AddItemToObject(le, "enumNames", b);
-        if (!oka) cJSON_Delete(a);
-        if (!okb) cJSON_Delete(b);
-        ok = oka && okb;
-    }
-    ok = ok && cJSON_AddNumberToObject(um, "minItems", 1) && cJSON_AddNumberToObject(um, "maxItems", 3) &&
-         cJSON_AddStringToObject(umi, "type", "string");
-    if (ok) {
-        cJSON *a = string_array(opts, 3);
-        ok = a && cJSON_AddItemToObject(umi, "enum", a);
-        if (!ok) cJSON_Delete(a);
-    }
-    ok = ok && cJSON_AddNumberToObject(tm, "minItems", 1) && cJSON_AddNumberToObject(tm, "maxItems", 3) &&
-         add_titled(tmi, "anyOf", vals, multi_titles, 3) == 0;
+    int ok =
+        us && ts && le && umi && tmi && put(us, "enum", string_array(opts, 3)) == 0 &&
+        add_titled(ts, "oneOf", vals, single_titles, 3) == 0 &&
+        put(le, "enum", string_array(legacy, 3)) == 0 &&
+        put(le, "enumNames", string_array(legacy_names, 3)) == 0 &&
+        cJSON_AddNumberToObject(um, "minItems", 1) && cJSON_AddNumberToObject(um, "maxItems", 3) &&
+        cJSON_AddStringToObject(umi, "type", "string") &&
+        put(umi, "enum", string_array(opts, 3)) == 0 &&
+        cJSON_AddNumberToObject(tm, "minItems", 1) && cJSON_AddNumberToObject(tm, "maxItems", 3) &&
+        add_titled(tmi, "anyOf", vals, multi_titles, 3) == 0;
     if (!ok) {
         cJSON_Delete(s);
         return NULL;
@@ -605,10 +605,9 @@ typedef struct elicit_kind {
 
 static const elicit_kind k_elicit_user = {"test_elicitation", "User response", NULL,
                                           schema_user_info};
-static const elicit_kind k_elicit_1034 = {"test_elicitation_sep1034_defaults",
-                                          "Elicitation completed",
-                                          "Please review and update the form fields with defaults",
-                                          schema_sep1034};
+static const elicit_kind k_elicit_1034 = {
+    "test_elicitation_sep1034_defaults", "Elicitation completed",
+    "Please review and update the form fields with defaults", schema_sep1034};
 static const elicit_kind k_elicit_1330 = {"test_elicitation_sep1330_enums", "Elicitation completed",
                                           "Please select options from the enum fields",
                                           schema_sep1330};
@@ -620,8 +619,9 @@ static void elicit_reply(sb_mcp_call *c, const cJSON *result, const cJSON *error
     if (error) {
         char why[400];
         describe_error(error, why, sizeof why);
-        sb_mcp_call_tool_error(c, "Elicitation failed: the client answered elicitation/create with "
-                                  "an error: %s.",
+        sb_mcp_call_tool_error(c,
+                               "Elicitation failed: the client answered elicitation/create with "
+                               "an error: %s.",
                                why);
         return;
     }
@@ -639,8 +639,13 @@ static void elicit_reply(sb_mcp_call *c, const cJSON *result, const cJSON *error
     if (!cJSON_IsObject(content)) content = NULL;
     int accepted = strcmp(action, "accept") == 0;
     if (accepted) {
+        /* validate against the form, closed: an answer may not add fields nobody asked for */
         cJSON *schema = k->schema();
         cJSON *empty = content ? NULL : cJSON_CreateObject();
+        if (schema && !cJSON_AddFalseToObject(schema, "additionalProperties")) {
+            cJSON_Delete(schema);
+            schema = NULL;
+        }
         if (!schema || (!content && !empty)) {
             cJSON_Delete(schema);
             cJSON_Delete(empty);
@@ -653,8 +658,9 @@ static void elicit_reply(sb_mcp_call *c, const cJSON *result, const cJSON *error
         cJSON_Delete(schema);
         cJSON_Delete(empty);
         if (rc != 0) {
-            sb_mcp_call_tool_error(c, "Elicitation failed: the user accepted, but the answer does "
-                                      "not match the requested form: %s.",
+            sb_mcp_call_tool_error(c,
+                                   "Elicitation failed: the user accepted, but the answer does "
+                                   "not match the requested form: %s.",
                                    why);
             return;
         }
@@ -666,8 +672,7 @@ static void elicit_reply(sb_mcp_call *c, const cJSON *result, const cJSON *error
     }
     sb_buf b;
     sb_buf_init(&b, FX_ECHO_MAX);
-    int rc = sb_buf_printf(&b, "%s: action=%s, content=%s", k->prefix, action,
-                           json ? json : "{}");
+    int rc = sb_buf_printf(&b, "%s: action=%s, content=%s", k->prefix, action, json ? json : "{}");
     free(json);
     if (rc == 0 && !accepted)
         rc = sb_buf_puts(&b, strcmp(action, "decline") == 0
@@ -675,15 +680,18 @@ static void elicit_reply(sb_mcp_call *c, const cJSON *result, const cJSON *error
                                  : " (the user cancelled the request without answering)");
     if (rc < 0) {
         sb_buf_free(&b);
-        sb_mcp_call_tool_error(c, "Elicitation failed: the user's answer is longer than %d bytes, "
-                                  "more than this fixture returns.",
+        sb_mcp_call_tool_error(c,
+                               "Elicitation failed: the user's answer is longer than %d bytes, "
+                               "more than this fixture returns.",
                                FX_ECHO_MAX);
         return;
     }
     size_t len;
     char *s = sb_buf_detach(&b, &len);
-    if (s) finish_text_async(c, s);
-    else sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error: out of memory", NULL);
+    if (s)
+        finish_text_async(c, s);
+    else
+        sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error: out of memory", NULL);
     free(s);
 }
 
@@ -696,17 +704,16 @@ static int elicit_start(sb_mcp_call *c, const cJSON *args, const elicit_kind *k)
         return 0;
     }
     if (!sb_mcp_call_client_has(c, "elicitation")) {
-        sb_mcp_call_tool_error(c, "This client did not declare the elicitation capability in "
-                                  "initialize, so %s cannot ask the user for input. Connect with "
-                                  "a client that supports elicitation.",
+        sb_mcp_call_tool_error(c,
+                               "This client did not declare the elicitation capability in "
+                               "initialize, so %s cannot ask the user for input. Connect with "
+                               "a client that supports elicitation.",
                                k->tool);
         return 0;
     }
     cJSON *p = cJSON_CreateObject();
-    cJSON *schema = k->schema();
-    if (!p || !schema || !cJSON_AddStringToObject(p, "message", message) ||
-        !cJSON_AddItemToObject(p, "requestedSchema", schema)) {
-        if (!p || !cJSON_GetObjectItemCaseSensitive(p, "requestedSchema")) cJSON_Delete(schema);
+    if (!p || !cJSON_AddStringToObject(p, "message", message) ||
+        put(p, "requestedSchema", k->schema()) < 0) {
         cJSON_Delete(p);
         return -1;
     }
@@ -735,7 +742,7 @@ static int tool_elicitation_1330(sb_mcp_call *c, const cJSON *args, void *ud)
     return elicit_start(c, args, &k_elicit_1330);
 }
 
-/* ---- tools: JSON Schema 2020-12 --------------------------------------------------------------- */
+/* ---- tools: JSON Schema 2020-12 -------------------------------------------------------------- */
 
 static int tool_json_schema(sb_mcp_call *c, const cJSON *args, void *ud)
 {
@@ -763,8 +770,9 @@ static int tool_json_schema(sb_mcp_call *c, const cJSON *args, void *ud)
     free(json);
     if (rc < 0) {
         sb_buf_free(&b);
-        sb_mcp_call_tool_error(c, "The arguments are longer than %d bytes, more than "
-                                  "json_schema_2020_12_tool echoes back.",
+        sb_mcp_call_tool_error(c,
+                               "The arguments are longer than %d bytes, more than "
+                               "json_schema_2020_12_tool echoes back.",
                                FX_ECHO_MAX);
         return 0;
     }
@@ -776,7 +784,7 @@ static int tool_json_schema(sb_mcp_call *c, const cJSON *args, void *ud)
     return rc;
 }
 
-/* ---- tool registration ------------------------------------------------------------------------ */
+/* ---- tool registration ----------------------------------------------------------------------- */
 
 typedef struct fx_tool {
     const char *name;
@@ -819,7 +827,8 @@ int sb_fixtures_add_tools(sb_registry *r, char *err, size_t errlen)
         cJSON *contract = cJSON_DetachItemViaPointer(arr, arr->child);
         const char *name = str_item(contract, "name");
         size_t i = 0;
-        while (name && i < N_TOOLS && strcmp(k_tools[i].name, name) != 0) i++;
+        while (name && i < N_TOOLS && strcmp(k_tools[i].name, name) != 0)
+            i++;
         if (!name || i == N_TOOLS) {
             char nm[80];
             clip(name ? name : "(no name)", nm, sizeof nm);
@@ -843,7 +852,7 @@ int sb_fixtures_add_tools(sb_registry *r, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- resources -------------------------------------------------------------------------------- */
+/* ---- resources ------------------------------------------------------------------------------- */
 
 typedef struct fx_resource {
     const char *uri, *name, *title, *description, *mime;
@@ -935,8 +944,7 @@ static int res_list(sb_mcp_call *c, const cJSON *params, void *ud)
 {
     (void)ud;
     size_t off;
-    if (params_ok(c, params, "resources/list") < 0 ||
-        cursor_ok(c, params, N_RESOURCES, &off) < 0)
+    if (params_ok(c, params, "resources/list") < 0 || cursor_ok(c, params, N_RESOURCES, &off) < 0)
         return 0;
     cJSON *r = cJSON_CreateObject();
     cJSON *list = r ? cJSON_AddArrayToObject(r, "resources") : NULL;
@@ -975,9 +983,10 @@ static int res_templates_list(sb_mcp_call *c, const cJSON *params, void *ud)
         if (!e || !cJSON_AddStringToObject(e, "uriTemplate", TEMPLATE_URI) ||
             !cJSON_AddStringToObject(e, "name", "template") ||
             !cJSON_AddStringToObject(e, "title", "Resource Template") ||
-            !cJSON_AddStringToObject(e, "description",
-                                     "A resource template with parameter substitution: {id} is "
-                                     "1-64 characters from A-Z, a-z, 0-9, '-', '_', '.' and '~'.") ||
+            !cJSON_AddStringToObject(
+                e, "description",
+                "A resource template with parameter substitution: {id} is "
+                "1-64 characters from A-Z, a-z, 0-9, '-', '_', '.' and '~'.") ||
             !cJSON_AddStringToObject(e, "mimeType", "application/json")) {
             cJSON_Delete(e);
             goto fail;
@@ -992,8 +1001,7 @@ fail:
 }
 
 /* {"contents":[{"uri","mimeType","text"|"blob"}]} */
-static cJSON *contents_result(const char *uri, const char *mime, const char *text,
-                              const char *blob)
+static cJSON *contents_result(const char *uri, const char *mime, const char *text, const char *blob)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON *list = r ? cJSON_AddArrayToObject(r, "contents") : NULL;
@@ -1076,7 +1084,7 @@ static int res_subscription(sb_mcp_call *c, const cJSON *params, void *ud)
     return 0;
 }
 
-/* ---- prompts ---------------------------------------------------------------------------------- */
+/* ---- prompts --------------------------------------------------------------------------------- */
 
 typedef struct fx_prompt_arg {
     const char *name, *description;
@@ -1098,9 +1106,12 @@ static int push_user(cJSON *msgs, cJSON *block)
 {
     if (!block) return -1;
     cJSON *m = cJSON_CreateObject();
-    if (!m || !cJSON_AddStringToObject(m, "role", "user") ||
-        !cJSON_AddItemToObject(m, "content", block)) {
-        if (!m || !cJSON_GetObjectItemCaseSensitive(m, "content")) cJSON_Delete(block);
+    if (!m || !cJSON_AddStringToObject(m, "role", "user")) {
+        cJSON_Delete(block);
+        cJSON_Delete(m);
+        return -1;
+    }
+    if (put(m, "content", block) < 0) {
         cJSON_Delete(m);
         return -1;
     }
@@ -1145,7 +1156,11 @@ static int build_image(cJSON *msgs, const char *const *args)
 }
 
 static const fx_prompt k_prompts[] = {
-    {"test_simple_prompt", "Simple Test Prompt", "A simple prompt without arguments.", {{0}}, 0,
+    {"test_simple_prompt",
+     "Simple Test Prompt",
+     "A simple prompt without arguments.",
+     {{0}},
+     0,
      build_simple},
     {"test_prompt_with_arguments",
      "Prompt With Arguments",
@@ -1159,8 +1174,12 @@ static const fx_prompt k_prompts[] = {
      {{"resourceUri", "URI of the resource to embed."}},
      1,
      build_embedded},
-    {"test_prompt_with_image", "Prompt With Image", "A prompt that includes a PNG image.", {{0}},
-     0, build_image},
+    {"test_prompt_with_image",
+     "Prompt With Image",
+     "A prompt that includes a PNG image.",
+     {{0}},
+     0,
+     build_image},
 };
 #define N_PROMPTS (sizeof k_prompts / sizeof k_prompts[0])
 
@@ -1219,8 +1238,9 @@ static int prompts_get(sb_mcp_call *c, const cJSON *params, void *ud)
     const fx_prompt *p = find_prompt(name);
     if (!p) {
         clip(name, nm, sizeof nm);
-        snprintf(msg, sizeof msg, "Invalid params: unknown prompt '%s'; call prompts/list for the "
-                                  "available prompts",
+        snprintf(msg, sizeof msg,
+                 "Invalid params: unknown prompt '%s'; call prompts/list for the "
+                 "available prompts",
                  nm);
         invalid_params(c, msg);
         return 0;
@@ -1233,7 +1253,8 @@ static int prompts_get(sb_mcp_call *c, const cJSON *params, void *ud)
     /* every given argument is declared and a string of bounded length */
     for (const cJSON *a = cJSON_IsObject(args) ? args->child : NULL; a; a = a->next) {
         size_t j = 0;
-        while (j < p->nargs && strcmp(p->args[j].name, a->string) != 0) j++;
+        while (j < p->nargs && strcmp(p->args[j].name, a->string) != 0)
+            j++;
         clip(a->string ? a->string : "", nm, sizeof nm);
         if (j == p->nargs) {
             snprintf(msg, sizeof msg, "Invalid params: prompt %s has no argument '%s'%s", p->name,
@@ -1254,15 +1275,17 @@ static int prompts_get(sb_mcp_call *c, const cJSON *params, void *ud)
     for (size_t j = 0; j < p->nargs; j++) {
         vals[j] = cJSON_IsObject(args) ? str_item(args, p->args[j].name) : NULL;
         if (!vals[j]) {
-            snprintf(msg, sizeof msg, "Invalid params: missing required argument '%s' for prompt %s",
+            snprintf(msg, sizeof msg,
+                     "Invalid params: missing required argument '%s' for prompt %s",
                      p->args[j].name, p->name);
             invalid_params(c, msg);
             return 0;
         }
     }
-    if (p->build == build_embedded && !uri_like(vals[0])) {
-        snprintf(msg, sizeof msg, "Invalid params: argument 'resourceUri' of prompt %s must be an "
-                                  "absolute URI such as test://example-resource",
+    if (p->build == build_embedded && (!vals[0] || !uri_like(vals[0]))) {
+        snprintf(msg, sizeof msg,
+                 "Invalid params: argument 'resourceUri' of prompt %s must be an "
+                 "absolute URI such as test://example-resource",
                  p->name);
         invalid_params(c, msg);
         return 0;
@@ -1278,10 +1301,10 @@ static int prompts_get(sb_mcp_call *c, const cJSON *params, void *ud)
     return 0;
 }
 
-/* ---- completion ------------------------------------------------------------------------------- */
+/* ---- completion ------------------------------------------------------------------------------ */
 
-static const char *const k_complete_arg1[] = {"paris", "park", "party", "parade", "test",
-                                              "testValue1"};
+static const char *const k_complete_arg1[] = {"paris",  "park", "party",
+                                              "parade", "test", "testValue1"};
 static const char *const k_complete_arg2[] = {"hello", "world", "wonder", "test", "testValue2"};
 static const char *const k_complete_id[] = {"1", "2", "3", "123", "abc"};
 
@@ -1364,8 +1387,8 @@ static int complete(sb_mcp_call *c, const cJSON *params, void *ud)
             return 0;
         }
         if (strcmp(uri, TEMPLATE_URI) == 0 && strcmp(aname, "id") == 0)
-            return complete_result(c, k_complete_id,
-                                   sizeof k_complete_id / sizeof k_complete_id[0], value);
+            return complete_result(c, k_complete_id, sizeof k_complete_id / sizeof k_complete_id[0],
+                                   value);
         if (strcmp(uri, TEMPLATE_URI) == 0 || find_resource(uri))
             return complete_result(c, NULL, 0, value);
         clip(uri, nm, sizeof nm);
@@ -1380,7 +1403,7 @@ static int complete(sb_mcp_call *c, const cJSON *params, void *ud)
     return 0;
 }
 
-/* ---- method registration ---------------------------------------------------------------------- */
+/* ---- method registration --------------------------------------------------------------------- */
 
 int sb_fixtures_add_methods(sb_mcp *m, char *err, size_t errlen)
 {
@@ -1405,18 +1428,23 @@ int sb_fixtures_add_methods(sb_mcp *m, char *err, size_t errlen)
             return -1;
         }
     }
+    /* sb_mcp_add_capability takes the object in every case */
     cJSON *res = cJSON_CreateObject();
     if (!res || !cJSON_AddBoolToObject(res, "subscribe", 1) ||
-        !cJSON_AddBoolToObject(res, "listChanged", 0) ||
-        sb_mcp_add_capability(m, "resources", res) < 0) {
+        !cJSON_AddBoolToObject(res, "listChanged", 0)) {
         cJSON_Delete(res);
+        res = NULL;
+    }
+    if (!res || sb_mcp_add_capability(m, "resources", res) < 0) {
         snprintf(err, errlen, "fixtures: cannot declare the resources capability");
         return -1;
     }
     cJSON *pr = cJSON_CreateObject();
-    if (!pr || !cJSON_AddBoolToObject(pr, "listChanged", 0) ||
-        sb_mcp_add_capability(m, "prompts", pr) < 0) {
+    if (!pr || !cJSON_AddBoolToObject(pr, "listChanged", 0)) {
         cJSON_Delete(pr);
+        pr = NULL;
+    }
+    if (!pr || sb_mcp_add_capability(m, "prompts", pr) < 0) {
         snprintf(err, errlen, "fixtures: cannot declare the prompts capability");
         return -1;
     }

@@ -895,7 +895,7 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
                  "Bad Request: Unsupported protocol version: %.32s (supported versions: "
                  "2025-11-25, 2025-06-18, 2025-03-26)",
                  req->protocol_version);
-        reply_error(out, 400, NULL, SB_RPC_SERVER_ERROR, buf);
+        reply_error(out, 400, msg.kind == SB_RPC_REQUEST ? msg.id : NULL, SB_RPC_SERVER_ERROR, buf);
         sb_rpc_msg_free(&msg);
         return;
     }

@@ -24,7 +24,7 @@ SECRET = os.path.join(TMP.name, "secret")
 BASE_ENV = {"SIGNBRIDGE_SECRET_FILE": SECRET}
 
 
-def sb(*args, env=None, timeout=30):
+def sb(*args, env=None, timeout=10):
     e = dict(BASE_ENV)
     e.update(env or {})
     return T.run([T.BIN] + list(args), env=e, timeout=timeout, cwd=TMP.name)

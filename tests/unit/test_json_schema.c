@@ -44,8 +44,8 @@ static void expect_ok_(const char *schema, const char *inst, const char *file, i
     memset(err, 'x', sizeof err);
     int rc = run(schema, inst, err, sizeof err, file, line);
     if (rc != 0) {
-        print_error("expected valid: schema=%s instance=%s\n  got rc=%d err=%s\n", schema, inst,
-                    rc, err);
+        print_error("expected valid: schema=%s instance=%s\n  got rc=%d err=%s\n", schema, inst, rc,
+                    err);
         _fail(file, line);
     }
     if (err[0] != '\0') {
@@ -339,7 +339,8 @@ static void test_unique_items_large(void **state)
     /* 1 and 1.0 collide in the hashed path too */
     n = 0;
     n += (size_t)snprintf(buf + n, sizeof buf - n, "[");
-    for (int i = 0; i < 100; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "%d,", i + 10);
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%d,", i + 10);
     snprintf(buf + n, sizeof buf - n, "-0,0.0]");
     BAD("{\"uniqueItems\":true}", buf, "([100] and [101])");
 }
@@ -370,8 +371,8 @@ static void test_enum_long_list_truncated(void **state)
     char schema[4096];
     size_t n = (size_t)snprintf(schema, sizeof schema, "{\"enum\":[");
     for (int i = 0; i < 60; i++)
-        n += (size_t)snprintf(schema + n, sizeof schema - n, "%s\"value_number_%02d\"", i ? "," : "",
-                              i);
+        n += (size_t)snprintf(schema + n, sizeof schema - n, "%s\"value_number_%02d\"",
+                              i ? "," : "", i);
     snprintf(schema + n, sizeof schema - n, "]}");
     char err[512];
     assert_int_equal(run(schema, "\"zzz\"", err, sizeof err, __FILE__, __LINE__), -1);
@@ -394,7 +395,8 @@ static void test_const(void **state)
     OK("{\"const\":\"x\"}", "\"x\"");
     BAD("{\"const\":\"x\"}", "\"y\"", "arguments: must be equal to \"x\" (const)");
     OK("{\"const\":{\"a\":1,\"b\":[true,null]}}", "{\"b\":[true,null],\"a\":1}");
-    BAD("{\"const\":{\"a\":1,\"b\":[true,null]}}", "{\"b\":[true,null],\"a\":1,\"c\":0}", "(const)");
+    BAD("{\"const\":{\"a\":1,\"b\":[true,null]}}", "{\"b\":[true,null],\"a\":1,\"c\":0}",
+        "(const)");
     BAD("{\"const\":{\"a\":1}}", "{\"b\":1}", "must be equal to {...} (const)");
     OK("{\"const\":null}", "null");
     BAD("{\"const\":null}", "false", "must be equal to null (const)");
@@ -442,31 +444,18 @@ static void test_format_email(void **state)
 {
     (void)state;
     const char *s = "{\"format\":\"email\"}";
-    const char *good[] = {"a@b.co", "first.last@example.com", "x+tag@sub.example.org",
-                          "o'brien@example.ie", "user_1@my-host.example", "A@B.CD",
+    const char *good[] = {"a@b.co",
+                          "first.last@example.com",
+                          "x+tag@sub.example.org",
+                          "o'brien@example.ie",
+                          "user_1@my-host.example",
+                          "A@B.CD",
                           "a!#$%&*/=?^`{|}~-@example.com"};
-    const char *bad[] = {"",
-                         "plain",
-                         "@example.com",
-                         "a@",
-                         "a@b",
-                         "a@@b.com",
-                         "a@b@c.com",
-                         "a b@c.com",
-                         "a@b c.com",
-                         ".a@b.com",
-                         "a.@b.com",
-                         "a..b@c.com",
-                         "a@b..com",
-                         "a@.b.com",
-                         "a@b.com.",
-                         "a@-b.com",
-                         "a@b-.com",
-                         "a@b_c.com",
-                         "a@1.2.3.4",
-                         "\\\"q\\\"@b.com",
-                         "a\\u0000@b.com",
-                         "a@b.c\xc3\xa9"};
+    const char *bad[] = {
+        "",          "plain",           "@example.com",   "a@",           "a@b",      "a@@b.com",
+        "a@b@c.com", "a b@c.com",       "a@b c.com",      ".a@b.com",     "a.@b.com", "a..b@c.com",
+        "a@b..com",  "a@.b.com",        "a@b.com.",       "a@-b.com",     "a@b-.com", "a@b_c.com",
+        "a@1.2.3.4", "\\\"q\\\"@b.com", "a\\u0000@b.com", "a@b.c\xc3\xa9"};
     char inst[200];
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         snprintf(inst, sizeof inst, "\"%s\"", good[i]);
@@ -496,12 +485,11 @@ static void test_format_date_time(void **state)
 {
     (void)state;
     const char *s = "{\"format\":\"date-time\"}";
-    const char *good[] = {"2024-02-29T12:00:00Z",      "2000-02-29T00:00:00Z",
-                          "2023-12-31T23:59:59.999Z",  "1985-04-12T23:20:50.52Z",
-                          "1996-12-19T16:39:57-08:00", "1990-12-31T15:59:59+05:30",
-                          "2024-01-01t00:00:00z",      "1998-12-31T23:59:60Z",
-                          "1998-12-31T15:59:60-08:00", "1999-01-01T05:29:60+05:30",
-                          "0001-01-01T00:00:00+23:59", "2024-06-30T00:00:00.000000001Z"};
+    const char *good[] = {
+        "2024-02-29T12:00:00Z",      "2000-02-29T00:00:00Z",      "2023-12-31T23:59:59.999Z",
+        "1985-04-12T23:20:50.52Z",   "1996-12-19T16:39:57-08:00", "1990-12-31T15:59:59+05:30",
+        "2024-01-01t00:00:00z",      "1998-12-31T23:59:60Z",      "1998-12-31T15:59:60-08:00",
+        "1999-01-01T05:29:60+05:30", "0001-01-01T00:00:00+23:59", "2024-06-30T00:00:00.000000001Z"};
     const char *bad[] = {"",
                          "2023-02-29T12:00:00Z", /* not a leap year */
                          "1900-02-29T12:00:00Z", /* divisible by 100, not 400 */
@@ -693,8 +681,9 @@ static void test_ref_unresolvable(void **state)
 static void test_ref_root_against_separate_root(void **state)
 {
     (void)state;
-    cJSON *root = cJSON_Parse("{\"$defs\":{\"id\":{\"type\":\"string\",\"minLength\":3}},"
-                              "\"tools\":{\"t\":{\"properties\":{\"id\":{\"$ref\":\"#/$defs/id\"}}}}}");
+    cJSON *root =
+        cJSON_Parse("{\"$defs\":{\"id\":{\"type\":\"string\",\"minLength\":3}},"
+                    "\"tools\":{\"t\":{\"properties\":{\"id\":{\"$ref\":\"#/$defs/id\"}}}}}");
     assert_non_null(root);
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(tools, "t");
@@ -733,8 +722,8 @@ static void test_any_of(void **state)
     OK(s, "7");
     BAD(s, "\"abc\"", "arguments: must match at least one of the 2 allowed schemas (anyOf)");
     BAD(s, "null", "(anyOf)");
-    BAD("{\"properties\":{\"v\":{\"anyOf\":[{\"type\":\"null\"},{\"minimum\":1}]}}}",
-        "{\"v\":0}", "arguments.v: must match at least one");
+    BAD("{\"properties\":{\"v\":{\"anyOf\":[{\"type\":\"null\"},{\"minimum\":1}]}}}", "{\"v\":0}",
+        "arguments.v: must match at least one");
 }
 
 static void test_one_of(void **state)
@@ -900,9 +889,9 @@ static void test_small_errlen(void **state)
         memset(err, 'x', len);
         assert_int_equal(sb_schema_validate(s, s, i, "arguments", err, len), -1);
         assert_true(strlen(err) < len);
-        assert_int_equal(strncmp(err, "arguments: missing required property 'title' (required)",
-                                 strlen(err)),
-                         0);
+        assert_int_equal(
+            strncmp(err, "arguments: missing required property 'title' (required)", strlen(err)),
+            0);
         free(err);
     }
     char eight[8];
@@ -1009,17 +998,18 @@ static void test_check_accepts_good(void **state)
     CHECK_OK("false");
     CHECK_OK("{}");
     CHECK_OK("{\"x-unknown\":{\"anything\":1},\"pattern\":\"^a\"}");
-    CHECK_OK("{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
-             "\"required\":[\"a\"],\"additionalProperties\":false,\"minProperties\":0,"
-             "\"maxProperties\":3,\"properties\":{\"a\":{\"type\":[\"string\",\"null\"],"
-             "\"minLength\":1,\"maxLength\":10,\"format\":\"email\"},\"b\":{\"$ref\":"
-             "\"#/$defs/n\"},\"c\":{\"type\":\"array\",\"items\":{\"enum\":[1,2]},\"minItems\":0,"
-             "\"maxItems\":2,\"uniqueItems\":true,\"prefixItems\":[true]},\"d\":{\"anyOf\":["
-             "{\"const\":1},{\"not\":{\"type\":\"null\"}}],\"allOf\":[true],\"oneOf\":[false,true]},"
-             "\"e\":{\"type\":\"integer\",\"default\":3,\"minimum\":1,\"maximum\":5,"
-             "\"exclusiveMinimum\":0,\"exclusiveMaximum\":6}},"
-             "\"$defs\":{\"n\":{\"type\":\"number\"}},\"definitions\":{\"m\":true},"
-             "\"examples\":[{\"a\":\"x@y.z\"}]}");
+    CHECK_OK(
+        "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"object\","
+        "\"required\":[\"a\"],\"additionalProperties\":false,\"minProperties\":0,"
+        "\"maxProperties\":3,\"properties\":{\"a\":{\"type\":[\"string\",\"null\"],"
+        "\"minLength\":1,\"maxLength\":10,\"format\":\"email\"},\"b\":{\"$ref\":"
+        "\"#/$defs/n\"},\"c\":{\"type\":\"array\",\"items\":{\"enum\":[1,2]},\"minItems\":0,"
+        "\"maxItems\":2,\"uniqueItems\":true,\"prefixItems\":[true]},\"d\":{\"anyOf\":["
+        "{\"const\":1},{\"not\":{\"type\":\"null\"}}],\"allOf\":[true],\"oneOf\":[false,true]},"
+        "\"e\":{\"type\":\"integer\",\"default\":3,\"minimum\":1,\"maximum\":5,"
+        "\"exclusiveMinimum\":0,\"exclusiveMaximum\":6}},"
+        "\"$defs\":{\"n\":{\"type\":\"number\"}},\"definitions\":{\"m\":true},"
+        "\"examples\":[{\"a\":\"x@y.z\"}]}");
     CHECK_OK("{\"type\":\"object\",\"properties\":{\"children\":{\"type\":\"array\",\"items\":"
              "{\"$ref\":\"#\"}}}}");
 }
@@ -1097,9 +1087,11 @@ static void test_check_defaults_and_depth(void **state)
     /* 100 nested "not" */
     char buf[2000];
     size_t n = 0;
-    for (int i = 0; i < 100; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"not\":");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"not\":");
     n += (size_t)snprintf(buf + n, sizeof buf - n, "true");
-    for (int i = 0; i < 100; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "}");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "}");
     CHECK_BAD(buf, "nested deeper than 64 levels");
     /* small errlen and NULL */
     cJSON *s = cJSON_Parse("{\"type\":\"strin\"}");

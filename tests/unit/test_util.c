@@ -1,0 +1,1043 @@
+/* Unit tests for core helpers: sb_util (encodings, UTF-8, numbers, time), sb_buf, sb_arena, sb_loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sb_arena.h"
+#include "core/sb_buf.h"
+#include "core/sb_loop.h"
+#include "core/sb_util.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Helpers
+ */
+
+/* Run fn in a forked child (for inputs that may crash a buggy implementation: the crash must not
+ * take the rest of the suite with it). 1 if the child exited with status 0. */
+static int child_ok(void (*fn)(void))
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * base64 / base64url
+ */
+
+static const struct {
+    const char *raw, *std, *url;
+} k_rfc4648[] = {
+    {"", "", ""},
+    {"f", "Zg==", "Zg"},
+    {"fo", "Zm8=", "Zm8"},
+    {"foo", "Zm9v", "Zm9v"},
+    {"foob", "Zm9vYg==", "Zm9vYg"},
+    {"fooba", "Zm9vYmE=", "Zm9vYmE"},
+    {"foobar", "Zm9vYmFy", "Zm9vYmFy"},
+};
+
+static void test_base64_rfc4648_vectors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof k_rfc4648 / sizeof k_rfc4648[0]; i++) {
+        const char *raw = k_rfc4648[i].raw;
+        size_t n = strlen(raw);
+        char out[32];
+        memset(out, 'X', sizeof out);
+        assert_int_equal(sb_base64_len(n), strlen(k_rfc4648[i].std));
+        size_t w = sb_base64_encode((const unsigned char *)raw, n, out);
+        assert_int_equal(w, strlen(k_rfc4648[i].std));
+        assert_string_equal(out, k_rfc4648[i].std);
+
+        memset(out, 'X', sizeof out);
+        assert_int_equal(sb_base64url_len(n), strlen(k_rfc4648[i].url));
+        w = sb_base64url_encode((const unsigned char *)raw, n, out);
+        assert_int_equal(w, strlen(k_rfc4648[i].url));
+        assert_string_equal(out, k_rfc4648[i].url);
+
+        /* decode both forms (padding optional) */
+        unsigned char dec[32];
+        long d = sb_base64_decode(k_rfc4648[i].std, strlen(k_rfc4648[i].std), dec, sizeof dec);
+        assert_int_equal(d, (long)n);
+        assert_memory_equal(dec, raw, n);
+        d = sb_base64_decode(k_rfc4648[i].url, strlen(k_rfc4648[i].url), dec, sizeof dec);
+        assert_int_equal(d, (long)n);
+        assert_memory_equal(dec, raw, n);
+    }
+}
+
+static void test_base64_alphabets(void **state)
+{
+    (void)state;
+    /* 0xfb 0xff 0xbf exercises both alphabet-specific characters */
+    const unsigned char in[] = {0xfb, 0xff, 0xbf, 0xfe};
+    char out[16];
+    sb_base64_encode(in, sizeof in, out);
+    assert_string_equal(out, "+/+//g==");
+    sb_base64url_encode(in, sizeof in, out);
+    assert_string_equal(out, "-_-__g");
+    unsigned char dec[8];
+    assert_int_equal(sb_base64_decode("+/+//g==", 8, dec, sizeof dec), 4);
+    assert_memory_equal(dec, in, 4);
+    assert_int_equal(sb_base64_decode("-_-__g", 6, dec, sizeof dec), 4);
+    assert_memory_equal(dec, in, 4);
+}
+
+static void test_base64_round_trip_all_lengths(void **state)
+{
+    (void)state;
+    unsigned char in[300], dec[300];
+    char enc[512];
+    for (size_t i = 0; i < sizeof in; i++) in[i] = (unsigned char)(i * 37 + 11);
+    assert_int_equal(sb_random_bytes(in + 200, 100), 0);
+    for (size_t n = 0; n <= sizeof in; n++) {
+        size_t w = sb_base64url_encode(in, n, enc);
+        assert_int_equal(w, sb_base64url_len(n));
+        assert_int_equal(enc[w], '\0');
+        for (size_t k = 0; k < w; k++) assert_null(strchr("+/=", enc[k]));
+        long d = sb_base64_decode(enc, w, dec, sizeof dec);
+        assert_int_equal(d, (long)n);
+        assert_memory_equal(dec, in, n);
+
+        w = sb_base64_encode(in, n, enc);
+        assert_int_equal(w, sb_base64_len(n));
+        assert_int_equal(w % 4, 0);
+        d = sb_base64_decode(enc, w, dec, sizeof dec);
+        assert_int_equal(d, (long)n);
+        assert_memory_equal(dec, in, n);
+    }
+}
+
+static void test_base64_decode_rejects_bad_input(void **state)
+{
+    (void)state;
+    unsigned char dec[64];
+    static const char *const bad[] = {
+        "Z",         /* one character cannot encode a byte */
+        "Zm9vY",     /* 4k+1 characters */
+        "Zm9v!A==",  /* character outside both alphabets */
+        "Zm 9v",     /* whitespace */
+        "Zm=9v",     /* padding in the middle */
+        "Zh==",      /* non-canonical trailing bits ("Zg==" is canonical) */
+        "Zm9=",      /* non-canonical trailing bits ("Zm8=" is canonical) */
+        "Zm9v\n",    /* newline */
+        "Zm9v.A",    /* '.' is in neither alphabet */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long d = sb_base64_decode(bad[i], strlen(bad[i]), dec, sizeof dec);
+        if (d != -1) fail_msg("decode accepted \"%s\" (returned %ld)", bad[i], d);
+    }
+    /* an embedded NUL is not base64 */
+    assert_int_equal(sb_base64_decode("Zm\0v", 4, dec, sizeof dec), -1);
+}
+
+static void test_base64_decode_rejects_bad_padding(void **state)
+{
+    (void)state;
+    unsigned char dec[64];
+    /* No valid encoding ends in more than two '=', and a complete 4-character group never takes
+     * padding: these are malformed even when padding is optional. */
+    static const char *const bad[] = {"Zg===", "Zg=====", "Zm9v=", "Zm9v==", "====", "="};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long d = sb_base64_decode(bad[i], strlen(bad[i]), dec, sizeof dec);
+        if (d != -1) fail_msg("decode accepted malformed padding \"%s\" (returned %ld)", bad[i], d);
+    }
+}
+
+static void test_base64_decode_output_bound(void **state)
+{
+    (void)state;
+    unsigned char dec[8];
+    memset(dec, 0xAA, sizeof dec);
+    /* "foobar" needs 6 bytes */
+    assert_int_equal(sb_base64_decode("Zm9vYmFy", 8, dec, 5), -1);
+    assert_int_equal(dec[5], 0xAA); /* nothing written past outcap */
+    assert_int_equal(sb_base64_decode("Zm9vYmFy", 8, dec, 6), 6);
+    assert_memory_equal(dec, "foobar", 6);
+    assert_int_equal(sb_base64_decode("Zg", 2, dec, 0), -1);
+    assert_int_equal(sb_base64_decode("", 0, dec, 0), 0);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Small helpers: hex, random, ct_equal, strlcpy, strcaseeq
+ */
+
+static void test_hex_and_random(void **state)
+{
+    (void)state;
+    const unsigned char in[] = {0x00, 0x01, 0xab, 0xff};
+    char out[9];
+    sb_hex_encode(in, sizeof in, out);
+    assert_string_equal(out, "0001abff");
+
+    unsigned char a[32], b[32];
+    assert_int_equal(sb_random_bytes(a, sizeof a), 0);
+    assert_int_equal(sb_random_bytes(b, sizeof b), 0);
+    assert_true(memcmp(a, b, sizeof a) != 0);
+    assert_int_equal(sb_random_bytes(a, 0), 0);
+}
+
+static void test_ct_equal(void **state)
+{
+    (void)state;
+    assert_int_equal(sb_ct_equal("abc", 3, "abc", 3), 1);
+    assert_int_equal(sb_ct_equal("abc", 3, "abd", 3), 0);
+    assert_int_equal(sb_ct_equal("abc", 3, "xbc", 3), 0);
+    assert_int_equal(sb_ct_equal("abc", 3, "abcd", 4), 0); /* prefix is not equal */
+    assert_int_equal(sb_ct_equal("abcd", 4, "abc", 3), 0);
+    assert_int_equal(sb_ct_equal("", 0, "", 0), 1);
+    assert_int_equal(sb_ct_equal("", 0, "a", 1), 0);
+    const unsigned char x[] = {0, 1, 2, 0x80}, y[] = {0, 1, 2, 0x81};
+    assert_int_equal(sb_ct_equal(x, 4, x, 4), 1);
+    assert_int_equal(sb_ct_equal(x, 4, y, 4), 0);
+    assert_int_equal(sb_ct_equal(x, 3, y, 3), 1);
+}
+
+static void test_strlcpy_strcaseeq(void **state)
+{
+    (void)state;
+    char buf[6];
+    memset(buf, 'X', sizeof buf);
+    assert_int_equal(sb_strlcpy(buf, "hello world", sizeof buf), 11);
+    assert_string_equal(buf, "hello");
+    assert_int_equal(sb_strlcpy(buf, "hi", sizeof buf), 2);
+    assert_string_equal(buf, "hi");
+    buf[0] = 'Q';
+    assert_int_equal(sb_strlcpy(buf, "abc", 0), 3);
+    assert_int_equal(buf[0], 'Q');
+    assert_int_equal(sb_strlcpy(buf, "abc", 1), 3);
+    assert_string_equal(buf, "");
+
+    assert_true(sb_strcaseeq("Content-Type", "content-type"));
+    assert_false(sb_strcaseeq("Content-Type", "content-typ"));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * UTF-8
+ */
+
+#define U8(s) (s), (sizeof(s) - 1)
+
+static void test_utf8_valid_sequences(void **state)
+{
+    (void)state;
+    assert_true(sb_utf8_valid(U8("")));
+    assert_true(sb_utf8_valid(U8("plain ascii\n\t~")));
+    assert_true(sb_utf8_valid(U8("a\0b"))); /* NUL is a valid code point when counted */
+    assert_true(sb_utf8_valid(U8("h\xC3\xA9llo")));            /* U+00E9 */
+    assert_true(sb_utf8_valid(U8("\xC2\x80")));                /* U+0080, smallest 2-byte */
+    assert_true(sb_utf8_valid(U8("\xDF\xBF")));                /* U+07FF */
+    assert_true(sb_utf8_valid(U8("\xE0\xA0\x80")));            /* U+0800, smallest 3-byte */
+    assert_true(sb_utf8_valid(U8("\xE2\x82\xAC")));            /* U+20AC euro */
+    assert_true(sb_utf8_valid(U8("\xED\x9F\xBF")));            /* U+D7FF, below surrogates */
+    assert_true(sb_utf8_valid(U8("\xEE\x80\x80")));            /* U+E000, above surrogates */
+    assert_true(sb_utf8_valid(U8("\xEF\xBF\xBF")));            /* U+FFFF */
+    assert_true(sb_utf8_valid(U8("\xF0\x90\x80\x80")));        /* U+10000, smallest 4-byte */
+    assert_true(sb_utf8_valid(U8("\xF0\x9D\x84\x9E")));        /* U+1D11E */
+    assert_true(sb_utf8_valid(U8("\xF4\x8F\xBF\xBF")));        /* U+10FFFF, the largest */
+    assert_true(sb_utf8_valid(U8("\xE6\x97\xA5\xE6\x9C\xAC\xF0\x9F\x98\x80 ok")));
+}
+
+static void test_utf8_invalid_sequences(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n;
+        const char *why;
+    } bad[] = {
+        {U8("\xC0\x80"), "overlong NUL (2 bytes)"},
+        {U8("\xC1\xBF"), "overlong U+007F (2 bytes)"},
+        {U8("\xE0\x80\x80"), "overlong NUL (3 bytes)"},
+        {U8("\xE0\x9F\xBF"), "overlong U+07FF (3 bytes)"},
+        {U8("\xF0\x80\x80\x80"), "overlong NUL (4 bytes)"},
+        {U8("\xF0\x8F\xBF\xBF"), "overlong U+FFFF (4 bytes)"},
+        {U8("\xED\xA0\x80"), "surrogate U+D800"},
+        {U8("\xED\xBF\xBF"), "surrogate U+DFFF"},
+        {U8("\xED\xA0\xBD\xED\xB8\x80"), "CESU-8 surrogate pair"},
+        {U8("\xF4\x90\x80\x80"), "U+110000"},
+        {U8("\xF5\x80\x80\x80"), "lead byte F5"},
+        {U8("\xF7\xBF\xBF\xBF"), "U+1FFFFF"},
+        {U8("\xF8\x88\x80\x80\x80"), "5-byte form"},
+        {U8("\xFC\x84\x80\x80\x80\x80"), "6-byte form"},
+        {U8("\xFE"), "byte FE"},
+        {U8("\xFF"), "byte FF"},
+        {U8("\x80"), "lone continuation"},
+        {U8("a\xBF"), "lone continuation after ascii"},
+        {U8("\xC3"), "truncated 2-byte"},
+        {U8("\xE2\x82"), "truncated 3-byte"},
+        {U8("\xF0\x9D\x84"), "truncated 4-byte"},
+        {U8("ok\xF0"), "truncated 4-byte at end"},
+        {U8("\xC3\x41"), "bad continuation"},
+        {U8("\xE2\x28\xA1"), "bad continuation in 3-byte"},
+        {U8("\xF0\x9D\x84\x20"), "bad last continuation"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (sb_utf8_valid(bad[i].s, bad[i].n)) fail_msg("accepted: %s", bad[i].why);
+    /* the length bound is respected: a valid sequence cut by n is invalid */
+    assert_false(sb_utf8_valid("\xC3\xA9", 1));
+    assert_false(sb_utf8_valid("\xF0\x9D\x84\x9E", 3));
+    assert_true(sb_utf8_valid("ab\xC3\xA9", 2));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * sb_parse_i64
+ */
+
+static void test_parse_i64(void **state)
+{
+    (void)state;
+    int64_t v = 0;
+    assert_int_equal(sb_parse_i64("0", 0, 10, &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(sb_parse_i64("10", 0, 10, &v), 0);
+    assert_true(v == 10);
+    assert_int_equal(sb_parse_i64("-5", -10, 10, &v), 0);
+    assert_true(v == -5);
+    assert_int_equal(sb_parse_i64("+7", 0, 10, &v), 0);
+    assert_true(v == 7);
+    assert_int_equal(sb_parse_i64("007", 0, 10, &v), 0);
+    assert_true(v == 7);
+    assert_int_equal(sb_parse_i64("9223372036854775807", INT64_MIN, INT64_MAX, &v), 0);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(sb_parse_i64("-9223372036854775808", INT64_MIN, INT64_MAX, &v), 0);
+    assert_true(v == INT64_MIN);
+
+    /* bounds */
+    v = 1234;
+    assert_int_equal(sb_parse_i64("11", 0, 10, &v), -1);
+    assert_int_equal(sb_parse_i64("-1", 0, 10, &v), -1);
+    assert_int_equal(sb_parse_i64("9223372036854775808", INT64_MIN, INT64_MAX, &v), -1);
+    assert_int_equal(sb_parse_i64("-9223372036854775809", INT64_MIN, INT64_MAX, &v), -1);
+    assert_int_equal(sb_parse_i64("99999999999999999999999", INT64_MIN, INT64_MAX, &v), -1);
+
+    /* junk and empty */
+    static const char *const junk[] = {"",   "-",   "+",    " 1",  "1 ",  "1a",  "a1",  "0x10",
+                                       "1e3", "1.0", "--1", "+-1", "1,000", "\t5", "5\n", "１"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        if (sb_parse_i64(junk[i], INT64_MIN, INT64_MAX, &v) != -1)
+            fail_msg("accepted \"%s\"", junk[i]);
+    assert_int_equal(sb_parse_i64(NULL, 0, 10, &v), -1);
+    assert_true(v == 1234); /* untouched on failure */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * RFC 3339
+ */
+
+static int64_t parse_ok(const char *s)
+{
+    int64_t ms = INT64_MIN;
+    if (sb_parse_rfc3339(s, &ms) != 0) fail_msg("rejected valid date-time \"%s\"", s);
+    return ms;
+}
+
+static void test_rfc3339_parse_valid(void **state)
+{
+    (void)state;
+    assert_true(parse_ok("1970-01-01T00:00:00Z") == 0);
+    assert_true(parse_ok("2000-01-01T00:00:00Z") == 946684800000LL);
+    assert_true(parse_ok("2000-01-01t00:00:00z") == 946684800000LL); /* RFC 3339 §5.6 note */
+    assert_true(parse_ok("1969-12-31T23:59:59Z") == -1000);
+    assert_true(parse_ok("2026-11-22T08:00:00.000Z") == 1795334400000LL);
+    /* offsets */
+    assert_true(parse_ok("2000-01-01T01:00:00+01:00") == 946684800000LL);
+    assert_true(parse_ok("1999-12-31T19:00:00-05:00") == 946684800000LL);
+    assert_true(parse_ok("2000-01-01T05:30:00+05:30") == 946684800000LL);
+    assert_true(parse_ok("2000-01-01T00:00:00+00:00") == 946684800000LL);
+    assert_true(parse_ok("2000-01-01T00:00:00-00:00") == 946684800000LL);
+    assert_true(parse_ok("1999-12-31T10:15:00-13:45") == 946684800000LL);
+    /* fractions */
+    assert_true(parse_ok("2000-01-01T00:00:00.5Z") == 946684800500LL);
+    assert_true(parse_ok("2000-01-01T00:00:00.05Z") == 946684800050LL);
+    assert_true(parse_ok("2000-01-01T00:00:00.123Z") == 946684800123LL);
+    assert_true(parse_ok("2000-01-01T00:00:00.123456789Z") == 946684800123LL);
+    assert_true(parse_ok("2000-01-01T01:00:00.250+01:00") == 946684800250LL);
+    /* leap years */
+    assert_true(parse_ok("2000-02-29T00:00:00Z") == 951782400000LL); /* divisible by 400 */
+    assert_true(parse_ok("2024-02-29T12:00:00Z") == 1709208000000LL);
+    assert_true(parse_ok("2023-03-01T00:00:00Z") - parse_ok("2023-02-28T00:00:00Z") == 86400000);
+    assert_true(parse_ok("2024-03-01T00:00:00Z") - parse_ok("2024-02-28T00:00:00Z") ==
+                2 * 86400000LL);
+    /* month lengths */
+    assert_true(parse_ok("2021-01-31T23:59:59Z") + 1000 == parse_ok("2021-02-01T00:00:00Z"));
+    assert_true(parse_ok("2021-04-30T00:00:00Z") + 86400000 == parse_ok("2021-05-01T00:00:00Z"));
+    assert_true(parse_ok("2021-12-31T00:00:00Z") + 86400000 == parse_ok("2022-01-01T00:00:00Z"));
+    /* a leap second is a valid RFC 3339 time */
+    int64_t ms;
+    assert_int_equal(sb_parse_rfc3339("2016-12-31T23:59:60Z", &ms), 0);
+}
+
+static void test_rfc3339_parse_invalid(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "2000-01-01",
+        "2000-01-01T00:00:00",         /* no offset */
+        "2000-01-01T00:00Z",           /* no seconds */
+        "2000-01-01T00:00:00+0100",    /* offset without colon */
+        "2000-01-01T00:00:00+01",      /* short offset */
+        "2000-01-01T00:00:00+24:00",   /* offset hour */
+        "2000-01-01T00:00:00+01:60",   /* offset minute */
+        "2000-01-01T00:00:00.Z",       /* empty fraction */
+        "2000-01-01T00:00:00ZZ",       /* trailing junk */
+        "2000-01-01T00:00:00Z ",
+        "2000-01-01X00:00:00Z",
+        "2000/01/01T00:00:00Z",
+        "2000-1-01T00:00:00Z",
+        "20000-01-01T00:00:00Z",
+        "2000-00-01T00:00:00Z",        /* month 0 */
+        "2000-13-01T00:00:00Z",        /* month 13 */
+        "2000-01-00T00:00:00Z",        /* day 0 */
+        "2000-01-32T00:00:00Z",
+        "2000-04-31T00:00:00Z",        /* April has 30 days */
+        "2023-02-29T00:00:00Z",        /* not a leap year */
+        "1900-02-29T00:00:00Z",        /* divisible by 100, not by 400 */
+        "2024-02-30T00:00:00Z",
+        "2000-01-01T24:00:00Z",
+        "2000-01-01T23:60:00Z",
+        "2000-01-01T23:59:61Z",
+        "2000-01-01T-1:00:00Z",
+        "2000-01-01T00:00:00.1a2Z",
+        "+2000-01-01T00:00:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 42;
+        if (sb_parse_rfc3339(bad[i], &ms) != -1) fail_msg("accepted \"%s\"", bad[i]);
+    }
+}
+
+static void test_rfc3339_format_and_round_trip(void **state)
+{
+    (void)state;
+    char out[32];
+    sb_rfc3339(0, out, sizeof out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+    sb_rfc3339(951782400123ULL, out, sizeof out);
+    assert_string_equal(out, "2000-02-29T00:00:00.123Z");
+    sb_rfc3339(1795334400000ULL, out, sizeof out);
+    assert_string_equal(out, "2026-11-22T08:00:00.000Z");
+    sb_rfc3339(4102444799999ULL, out, sizeof out);
+    assert_string_equal(out, "2099-12-31T23:59:59.999Z");
+
+    /* the documented minimum buffer (25 bytes) holds the whole string */
+    char exact[25];
+    sb_rfc3339(1709208000007ULL, exact, sizeof exact);
+    assert_string_equal(exact, "2024-02-29T12:00:00.007Z");
+    /* a short buffer is truncated but terminated */
+    char small[11];
+    memset(small, 'X', sizeof small);
+    sb_rfc3339(0, small, sizeof small);
+    assert_string_equal(small, "1970-01-01");
+
+    /* round trips, including now */
+    const uint64_t samples[] = {0, 1, 999, 86399999, 951782400000ULL, 1709208000123ULL,
+                                sb_wall_ms(), 253402300799999ULL /* 9999-12-31T23:59:59.999Z */};
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        sb_rfc3339(samples[i], out, sizeof out);
+        int64_t ms = -1;
+        assert_int_equal(sb_parse_rfc3339(out, &ms), 0);
+        assert_true((uint64_t)ms == samples[i]);
+    }
+}
+
+static void test_clocks(void **state)
+{
+    (void)state;
+    uint64_t a = sb_mono_ms(), au = sb_mono_us();
+    sleep_ms(20);
+    uint64_t b = sb_mono_ms(), bu = sb_mono_us();
+    assert_true(b >= a + 15);
+    assert_true(bu >= au + 15000);
+    /* wall clock is after 2020 */
+    assert_true(sb_wall_ms() > 1577836800000ULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * sb_buf
+ */
+
+static void test_buf_append_max(void **state)
+{
+    (void)state;
+    sb_buf b;
+    sb_buf_init(&b, 10);
+    assert_null(b.data);
+    assert_int_equal(sb_buf_append(&b, "hello", 5), 0);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(b.data, "hello");
+    /* 5 + 6 > 10: refused, buffer unchanged */
+    assert_int_equal(sb_buf_append(&b, "world!", 6), SB_BUF_ETOOBIG);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(b.data, "hello");
+    assert_int_equal(sb_buf_puts(&b, "world!"), SB_BUF_ETOOBIG);
+    assert_string_equal(b.data, "hello");
+    /* exactly up to the maximum is fine */
+    assert_int_equal(sb_buf_puts(&b, "world"), 0);
+    assert_int_equal(b.len, 10);
+    assert_string_equal(b.data, "helloworld");
+    assert_int_equal(sb_buf_append(&b, "", 0), 0);
+    assert_int_equal(sb_buf_append(&b, "x", 1), SB_BUF_ETOOBIG);
+    assert_int_equal(sb_buf_printf(&b, "%d", 1), SB_BUF_ETOOBIG);
+    assert_string_equal(b.data, "helloworld");
+    assert_true(b.cap <= b.max + 1);
+
+    sb_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+    assert_int_equal(sb_buf_puts(&b, "0123456789"), 0);
+    sb_buf_free(&b);
+    assert_null(b.data);
+
+    /* a zero maximum still accepts nothing, without crashing */
+    sb_buf_init(&b, 0);
+    assert_int_equal(sb_buf_append(&b, "", 0), 0);
+    assert_int_equal(sb_buf_append(&b, "a", 1), SB_BUF_ETOOBIG);
+    sb_buf_free(&b);
+}
+
+static void test_buf_printf_max(void **state)
+{
+    (void)state;
+    sb_buf b;
+    sb_buf_init(&b, 10);
+    assert_int_equal(sb_buf_printf(&b, "%s-%d", "ab", 7), 0);
+    assert_string_equal(b.data, "ab-7");
+    assert_int_equal(sb_buf_printf(&b, "%s", "1234567"), SB_BUF_ETOOBIG); /* 4 + 7 > 10 */
+    assert_int_equal(b.len, 4);
+    assert_string_equal(b.data, "ab-7");
+    assert_int_equal(sb_buf_printf(&b, "%s", "123456"), 0);
+    assert_string_equal(b.data, "ab-7123456");
+    sb_buf_free(&b);
+
+    /* the long path (output >= 256 bytes) */
+    char big[400];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    sb_buf_init(&b, 700);
+    assert_int_equal(sb_buf_puts(&b, "head:"), 0);
+    assert_int_equal(sb_buf_printf(&b, "%s", big), 0);
+    assert_int_equal(b.len, 5 + 399);
+    assert_int_equal(sb_buf_printf(&b, "[%s]", big), SB_BUF_ETOOBIG); /* 404 + 401 > 700 */
+    assert_int_equal(b.len, 404);
+    assert_int_equal(strlen(b.data), 404);
+    assert_memory_equal(b.data, "head:zzz", 8);
+    assert_int_equal(b.data[404], '\0');
+    assert_int_equal(sb_buf_printf(&b, "%.296s", big), 0); /* exactly 700 */
+    assert_int_equal(b.len, 700);
+    assert_int_equal(strlen(b.data), 700);
+    sb_buf_free(&b);
+}
+
+static void test_buf_detach(void **state)
+{
+    (void)state;
+    sb_buf b;
+    sb_buf_init(&b, 100);
+    size_t len = 99;
+    char *p = sb_buf_detach(&b, &len);
+    assert_non_null(p);
+    assert_string_equal(p, "");
+    assert_int_equal(len, 0);
+    free(p);
+
+    assert_int_equal(sb_buf_printf(&b, "n=%d", 42), 0);
+    p = sb_buf_detach(&b, &len);
+    assert_string_equal(p, "n=42");
+    assert_int_equal(len, 4);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    free(p);
+    /* reusable after detach */
+    assert_int_equal(sb_buf_puts(&b, "again"), 0);
+    assert_string_equal(b.data, "again");
+    sb_buf_free(&b);
+}
+
+static void buf_unbounded_child(void)
+{
+    sb_buf b;
+    sb_buf_init(&b, SIZE_MAX);
+    if (sb_buf_append(&b, "abc", 3) != 0) _exit(2);
+    if (sb_buf_printf(&b, "%0300d", 1) != 0) _exit(3);
+    if (b.len != 303 || strncmp(b.data, "abc000", 6) != 0) _exit(4);
+    sb_buf_free(&b);
+}
+
+static void test_buf_max_size_max(void **state)
+{
+    (void)state;
+    /* SIZE_MAX as the maximum ("no practical limit") must not wrap the capacity computation */
+    assert_true(child_ok(buf_unbounded_child));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * sb_arena
+ */
+
+static void test_arena_alignment_and_zero(void **state)
+{
+    (void)state;
+    sb_arena *a = sb_arena_new(0);
+    assert_non_null(a);
+    const size_t al = alignof(max_align_t);
+    static const size_t sizes[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 100, 4095, 4097, 10000, 0};
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            unsigned char *p = sb_arena_alloc(a, sizes[i]);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % al, 0);
+            for (size_t k = 0; k < sizes[i]; k++) assert_int_equal(p[k], 0);
+            memset(p, 0xEE, sizes[i]); /* ASan checks the whole range is ours */
+        }
+    }
+    char *s = sb_arena_strdup(a, "hello");
+    assert_string_equal(s, "hello");
+    s = sb_arena_strndup(a, "abcdef", 3);
+    assert_string_equal(s, "abc");
+    s = sb_arena_printf(a, "%s-%04d", "id", 7);
+    assert_string_equal(s, "id-0007");
+    assert_true(sb_arena_used(a) > 0);
+    sb_arena_free(a);
+    sb_arena_free(NULL);
+}
+
+static void test_arena_limit(void **state)
+{
+    (void)state;
+    const size_t max = 16384;
+    sb_arena *a = sb_arena_new(max);
+    assert_non_null(a);
+    size_t got = 0;
+    int failed = 0;
+    for (int i = 0; i < 10000; i++) {
+        void *p = sb_arena_alloc(a, 64);
+        if (!p) {
+            failed = 1;
+            break;
+        }
+        got += 64;
+        assert_true(sb_arena_used(a) <= max);
+    }
+    assert_true(failed);
+    assert_true(got <= max);
+    assert_true(got >= max / 2); /* the limit is not wildly conservative */
+    assert_true(sb_arena_used(a) <= max);
+    /* a request larger than the limit fails outright; the arena stays usable for frees */
+    assert_null(sb_arena_alloc(a, max + 1));
+    sb_arena_free(a);
+
+    a = sb_arena_new(1000);
+    assert_null(sb_arena_alloc(a, 2000));
+    assert_non_null(sb_arena_alloc(a, 500));
+    assert_null(sb_arena_alloc(a, 600));
+    assert_true(sb_arena_used(a) <= 1000);
+    sb_arena_free(a);
+}
+
+static void test_arena_huge_requests(void **state)
+{
+    (void)state;
+    sb_arena *a = sb_arena_new(1 << 20);
+    assert_non_null(a);
+    /* sizes near SIZE_MAX must fail, not wrap around to a tiny allocation */
+    void *p1 = sb_arena_alloc(a, SIZE_MAX);
+    void *p2 = sb_arena_alloc(a, SIZE_MAX - 1);
+    void *p3 = sb_arena_alloc(a, SIZE_MAX - 8);
+    sb_arena_free(a);
+    if (p1 || p2 || p3)
+        fail_msg("sb_arena_alloc returned a block for a request near SIZE_MAX (%p %p %p)", p1, p2,
+                 p3);
+}
+
+static void arena_overflow_child(void)
+{
+    sb_arena *a = sb_arena_new(1 << 20);
+    if (!sb_arena_alloc(a, 100)) _exit(2);
+    const size_t al = alignof(max_align_t);
+    void *p = sb_arena_alloc(a, SIZE_MAX - al + 1); /* already aligned: no rounding wrap */
+    if (p) _exit(3);
+    sb_arena_free(a);
+}
+
+static void test_arena_total_overflow(void **state)
+{
+    (void)state;
+    /* total + size must not wrap past the limit check (would hand out a short block) */
+    assert_true(child_ok(arena_overflow_child));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * sb_loop
+ */
+
+typedef struct rec {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+    int order[64];
+    uint64_t at[64];
+    int on_thread[64];
+    sb_loop *loop;
+} rec;
+
+typedef struct tag {
+    rec *r;
+    int id;
+} tag;
+
+static void rec_init(rec *r, sb_loop *l)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->loop = l;
+}
+
+static void rec_destroy(rec *r)
+{
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+}
+
+static void rec_fn(void *arg)
+{
+    tag *t = arg;
+    rec *r = t->r;
+    pthread_mutex_lock(&r->mu);
+    if (r->n < 64) {
+        r->order[r->n] = t->id;
+        r->at[r->n] = sb_mono_ms();
+        r->on_thread[r->n] = sb_loop_on_thread(r->loop);
+        r->n++;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Wait (bounded) until at least n callbacks ran. Returns the count seen. */
+static int rec_wait(rec *r, int n, unsigned timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (r->n < n)
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT) break;
+    int got = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return got;
+}
+
+static int rec_count(rec *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void test_loop_post_runs_in_order(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    assert_false(sb_loop_on_thread(l));
+    rec r;
+    rec_init(&r, l);
+    tag tags[50];
+    for (int i = 0; i < 50; i++) {
+        tags[i] = (tag){&r, i};
+        assert_int_equal(sb_loop_post(l, rec_fn, &tags[i]), 0);
+    }
+    assert_int_equal(rec_wait(&r, 50, 5000), 50);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(r.order[i], i);
+        assert_true(r.on_thread[i]);
+    }
+    sb_loop_stop(l);
+    rec_destroy(&r);
+}
+
+static void test_loop_after_runs_in_due_order(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    tag t[3] = {{&r, 120}, {&r, 40}, {&r, 80}};
+    uint64_t start = sb_mono_ms();
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        ids[i] = sb_loop_after(l, (uint64_t)t[i].id, rec_fn, &t[i]);
+        assert_true(ids[i] > 0);
+    }
+    assert_true(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+    assert_int_equal(rec_wait(&r, 3, 5000), 3);
+    assert_int_equal(r.order[0], 40);
+    assert_int_equal(r.order[1], 80);
+    assert_int_equal(r.order[2], 120);
+    for (int i = 0; i < 3; i++) {
+        assert_true(r.at[i] >= start + (uint64_t)r.order[i]); /* never early */
+        assert_true(r.on_thread[i]);
+    }
+    sb_loop_stop(l);
+    rec_destroy(&r);
+}
+
+/* A task that blocks the loop until the test opens the gate. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered, open;
+} gate;
+
+static void gate_fn(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cv);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 10; /* bounded even if the test fails before opening it */
+    while (!g->open)
+        if (pthread_cond_timedwait(&g->cv, &g->mu, &dl) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void test_loop_after_heap_order(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    gate g = {.entered = 0, .open = 0};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    assert_int_equal(sb_loop_post(l, gate_fn, &g), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    /* 16 timers in a scrambled order, all scheduled while the loop is busy */
+    enum { N = 16 };
+    tag t[N];
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        int slot = (i * 7 + 3) % N; /* a permutation of 0..15 */
+        t[i] = (tag){&r, slot};
+        ids[i] = sb_loop_after(l, (uint64_t)slot * 15, rec_fn, &t[i]);
+        assert_true(ids[i] > 0);
+    }
+    /* cancel two of them (from the middle of the heap) */
+    int cancelled_slots[2] = {t[5].id, t[11].id};
+    assert_int_equal(sb_loop_cancel(l, ids[5]), 1);
+    assert_int_equal(sb_loop_cancel(l, ids[11]), 1);
+    assert_int_equal(sb_loop_cancel(l, ids[5]), 0); /* second cancel: already gone */
+    sleep_ms(N * 15 + 20);                            /* everything is due now */
+    pthread_mutex_lock(&g.mu);
+    g.open = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+
+    assert_int_equal(rec_wait(&r, N - 2, 5000), N - 2);
+    sleep_ms(30);
+    assert_int_equal(rec_count(&r), N - 2);
+    for (int i = 1; i < N - 2; i++) assert_true(r.order[i - 1] < r.order[i]);
+    for (int i = 0; i < N - 2; i++) {
+        assert_int_not_equal(r.order[i], cancelled_slots[0]);
+        assert_int_not_equal(r.order[i], cancelled_slots[1]);
+    }
+    sb_loop_stop(l);
+    rec_destroy(&r);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
+static void test_loop_cancel(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    tag a = {&r, 1}, b = {&r, 2}, c = {&r, 3};
+
+    /* cancelled before it runs: 1, and it never runs */
+    uint64_t ida = sb_loop_after(l, 30, rec_fn, &a);
+    assert_true(ida > 0);
+    assert_int_equal(sb_loop_cancel(l, ida), 1);
+    uint64_t idb = sb_loop_after(l, 90, rec_fn, &b);
+    assert_true(idb > 0);
+    assert_int_equal(rec_wait(&r, 1, 5000), 1);
+    assert_int_equal(r.order[0], 2);
+    sleep_ms(20);
+    assert_int_equal(rec_count(&r), 1);
+
+    /* cancelled after it ran: 0 */
+    assert_int_equal(sb_loop_cancel(l, idb), 0);
+    uint64_t idc = sb_loop_after(l, 0, rec_fn, &c);
+    assert_true(idc > 0);
+    assert_int_equal(rec_wait(&r, 2, 5000), 2);
+    assert_int_equal(r.order[1], 3);
+    assert_int_equal(sb_loop_cancel(l, idc), 0);
+
+    /* ids never seen, and 0 */
+    assert_int_equal(sb_loop_cancel(l, 0), 0);
+    assert_int_equal(sb_loop_cancel(l, 999999), 0);
+    sb_loop_stop(l);
+    rec_destroy(&r);
+}
+
+/* From a task on the loop thread: schedule a timer and post another task. */
+typedef struct nested {
+    rec *r;
+    tag t1, t2;
+} nested;
+
+static void nested_fn(void *arg)
+{
+    nested *n = arg;
+    sb_loop *l = n->r->loop;
+    if (sb_loop_after(l, 10, rec_fn, &n->t1) == 0) return;
+    sb_loop_post(l, rec_fn, &n->t2);
+}
+
+static void test_loop_reentrant_scheduling(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    nested n = {&r, {&r, 1}, {&r, 2}};
+    assert_int_equal(sb_loop_post(l, nested_fn, &n), 0);
+    assert_int_equal(rec_wait(&r, 2, 5000), 2);
+    assert_int_equal(r.order[0], 2); /* the posted task first, then the 10 ms timer */
+    assert_int_equal(r.order[1], 1);
+    sb_loop_stop(l);
+    rec_destroy(&r);
+}
+
+static void test_loop_stop_semantics(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    tag tags[20], late = {&r, 100};
+    /* a pending timer is dropped (and freed: LSan) */
+    assert_true(sb_loop_after(l, 60000, rec_fn, &late) > 0);
+    for (int i = 0; i < 20; i++) {
+        tags[i] = (tag){&r, i};
+        assert_int_equal(sb_loop_post(l, rec_fn, &tags[i]), 0);
+    }
+    sb_loop_stop(l); /* posted tasks run first */
+    assert_int_equal(r.n, 20);
+    for (int i = 0; i < 20; i++) assert_int_equal(r.order[i], i);
+    rec_destroy(&r);
+    sb_loop_stop(NULL);
+}
+
+static void test_loop_many_timers(void **state)
+{
+    (void)state;
+    /* more timers than the initial hash size (1024): the table grows */
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    enum { N = 3000 };
+    tag t = {&r, 7};
+    uint64_t *ids = calloc(N, sizeof *ids);
+    assert_non_null(ids);
+    for (int i = 0; i < N; i++) {
+        ids[i] = sb_loop_after(l, 60000, rec_fn, &t);
+        assert_true(ids[i] > 0);
+    }
+    for (int i = 0; i < N; i += 2) assert_int_equal(sb_loop_cancel(l, ids[i]), 1);
+    for (int i = 0; i < N; i += 2) assert_int_equal(sb_loop_cancel(l, ids[i]), 0);
+    for (int i = 1; i < N; i += 2) assert_int_equal(sb_loop_cancel(l, ids[i]), 1);
+    assert_int_equal(rec_count(&r), 0);
+    free(ids);
+    sb_loop_stop(l);
+    rec_destroy(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64_rfc4648_vectors),
+        cmocka_unit_test(test_base64_alphabets),
+        cmocka_unit_test(test_base64_round_trip_all_lengths),
+        cmocka_unit_test(test_base64_decode_rejects_bad_input),
+        cmocka_unit_test(test_base64_decode_rejects_bad_padding),
+        cmocka_unit_test(test_base64_decode_output_bound),
+        cmocka_unit_test(test_hex_and_random),
+        cmocka_unit_test(test_ct_equal),
+        cmocka_unit_test(test_strlcpy_strcaseeq),
+        cmocka_unit_test(test_utf8_valid_sequences),
+        cmocka_unit_test(test_utf8_invalid_sequences),
+        cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test(test_rfc3339_parse_valid),
+        cmocka_unit_test(test_rfc3339_parse_invalid),
+        cmocka_unit_test(test_rfc3339_format_and_round_trip),
+        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_buf_append_max),
+        cmocka_unit_test(test_buf_printf_max),
+        cmocka_unit_test(test_buf_detach),
+        cmocka_unit_test(test_buf_max_size_max),
+        cmocka_unit_test(test_arena_alignment_and_zero),
+        cmocka_unit_test(test_arena_limit),
+        cmocka_unit_test(test_arena_huge_requests),
+        cmocka_unit_test(test_arena_total_overflow),
+        cmocka_unit_test(test_loop_post_runs_in_order),
+        cmocka_unit_test(test_loop_after_runs_in_due_order),
+        cmocka_unit_test(test_loop_after_heap_order),
+        cmocka_unit_test(test_loop_cancel),
+        cmocka_unit_test(test_loop_reentrant_scheduling),
+        cmocka_unit_test(test_loop_stop_semantics),
+        cmocka_unit_test(test_loop_many_timers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
