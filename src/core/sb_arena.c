@@ -30,14 +30,15 @@ sb_arena *sb_arena_new(size_t max_bytes)
 void *sb_arena_alloc(sb_arena *a, size_t n)
 {
     const size_t al = alignof(max_align_t);
+    if (n > a->max) return NULL; /* also keeps the rounding below from wrapping */
     n = (n + al - 1) & ~(al - 1);
     if (n == 0) n = al;
     block *b = a->head;
     if (!b || b->size - b->used < n) {
         size_t size = n > BLOCK_MIN ? n : BLOCK_MIN;
         if (b && b->size * 2 > size && b->size * 2 <= (size_t)1 << 20) size = b->size * 2;
-        if (a->total + size > a->max) {
-            if (a->total + n > a->max) return NULL;
+        if (size > a->max - a->total) {
+            if (n > a->max - a->total) return NULL;
             size = n;
         }
         block *nb = malloc(sizeof *nb + size);

@@ -15,11 +15,12 @@ void sb_buf_init(sb_buf *b, size_t max)
 
 static int grow(sb_buf *b, size_t need)
 {
-    if (need > b->max) return SB_BUF_ETOOBIG;
-    if (need + 1 <= b->cap) return 0;
+    if (need > b->max || need == SIZE_MAX) return SB_BUF_ETOOBIG;
+    if (need < b->cap) return 0; /* room for need bytes plus the NUL */
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need + 1) cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-    if (cap > b->max + 1) cap = b->max + 1;
+    while (cap <= need) cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
+    size_t limit = b->max == SIZE_MAX ? SIZE_MAX : b->max + 1;
+    if (cap > limit) cap = limit;
     char *p = realloc(b->data, cap);
     if (!p) return SB_BUF_ENOMEM;
     b->data = p;

@@ -53,7 +53,8 @@ static cJSON *read_json_file(const char *path, char *err, size_t errlen)
         return NULL;
     }
     const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts(b.data ? b.data : "", b.len, &end, 1);
+    /* the length includes the NUL: cJSON then insists nothing but whitespace follows */
+    cJSON *doc = cJSON_ParseWithLengthOpts(b.data ? b.data : "", b.len + 1, &end, 1);
     if (!doc) {
         size_t off = end && b.data ? (size_t)(end - b.data) : 0;
         unsigned line = 1;

@@ -94,8 +94,11 @@ static int b64val(int c)
 
 long sb_base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap)
 {
-    while (n > 0 && in[n - 1] == '=') n--;
+    size_t pad = 0;
+    while (n > 0 && in[n - 1] == '=') n--, pad++;
     if (n % 4 == 1) return -1;
+    /* padding is optional, but when present it must complete the last group exactly */
+    if (pad && (pad > 2 || n % 4 == 0 || (n + pad) % 4 != 0)) return -1;
     size_t o = 0;
     unsigned acc = 0;
     int bits = 0;

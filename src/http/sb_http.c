@@ -46,6 +46,7 @@ typedef struct req_ctx {
     enum route route;
     sb_buf body;
     int too_big;
+    size_t discarded;
     int has_cred;
     sb_cred_kind cred_kind;
     char fingerprint[SB_FP_HEX];
@@ -307,6 +308,14 @@ static MHD_RESULT_T start_sse(req_ctx *r, char *first, size_t len, int final)
     return rc;
 }
 
+static MHD_RESULT_T too_large(req_ctx *r)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "Payload Too Large: the body limit is %zu bytes",
+             r->h->o.cfg->max_body_bytes);
+    return queue_rpc_error(r, 413, SB_RPC_SERVER_ERROR, msg, NULL);
+}
+
 /* A call is running: wait for its first message, then answer JSON (result only) or SSE. */
 static MHD_RESULT_T drive_call(req_ctx *r)
 {
@@ -406,10 +415,7 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
         if (cl && sb_parse_i64(cl, 0, INT64_MAX, &n) == 0 &&
             (uint64_t)n > h->o.cfg->max_body_bytes) {
             r->too_big = 1;
-            char msg[160];
-            snprintf(msg, sizeof msg, "Payload Too Large: the body limit is %zu bytes",
-                     h->o.cfg->max_body_bytes);
-            return queue_rpc_error(r, 413, SB_RPC_SERVER_ERROR, msg, NULL);
+            return too_large(r);
         }
     }
     return MHD_YES;
@@ -504,18 +510,22 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
     }
     if (r->call) return drive_call(r);
     if (*upload_size) {
-        if (sb_buf_append(&r->body, upload, *upload_size) != 0) {
-            *upload_size = 0;
+        if (!r->too_big && sb_buf_append(&r->body, upload, *upload_size) != 0) {
             r->too_big = 1;
             sb_buf_free(&r->body);
-            char msg[160];
-            snprintf(msg, sizeof msg, "Payload Too Large: the body limit is %zu bytes",
-                     h->o.cfg->max_body_bytes);
-            return queue_rpc_error(r, 413, SB_RPC_SERVER_ERROR, msg, NULL);
+        }
+        if (r->too_big) {
+            /* Read and discard the rest (bounded), so the client is not reset mid-send and can
+             * read the 413; past the bound, answer at once and let MHD close. */
+            r->discarded += *upload_size;
+            *upload_size = 0;
+            if (r->discarded > 4 * h->o.cfg->max_body_bytes + (1u << 20)) return too_large(r);
+            return MHD_YES;
         }
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->too_big) return too_large(r);
     return mcp_finish(r, method);
 }
 
