@@ -120,9 +120,9 @@ int sb_sessions_create(sb_sessions *t, const char *fingerprint, sb_session **out
     pthread_mutex_init(&s->mu, NULL);
     s->refs = 2; /* the table's and the caller's */
     s->log_level = 1; /* info */
-    s->last_used_ms = sb_mono_ms();
     pthread_mutex_lock(&t->mu);
-    uint64_t now = s->last_used_ms;
+    uint64_t now = sb_mono_ms(); /* read under the lock: never older than another's last use */
+    s->last_used_ms = now;
     if (t->count >= t->max || now - t->last_sweep_ms > 60000) sweep_locked(t, now);
     if (t->count >= t->max) {
         pthread_mutex_unlock(&t->mu);

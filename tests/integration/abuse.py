@@ -13,7 +13,6 @@ then "N passed, N failed"; exit 1 on any failure.
 
 import json
 import os
-import socket
 import sys
 import time
 
@@ -120,7 +119,11 @@ def raw_exchange(parts, timeout=10.0, record=True):
     t0 = time.monotonic()
     try:
         note = stream_send(s, parts)
-        resp = T.read_response(s, timeout, "POST", t0)
+        try:
+            resp = T.read_response(s, timeout, "POST", t0)
+        except T.ConnectionClosed as e:
+            raise AssertionError("no HTTP response: the server closed the connection (%s; sending: %s)"
+                                 % (e, note or "all sent"))
     finally:
         s.close()
     if record:
@@ -157,6 +160,7 @@ def case(name, fn):
             old.stop()
             print("# restarting the server after a crash; its stderr tail:\n# "
                   + old.stderr_text()[-1500:].replace("\n", "\n# "), flush=True)
+            old.tmp.cleanup()
             start_server()
     if err:
         checks.fail(name, err)

@@ -8,7 +8,6 @@ then "N passed, N failed"; exit 1 on any failure.
 import json
 import os
 import re
-import signal
 import socket
 import stat
 import sys

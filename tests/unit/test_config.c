@@ -1,4 +1,5 @@
-/* Unit tests for sb_config: defaults, file, environment and override layering, and error messages. */
+/* Unit tests for sb_config: defaults, file, environment and override layering, and error messages.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,7 +88,7 @@ static void expect_error_(const char *file_text, char *const *envp, const char *
 #define EXPECT_ERROR(file_text, envp, overrides, ...)                                              \
     do {                                                                                           \
         const char *const want_[] = {__VA_ARGS__, NULL};                                           \
-        expect_error_(file_text, envp, overrides, want_, __FILE__, __LINE__);                     \
+        expect_error_(file_text, envp, overrides, want_, __FILE__, __LINE__);                      \
     } while (0)
 
 static void expect_ok(sb_config *cfg, const char *file_text, char *const *envp,
@@ -133,8 +134,12 @@ static void test_defaults_without_file_or_env(void **state)
     char *env0[] = {NULL};
     expect_ok(&c, NULL, env0, NULL);
     check_defaults(&c);
-    char *env1[] = {"PATH=/usr/bin", "HOME=/root", "SIGNBRIDGE=1", "SIGNBRIDGE_LISTENX=1.2.3.4:1",
-                    "XSIGNBRIDGE_LISTEN=1.2.3.4:1", NULL};
+    char *env1[] = {"PATH=/usr/bin",
+                    "HOME=/root",
+                    "SIGNBRIDGE=1",
+                    "SIGNBRIDGE_LISTENX=1.2.3.4:1",
+                    "XSIGNBRIDGE_LISTEN=1.2.3.4:1",
+                    NULL};
     expect_ok(&c, NULL, env1, NULL);
     check_defaults(&c);
     /* an empty overrides object changes nothing */
@@ -176,8 +181,7 @@ static void test_errors_without_file(void **state)
     EXPECT_ERROR(NULL, NULL, "{\"listen\": 8080}", "listen", "type");
     EXPECT_ERROR(NULL, NULL, "{\"limits\": {\"max_body_bytes\": \"big\"}}", "max_body_bytes",
                  "type");
-    EXPECT_ERROR(NULL, NULL, "{\"limits\": {\"max_body_bytes\": 10}}", "max_body_bytes",
-                 "minimum");
+    EXPECT_ERROR(NULL, NULL, "{\"limits\": {\"max_body_bytes\": 10}}", "max_body_bytes", "minimum");
     EXPECT_ERROR(NULL, NULL, "{\"bogus\": 1}", "bogus", "additionalProperties");
     EXPECT_ERROR(NULL, NULL, "{\"limits\": {\"bogus\": 1}}", "bogus", "additionalProperties");
     EXPECT_ERROR(NULL, NULL, "{\"listen\": \"localhost\"}", "listen", "format");
@@ -239,13 +243,13 @@ static void test_env_overrides_file(void **state)
                    "SIGNBRIDGE_LIMITS_HTTP_THREADS=8", "SIGNBRIDGE_PUBLIC_URL=https://x.example",
                    NULL};
     expect_ok(&c, file, env, NULL);
-    assert_string_equal(c.listen, "127.0.0.1:7777");           /* env wins */
-    assert_int_equal(c.max_body_bytes, 8192);                   /* env wins inside limits */
-    assert_int_equal(c.http_threads, 8);                        /* env only */
-    assert_string_equal(c.public_url, "https://x.example");     /* env only */
-    assert_string_equal(c.log_level, "warn");                   /* file only */
-    assert_int_equal(c.max_sessions, 7);                        /* file only, sibling kept */
-    assert_int_equal(c.connection_timeout_s, 120);              /* default */
+    assert_string_equal(c.listen, "127.0.0.1:7777");        /* env wins */
+    assert_int_equal(c.max_body_bytes, 8192);               /* env wins inside limits */
+    assert_int_equal(c.http_threads, 8);                    /* env only */
+    assert_string_equal(c.public_url, "https://x.example"); /* env only */
+    assert_string_equal(c.log_level, "warn");               /* file only */
+    assert_int_equal(c.max_sessions, 7);                    /* file only, sibling kept */
+    assert_int_equal(c.connection_timeout_s, 120);          /* default */
 }
 
 static void test_overrides_win_over_env(void **state)
@@ -257,18 +261,19 @@ static void test_overrides_win_over_env(void **state)
                    "SIGNBRIDGE_LOG_LEVEL=error", NULL};
     expect_ok(&c, file, env,
               "{\"listen\": \"10.0.0.1:1234\", \"limits\": {\"max_body_bytes\": 65536}}");
-    assert_string_equal(c.listen, "10.0.0.1:1234");   /* overrides win */
-    assert_int_equal(c.max_body_bytes, 65536);        /* overrides win inside limits */
-    assert_string_equal(c.log_level, "error");        /* env kept where not overridden */
-    assert_int_equal(c.max_sessions, 7);              /* file kept: limits merged deeply */
+    assert_string_equal(c.listen, "10.0.0.1:1234"); /* overrides win */
+    assert_int_equal(c.max_body_bytes, 65536);      /* overrides win inside limits */
+    assert_string_equal(c.log_level, "error");      /* env kept where not overridden */
+    assert_int_equal(c.max_sessions, 7);            /* file kept: limits merged deeply */
 }
 
 static void test_env_comma_list(void **state)
 {
     (void)state;
     sb_config c;
-    char *env[] = {"SIGNBRIDGE_ALLOWED_ORIGINS=https://a.example, https://b.example ,,https://c.example",
-                   NULL};
+    char *env[] = {
+        "SIGNBRIDGE_ALLOWED_ORIGINS=https://a.example, https://b.example ,,https://c.example",
+        NULL};
     expect_ok(&c, NULL, env, NULL);
     assert_int_equal(c.n_allowed_origins, 3);
     assert_string_equal(c.allowed_origins[0], "https://a.example");
@@ -307,8 +312,8 @@ static void test_to_json_round_trip(void **state)
     assert_non_null(schema);
     char err[512] = "";
     int vrc = sb_schema_validate(schema, schema, j, "config", err, sizeof err);
-    const cJSON *ms =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "limits"), "max_sessions");
+    const cJSON *ms = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "limits"), "max_sessions");
     double msv = cJSON_IsNumber(ms) ? ms->valuedouble : -1;
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -352,8 +357,7 @@ static void test_error_wrong_type(void **state)
 static void test_error_range_and_enum(void **state)
 {
     (void)state;
-    EXPECT_ERROR("{\"limits\": {\"max_body_bytes\": 10}}", NULL, NULL, "max_body_bytes",
-                 "minimum");
+    EXPECT_ERROR("{\"limits\": {\"max_body_bytes\": 10}}", NULL, NULL, "max_body_bytes", "minimum");
     EXPECT_ERROR("{\"limits\": {\"http_threads\": 65}}", NULL, NULL, "http_threads", "maximum");
     EXPECT_ERROR("{\"limits\": {\"tools_page_size\": 0}}", NULL, NULL, "tools_page_size",
                  "minimum");
@@ -363,8 +367,7 @@ static void test_error_range_and_enum(void **state)
     /* the same rules apply to values from the environment and the overrides */
     char *env[] = {"SIGNBRIDGE_LIMITS_MAX_BODY_BYTES=10", NULL};
     EXPECT_ERROR(NULL, env, NULL, "max_body_bytes", "minimum");
-    EXPECT_ERROR(NULL, NULL, "{\"limits\": {\"max_body_bytes\": 10}}", "max_body_bytes",
-                 "minimum");
+    EXPECT_ERROR(NULL, NULL, "{\"limits\": {\"max_body_bytes\": 10}}", "max_body_bytes", "minimum");
 }
 
 static void test_error_unknown_fields(void **state)
@@ -438,8 +441,9 @@ static void test_error_env_values(void **state)
 static void test_error_listen_format(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"localhost", "127.0.0.1:", "127.0.0.1:70000",
-                                      "127.0.0.1:http", "127.0.0.1:-1", "[::1]", ":80x"};
+    static const char *const bad[] = {
+        "localhost", "127.0.0.1:", "127.0.0.1:70000", "127.0.0.1:http", "127.0.0.1:-1",
+        "[::1]",     ":80x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char file[128];
         snprintf(file, sizeof file, "{\"listen\": \"%s\"}", bad[i]);

@@ -82,10 +82,9 @@ static void test_request(void **state)
     assert_null(m.doc);
 
     /* string id, no params, surrounding whitespace */
-    assert_int_equal(
-        parse_str(" \r\n\t{\"method\":\"ping\",\"id\":\"abc\",\"jsonrpc\":\"2.0\"}\n ", &m, err,
-                  sizeof err),
-        0);
+    assert_int_equal(parse_str(" \r\n\t{\"method\":\"ping\",\"id\":\"abc\",\"jsonrpc\":\"2.0\"}\n ",
+                               &m, err, sizeof err),
+                     0);
     assert_int_equal(m.kind, SB_RPC_REQUEST);
     assert_true(cJSON_IsString(m.id));
     assert_string_equal(m.id->valuestring, "abc");
@@ -93,10 +92,9 @@ static void test_request(void **state)
     sb_rpc_msg_free(&m);
 
     /* params as an array (by-position params are legal JSON-RPC) */
-    assert_int_equal(
-        parse_str("{\"jsonrpc\":\"2.0\",\"id\":-3,\"method\":\"x\",\"params\":[1,2]}", &m, err,
-                  sizeof err),
-        0);
+    assert_int_equal(parse_str("{\"jsonrpc\":\"2.0\",\"id\":-3,\"method\":\"x\",\"params\":[1,2]}",
+                               &m, err, sizeof err),
+                     0);
     assert_true(cJSON_IsArray(m.params));
     assert_true(m.id->valuedouble == -3);
     sb_rpc_msg_free(&m);
@@ -111,8 +109,8 @@ static void test_request(void **state)
     assert_true(m.id->valuedouble == 1000);
     sb_rpc_msg_free(&m);
     /* id 0 and the empty string are valid ids */
-    assert_int_equal(parse_str("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"x\"}", &m, err, sizeof err),
-                     0);
+    assert_int_equal(
+        parse_str("{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"x\"}", &m, err, sizeof err), 0);
     assert_int_equal(m.kind, SB_RPC_REQUEST);
     sb_rpc_msg_free(&m);
     assert_int_equal(
@@ -148,9 +146,10 @@ static void test_response(void **state)
     (void)state;
     sb_rpc_msg m;
     char err[256];
-    assert_int_equal(parse_str("{\"jsonrpc\":\"2.0\",\"id\":\"sb-1\",\"result\":{\"action\":\"accept\"}}",
-                               &m, err, sizeof err),
-                     0);
+    assert_int_equal(
+        parse_str("{\"jsonrpc\":\"2.0\",\"id\":\"sb-1\",\"result\":{\"action\":\"accept\"}}", &m,
+                  err, sizeof err),
+        0);
     assert_int_equal(m.kind, SB_RPC_RESPONSE);
     assert_string_equal(m.id->valuestring, "sb-1");
     assert_true(cJSON_IsObject(m.result));
@@ -253,24 +252,27 @@ static void test_invalid_envelope_keeps_id(void **state)
     sb_rpc_msg m;
     char err[256];
     /* when the id is readable, it is reported so the error response can carry it */
-    assert_int_equal(parse_str("{\"jsonrpc\":\"1.0\",\"id\":5,\"method\":\"x\"}", &m, err, sizeof err),
-                     SB_RPC_INVALID_REQUEST);
+    assert_int_equal(
+        parse_str("{\"jsonrpc\":\"1.0\",\"id\":5,\"method\":\"x\"}", &m, err, sizeof err),
+        SB_RPC_INVALID_REQUEST);
     assert_non_null(m.id);
     assert_true(m.id->valuedouble == 5);
     assert_non_null(strstr(err, "jsonrpc"));
     sb_rpc_msg_free(&m);
 
-    assert_int_equal(parse_str("{\"jsonrpc\":\"2.0\",\"id\":\"r1\",\"method\":\"x\",\"params\":\"s\"}",
-                               &m, err, sizeof err),
-                     SB_RPC_INVALID_REQUEST);
+    assert_int_equal(
+        parse_str("{\"jsonrpc\":\"2.0\",\"id\":\"r1\",\"method\":\"x\",\"params\":\"s\"}", &m, err,
+                  sizeof err),
+        SB_RPC_INVALID_REQUEST);
     assert_non_null(m.id);
     assert_string_equal(m.id->valuestring, "r1");
     assert_non_null(strstr(err, "params"));
     sb_rpc_msg_free(&m);
 
     /* an unusable id is not reported */
-    assert_int_equal(parse_str("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", &m, err, sizeof err),
-                     SB_RPC_INVALID_REQUEST);
+    assert_int_equal(
+        parse_str("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", &m, err, sizeof err),
+        SB_RPC_INVALID_REQUEST);
     assert_null(m.id);
     assert_non_null(strstr(err, "id"));
     sb_rpc_msg_free(&m);
@@ -347,7 +349,8 @@ static void test_deep_nesting(void **state)
     assert_true(rc == SB_RPC_PARSE_ERROR || rc == SB_RPC_BATCH);
 
     /* deep objects */
-    for (size_t i = 0; i + 5 <= n; i += 5) memcpy(body + i, "{\"a\":", 5);
+    for (size_t i = 0; i + 5 <= n; i += 5)
+        memcpy(body + i, "{\"a\":", 5);
     rc = sb_rpc_parse(body, n, &m, err, sizeof err);
     sb_rpc_msg_free(&m);
     assert_int_equal(rc, SB_RPC_PARSE_ERROR);
@@ -555,8 +558,8 @@ static void test_id_key(void **state)
     /* keys of parsed ids match keys of built ids */
     sb_rpc_msg m;
     char err[256];
-    assert_int_equal(parse_str("{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"x\"}", &m, err, sizeof err),
-                     0);
+    assert_int_equal(
+        parse_str("{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"x\"}", &m, err, sizeof err), 0);
     assert_int_equal(sb_rpc_id_key(m.id, k, sizeof k), 0);
     assert_string_equal(k, "n:42");
     sb_rpc_msg_free(&m);

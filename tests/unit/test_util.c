@@ -1,4 +1,5 @@
-/* Unit tests for core helpers: sb_util (encodings, UTF-8, numbers, time), sb_buf, sb_arena, sb_loop. */
+/* Unit tests for core helpers: sb_util (encodings, UTF-8, numbers, time), sb_buf, sb_arena,
+ * sb_loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,13 +119,15 @@ static void test_base64_round_trip_all_lengths(void **state)
     (void)state;
     unsigned char in[300], dec[300];
     char enc[512];
-    for (size_t i = 0; i < sizeof in; i++) in[i] = (unsigned char)(i * 37 + 11);
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 37 + 11);
     assert_int_equal(sb_random_bytes(in + 200, 100), 0);
     for (size_t n = 0; n <= sizeof in; n++) {
         size_t w = sb_base64url_encode(in, n, enc);
         assert_int_equal(w, sb_base64url_len(n));
         assert_int_equal(enc[w], '\0');
-        for (size_t k = 0; k < w; k++) assert_null(strchr("+/=", enc[k]));
+        for (size_t k = 0; k < w; k++)
+            assert_null(strchr("+/=", enc[k]));
         long d = sb_base64_decode(enc, w, dec, sizeof dec);
         assert_int_equal(d, (long)n);
         assert_memory_equal(dec, in, n);
@@ -143,15 +146,15 @@ static void test_base64_decode_rejects_bad_input(void **state)
     (void)state;
     unsigned char dec[64];
     static const char *const bad[] = {
-        "Z",         /* one character cannot encode a byte */
-        "Zm9vY",     /* 4k+1 characters */
-        "Zm9v!A==",  /* character outside both alphabets */
-        "Zm 9v",     /* whitespace */
-        "Zm=9v",     /* padding in the middle */
-        "Zh==",      /* non-canonical trailing bits ("Zg==" is canonical) */
-        "Zm9=",      /* non-canonical trailing bits ("Zm8=" is canonical) */
-        "Zm9v\n",    /* newline */
-        "Zm9v.A",    /* '.' is in neither alphabet */
+        "Z",        /* one character cannot encode a byte */
+        "Zm9vY",    /* 4k+1 characters */
+        "Zm9v!A==", /* character outside both alphabets */
+        "Zm 9v",    /* whitespace */
+        "Zm=9v",    /* padding in the middle */
+        "Zh==",     /* non-canonical trailing bits ("Zg==" is canonical) */
+        "Zm9=",     /* non-canonical trailing bits ("Zm8=" is canonical) */
+        "Zm9v\n",   /* newline */
+        "Zm9v.A",   /* '.' is in neither alphabet */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         long d = sb_base64_decode(bad[i], strlen(bad[i]), dec, sizeof dec);
@@ -253,18 +256,18 @@ static void test_utf8_valid_sequences(void **state)
     (void)state;
     assert_true(sb_utf8_valid(U8("")));
     assert_true(sb_utf8_valid(U8("plain ascii\n\t~")));
-    assert_true(sb_utf8_valid(U8("a\0b"))); /* NUL is a valid code point when counted */
-    assert_true(sb_utf8_valid(U8("h\xC3\xA9llo")));            /* U+00E9 */
-    assert_true(sb_utf8_valid(U8("\xC2\x80")));                /* U+0080, smallest 2-byte */
-    assert_true(sb_utf8_valid(U8("\xDF\xBF")));                /* U+07FF */
-    assert_true(sb_utf8_valid(U8("\xE0\xA0\x80")));            /* U+0800, smallest 3-byte */
-    assert_true(sb_utf8_valid(U8("\xE2\x82\xAC")));            /* U+20AC euro */
-    assert_true(sb_utf8_valid(U8("\xED\x9F\xBF")));            /* U+D7FF, below surrogates */
-    assert_true(sb_utf8_valid(U8("\xEE\x80\x80")));            /* U+E000, above surrogates */
-    assert_true(sb_utf8_valid(U8("\xEF\xBF\xBF")));            /* U+FFFF */
-    assert_true(sb_utf8_valid(U8("\xF0\x90\x80\x80")));        /* U+10000, smallest 4-byte */
-    assert_true(sb_utf8_valid(U8("\xF0\x9D\x84\x9E")));        /* U+1D11E */
-    assert_true(sb_utf8_valid(U8("\xF4\x8F\xBF\xBF")));        /* U+10FFFF, the largest */
+    assert_true(sb_utf8_valid(U8("a\0b")));             /* NUL is a valid code point when counted */
+    assert_true(sb_utf8_valid(U8("h\xC3\xA9llo")));     /* U+00E9 */
+    assert_true(sb_utf8_valid(U8("\xC2\x80")));         /* U+0080, smallest 2-byte */
+    assert_true(sb_utf8_valid(U8("\xDF\xBF")));         /* U+07FF */
+    assert_true(sb_utf8_valid(U8("\xE0\xA0\x80")));     /* U+0800, smallest 3-byte */
+    assert_true(sb_utf8_valid(U8("\xE2\x82\xAC")));     /* U+20AC euro */
+    assert_true(sb_utf8_valid(U8("\xED\x9F\xBF")));     /* U+D7FF, below surrogates */
+    assert_true(sb_utf8_valid(U8("\xEE\x80\x80")));     /* U+E000, above surrogates */
+    assert_true(sb_utf8_valid(U8("\xEF\xBF\xBF")));     /* U+FFFF */
+    assert_true(sb_utf8_valid(U8("\xF0\x90\x80\x80"))); /* U+10000, smallest 4-byte */
+    assert_true(sb_utf8_valid(U8("\xF0\x9D\x84\x9E"))); /* U+1D11E */
+    assert_true(sb_utf8_valid(U8("\xF4\x8F\xBF\xBF"))); /* U+10FFFF, the largest */
     assert_true(sb_utf8_valid(U8("\xE6\x97\xA5\xE6\x9C\xAC\xF0\x9F\x98\x80 ok")));
 }
 
@@ -342,7 +345,7 @@ static void test_parse_i64(void **state)
     assert_int_equal(sb_parse_i64("99999999999999999999999", INT64_MIN, INT64_MAX, &v), -1);
 
     /* junk and empty */
-    static const char *const junk[] = {"",   "-",   "+",    " 1",  "1 ",  "1a",  "a1",  "0x10",
+    static const char *const junk[] = {"",    "-",   "+",   " 1",  "1 ",    "1a",  "a1",  "0x10",
                                        "1e3", "1.0", "--1", "+-1", "1,000", "\t5", "5\n", "１"};
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
         if (sb_parse_i64(junk[i], INT64_MIN, INT64_MAX, &v) != -1)
@@ -404,26 +407,26 @@ static void test_rfc3339_parse_invalid(void **state)
     static const char *const bad[] = {
         "",
         "2000-01-01",
-        "2000-01-01T00:00:00",         /* no offset */
-        "2000-01-01T00:00Z",           /* no seconds */
-        "2000-01-01T00:00:00+0100",    /* offset without colon */
-        "2000-01-01T00:00:00+01",      /* short offset */
-        "2000-01-01T00:00:00+24:00",   /* offset hour */
-        "2000-01-01T00:00:00+01:60",   /* offset minute */
-        "2000-01-01T00:00:00.Z",       /* empty fraction */
-        "2000-01-01T00:00:00ZZ",       /* trailing junk */
+        "2000-01-01T00:00:00",       /* no offset */
+        "2000-01-01T00:00Z",         /* no seconds */
+        "2000-01-01T00:00:00+0100",  /* offset without colon */
+        "2000-01-01T00:00:00+01",    /* short offset */
+        "2000-01-01T00:00:00+24:00", /* offset hour */
+        "2000-01-01T00:00:00+01:60", /* offset minute */
+        "2000-01-01T00:00:00.Z",     /* empty fraction */
+        "2000-01-01T00:00:00ZZ",     /* trailing junk */
         "2000-01-01T00:00:00Z ",
         "2000-01-01X00:00:00Z",
         "2000/01/01T00:00:00Z",
         "2000-1-01T00:00:00Z",
         "20000-01-01T00:00:00Z",
-        "2000-00-01T00:00:00Z",        /* month 0 */
-        "2000-13-01T00:00:00Z",        /* month 13 */
-        "2000-01-00T00:00:00Z",        /* day 0 */
+        "2000-00-01T00:00:00Z", /* month 0 */
+        "2000-13-01T00:00:00Z", /* month 13 */
+        "2000-01-00T00:00:00Z", /* day 0 */
         "2000-01-32T00:00:00Z",
-        "2000-04-31T00:00:00Z",        /* April has 30 days */
-        "2023-02-29T00:00:00Z",        /* not a leap year */
-        "1900-02-29T00:00:00Z",        /* divisible by 100, not by 400 */
+        "2000-04-31T00:00:00Z", /* April has 30 days */
+        "2023-02-29T00:00:00Z", /* not a leap year */
+        "1900-02-29T00:00:00Z", /* divisible by 100, not by 400 */
         "2024-02-30T00:00:00Z",
         "2000-01-01T24:00:00Z",
         "2000-01-01T23:60:00Z",
@@ -462,8 +465,14 @@ static void test_rfc3339_format_and_round_trip(void **state)
     assert_string_equal(small, "1970-01-01");
 
     /* round trips, including now */
-    const uint64_t samples[] = {0, 1, 999, 86399999, 951782400000ULL, 1709208000123ULL,
-                                sb_wall_ms(), 253402300799999ULL /* 9999-12-31T23:59:59.999Z */};
+    const uint64_t samples[] = {0,
+                                1,
+                                999,
+                                86399999,
+                                951782400000ULL,
+                                1709208000123ULL,
+                                sb_wall_ms(),
+                                253402300799999ULL /* 9999-12-31T23:59:59.999Z */};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         sb_rfc3339(samples[i], out, sizeof out);
         int64_t ms = -1;
@@ -618,7 +627,8 @@ static void test_arena_alignment_and_zero(void **state)
             unsigned char *p = sb_arena_alloc(a, sizes[i]);
             assert_non_null(p);
             assert_int_equal((uintptr_t)p % al, 0);
-            for (size_t k = 0; k < sizes[i]; k++) assert_int_equal(p[k], 0);
+            for (size_t k = 0; k < sizes[i]; k++)
+                assert_int_equal(p[k], 0);
             memset(p, 0xEE, sizes[i]); /* ASan checks the whole range is ours */
         }
     }
@@ -855,7 +865,8 @@ static void test_loop_after_heap_order(void **state)
     pthread_cond_init(&g.cv, NULL);
     assert_int_equal(sb_loop_post(l, gate_fn, &g), 0);
     pthread_mutex_lock(&g.mu);
-    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
     pthread_mutex_unlock(&g.mu);
 
     /* 16 timers in a scrambled order, all scheduled while the loop is busy */
@@ -873,7 +884,7 @@ static void test_loop_after_heap_order(void **state)
     assert_int_equal(sb_loop_cancel(l, ids[5]), 1);
     assert_int_equal(sb_loop_cancel(l, ids[11]), 1);
     assert_int_equal(sb_loop_cancel(l, ids[5]), 0); /* second cancel: already gone */
-    sleep_ms(N * 15 + 20);                            /* everything is due now */
+    sleep_ms(N * 15 + 20);                          /* everything is due now */
     pthread_mutex_lock(&g.mu);
     g.open = 1;
     pthread_cond_broadcast(&g.cv);
@@ -882,7 +893,8 @@ static void test_loop_after_heap_order(void **state)
     assert_int_equal(rec_wait(&r, N - 2, 5000), N - 2);
     sleep_ms(30);
     assert_int_equal(rec_count(&r), N - 2);
-    for (int i = 1; i < N - 2; i++) assert_true(r.order[i - 1] < r.order[i]);
+    for (int i = 1; i < N - 2; i++)
+        assert_true(r.order[i - 1] < r.order[i]);
     for (int i = 0; i < N - 2; i++) {
         assert_int_not_equal(r.order[i], cancelled_slots[0]);
         assert_int_not_equal(r.order[i], cancelled_slots[1]);
@@ -958,6 +970,44 @@ static void test_loop_reentrant_scheduling(void **state)
     rec_destroy(&r);
 }
 
+/* A timer callback run by sb_loop_stop: new work is refused by then. */
+typedef struct at_stop {
+    rec *r;
+    tag t;
+    int post_rc;
+    uint64_t after_id;
+} at_stop;
+
+static void never_fn(void *arg)
+{
+    (void)arg;
+    fail_msg("work scheduled during stop ran");
+}
+
+static void at_stop_fn(void *arg)
+{
+    at_stop *a = arg;
+    a->post_rc = sb_loop_post(a->r->loop, never_fn, NULL);
+    a->after_id = sb_loop_after(a->r->loop, 0, never_fn, NULL);
+    rec_fn(&a->t);
+}
+
+static void test_loop_stop_refuses_new_work(void **state)
+{
+    (void)state;
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    at_stop a = {&r, {&r, 1}, 12345, 12345};
+    assert_true(sb_loop_after(l, 60000, at_stop_fn, &a) > 0);
+    sb_loop_stop(l);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(a.post_rc, -1);
+    assert_true(a.after_id == 0);
+    rec_destroy(&r);
+}
+
 static void test_loop_stop_semantics(void **state)
 {
     (void)state;
@@ -965,16 +1015,25 @@ static void test_loop_stop_semantics(void **state)
     assert_non_null(l);
     rec r;
     rec_init(&r, l);
-    tag tags[20], late = {&r, 100};
-    /* a pending timer is dropped (and freed: LSan) */
+    tag tags[20], late = {&r, 100}, later = {&r, 200};
+    /* pending timers run at stop (early, in due order, after the posted tasks) so their owners
+     * can release what they hold */
+    assert_true(sb_loop_after(l, 120000, rec_fn, &later) > 0);
     assert_true(sb_loop_after(l, 60000, rec_fn, &late) > 0);
     for (int i = 0; i < 20; i++) {
         tags[i] = (tag){&r, i};
         assert_int_equal(sb_loop_post(l, rec_fn, &tags[i]), 0);
     }
+    uint64_t t0 = sb_mono_ms();
     sb_loop_stop(l); /* posted tasks run first */
-    assert_int_equal(r.n, 20);
-    for (int i = 0; i < 20; i++) assert_int_equal(r.order[i], i);
+    assert_true(sb_mono_ms() - t0 < 5000);
+    assert_int_equal(r.n, 22);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(r.order[i], i);
+        assert_true(r.on_thread[i]);
+    }
+    assert_int_equal(r.order[20], 100);
+    assert_int_equal(r.order[21], 200);
     rec_destroy(&r);
     sb_loop_stop(NULL);
 }
@@ -995,9 +1054,12 @@ static void test_loop_many_timers(void **state)
         ids[i] = sb_loop_after(l, 60000, rec_fn, &t);
         assert_true(ids[i] > 0);
     }
-    for (int i = 0; i < N; i += 2) assert_int_equal(sb_loop_cancel(l, ids[i]), 1);
-    for (int i = 0; i < N; i += 2) assert_int_equal(sb_loop_cancel(l, ids[i]), 0);
-    for (int i = 1; i < N; i += 2) assert_int_equal(sb_loop_cancel(l, ids[i]), 1);
+    for (int i = 0; i < N; i += 2)
+        assert_int_equal(sb_loop_cancel(l, ids[i]), 1);
+    for (int i = 0; i < N; i += 2)
+        assert_int_equal(sb_loop_cancel(l, ids[i]), 0);
+    for (int i = 1; i < N; i += 2)
+        assert_int_equal(sb_loop_cancel(l, ids[i]), 1);
     assert_int_equal(rec_count(&r), 0);
     free(ids);
     sb_loop_stop(l);
@@ -1037,6 +1099,7 @@ int main(void)
         cmocka_unit_test(test_loop_cancel),
         cmocka_unit_test(test_loop_reentrant_scheduling),
         cmocka_unit_test(test_loop_stop_semantics),
+        cmocka_unit_test(test_loop_stop_refuses_new_work),
         cmocka_unit_test(test_loop_many_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
