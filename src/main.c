@@ -87,14 +87,17 @@ int main(int argc, char **argv)
     do {                                                                                  \
         if (!has_val) {                                                                   \
             fprintf(stderr, "signbridge: %s needs a value\n%s", a, usage);                \
+            cJSON_Delete(ov);                                                             \
             return 2;                                                                     \
         }                                                                                 \
     } while (0)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
+            cJSON_Delete(ov);
             return 0;
         } else if (strcmp(a, "--version") == 0) {
             printf("signbridge %s\n", SB_VERSION);
+            cJSON_Delete(ov);
             return 0;
         } else if (strcmp(a, "--config") == 0) {
             NEED_VALUE();
@@ -114,9 +117,11 @@ int main(int argc, char **argv)
             conformance = 1;
         } else if (strcmp(a, "--sandbox") == 0 || strcmp(a, "--sandbox-url") == 0) {
             fprintf(stderr, "signbridge: %s is not available in this version yet\n", a);
+            cJSON_Delete(ov);
             return 2;
         } else {
             fprintf(stderr, "signbridge: unknown option %s\n%s", a, usage);
+            cJSON_Delete(ov);
             return 2;
         }
     }
