@@ -7,7 +7,11 @@
 #include "http/sb_http.h"
 #include "mcp/sb_fixtures.h"
 #include "mcp/sb_mcp.h"
+#include "sb_launch.h"
 #include "sb_version.h"
+#include "upstream/sb_region.h"
+
+#include <curl/curl.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,8 +38,9 @@ static const char usage[] =
     "  --log-level LEVEL    debug | info | warn | error | off\n"
     "  --conformance        serve the MCP conformance fixture pack at /mcp without\n"
     "                       authentication (loopback listen addresses only)\n"
-    "  --sandbox            start the bundled provider sandbox (not available yet)\n"
-    "  --sandbox-url URL    point every provider at a running sandbox (not available yet)\n"
+    "  --sandbox            start the bundled provider sandbox (signbridge-sandbox), point\n"
+    "                       every provider at it, and print its demo credentials\n"
+    "  --sandbox-url URL    point every provider and region at a running sandbox\n"
     "  --version            print the version and exit\n"
     "  --help               this text\n"
     "\n"
@@ -78,7 +83,7 @@ static int listen_is_loopback(const char *listen)
 int main(int argc, char **argv)
 {
     const char *config_file = NULL, *port_file = NULL;
-    int check_only = 0, conformance = 0;
+    int check_only = 0, conformance = 0, want_sandbox = 0;
     cJSON *ov = cJSON_CreateObject();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -115,10 +120,11 @@ int main(int argc, char **argv)
             cJSON_AddStringToObject(ov, "log_level", argv[++i]);
         } else if (strcmp(a, "--conformance") == 0) {
             conformance = 1;
-        } else if (strcmp(a, "--sandbox") == 0 || strcmp(a, "--sandbox-url") == 0) {
-            fprintf(stderr, "signbridge: %s is not available in this version yet\n", a);
-            cJSON_Delete(ov);
-            return 2;
+        } else if (strcmp(a, "--sandbox") == 0) {
+            want_sandbox = 1;
+        } else if (strcmp(a, "--sandbox-url") == 0) {
+            NEED_VALUE();
+            cJSON_AddStringToObject(ov, "sandbox_url", argv[++i]);
         } else {
             fprintf(stderr, "signbridge: unknown option %s\n%s", a, usage);
             cJSON_Delete(ov);
@@ -151,6 +157,25 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    sb_launch sandbox = {0};
+    if (want_sandbox) {
+        if (cfg.sandbox_url[0]) {
+            fprintf(stderr, "signbridge: --sandbox and --sandbox-url are exclusive\n");
+            return 2;
+        }
+        if (sb_launch_sandbox(&sandbox, err, sizeof err) < 0) {
+            fprintf(stderr, "signbridge: --sandbox: %s\n", err);
+            return 1;
+        }
+        sb_strlcpy(cfg.sandbox_url, sandbox.url, sizeof cfg.sandbox_url);
+    }
+    sb_regions regions;
+    if (sb_regions_init(&regions, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "signbridge: invalid configuration: %s\n", err);
+        sb_launch_stop(&sandbox);
+        return 2;
+    }
+
     unsigned char secret[32];
     if (sb_secret_load_or_create(cfg.secret_file, secret, err, sizeof err) < 0) {
         fprintf(stderr, "signbridge: %s\n", err);
@@ -167,6 +192,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     uint64_t t0 = sb_mono_us();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     sb_loop *loop = sb_loop_start();
     sb_registry *reg = sb_registry_new();
     if (!loop || !reg) {
@@ -215,6 +241,18 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "tools", (double)sb_registry_count(reg));
     cJSON_AddNumberToObject(f, "startup_us", (double)(sb_mono_us() - t0));
     sb_log_obj(SB_LOG_INFO, "ready", f);
+    if (cfg.sandbox_url[0]) {
+        f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "sandbox_url", cfg.sandbox_url);
+        cJSON *rs = cJSON_AddObjectToObject(f, "regions");
+        for (size_t i = 0; i < regions.n; i++) {
+            char k[64];
+            snprintf(k, sizeof k, "%s/%s", regions.r[i].provider, regions.r[i].name);
+            cJSON_AddStringToObject(rs, k, regions.r[i].base_url);
+        }
+        sb_log_obj(SB_LOG_INFO, "upstream_sandbox", f);
+    }
+    if (want_sandbox) sb_launch_print_accounts(&sandbox, sb_http_public_url(http));
 
     for (;;) {
         int sig = 0;
@@ -242,6 +280,8 @@ int main(int argc, char **argv)
     sb_loop_stop(loop); /* runs leftover timers, which still use the engine */
     sb_mcp_free(mcp);
     OPENSSL_cleanse(secret, sizeof secret);
+    sb_launch_stop(&sandbox);
+    curl_global_cleanup();
     sb_log_msg(SB_LOG_INFO, "stopped", "bye");
     return 0;
 }

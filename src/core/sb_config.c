@@ -227,6 +227,25 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
     get_str(doc, "default_provider", cfg->default_provider, sizeof cfg->default_provider);
     get_str(doc, "secret_file", cfg->secret_file, sizeof cfg->secret_file);
     get_str(doc, "instructions", cfg->instructions, sizeof cfg->instructions);
+    get_str(doc, "sandbox_url", cfg->sandbox_url, sizeof cfg->sandbox_url);
+    if (cfg->sandbox_url[0] && strncmp(cfg->sandbox_url, "http://", 7) != 0 &&
+        strncmp(cfg->sandbox_url, "https://", 8) != 0) {
+        snprintf(err, errlen, "config.sandbox_url: must be an http:// or https:// URL (format)");
+        goto out;
+    }
+    const cJSON *bu;
+    cJSON_ArrayForEach(bu, cJSON_GetObjectItemCaseSensitive(doc, "base_urls"))
+    {
+        if (cfg->n_base_urls >= 16 || !cJSON_IsString(bu)) break;
+        if (strlen(bu->string) >= sizeof cfg->base_urls[0].key) {
+            snprintf(err, errlen, "config.base_urls: key too long");
+            goto out;
+        }
+        sb_strlcpy(cfg->base_urls[cfg->n_base_urls].key, bu->string, sizeof cfg->base_urls[0].key);
+        sb_strlcpy(cfg->base_urls[cfg->n_base_urls].url, bu->valuestring,
+                   sizeof cfg->base_urls[0].url);
+        cfg->n_base_urls++;
+    }
     const cJSON *origins = cJSON_GetObjectItemCaseSensitive(doc, "allowed_origins");
     const cJSON *o;
     cJSON_ArrayForEach(o, origins)
@@ -262,6 +281,10 @@ cJSON *sb_config_to_json(const sb_config *c)
     cJSON_AddStringToObject(o, "default_provider", c->default_provider);
     cJSON_AddStringToObject(o, "secret_file", c->secret_file);
     cJSON_AddStringToObject(o, "instructions", c->instructions);
+    cJSON_AddStringToObject(o, "sandbox_url", c->sandbox_url);
+    cJSON *bus = cJSON_AddObjectToObject(o, "base_urls");
+    for (size_t i = 0; i < c->n_base_urls; i++)
+        cJSON_AddStringToObject(bus, c->base_urls[i].key, c->base_urls[i].url);
     cJSON *arr = cJSON_AddArrayToObject(o, "allowed_origins");
     for (size_t i = 0; i < c->n_allowed_origins; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(c->allowed_origins[i]));

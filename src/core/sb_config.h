@@ -15,6 +15,12 @@ typedef struct sb_config {
     char default_provider[32];
     char secret_file[512];     /* server secret (HMAC key for fingerprints); created if absent */
     char instructions[2048];   /* MCP `instructions` returned by initialize */
+    char sandbox_url[256];     /* "" or the sandbox origin every provider region points at */
+    size_t n_base_urls;
+    struct {
+        char key[48];          /* "provider/region" */
+        char url[256];
+    } base_urls[16];
     size_t n_allowed_origins;
     char allowed_origins[SB_MAX_ORIGINS][256];
     /* limits */
