@@ -1,0 +1,84 @@
+/* sb_up: the asynchronous upstream HTTP engine: one thread owning one libcurl multi handle
+ * (socket-action + epoll), connection reuse and HTTP/2, deadlines on everything, bounded
+ * responses, retries for idempotent requests only, https only, and a destination-IP filter.
+ * It moves bytes and knows no provider protocol. */
+#ifndef SB_UP_H
+#define SB_UP_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sb_up sb_up;
+
+#define SB_UP_MAX_ALLOW 16
+
+typedef struct sb_up_options {
+    const char *ca_file;              /* PEM bundle for TLS verification; NULL = system store */
+    unsigned max_host_connections;    /* per host; 0 = 1024 (HTTP/1.1 upstreams need one per concurrent call) */
+    unsigned connect_timeout_ms;      /* 0 = 5000 */
+    size_t max_response_bytes;        /* default cap per response; 0 = 8 MiB */
+    unsigned max_retries;             /* for idempotent requests; 0 = 3 */
+    unsigned backoff_base_ms;         /* 0 = 200 */
+    /* URL prefixes that may be fetched over plain http (e.g. the sandbox). Everything else must be
+     * https. NULL-terminated, copied. */
+    const char *const *http_allowed_prefixes;
+    /* Destinations in loopback, private, link-local, CGNAT, ULA or unspecified ranges are refused
+     * unless listed here as "ADDR" or "ADDR/PREFIX" (IPv4 or IPv6). NULL-terminated, copied. */
+    const char *const *allowed_networks;
+} sb_up_options;
+
+enum {
+    SB_UP_OK = 0,
+    SB_UP_ETIMEDOUT = -1,  /* the deadline passed */
+    SB_UP_ECONNECT = -2,   /* could not connect (after retries, for idempotent requests) */
+    SB_UP_ETOOBIG = -3,    /* the response exceeded its cap */
+    SB_UP_ECANCELLED = -4, /* sb_up_cancel or shutdown */
+    SB_UP_EREFUSED = -5,   /* refused by policy: scheme, destination address */
+    SB_UP_EIO = -6,        /* any other transfer failure (reset, malformed HTTP, TLS) */
+};
+
+typedef struct sb_up_request {
+    const char *method;           /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *url;              /* absolute */
+    const char *const *headers;   /* "Name: value" lines, NULL-terminated; copied */
+    const char *body;             /* copied; may be NULL */
+    size_t body_len;
+    int idempotent;               /* retries allowed (reads); never set for sends or actions */
+    unsigned timeout_ms;          /* total deadline including retries and backoff; 0 = 30000 */
+    size_t max_response;          /* 0 = the engine default */
+} sb_up_request;
+
+typedef struct sb_up_result {
+    int error;                    /* SB_UP_OK or SB_UP_E* */
+    int status;                   /* HTTP status of the last attempt (0 when none arrived) */
+    const char *error_text;       /* human-readable detail when error != 0 */
+    const char *body;             /* the response body (NUL-terminated; valid during the callback) */
+    size_t body_len;
+    unsigned attempts;
+    uint64_t elapsed_us;
+    const void *hdrs_;            /* private: use sb_up_header */
+} sb_up_result;
+
+/* A response header of the final attempt (case-insensitive name), or NULL. The value lives in a
+ * per-thread buffer valid until the next sb_up_header call on the same thread. */
+const char *sb_up_header(const sb_up_result *r, const char *name);
+
+/* Called exactly once per accepted request, on the engine thread. The result and everything it
+ * points to are valid only during the call: copy what you keep. Do not block here. */
+typedef void (*sb_up_done_fn)(const sb_up_result *r, void *arg);
+
+sb_up *sb_up_start(const sb_up_options *o, char *err, size_t errlen);
+/* Queue a request (everything is copied). 0 and *id (may be NULL) on success; -1 when the engine
+ * is stopping or out of memory -- then `done` is never called. Thread-safe. */
+int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *arg, uint64_t *id);
+/* Cancel a queued or running request: its `done` runs with SB_UP_ECANCELLED (unless it already
+ * ran). Thread-safe; asynchronous. */
+void sb_up_cancel(sb_up *u, uint64_t id);
+/* Requests accepted and not yet completed. */
+unsigned sb_up_in_flight(const sb_up *u);
+/* Cancel everything still running (callbacks run with SB_UP_ECANCELLED), stop the thread, free. */
+void sb_up_stop(sb_up *u);
+
+/* 1 if the address (IPv4 or IPv6, as text) is in a range refused by default. For tests. */
+int sb_up_address_is_private(const char *ip);
+
+#endif
