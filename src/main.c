@@ -222,7 +222,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "signbridge: fixtures: %s\n", err);
         return 1;
     }
-    sb_http_options ho = {.cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret};
+    sb_http_options ho = {
+        .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
         fprintf(stderr, "signbridge: %s\n", err);

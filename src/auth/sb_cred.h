@@ -21,6 +21,20 @@ typedef struct sb_cred {
     char secret[SB_CRED_MAX + 1]; /* wipe with sb_cred_wipe when done */
 } sb_cred;
 
+/* Who is calling, per request: the route's provider and pinned region, the credential and its
+ * fingerprint. Copied into each MCP call as its opaque principal; wiped when the call is freed. */
+typedef struct sb_principal {
+    char provider[16];     /* "boldsign" | "dropboxsign" | "iinkedsign" */
+    char region_pin[24];   /* region named in the path, "" if none ("private" for instances) */
+    char instance[64];     /* iinked private instance, "" if none */
+    char route[128];       /* the MCP path, e.g. "/boldsign/eu/mcp" */
+    char request_id[72];   /* the HTTP request id (sent upstream, written in audit records) */
+    int read_only;         /* the caller asked for a read-only connection */
+    int anonymous;         /* no credential (only where the deployment allows it) */
+    char fingerprint[SB_FP_HEX];
+    sb_cred cred;
+} sb_principal;
+
 /* Case-insensitive header lookup supplied by the transport; NULL if absent. */
 typedef const char *(*sb_header_fn)(void *ctx, const char *name);
 

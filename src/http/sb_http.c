@@ -5,6 +5,7 @@
 #include "core/sb_log.h"
 #include "core/sb_util.h"
 #include "mcp/sb_jsonrpc.h"
+#include "upstream/sb_region.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -28,7 +29,7 @@ struct sb_http {
     unsigned port;
     int loopback;
     char public_url[300];
-    char prm_url[400];            /* protected-resource metadata URL for /mcp */
+    char prm_base[320];           /* <public>/.well-known/oauth-protected-resource */
     char public_host[260];        /* host[:port] of public_url, for the Host check */
     atomic_uint in_flight;
     atomic_int draining;
@@ -50,6 +51,8 @@ typedef struct req_ctx {
     int has_cred;
     sb_cred_kind cred_kind;
     char fingerprint[SB_FP_HEX];
+    char owner[SB_FP_HEX + 140]; /* session owner key: fingerprint + route */
+    sb_principal principal;     /* holds the raw credential: wiped in on_completed */
     char origin_ok[256];          /* echo in Access-Control-Allow-Origin when non-empty */
     sb_mcp_call *call;
     int status;
@@ -220,12 +223,70 @@ static int accept_ok(const char *a)
     return json && sse;
 }
 
+static int seg_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* MCP routes: /mcp, /{provider}/mcp, /{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.
+ * Fills the principal's provider, pin and instance. */
+static int parse_mcp_route(req_ctx *r, const char *url)
+{
+    sb_principal *p = &r->principal;
+    const sb_regions *rt = r->h->o.regions;
+    if (strcmp(url, "/mcp") == 0 || strcmp(url, "/mcp/") == 0) {
+        sb_strlcpy(p->provider, r->h->o.cfg->default_provider, sizeof p->provider);
+        return 1;
+    }
+    const char *segs[4];
+    size_t lens[4], n = 0;
+    const char *q = url + 1;
+    while (*q && n < 4) {
+        const char *e = strchr(q, '/');
+        size_t l = e ? (size_t)(e - q) : strlen(q);
+        segs[n] = q;
+        lens[n++] = l;
+        if (!e) break;
+        q = e + 1;
+        if (!*q) break; /* trailing slash */
+    }
+    if (*q && n == 4) return 0;
+    if (n < 2 || lens[n - 1] != 3 || strncmp(segs[n - 1], "mcp", 3) != 0) return 0;
+    if (!seg_ok(segs[0], lens[0]) || lens[0] >= sizeof p->provider) return 0;
+    memcpy(p->provider, segs[0], lens[0]);
+    p->provider[lens[0]] = '\0';
+    if (!rt || !sb_regions_provider_known(rt, p->provider)) return 0;
+    if (n == 2) return 1;
+    if (!seg_ok(segs[1], lens[1]) || lens[1] >= sizeof p->region_pin) return 0;
+    memcpy(p->region_pin, segs[1], lens[1]);
+    p->region_pin[lens[1]] = '\0';
+    if (n == 3) return sb_regions_find(rt, p->provider, p->region_pin) != NULL;
+    /* n == 4: only iinked private instances */
+    if (strcmp(p->provider, "iinkedsign") != 0 || strcmp(p->region_pin, "private") != 0 ||
+        !seg_ok(segs[2], lens[2]) || lens[2] >= sizeof p->instance)
+        return 0;
+    memcpy(p->instance, segs[2], lens[2]);
+    p->instance[lens[2]] = '\0';
+    return 1;
+}
+
 static int parse_route(req_ctx *r, const char *url)
 {
     sb_strlcpy(r->path, url, sizeof r->path);
-    if (strcmp(url, "/mcp") == 0 || strcmp(url, "/mcp/") == 0) return R_MCP;
     if (strcmp(url, "/healthz") == 0) return R_HEALTH;
     if (strcmp(url, "/readyz") == 0) return R_READY;
+    if (parse_mcp_route(r, url)) {
+        size_t n = strlen(url);
+        if (n > 1 && url[n - 1] == '/') n--;
+        if (n >= sizeof r->principal.route) return R_NONE;
+        memcpy(r->principal.route, url, n);
+        r->principal.route[n] = '\0';
+        return R_MCP;
+    }
     return R_NONE;
 }
 
@@ -328,7 +389,24 @@ static MHD_RESULT_T drive_call(req_ctx *r)
         /* cancelled before anything was produced: nothing more is sent for it */
         return queue(r, 202, NULL, NULL, 0, NULL);
     }
-    if (final) return queue(r, 200, "application/json", json, len, NULL);
+    if (final) {
+        int status;
+        const char *sid, *www;
+        sb_mcp_call_http_meta(r->call, &status, &sid, &www);
+        const char *extra[6];
+        size_t ne = 0;
+        if (sid[0]) {
+            extra[ne++] = "Mcp-Session-Id";
+            extra[ne++] = sid;
+            sb_strlcpy(r->session, sid, 9);
+        }
+        if (www[0]) {
+            extra[ne++] = "WWW-Authenticate";
+            extra[ne++] = www;
+        }
+        extra[ne] = extra[ne + 1] = NULL;
+        return queue(r, status, "application/json", json, len, extra);
+    }
     return start_sse(r, json, len, 0);
 }
 
@@ -336,13 +414,14 @@ static MHD_RESULT_T drive_call(req_ctx *r)
 
 static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc)
 {
-    char www[800];
+    char www[900];
     if (error)
         snprintf(www, sizeof www,
-                 "Bearer resource_metadata=\"%s\", error=\"%s\", error_description=\"%s\"",
-                 r->h->prm_url, error, desc);
+                 "Bearer resource_metadata=\"%s%s\", error=\"%s\", error_description=\"%s\"",
+                 r->h->prm_base, r->principal.route, error, desc);
     else
-        snprintf(www, sizeof www, "Bearer resource_metadata=\"%s\"", r->h->prm_url);
+        snprintf(www, sizeof www, "Bearer resource_metadata=\"%s%s\"", r->h->prm_base,
+                 r->principal.route);
     const char *extra[] = {"WWW-Authenticate", www, NULL, NULL};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", error ? error : "unauthorized");
@@ -382,23 +461,32 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
                                extra);
     }
     /* credential */
-    sb_cred cred;
+    sb_principal *p = &r->principal;
     char err[200];
-    int rc = sb_cred_extract(hdr_cb, r, &cred, err, sizeof err);
+    int rc = sb_cred_extract(hdr_cb, r, &p->cred, err, sizeof err);
     if (rc < 0) return unauthorized(r, "invalid_request", err);
     if (rc == 0) {
         r->has_cred = 1;
-        r->cred_kind = cred.kind;
-        if (cred.kind == SB_CRED_BEARER && !h->o.anonymous_ok) {
-            sb_cred_wipe(&cred);
+        r->cred_kind = p->cred.kind;
+        if (p->cred.kind == SB_CRED_BEARER && !h->o.anonymous_ok) {
+            sb_cred_wipe(&p->cred);
             return unauthorized(r, "invalid_token",
                                 "Bearer tokens are not accepted by this deployment yet");
         }
-        sb_cred_fingerprint(h->o.secret, 32, h->o.cfg->default_provider, &cred, r->fingerprint);
-        sb_cred_wipe(&cred);
+        sb_cred_fingerprint(h->o.secret, 32, p->provider, &p->cred, r->fingerprint);
     } else if (!h->o.anonymous_ok) {
         return unauthorized(r, NULL, NULL);
+    } else {
+        p->anonymous = 1;
     }
+    sb_strlcpy(p->fingerprint, r->fingerprint, sizeof p->fingerprint);
+    sb_strlcpy(p->request_id, r->request_id, sizeof p->request_id);
+    const char *ro = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "read_only");
+    const char *roh = hdr(r, "X-Read-Only");
+    p->read_only = (ro && (strcmp(ro, "1") == 0 || strcmp(ro, "true") == 0)) ||
+                   (roh && (strcmp(roh, "1") == 0 || strcasecmp(roh, "true") == 0));
+    snprintf(r->owner, sizeof r->owner, "%s:%s%s", r->fingerprint, p->route,
+             p->read_only ? ":ro" : "");
     if (is_post) {
         const char *ct = hdr(r, "Content-Type");
         if (!ct || !media_type_is(ct, "application/json"))
@@ -426,8 +514,10 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
     sb_mcp_req mreq = {
         .session_id = hdr(r, "Mcp-Session-Id"),
         .protocol_version = hdr(r, "MCP-Protocol-Version"),
-        .fingerprint = r->fingerprint,
+        .fingerprint = r->owner,
         .request_id = r->request_id,
+        .principal = &r->principal,
+        .principal_len = sizeof r->principal,
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
     sb_mcp_reply rep;
@@ -437,16 +527,24 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         sb_mcp_post(r->h->o.mcp, &mreq, r->body.data ? r->body.data : "", r->body.len, &rep);
     sb_buf_free(&r->body);
     sb_strlcpy(r->rpc_method, rep.rpc_method, sizeof r->rpc_method);
-    const char *extra[] = {"Mcp-Session-Id", rep.session_id, NULL, NULL};
     if (rep.session_id[0]) sb_strlcpy(r->session, rep.session_id, 9);
     if (rep.call) {
         r->call = rep.call;
         return drive_call(r);
     }
-    if (!rep.body)
-        return queue(r, rep.status, NULL, NULL, 0, rep.session_id[0] ? extra : NULL);
-    return queue(r, rep.status, "application/json", rep.body, rep.body_len,
-                 rep.session_id[0] ? extra : NULL);
+    const char *extra[6];
+    size_t ne = 0;
+    if (rep.session_id[0]) {
+        extra[ne++] = "Mcp-Session-Id";
+        extra[ne++] = rep.session_id;
+    }
+    if (rep.www_authenticate[0]) {
+        extra[ne++] = "WWW-Authenticate";
+        extra[ne++] = rep.www_authenticate;
+    }
+    extra[ne] = extra[ne + 1] = NULL;
+    if (!rep.body) return queue(r, rep.status, NULL, NULL, 0, extra);
+    return queue(r, rep.status, "application/json", rep.body, rep.body_len, extra);
 }
 
 /* ---- libmicrohttpd callbacks -------------------------------------------------------------- */
@@ -498,7 +596,9 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         default: {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "error", "not_found");
-            cJSON_AddStringToObject(o, "error_description", "No such endpoint. The MCP endpoint is /mcp.");
+            cJSON_AddStringToObject(o, "error_description",
+                                    "No such endpoint. MCP endpoints: /mcp, /{provider}/mcp, "
+                                    "/{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.");
             return queue_json(r, 404, o, NULL);
         }
         }
@@ -560,6 +660,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sb_buf_free(&r->body);
     free(r->ev);
+    explicit_bzero(&r->principal, sizeof r->principal);
     free(r);
     atomic_fetch_sub(&h->in_flight, 1);
 }
@@ -657,7 +758,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     if (hp) sb_strlcpy(h->public_host, hp + 3, sizeof h->public_host);
     char *slash = strchr(h->public_host, '/');
     if (slash) *slash = '\0';
-    snprintf(h->prm_url, sizeof h->prm_url, "%s/.well-known/oauth-protected-resource/mcp",
+    snprintf(h->prm_base, sizeof h->prm_base, "%s/.well-known/oauth-protected-resource",
              h->public_url);
     return h;
 }

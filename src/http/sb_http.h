@@ -6,6 +6,7 @@
 
 #include "core/sb_config.h"
 #include "mcp/sb_mcp.h"
+#include "upstream/sb_region.h"
 
 typedef struct sb_http sb_http;
 
@@ -14,6 +15,7 @@ typedef struct sb_http_options {
     sb_mcp *mcp;                  /* borrowed */
     int anonymous_ok;             /* --conformance: no credential required at /mcp */
     const unsigned char *secret;  /* server secret for fingerprints (32 bytes), borrowed */
+    const sb_regions *regions;    /* providers and regions for the MCP routes, borrowed */
 } sb_http_options;
 
 /* Bind and start serving. NULL with a message in err on failure. */

@@ -38,6 +38,10 @@ struct sb_mcp {
     size_t nmethods;
     cJSON *capabilities;
     atomic_uint_fast64_t next_server_id;
+    sb_mcp_admit_fn admit;
+    void *admit_ud;
+    sb_mcp_visible_fn visible;
+    void *visible_ud;
 };
 
 typedef struct qmsg {
@@ -77,6 +81,13 @@ struct sb_mcp_call {
     void *cancel_arg;
     uint64_t deadline_timer;
     pending_req *pending;
+    /* caller context and HTTP details */
+    void *principal;
+    size_t principal_len;
+    int http_status;
+    char http_session[SB_SESSION_ID_LEN + 1];
+    char www[512];
+    cJSON *init_result; /* initialize: the result to send once admitted */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -215,6 +226,11 @@ void sb_mcp_call_release(sb_mcp_call *c)
     }
     cJSON_Delete(c->id);
     cJSON_Delete(c->progress_token);
+    cJSON_Delete(c->init_result);
+    if (c->principal) {
+        explicit_bzero(c->principal, c->principal_len);
+        free(c->principal);
+    }
     sb_session_release(c->s);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -519,6 +535,44 @@ int sb_mcp_call_client_has(sb_mcp_call *c, const char *cap)
     return 0;
 }
 
+const void *sb_mcp_call_principal(sb_mcp_call *c, size_t *len)
+{
+    if (len) *len = c->principal_len;
+    return c->principal;
+}
+
+const char *sb_mcp_call_region(sb_mcp_call *c)
+{
+    return c->s->region;
+}
+
+const sb_tool *sb_mcp_call_tool(sb_mcp_call *c)
+{
+    return c->tool;
+}
+
+void sb_mcp_call_http_meta(sb_mcp_call *c, int *status, const char **session_id,
+                           const char **www)
+{
+    pthread_mutex_lock(&c->mu);
+    *status = c->http_status;
+    *session_id = c->http_session;
+    *www = c->www;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sb_mcp_set_admit(sb_mcp *m, sb_mcp_admit_fn fn, void *ud)
+{
+    m->admit = fn;
+    m->admit_ud = ud;
+}
+
+void sb_mcp_set_visibility(sb_mcp *m, sb_mcp_visible_fn fn, void *ud)
+{
+    m->visible = fn;
+    m->visible_ud = ud;
+}
+
 const char *sb_mcp_call_method(sb_mcp_call *c)
 {
     return c->method;
@@ -596,10 +650,21 @@ static void deadline_fire(void *p)
     sb_mcp_call_release(c);
 }
 
-static sb_mcp_call *call_new(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg)
+static sb_mcp_call *call_new(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg,
+                             const sb_mcp_req *req)
 {
     sb_mcp_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
+    c->http_status = 200;
+    if (req && req->principal && req->principal_len) {
+        c->principal = malloc(req->principal_len);
+        if (!c->principal) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->principal, req->principal, req->principal_len);
+        c->principal_len = req->principal_len;
+    }
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 1;
     c->m = m;
@@ -616,7 +681,7 @@ static sb_mcp_call *call_new(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg)
 
 /* ---- methods ------------------------------------------------------------------------------ */
 
-static void do_initialize(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mcp_reply *out)
+static cJSON *initialize_result(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg)
 {
     const cJSON *p = msg->params;
     const cJSON *pv = cJSON_GetObjectItemCaseSensitive(p, "protocolVersion");
@@ -640,41 +705,56 @@ static void do_initialize(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mc
     cJSON_AddStringToObject(si, "version", m->version);
     if (m->instructions && *m->instructions)
         cJSON_AddStringToObject(r, "instructions", m->instructions);
-    reply_body(out, 200, sb_rpc_result(msg->id, r));
+    return r;
 }
 
 /* tools/list is the hot path: build it from the pre-serialized contracts. */
-static void do_tools_list(sb_mcp *m, const sb_rpc_msg *msg, sb_mcp_reply *out)
+static void do_tools_list(sb_mcp *m, const sb_mcp_req *req, const sb_rpc_msg *msg,
+                          sb_mcp_reply *out)
 {
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(msg->params, "cursor");
     size_t off = 0;
+    size_t total = sb_registry_count(m->tools);
     if (cur && !cJSON_IsNull(cur)) {
-        if (!cJSON_IsString(cur) || sb_cursor_decode(cur->valuestring, &off) < 0 ||
-            off > sb_registry_count(m->tools)) {
+        if (!cJSON_IsString(cur) || sb_cursor_decode(cur->valuestring, &off) < 0 || off > total) {
             reply_error(out, 200, msg->id, SB_RPC_INVALID_PARAMS,
                         "Invalid params: unknown or expired cursor; call tools/list without a "
                         "cursor to start again");
             return;
         }
     }
-    size_t n = sb_registry_count(m->tools);
-    size_t end = off + m->o.page_size < n ? off + m->o.page_size : n;
     sb_buf b;
     sb_buf_init(&b, (size_t)64 << 20);
     char *idjson = cJSON_PrintUnformatted(msg->id);
     int rc = sb_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"tools\":[",
                            idjson ? idjson : "null");
     free(idjson);
-    for (size_t i = off; i < end && rc == 0; i++) {
+    /* `off` counts visible tools: walk the registry, skipping hidden ones */
+    size_t seen = 0, emitted = 0, i = 0;
+    char www[8];
+    for (; i < total && rc == 0; i++) {
         const sb_tool *t = sb_registry_at(m->tools, i);
-        if (i > off) rc = sb_buf_append(&b, ",", 1);
+        if (m->visible && m->visible(t, req->principal, www, sizeof www, m->visible_ud) != 0)
+            continue;
+        if (seen++ < off) continue;
+        if (emitted == m->o.page_size) break;
+        if (emitted) rc = sb_buf_append(&b, ",", 1);
         if (rc == 0) rc = sb_buf_append(&b, t->listing, t->listing_len);
+        emitted++;
     }
     if (rc == 0) rc = sb_buf_puts(&b, "]");
-    if (rc == 0 && end < n) {
-        char c[96];
-        sb_cursor_encode(end, c, sizeof c);
-        rc = sb_buf_printf(&b, ",\"nextCursor\":\"%s\"", c);
+    if (rc == 0 && i < total) {
+        /* more visible tools may follow */
+        size_t j = i;
+        while (j < total && m->visible &&
+               m->visible(sb_registry_at(m->tools, j), req->principal, www, sizeof www,
+                          m->visible_ud) != 0)
+            j++;
+        if (j < total) {
+            char c[96];
+            sb_cursor_encode(off + emitted, c, sizeof c);
+            rc = sb_buf_printf(&b, ",\"nextCursor\":\"%s\"", c);
+        }
     }
     if (rc == 0) rc = sb_buf_puts(&b, "}}");
     if (rc != 0) {
@@ -714,6 +794,25 @@ static void run_tool(sb_mcp_call *c, const sb_rpc_msg *msg)
         return;
     }
     const sb_tool *t = sb_registry_find(c->m->tools, name->valuestring);
+    int vis = 0;
+    if (t && c->m->visible) {
+        char www[512] = "";
+        vis = c->m->visible(t, c->principal, www, sizeof www, c->m->visible_ud);
+        if (vis == 2) {
+            pthread_mutex_lock(&c->mu);
+            c->http_status = 403;
+            sb_strlcpy(c->www, www, sizeof c->www);
+            pthread_mutex_unlock(&c->mu);
+            char msgbuf[300];
+            snprintf(msgbuf, sizeof msgbuf,
+                     "Forbidden: insufficient_scope: this connection may not call %.64s (it is "
+                     "read-only or restricted); reconnect with the needed scope",
+                     t->name);
+            sb_mcp_call_error(c, SB_RPC_SERVER_ERROR, msgbuf, NULL);
+            return;
+        }
+        if (vis != 0) t = NULL;
+    }
     if (!t) {
         char msgbuf[256];
         snprintf(msgbuf, sizeof msgbuf, "Unknown tool: %.128s", name->valuestring);
@@ -748,7 +847,35 @@ static void run_tool(sb_mcp_call *c, const sb_rpc_msg *msg)
     if (rc < 0) sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error", NULL);
 }
 
-static void run_call(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mcp_reply *out)
+/* After dispatch: a call that finished at once with nothing before its result is answered as
+ * plain JSON (with its HTTP details); otherwise the transport takes over our reference. */
+static void settle(sb_mcp_call *c, sb_mcp_reply *out)
+{
+    pthread_mutex_lock(&c->mu);
+    int plain = c->finished && c->nq == 1 && c->qh && c->qh->final;
+    qmsg *q = NULL;
+    if (plain) {
+        q = c->qh;
+        c->qh = c->qt = NULL;
+        c->nq = 0;
+        out->status = c->http_status;
+        memcpy(out->session_id, c->http_session, sizeof out->session_id);
+        sb_strlcpy(out->www_authenticate, c->www, sizeof out->www_authenticate);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (plain) {
+        out->body = q->json;
+        out->body_len = q->len;
+        free(q);
+        sb_mcp_call_release(c);
+        return;
+    }
+    out->status = 200;
+    out->call = c; /* the transport inherits our reference */
+}
+
+static void run_call(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, const sb_mcp_req *req,
+                     sb_mcp_reply *out)
 {
     const method_entry *me = NULL;
     int is_tool = strcmp(msg->method, "tools/call") == 0;
@@ -769,7 +896,7 @@ static void run_call(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mcp_rep
             return;
         }
     }
-    sb_mcp_call *c = call_new(m, s, msg);
+    sb_mcp_call *c = call_new(m, s, msg, req);
     if (!c) {
         reply_error(out, 200, msg->id, SB_RPC_INTERNAL_ERROR, "Internal error");
         return;
@@ -798,26 +925,7 @@ static void run_call(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg, sb_mcp_rep
     } else if (me->fn(c, msg->params, me->ud) < 0) {
         sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Internal error", NULL);
     }
-    /* Finished at once with nothing before the result: answer as plain JSON. */
-    pthread_mutex_lock(&c->mu);
-    int plain = c->finished && c->nq == 1 && c->qh && c->qh->final;
-    qmsg *q = NULL;
-    if (plain) {
-        q = c->qh;
-        c->qh = c->qt = NULL;
-        c->nq = 0;
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (plain) {
-        out->status = 200;
-        out->body = q->json;
-        out->body_len = q->len;
-        free(q);
-        sb_mcp_call_release(c);
-        return;
-    }
-    out->status = 200;
-    out->call = c; /* the transport inherits our reference */
+    settle(c, out);
 }
 
 static void on_notification(sb_session *s, const sb_rpc_msg *msg)
@@ -928,8 +1036,38 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
             sb_rpc_msg_free(&msg);
             return;
         }
-        do_initialize(m, s, &msg, out);
-        memcpy(out->session_id, s->id, sizeof out->session_id);
+        cJSON *result = initialize_result(m, s, &msg);
+        if (!m->admit) {
+            reply_body(out, 200, sb_rpc_result(msg.id, result));
+            memcpy(out->session_id, s->id, sizeof out->session_id);
+            sb_session_release(s);
+            sb_rpc_msg_free(&msg);
+            return;
+        }
+        /* admission runs as a call: it may need the network */
+        s->admitted = 0;
+        sb_mcp_call *c = call_new(m, s, &msg, req);
+        if (!c) {
+            cJSON_Delete(result);
+            sb_sessions_end(m->sessions, s->id, req->fingerprint);
+            sb_session_release(s);
+            reply_error(out, 500, msg.id, SB_RPC_INTERNAL_ERROR, "Internal error");
+            sb_rpc_msg_free(&msg);
+            return;
+        }
+        c->init_result = result;
+        sb_mcp_call_ref(c);
+        uint64_t tid =
+            sb_loop_after(m->loop, (uint64_t)m->o.call_timeout_s * 1000, deadline_fire, c);
+        if (!tid) {
+            sb_mcp_call_release(c);
+        } else {
+            pthread_mutex_lock(&c->mu);
+            if (!c->finished && !c->cancelled) c->deadline_timer = tid;
+            pthread_mutex_unlock(&c->mu);
+        }
+        m->admit(c, m->admit_ud);
+        settle(c, out);
         sb_session_release(s);
         sb_rpc_msg_free(&msg);
         return;
@@ -961,17 +1099,46 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
         if (strcmp(msg.method, "ping") == 0)
             reply_body(out, 200, sb_rpc_result(msg.id, cJSON_CreateObject()));
         else if (strcmp(msg.method, "tools/list") == 0)
-            do_tools_list(m, &msg, out);
+            do_tools_list(m, req, &msg, out);
         else if (strcmp(msg.method, "logging/setLevel") == 0)
             do_set_level(s, &msg, out);
         else
-            run_call(m, s, &msg, out);
+            run_call(m, s, &msg, req, out);
         break;
     }
     if (out->status == 200 && !out->body && !out->call)
         reply_error(out, 500, msg.id, SB_RPC_INTERNAL_ERROR, "Internal error");
     sb_session_release(s);
     sb_rpc_msg_free(&msg);
+}
+
+void sb_mcp_admit_ok(sb_mcp_call *c, const char *region)
+{
+    sb_session *s = c->s;
+    pthread_mutex_lock(&s->mu);
+    sb_strlcpy(s->region, region ? region : "", sizeof s->region);
+    s->admitted = 1;
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&c->mu);
+    memcpy(c->http_session, s->id, sizeof c->http_session);
+    cJSON *r = c->init_result;
+    c->init_result = NULL;
+    pthread_mutex_unlock(&c->mu);
+    finish(c, sb_rpc_result(c->id, r));
+}
+
+void sb_mcp_admit_refuse(sb_mcp_call *c, int status, const char *www, cJSON *body)
+{
+    pthread_mutex_lock(&c->mu);
+    c->http_status = status;
+    sb_strlcpy(c->www, www ? www : "", sizeof c->www);
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&c->s->mu);
+    c->s->ended = 1; /* never admitted: the next sweep drops it */
+    pthread_mutex_unlock(&c->s->mu);
+    char *json = body ? cJSON_PrintUnformatted(body) : strdup("{}");
+    cJSON_Delete(body);
+    finish(c, json);
 }
 
 /* Stop every call of a session: cancel it (stop = 0) or finish it with a shutdown error. */

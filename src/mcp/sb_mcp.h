@@ -34,6 +34,24 @@ sb_registry *sb_mcp_registry(sb_mcp *m);
 sb_sessions *sb_mcp_sessions(sb_mcp *m);
 sb_loop *sb_mcp_loop(sb_mcp *m);
 
+/* Admission: when set, `initialize` runs fn(call, ud) before a session becomes usable; fn (or
+ * whatever it starts) must eventually call sb_mcp_admit_ok or sb_mcp_admit_refuse exactly once,
+ * from any thread. Without it every caller is admitted at once. */
+typedef void (*sb_mcp_admit_fn)(sb_mcp_call *c, void *ud);
+void sb_mcp_set_admit(sb_mcp *m, sb_mcp_admit_fn fn, void *ud);
+/* Admit: the session is bound to `region` (may be "") and the initialize result is sent. */
+void sb_mcp_admit_ok(sb_mcp_call *c, const char *region);
+/* Refuse: answer HTTP `status` (401, 403, 503...) with `body` (taken, a JSON object, may be NULL)
+ * and WWW-Authenticate `www` (may be NULL); the session is discarded. */
+void sb_mcp_admit_refuse(sb_mcp_call *c, int status, const char *www, cJSON *body);
+
+/* Tool visibility per caller: return 0 to show and allow the tool, 1 to hide it (calling it is an
+ * unknown tool), 2 to hide it for lack of scope (calling it gets HTTP 403 with the WWW-Authenticate
+ * value written into www). */
+typedef int (*sb_mcp_visible_fn)(const sb_tool *t, const void *principal, char *www,
+                                 size_t wwwlen, void *ud);
+void sb_mcp_set_visibility(sb_mcp *m, sb_mcp_visible_fn fn, void *ud);
+
 /* Extra methods (resources, prompts, completion/complete): the handler finishes the call like
  * a tool does. `capability` (taken, may be NULL) is merged into the initialize result's
  * capabilities under `cap_name` (e.g. "resources", {"subscribe":true}). */
@@ -46,8 +64,13 @@ int sb_mcp_add_capability(sb_mcp *m, const char *cap_name, cJSON *capability);
 typedef struct sb_mcp_req {
     const char *session_id;       /* Mcp-Session-Id header, or NULL */
     const char *protocol_version; /* MCP-Protocol-Version header, or NULL */
-    const char *fingerprint;      /* caller's credential fingerprint; "" = anonymous */
+    const char *fingerprint;      /* session owner key (credential fingerprint and route);
+                                     "" = anonymous */
     const char *request_id;       /* for logs */
+    const void *principal;        /* opaque caller context (who, which provider/region, the
+                                     credential), copied into every call it starts and wiped when
+                                     the call is freed; may be NULL */
+    size_t principal_len;
 } sb_mcp_req;
 
 typedef struct sb_mcp_reply {
@@ -58,6 +81,7 @@ typedef struct sb_mcp_reply {
     sb_mcp_call *call;            /* non-NULL: still running; the transport holds one reference
                                      and drains it with sb_mcp_call_next, then sb_mcp_call_detach */
     char rpc_method[48];          /* the JSON-RPC method, for logs ("" if none) */
+    char www_authenticate[512];   /* non-empty: send as WWW-Authenticate */
 } sb_mcp_reply;
 
 /* Handle one POST body. Always fills *out (free out->body with free()). */
@@ -80,6 +104,10 @@ typedef void (*sb_mcp_wake_fn)(void *ctx);
  */
 int sb_mcp_call_next(sb_mcp_call *c, char **json, size_t *len, int *is_final, sb_mcp_wake_fn park,
                      sb_mcp_wake_fn wake, void *ctx);
+/* HTTP details for the response: status (200 unless the call set another), the Mcp-Session-Id to
+ * send ("" if none) and a WWW-Authenticate value ("" if none). Valid while the call is held. */
+void sb_mcp_call_http_meta(sb_mcp_call *c, int *status, const char **session_id,
+                           const char **www);
 /* How many messages are queued and whether the final response is among them. */
 void sb_mcp_call_peek(sb_mcp_call *c, size_t *queued, int *final_queued);
 /* The transport is done with the call (response sent, or client gone). If the call has not
@@ -121,6 +149,12 @@ typedef void (*sb_mcp_cancel_fn)(sb_mcp_call *c, void *arg);
 void sb_mcp_call_on_cancel(sb_mcp_call *c, sb_mcp_cancel_fn fn, void *arg);
 
 int sb_mcp_call_done(sb_mcp_call *c);
+/* The principal copied from the request that started the call (NULL if none) and its length. */
+const void *sb_mcp_call_principal(sb_mcp_call *c, size_t *len);
+/* The region the session is bound to ("" if none). */
+const char *sb_mcp_call_region(sb_mcp_call *c);
+/* The tool being called (tools/call only), else NULL. */
+const sb_tool *sb_mcp_call_tool(sb_mcp_call *c);
 /* Client capabilities of the session ("elicitation", "sampling", "roots"). */
 int sb_mcp_call_client_has(sb_mcp_call *c, const char *capability);
 const char *sb_mcp_call_method(sb_mcp_call *c);

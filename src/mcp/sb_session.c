@@ -120,6 +120,7 @@ int sb_sessions_create(sb_sessions *t, const char *fingerprint, sb_session **out
     pthread_mutex_init(&s->mu, NULL);
     s->refs = 2; /* the table's and the caller's */
     s->log_level = 1; /* info */
+    s->admitted = 1;  /* the engine clears it while an admission check runs */
     pthread_mutex_lock(&t->mu);
     uint64_t now = sb_mono_ms(); /* read under the lock: never older than another's last use */
     s->last_used_ms = now;
@@ -160,7 +161,7 @@ sb_session *sb_sessions_get(sb_sessions *t, const char *id, const char *fingerpr
     if (s) {
         uint64_t now = sb_mono_ms();
         pthread_mutex_lock(&s->mu);
-        int ok = !s->ended && owner_matches(s, fingerprint) &&
+        int ok = !s->ended && s->admitted && owner_matches(s, fingerprint) &&
                  (now - s->last_used_ms <= (uint64_t)t->idle_s * 1000 || s->calls != NULL);
         if (ok) {
             s->refs++;

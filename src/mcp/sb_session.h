@@ -8,7 +8,7 @@
 #include <cjson/cJSON.h>
 
 #define SB_SESSION_ID_LEN 43  /* base64url of 32 random bytes (256 bits) */
-#define SB_FP_MAX 80          /* fingerprint string capacity */
+#define SB_FP_MAX 200         /* owner key capacity: credential fingerprint + route */
 
 typedef struct sb_session_entry {
     struct sb_session_entry *next;
@@ -26,6 +26,9 @@ typedef struct sb_session {
     char client_name[64];
     int log_level;                /* MCP logging level index (0 debug .. 7 emergency) */
     int initialized;              /* notifications/initialized seen */
+    int admitted;                 /* admission (credential and region checks) passed; until then
+                                     the session cannot be looked up */
+    char region[24];              /* the provider region this session is bound to ("" = none) */
     /* everything below is protected by mu */
     pthread_mutex_t mu;
     int refs;
