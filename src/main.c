@@ -10,6 +10,8 @@
 #include "sb_launch.h"
 #include "sb_version.h"
 #include "upstream/sb_region.h"
+#include "upstream/sb_up.h"
+#include "bridge/sb_bridge.h"
 
 #include <curl/curl.h>
 
@@ -213,6 +215,27 @@ int main(int argc, char **argv)
         .session_idle_s = cfg.session_idle_timeout_s,
         .call_timeout_s = cfg.call_timeout_s,
     };
+    /* upstream engine and the provider bridge (not in --conformance mode) */
+    const char *http_ok[SB_MAX_REGIONS + 3] = {0};
+    size_t nh = 0;
+    if (regions.sandbox_url[0]) http_ok[nh++] = regions.sandbox_url;
+    for (size_t i = 0; i < regions.n && nh < SB_MAX_REGIONS + 1; i++)
+        if (strncmp(regions.r[i].base_url, "http://", 7) == 0) http_ok[nh++] = regions.r[i].base_url;
+    const char *loopback_nets[] = {"127.0.0.0/8", "::1", NULL};
+    sb_up_options uo = {
+        .http_allowed_prefixes = http_ok,
+        .allowed_networks = regions.sandbox_url[0] ? loopback_nets : NULL,
+        .max_host_connections = 20000,
+    };
+    sb_up *up = NULL;
+    sb_bridge *bridge = NULL;
+    if (!conformance) {
+        up = sb_up_start(&uo, err, sizeof err);
+        if (!up) {
+            fprintf(stderr, "signbridge: %s\n", err);
+            return 1;
+        }
+    }
     sb_mcp *mcp = sb_mcp_new(&mo, reg, loop);
     if (!mcp) {
         fprintf(stderr, "signbridge: cannot create the MCP engine\n");
@@ -222,6 +245,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "signbridge: fixtures: %s\n", err);
         return 1;
     }
+    char public_url_buf[300];
+    if (!conformance) {
+        sb_bridge_options bo = {.up = up, .regions = &regions, .public_url = public_url_buf,
+                                .call_timeout_ms = 30000};
+        /* the public URL is known once the server is bound; fill it below */
+        public_url_buf[0] = '\0';
+        bridge = sb_bridge_new(&bo);
+        if (!bridge || sb_bridge_register_tools(bridge, reg, err, sizeof err) < 0) {
+            fprintf(stderr, "signbridge: tools: %s\n", err);
+            return 1;
+        }
+        sb_bridge_attach(bridge, mcp);
+    }
     sb_http_options ho = {
         .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
@@ -229,6 +265,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "signbridge: %s\n", err);
         return 1;
     }
+    sb_strlcpy(public_url_buf, sb_http_public_url(http), sizeof public_url_buf);
     if (port_file && write_port_file(port_file, sb_http_port(http)) < 0) {
         fprintf(stderr, "signbridge: cannot write port file %s: %s\n", port_file, strerror(errno));
         sb_http_stop(http);
@@ -278,8 +315,10 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "requests_left", sb_http_in_flight(http));
     sb_log_obj(SB_LOG_INFO, "drained", f);
     sb_http_stop(http);
+    sb_up_stop(up); /* any upstream call still running completes as cancelled */
     sb_loop_stop(loop); /* runs leftover timers, which still use the engine */
     sb_mcp_free(mcp);
+    sb_bridge_free(bridge);
     OPENSSL_cleanse(secret, sizeof secret);
     sb_launch_stop(&sandbox);
     curl_global_cleanup();

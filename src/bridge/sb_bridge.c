@@ -1,0 +1,718 @@
+#include "bridge/sb_bridge.h"
+
+#include "auth/sb_cred.h"
+#include "core/sb_embed.h"
+#include "core/sb_log.h"
+#include "core/sb_util.h"
+#include "mcp/sb_jsonrpc.h"
+#include "providers/sb_provider.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_BUCKETS 1024
+
+typedef struct cache_entry {
+    struct cache_entry *next;
+    char key[SB_FP_HEX + 8];
+    char region[24];
+    uint64_t expires_ms;
+} cache_entry;
+
+struct sb_bridge {
+    sb_bridge_options o;
+    pthread_mutex_t cache_mu;
+    cache_entry *cache[CACHE_BUCKETS];
+    size_t ncache;
+};
+
+/* The engine runs cancel hooks with only a pointer-sized argument: the upstream engine is
+ * process-wide, like the bridge. */
+static sb_up *g_up;
+
+/* ---- region cache ------------------------------------------------------------------------ */
+
+static unsigned cache_bucket(const char *key)
+{
+    unsigned h = 2166136261u;
+    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    return h % CACHE_BUCKETS;
+}
+
+static int cache_get(sb_bridge *b, const char *key, char *region, size_t cap)
+{
+    int found = 0;
+    uint64_t now = sb_mono_ms();
+    pthread_mutex_lock(&b->cache_mu);
+    for (cache_entry *e = b->cache[cache_bucket(key)]; e; e = e->next) {
+        if (strcmp(e->key, key) == 0 && e->expires_ms > now) {
+            sb_strlcpy(region, e->region, cap);
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->cache_mu);
+    return found;
+}
+
+static void cache_clear_locked(sb_bridge *b)
+{
+    for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+        cache_entry *e = b->cache[i];
+        while (e) {
+            cache_entry *n = e->next;
+            free(e);
+            e = n;
+        }
+        b->cache[i] = NULL;
+    }
+    b->ncache = 0;
+}
+
+static void cache_put(sb_bridge *b, const char *key, const char *region)
+{
+    uint64_t exp = sb_mono_ms() + (uint64_t)b->o.cache_ttl_s * 1000;
+    unsigned h = cache_bucket(key);
+    pthread_mutex_lock(&b->cache_mu);
+    for (cache_entry *e = b->cache[h]; e; e = e->next) {
+        if (strcmp(e->key, key) == 0) {
+            sb_strlcpy(e->region, region, sizeof e->region);
+            e->expires_ms = exp;
+            pthread_mutex_unlock(&b->cache_mu);
+            return;
+        }
+    }
+    if (b->ncache >= b->o.cache_max) cache_clear_locked(b); /* bounded: start over */
+    cache_entry *e = calloc(1, sizeof *e);
+    if (e) {
+        sb_strlcpy(e->key, key, sizeof e->key);
+        sb_strlcpy(e->region, region, sizeof e->region);
+        e->expires_ms = exp;
+        e->next = b->cache[h];
+        b->cache[h] = e;
+        b->ncache++;
+    }
+    pthread_mutex_unlock(&b->cache_mu);
+}
+
+size_t sb_bridge_cache_size(sb_bridge *b)
+{
+    pthread_mutex_lock(&b->cache_mu);
+    size_t n = b->ncache;
+    pthread_mutex_unlock(&b->cache_mu);
+    return n;
+}
+
+/* ---- upstream requests ------------------------------------------------------------------- */
+
+/* Submit a built request with the caller's credential. 0 or -1. */
+static int submit(sb_bridge *b, const sb_adapter *a, const sb_pctx *ctx, sb_preq *r,
+                  unsigned timeout_ms, sb_up_done_fn done, void *arg, uint64_t *id)
+{
+    sb_buf auth;
+    sb_buf_init(&auth, 2048);
+    int rc = a->auth_header(ctx->key, ctx->key_len, &auth);
+    if (rc == 0) rc = sb_preq_header(r, "%s", auth.data);
+    explicit_bzero(auth.data ? auth.data : (char *)"", auth.len);
+    sb_buf_free(&auth);
+    if (rc == 0) rc = sb_preq_header(r, "Accept: application/json");
+    if (rc == 0 && ctx->request_id && ctx->request_id[0])
+        rc = sb_preq_header(r, "X-Request-Id: %s", ctx->request_id);
+    if (rc < 0) return -1;
+    sb_up_request rq = {
+        .method = r->method,
+        .url = r->url.data,
+        .headers = (const char *const *)r->headers,
+        .body = r->body.len || strcmp(r->method, "GET") != 0 ? (r->body.data ? r->body.data : "")
+                                                              : NULL,
+        .body_len = r->body.len,
+        .idempotent = r->idempotent,
+        .timeout_ms = timeout_ms,
+    };
+    (void)b;
+    return sb_up_submit(g_up, &rq, done, arg, id);
+}
+
+static int base_for(sb_bridge *b, const sb_principal *p, const char *region, char *out, size_t cap)
+{
+    if (p->instance[0]) return sb_regions_private_url(b->o.regions, p->instance, out, cap);
+    const sb_region *r = sb_regions_find(b->o.regions, p->provider, region);
+    if (!r) return -1;
+    sb_strlcpy(out, r->base_url, cap);
+    return 0;
+}
+
+/* ---- admission: which region does this key belong to? -------------------------------------- */
+
+enum { P_PENDING = 0, P_OK, P_REJECTED, P_UNKNOWN };
+
+typedef struct probe_state {
+    pthread_mutex_t mu;
+    int refs;
+    sb_bridge *b;
+    sb_mcp_call *call;
+    const sb_adapter *a;
+    sb_principal p; /* copy (holds the key): wiped on free */
+    int phase;      /* 1: the pinned region only; 2: every region */
+    int done;
+    size_t n, pending;
+    char regions[SB_MAX_REGIONS][24];
+    int outcome[SB_MAX_REGIONS];
+    int status[SB_MAX_REGIONS];
+} probe_state;
+
+typedef struct probe_arg {
+    probe_state *st;
+    size_t idx;
+} probe_arg;
+
+static void probe_release(probe_state *st)
+{
+    pthread_mutex_lock(&st->mu);
+    int last = --st->refs == 0;
+    pthread_mutex_unlock(&st->mu);
+    if (!last) return;
+    sb_mcp_call_release(st->call);
+    explicit_bzero(&st->p, sizeof st->p);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+static void refuse(probe_state *st, int status, const char *error, const char *desc,
+                   const char *key_region)
+{
+    char www[1200];
+    snprintf(www, sizeof www,
+             "Bearer resource_metadata=\"%s/.well-known/oauth-protected-resource%s\", "
+             "error=\"invalid_token\", error_description=\"%s\"",
+             st->b->o.public_url, st->p.route, error);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "error", error);
+    cJSON_AddStringToObject(body, "error_description", desc);
+    cJSON_AddStringToObject(body, "provider", st->p.provider);
+    cJSON *tried = cJSON_AddArrayToObject(body, "regions_tried");
+    for (size_t i = 0; i < st->n; i++)
+        if (st->outcome[i] != P_PENDING) cJSON_AddItemToArray(tried, cJSON_CreateString(st->regions[i]));
+    if (key_region) cJSON_AddStringToObject(body, "key_region", key_region);
+    cJSON *f = cJSON_CreateObject();
+    char fp[13];
+    sb_strlcpy(fp, st->p.fingerprint, sizeof fp);
+    cJSON_AddStringToObject(f, "fingerprint", fp);
+    cJSON_AddStringToObject(f, "provider", st->p.provider);
+    cJSON_AddStringToObject(f, "route", st->p.route);
+    cJSON_AddStringToObject(f, "error", error);
+    sb_log_obj(SB_LOG_INFO, "admission_refused", f);
+    sb_mcp_admit_refuse(st->call, status, status == 401 ? www : NULL, body);
+}
+
+static void list_regions(const probe_state *st, int outcome, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t o = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->outcome[i] != outcome) continue;
+        int w = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", st->regions[i]);
+        if (w < 0 || (size_t)w >= cap - o) break;
+        o += (size_t)w;
+    }
+}
+
+static int start_probes(probe_state *st);
+
+/* Decide once every probe of the phase has answered (or at the first success). Lock held. */
+static void decide_locked(probe_state *st, int *action, char *region, char *msg, size_t msgcap,
+                          int *status, const char **err)
+{
+    *action = 0; /* 0 wait, 1 admit, 2 refuse, 3 go to phase 2 */
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->outcome[i] == P_OK) {
+            if (st->phase == 1 || !st->p.region_pin[0]) {
+                sb_strlcpy(region, st->regions[i], 24);
+                *action = 1;
+                return;
+            }
+        }
+    }
+    if (st->pending > 0) return;
+    if (st->phase == 1) {
+        /* the pinned region rejected or did not answer */
+        if (st->outcome[0] == P_REJECTED && !st->p.instance[0]) {
+            *action = 3;
+            return;
+        }
+        *status = st->outcome[0] == P_REJECTED ? 401 : 503;
+        *err = st->outcome[0] == P_REJECTED ? "invalid_api_key" : "region_unreachable";
+        snprintf(msg, msgcap,
+                 st->outcome[0] == P_REJECTED
+                     ? "%s rejected this API key in %s (HTTP %d). Check the key, or create a new "
+                       "one in the %s dashboard."
+                     : "%s did not answer in %s (HTTP %d) while signbridge checked the key. "
+                       "Try again in a moment.",
+                 st->a->display, st->p.instance[0] ? st->p.instance : st->regions[0],
+                 st->status[0], st->a->display);
+        *action = 2;
+        return;
+    }
+    /* phase 2 or unpinned: nobody accepted */
+    char rejected[256], unknown[256];
+    list_regions(st, P_REJECTED, rejected, sizeof rejected);
+    list_regions(st, P_UNKNOWN, unknown, sizeof unknown);
+    if (st->p.region_pin[0]) {
+        /* phase 2 found the key's home, if any */
+        for (size_t i = 0; i < st->n; i++) {
+            if (st->outcome[i] == P_OK) {
+                snprintf(msg, msgcap,
+                         "%s rejected this API key in region %s, but it is valid in region %s. "
+                         "Connect to /%s/%s/mcp (or to /%s/mcp, which finds the region itself).",
+                         st->a->display, st->p.region_pin, st->regions[i], st->p.provider,
+                         st->regions[i], st->p.provider);
+                sb_strlcpy(region, st->regions[i], 24);
+                *status = 401;
+                *err = "wrong_region";
+                *action = 2;
+                return;
+            }
+        }
+    }
+    if (unknown[0]) {
+        snprintf(msg, msgcap,
+                 "signbridge could not verify this %s API key: %s%s%s did not answer; "
+                 "rejected in: %s. Try again in a moment.",
+                 st->a->display, unknown, "", "", rejected[0] ? rejected : "none");
+        *status = 503;
+        *err = "region_unreachable";
+    } else {
+        snprintf(msg, msgcap,
+                 "%s rejected this API key in every region signbridge tried (%s). Check the key "
+                 "(it may be revoked, expired, or from another provider).",
+                 st->a->display, rejected);
+        *status = 401;
+        *err = "invalid_api_key";
+    }
+    *action = 2;
+}
+
+static void after_probe(probe_state *st)
+{
+    int action, status = 0;
+    char region[24] = "", msg[700] = "";
+    const char *err = "";
+    pthread_mutex_lock(&st->mu);
+    if (st->done) {
+        pthread_mutex_unlock(&st->mu);
+        return;
+    }
+    decide_locked(st, &action, region, msg, sizeof msg, &status, &err);
+    if (action == 1 || action == 2) st->done = 1;
+    pthread_mutex_unlock(&st->mu);
+    if (action == 1) {
+        char key[SB_FP_HEX + 8];
+        snprintf(key, sizeof key, "%s", st->p.fingerprint);
+        if (!st->p.instance[0]) cache_put(st->b, key, region);
+        sb_mcp_admit_ok(st->call, st->p.instance[0] ? "private" : region);
+    } else if (action == 2) {
+        refuse(st, status, err, msg, strcmp(err, "wrong_region") == 0 ? region : NULL);
+    } else if (action == 3) {
+        /* phase 2: probe every other region to say where the key belongs */
+        pthread_mutex_lock(&st->mu);
+        st->phase = 2;
+        size_t n = 0;
+        for (size_t i = 0; i < st->b->o.regions->n; i++) {
+            const sb_region *r = &st->b->o.regions->r[i];
+            if (strcmp(r->provider, st->p.provider) != 0) continue;
+            if (n == 0) {
+                /* keep slot 0: the pinned region's rejection */
+                n = 1;
+            }
+            if (strcmp(r->name, st->regions[0]) == 0) continue;
+            sb_strlcpy(st->regions[n], r->name, sizeof st->regions[n]);
+            st->outcome[n] = P_PENDING;
+            n++;
+        }
+        st->n = n;
+        pthread_mutex_unlock(&st->mu);
+        if (start_probes(st) < 0) after_probe(st);
+    }
+}
+
+static void probe_done(const sb_up_result *r, void *arg)
+{
+    probe_arg *pa = arg;
+    probe_state *st = pa->st;
+    int outcome;
+    if (r->error == SB_UP_OK && ((r->status >= 200 && r->status < 300) || r->status == 429))
+        outcome = P_OK; /* a rate limit comes after authentication */
+    else if (r->error == SB_UP_OK && (r->status == 401 || r->status == 403))
+        outcome = P_REJECTED;
+    else
+        outcome = P_UNKNOWN;
+    pthread_mutex_lock(&st->mu);
+    st->outcome[pa->idx] = outcome;
+    st->status[pa->idx] = r->status;
+    st->pending--;
+    pthread_mutex_unlock(&st->mu);
+    after_probe(st);
+    free(pa);
+    probe_release(st);
+}
+
+/* Probe every region still pending. -1 when none could be submitted. */
+static int start_probes(probe_state *st)
+{
+    int started = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        pthread_mutex_lock(&st->mu);
+        int pend = st->outcome[i] == P_PENDING;
+        if (pend) {
+            st->pending++;
+            st->refs++;
+        }
+        pthread_mutex_unlock(&st->mu);
+        if (!pend) continue;
+        char base[512];
+        sb_preq r;
+        probe_arg *pa = malloc(sizeof *pa);
+        int ok = pa && base_for(st->b, &st->p, st->regions[i], base, sizeof base) == 0;
+        if (ok) {
+            sb_pctx ctx = {.provider = st->p.provider, .region = st->regions[i], .base_url = base,
+                           .key = st->p.cred.secret, .key_len = st->p.cred.len,
+                           .request_id = st->p.request_id};
+            pa->st = st;
+            pa->idx = i;
+            ok = st->a->probe(&ctx, &r) == 0;
+            ok = ok && submit(st->b, st->a, &ctx, &r, st->b->o.probe_timeout_ms, probe_done, pa,
+                              NULL) == 0;
+            sb_preq_free(&r);
+        }
+        if (!ok) {
+            free(pa);
+            pthread_mutex_lock(&st->mu);
+            st->outcome[i] = P_UNKNOWN;
+            st->pending--;
+            st->refs--; /* never reaches zero here: the caller holds one */
+            pthread_mutex_unlock(&st->mu);
+        } else {
+            started++;
+        }
+    }
+    return started ? 0 : -1;
+}
+
+static void admit(sb_mcp_call *c, void *ud)
+{
+    sb_bridge *b = ud;
+    size_t plen;
+    const sb_principal *p = sb_mcp_call_principal(c, &plen);
+    if (!p || plen != sizeof *p || p->anonymous) {
+        sb_mcp_admit_ok(c, "");
+        return;
+    }
+    const sb_adapter *a = sb_adapter_find(p->provider);
+    if (!a) {
+        sb_mcp_admit_refuse(c, 404, NULL, NULL);
+        return;
+    }
+    /* 1. the region pinned in the path (verified below); 2. a cached detection */
+    char cached[24];
+    if (!p->instance[0] && cache_get(b, p->fingerprint, cached, sizeof cached) &&
+        (!p->region_pin[0] || strcmp(cached, p->region_pin) == 0)) {
+        sb_mcp_admit_ok(c, cached);
+        return;
+    }
+    probe_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        sb_mcp_admit_refuse(c, 503, NULL, NULL);
+        return;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    st->refs = 1;
+    st->b = b;
+    sb_mcp_call_ref(c);
+    st->call = c;
+    st->a = a;
+    memcpy(&st->p, p, sizeof st->p);
+    if (p->region_pin[0]) {
+        st->phase = 1;
+        sb_strlcpy(st->regions[0], p->instance[0] ? "private" : p->region_pin,
+                   sizeof st->regions[0]);
+        st->n = 1;
+    } else {
+        /* 3. detect: probe every region of the provider in parallel; the first 2xx wins */
+        st->phase = 2;
+        for (size_t i = 0; i < b->o.regions->n && st->n < SB_MAX_REGIONS; i++)
+            if (strcmp(b->o.regions->r[i].provider, p->provider) == 0)
+                sb_strlcpy(st->regions[st->n++], b->o.regions->r[i].name, sizeof st->regions[0]);
+    }
+    if (start_probes(st) < 0) after_probe(st);
+    probe_release(st);
+}
+
+/* ---- visibility ---------------------------------------------------------------------------- */
+
+static int visible(const sb_tool *t, const void *principal, char *www, size_t wwwlen, void *ud)
+{
+    sb_bridge *b = ud;
+    const sb_principal *p = principal;
+    if (!p || p->anonymous) return 0;
+    const sb_adapter *a = sb_adapter_find(p->provider);
+    if (!a || !sb_adapter_tool(a, t->name)) return 1;
+    if (p->read_only && !t->read_only) {
+        snprintf(www, wwwlen,
+                 "Bearer error=\"insufficient_scope\", scope=\"signbridge.write\", "
+                 "resource_metadata=\"%s/.well-known/oauth-protected-resource%s\", "
+                 "error_description=\"this connection is read-only\"",
+                 b->o.public_url, p->route);
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- tool calls ---------------------------------------------------------------------------- */
+
+typedef struct tool_job {
+    sb_mcp_call *call;
+    cJSON *args;
+    const sb_adapter *a;
+    const sb_ptool *pt;
+    char provider[16], region[24];
+    unsigned timeout_ms;
+} tool_job;
+
+static void cancel_upstream(sb_mcp_call *c, void *arg)
+{
+    (void)c;
+    sb_up_cancel(g_up, (uint64_t)(uintptr_t)arg);
+}
+
+static void tool_result(sb_mcp_call *c, cJSON *structured)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "text");
+    char *txt = cJSON_PrintUnformatted(structured);
+    cJSON_AddStringToObject(t, "text", txt ? txt : "{}");
+    free(txt);
+    cJSON_AddItemToArray(content, t);
+    cJSON_AddItemToObject(r, "structuredContent", structured);
+    sb_mcp_call_result(c, r);
+}
+
+static void tool_done(const sb_up_result *r, void *arg)
+{
+    tool_job *j = arg;
+    sb_mcp_call *c = j->call;
+    const char *prov = j->a->display, *region = j->region;
+    int action = !sb_mcp_call_tool(c)->read_only;
+    if (r->error != SB_UP_OK) {
+        switch (r->error) {
+        case SB_UP_ECANCELLED:
+            break;
+        case SB_UP_ETIMEDOUT:
+            sb_mcp_call_tool_error(
+                c, "%s (%s) did not answer within %u s. %s", prov, region, j->timeout_ms / 1000,
+                action ? "The action may or may not have happened: check with get_document before "
+                         "trying again."
+                       : "Try again in a moment.");
+            break;
+        case SB_UP_ECONNECT:
+            sb_mcp_call_tool_error(c, "signbridge could not reach %s (%s): %s. Try again later.",
+                                   prov, region, r->error_text);
+            break;
+        case SB_UP_ETOOBIG:
+            sb_mcp_call_tool_error(c, "%s's answer was too large (%s). Ask for less (a smaller "
+                                      "page_size).",
+                                   prov, r->error_text);
+            break;
+        case SB_UP_EREFUSED:
+            sb_mcp_call_tool_error(c, "signbridge refused to contact %s: %s. This is a "
+                                      "deployment setting; tell the operator.",
+                                   prov, r->error_text);
+            break;
+        default:
+            sb_mcp_call_tool_error(c, "The connection to %s (%s) failed: %s. %s", prov, region,
+                                   r->error_text,
+                                   action ? "The action may or may not have happened: check with "
+                                            "get_document before trying again."
+                                          : "Try again.");
+        }
+        goto out;
+    }
+    sb_presp pr = {.status = r->status, .body = r->body, .len = r->body_len};
+    if (r->body_len) pr.json = cJSON_ParseWithLength(r->body, r->body_len);
+    if (r->status < 200 || r->status >= 300) {
+        char pmsg[400];
+        j->a->error_message(&pr, pmsg, sizeof pmsg);
+        const char *sep = pmsg[0] ? ": " : "";
+        int st = r->status;
+        if (st == 401)
+            sb_mcp_call_tool_error(c, "%s rejected the API key in region %s (401)%s%s. The key may "
+                                      "have been revoked or rotated: reconnect with a valid key.",
+                                   prov, region, sep, pmsg);
+        else if (st == 403 && strstr(pmsg, "Invalid Document ID"))
+            sb_mcp_call_tool_error(c, "%s says the document is not available (403%s%s). A "
+                                      "document sent moments ago is still being processed: try "
+                                      "again in 2 s; otherwise check the id with list_documents.",
+                                   prov, sep, pmsg);
+        else if (st == 403)
+            sb_mcp_call_tool_error(c, "%s refused this (403)%s%s. The key lacks the permission, or "
+                                      "the document belongs to someone else.",
+                                   prov, sep, pmsg);
+        else if (st == 404 || st == 410)
+            sb_mcp_call_tool_error(c, "%s found no such document (%d)%s%s. Check the id with "
+                                      "list_documents.",
+                                   prov, st, sep, pmsg);
+        else if (st == 409)
+            sb_mcp_call_tool_error(c, "%s is still processing this document (409)%s%s. Try again "
+                                      "in a few seconds.",
+                                   prov, sep, pmsg);
+        else if (st == 429) {
+            const char *ra = sb_up_header(r, "Retry-After");
+            char wait[32] = "a minute";
+            if (ra) snprintf(wait, sizeof wait, "%s s", ra);
+            else if ((ra = sb_up_header(r, "X-RateLimit-Reset"))) {
+                int64_t v;
+                if (sb_parse_i64(ra, 0, INT64_MAX / 2, &v) == 0) {
+                    int64_t d = v > 1000000000 ? v - (int64_t)(sb_wall_ms() / 1000) : v;
+                    snprintf(wait, sizeof wait, "%lld s", (long long)(d < 1 ? 1 : d));
+                }
+            }
+            sb_mcp_call_tool_error(c, "%s rate limit reached (429)%s%s. Retry after %s.", prov,
+                                   sep, pmsg, wait);
+        } else if (st >= 400 && st < 500)
+            sb_mcp_call_tool_error(c, "%s rejected the request (%d)%s%s. Fix the arguments and "
+                                      "try again.",
+                                   prov, st, sep, pmsg);
+        else
+            sb_mcp_call_tool_error(c, "%s failed (%d)%s%s. This is on the provider's side: try "
+                                      "again later.",
+                                   prov, st, sep, pmsg);
+        cJSON_Delete(pr.json);
+        goto out;
+    }
+    if (r->body_len && !pr.json && j->pt->map) {
+        sb_mcp_call_tool_error(c, "%s returned a malformed response (not JSON, %zu bytes). Try "
+                                  "again; if it persists the provider has a problem.",
+                               prov, r->body_len);
+        goto out;
+    }
+    char base[8] = "";
+    sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = base};
+    cJSON *structured = NULL;
+    char err[300] = "";
+    if (j->pt->map(&ctx, j->args, &pr, &structured, err, sizeof err) < 0 || !structured) {
+        cJSON_Delete(structured);
+        sb_mcp_call_tool_error(c, "%s returned an answer signbridge does not understand: %s.",
+                               prov, err[0] ? err : "unexpected shape");
+    } else {
+        tool_result(c, structured);
+    }
+    cJSON_Delete(pr.json);
+out:
+    sb_mcp_call_release(c);
+    cJSON_Delete(j->args);
+    free(j);
+}
+
+static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
+{
+    sb_bridge *b = ud;
+    size_t plen;
+    const sb_principal *p = sb_mcp_call_principal(c, &plen);
+    const sb_tool *t = sb_mcp_call_tool(c);
+    if (!p || plen != sizeof *p || p->anonymous) {
+        sb_mcp_call_tool_error(c, "This tool needs a provider API key: connect with X-API-Key.");
+        return 0;
+    }
+    const sb_adapter *a = sb_adapter_find(p->provider);
+    const sb_ptool *pt = a ? sb_adapter_tool(a, t->name) : NULL;
+    if (!pt) {
+        sb_mcp_call_tool_error(c, "%s cannot do %s.", a ? a->display : p->provider, t->name);
+        return 0;
+    }
+    const char *region = sb_mcp_call_region(c);
+    char base[512];
+    if (base_for(b, p, region, base, sizeof base) < 0) {
+        sb_mcp_call_tool_error(c, "No %s region \"%s\" is configured.", a->display, region);
+        return 0;
+    }
+    sb_pctx ctx = {.provider = p->provider, .region = region, .base_url = base,
+                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
+    sb_preq r;
+    char err[400] = "";
+    if (pt->build(&ctx, args, &r, err, sizeof err) < 0) {
+        sb_preq_free(&r);
+        sb_mcp_call_tool_error(c, "%s: %s.", a->display, err[0] ? err : "cannot build the request");
+        return 0;
+    }
+    tool_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        sb_preq_free(&r);
+        return -1;
+    }
+    j->args = cJSON_Duplicate(args, 1);
+    j->a = a;
+    j->pt = pt;
+    j->timeout_ms = b->o.call_timeout_ms;
+    sb_strlcpy(j->provider, p->provider, sizeof j->provider);
+    sb_strlcpy(j->region, region, sizeof j->region);
+    sb_mcp_call_ref(c);
+    j->call = c;
+    uint64_t id = 0;
+    int rc = submit(b, a, &ctx, &r, b->o.call_timeout_ms, tool_done, j, &id);
+    sb_preq_free(&r);
+    if (rc < 0) {
+        sb_mcp_call_release(c);
+        cJSON_Delete(j->args);
+        free(j);
+        sb_mcp_call_tool_error(c, "signbridge is shutting down or out of memory; try again.");
+        return 0;
+    }
+    sb_mcp_call_on_cancel(c, cancel_upstream, (void *)(uintptr_t)id);
+    return 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+sb_bridge *sb_bridge_new(const sb_bridge_options *o)
+{
+    sb_bridge *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->o = *o;
+    if (!b->o.call_timeout_ms) b->o.call_timeout_ms = 30000;
+    if (!b->o.probe_timeout_ms) b->o.probe_timeout_ms = 5000;
+    if (!b->o.cache_ttl_s) b->o.cache_ttl_s = 3600;
+    if (!b->o.cache_max) b->o.cache_max = 100000;
+    pthread_mutex_init(&b->cache_mu, NULL);
+    g_up = o->up;
+    return b;
+}
+
+int sb_bridge_register_tools(sb_bridge *b, sb_registry *r, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sb_embedded_count; i++) {
+        const char *n = sb_embedded_files[i].name;
+        if (strncmp(n, "tools/", 6) != 0) continue;
+        if (sb_registry_add_embedded(r, n, tool_call, b, err, errlen) < 0) return -1;
+    }
+    return 0;
+}
+
+void sb_bridge_attach(sb_bridge *b, sb_mcp *m)
+{
+    sb_mcp_set_admit(m, admit, b);
+    sb_mcp_set_visibility(m, visible, b);
+}
+
+void sb_bridge_free(sb_bridge *b)
+{
+    if (!b) return;
+    pthread_mutex_lock(&b->cache_mu);
+    cache_clear_locked(b);
+    pthread_mutex_unlock(&b->cache_mu);
+    pthread_mutex_destroy(&b->cache_mu);
+    free(b);
+}

@@ -1,0 +1,34 @@
+/* sb_bridge: ties the MCP engine to the providers: registers the tool contracts, decides which
+ * tools a caller sees, admits sessions by resolving the caller's region (path pin, cache, parallel
+ * probes), and runs each tools/call as an asynchronous upstream request whose answer is mapped to
+ * a tool result an LLM can act on. */
+#ifndef SB_BRIDGE_H
+#define SB_BRIDGE_H
+#include <stddef.h>
+
+#include "mcp/sb_mcp.h"
+#include "upstream/sb_region.h"
+#include "upstream/sb_up.h"
+
+typedef struct sb_bridge sb_bridge;
+
+typedef struct sb_bridge_options {
+    sb_up *up;                    /* borrowed */
+    const sb_regions *regions;    /* borrowed */
+    const char *public_url;       /* for resource_metadata in challenges */
+    unsigned call_timeout_ms;     /* upstream deadline per tool call (retries included) */
+    unsigned probe_timeout_ms;    /* per region probe */
+    unsigned cache_ttl_s;         /* region cache */
+    size_t cache_max;             /* region cache entries */
+} sb_bridge_options;
+
+sb_bridge *sb_bridge_new(const sb_bridge_options *o);
+/* Register every embedded contract under schemas/tools/. 0 or -1 with err. */
+int sb_bridge_register_tools(sb_bridge *b, sb_registry *r, char *err, size_t errlen);
+/* Install the admission and visibility hooks on the engine. */
+void sb_bridge_attach(sb_bridge *b, sb_mcp *m);
+/* Number of cached region resolutions (for tests/metrics). */
+size_t sb_bridge_cache_size(sb_bridge *b);
+void sb_bridge_free(sb_bridge *b);
+
+#endif

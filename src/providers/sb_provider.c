@@ -1,0 +1,202 @@
+#include "providers/sb_provider.h"
+
+#include "core/sb_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const sb_adapter *sb_adapter_find(const char *provider)
+{
+    if (strcmp(provider, "boldsign") == 0) return &sb_adapter_boldsign;
+    if (strcmp(provider, "dropboxsign") == 0) return &sb_adapter_dropboxsign;
+    if (strcmp(provider, "iinkedsign") == 0) return &sb_adapter_iinkedsign;
+    return NULL;
+}
+
+const sb_ptool *sb_adapter_tool(const sb_adapter *a, const char *tool)
+{
+    for (size_t i = 0; i < a->ntools; i++)
+        if (strcmp(a->tools[i].tool, tool) == 0) return &a->tools[i];
+    return NULL;
+}
+
+void sb_preq_init(sb_preq *r, const char *method, int idempotent)
+{
+    memset(r, 0, sizeof *r);
+    sb_strlcpy(r->method, method, sizeof r->method);
+    sb_buf_init(&r->url, 8192);
+    sb_buf_init(&r->body, (size_t)48 << 20);
+    r->idempotent = idempotent;
+}
+
+void sb_preq_free(sb_preq *r)
+{
+    sb_buf_free(&r->url);
+    sb_buf_free(&r->body);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        explicit_bzero(r->headers[i], strlen(r->headers[i]));
+        free(r->headers[i]);
+    }
+    r->nheaders = 0;
+}
+
+int sb_preq_header(sb_preq *r, const char *fmt, ...)
+{
+    if (r->nheaders >= SB_PREQ_MAX_HEADERS) return -1;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof buf || strpbrk(buf, "\r\n")) return -1;
+    r->headers[r->nheaders] = strdup(buf);
+    if (!r->headers[r->nheaders]) return -1;
+    r->nheaders++;
+    r->headers[r->nheaders] = NULL;
+    return 0;
+}
+
+int sb_preq_url(sb_preq *r, const char *base, const char *path)
+{
+    sb_buf_reset(&r->url);
+    if (sb_buf_puts(&r->url, base) != 0) return -1;
+    return sb_buf_puts(&r->url, path);
+}
+
+int sb_pct_encode(const char *s, sb_buf *out)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        int keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '.' || c == '_' || c == '~';
+        if (keep) {
+            if (sb_buf_append(out, p, 1) != 0) return -1;
+        } else {
+            char e[3] = {'%', hx[c >> 4], hx[c & 15]};
+            if (sb_buf_append(out, e, 3) != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+int sb_preq_query(sb_preq *r, const char *key, const char *value)
+{
+    const char *sep = r->url.data && strchr(r->url.data, '?') ? "&" : "?";
+    if (sb_buf_puts(&r->url, sep) != 0 || sb_pct_encode(key, &r->url) != 0 ||
+        sb_buf_puts(&r->url, "=") != 0)
+        return -1;
+    return sb_pct_encode(value, &r->url);
+}
+
+int sb_preq_query_int(sb_preq *r, const char *key, long long v)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%lld", v);
+    return sb_preq_query(r, key, b);
+}
+
+int sb_preq_json(sb_preq *r, cJSON *body)
+{
+    char *s = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (!s) return -1;
+    sb_buf_reset(&r->body);
+    int rc = sb_buf_puts(&r->body, s);
+    free(s);
+    if (rc == 0) rc = sb_preq_header(r, "Content-Type: application/json");
+    return rc;
+}
+
+int sb_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@'))
+            return 0;
+    }
+    return 1;
+}
+
+const char *sb_jstr(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int sb_jbool(const cJSON *o, const char *key, int def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+double sb_jnum(const cJSON *o, const char *key, double def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+void sb_jadd_str(cJSON *o, const char *key, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+void sb_jadd_epoch(cJSON *o, const char *key, double epoch_s)
+{
+    if (epoch_s <= 0) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    char ts[40];
+    sb_rfc3339((uint64_t)(epoch_s * 1000.0), ts, sizeof ts);
+    cJSON_AddStringToObject(o, key, ts);
+}
+
+void sb_jadd_iso(cJSON *o, const char *key, const char *iso)
+{
+    int64_t ms;
+    if (!iso || sb_parse_rfc3339(iso, &ms) < 0) {
+        /* providers sometimes omit the zone: read it as UTC */
+        char buf[48];
+        if (iso && strlen(iso) >= 19 && strlen(iso) < 40) {
+            snprintf(buf, sizeof buf, "%sZ", iso);
+            if (sb_parse_rfc3339(buf, &ms) == 0) goto ok;
+        }
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+ok:;
+    char ts[40];
+    sb_rfc3339((uint64_t)ms, ts, sizeof ts);
+    cJSON_AddStringToObject(o, key, ts);
+}
+
+void sb_jadd_int_or_null(cJSON *o, const char *key, double v)
+{
+    if (v < 0)
+        cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddNumberToObject(o, key, v);
+}
+
+cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long page, long page_size,
+                      long long total, int has_next)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, name, items);
+    cJSON_AddNumberToObject(o, "page", (double)page);
+    cJSON_AddNumberToObject(o, "page_size", (double)page_size);
+    sb_jadd_int_or_null(o, "total", total < 0 ? -1 : (double)total);
+    sb_jadd_int_or_null(o, "next_page", has_next ? (double)(page + 1) : -1);
+    cJSON_AddStringToObject(o, "provider", c->provider);
+    cJSON_AddStringToObject(o, "region", c->region);
+    return o;
+}

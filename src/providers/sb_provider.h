@@ -1,0 +1,111 @@
+/* sb_provider: the provider adapter interface: for each tool, how to build the provider's REST
+ * request from validated arguments and how to map its answer to the neutral model; plus the
+ * provider's credential header and cheap probe. Adapters know nothing of HTTP serving or auth:
+ * they get a resolved region, base URL and key, and return data. */
+#ifndef SB_PROVIDER_H
+#define SB_PROVIDER_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "core/sb_buf.h"
+
+#define SB_PREQ_MAX_HEADERS 12
+
+/* An upstream request under construction. Initialise with sb_preq_init, free with sb_preq_free. */
+typedef struct sb_preq {
+    char method[8];
+    sb_buf url;                                 /* absolute URL */
+    char *headers[SB_PREQ_MAX_HEADERS + 1];     /* "Name: value", malloc'd, NULL-terminated */
+    size_t nheaders;
+    sb_buf body;
+    int idempotent;                             /* reads: may be retried by the engine */
+} sb_preq;
+
+/* What an adapter knows about one call. */
+typedef struct sb_pctx {
+    const char *provider;
+    const char *region;
+    const char *base_url;      /* REST base of the resolved region, no trailing slash */
+    const char *key;           /* the caller's provider API key */
+    size_t key_len;
+    const char *request_id;
+} sb_pctx;
+
+/* An upstream answer handed to a mapper. */
+typedef struct sb_presp {
+    int status;
+    const char *body;
+    size_t len;
+    cJSON *json;               /* parsed body when it was JSON, else NULL (owned by the caller) */
+} sb_presp;
+
+typedef struct sb_ptool {
+    const char *tool;          /* the neutral tool name */
+    /* Build the request. 0, or -1 with a message for the LLM in err (an argument this provider
+     * cannot honour). Auth and common headers are added by the caller. */
+    int (*build)(const sb_pctx *c, const cJSON *args, sb_preq *out, char *err, size_t errlen);
+    /* Map a 2xx answer to the tool's structuredContent (returned in *out). 0, or -1 with err when
+     * the answer is not what the provider documents (a malformed response). */
+    int (*map)(const sb_pctx *c, const cJSON *args, const sb_presp *r, cJSON **out, char *err,
+               size_t errlen);
+} sb_ptool;
+
+typedef struct sb_adapter {
+    const char *name;              /* "boldsign" */
+    const char *display;           /* "BoldSign" */
+    /* The credential header for a key: e.g. "X-API-KEY: <key>". -1 if it cannot be expressed. */
+    int (*auth_header)(const char *key, size_t key_len, sb_buf *out);
+    /* A cheap authenticated read that proves the key works in a region (2xx = valid). */
+    int (*probe)(const sb_pctx *c, sb_preq *out);
+    /* The provider's own error message from an error body ("" if none). */
+    void (*error_message)(const sb_presp *r, char *out, size_t cap);
+    const sb_ptool *tools;
+    size_t ntools;
+} sb_adapter;
+
+extern const sb_adapter sb_adapter_boldsign;
+extern const sb_adapter sb_adapter_dropboxsign;
+extern const sb_adapter sb_adapter_iinkedsign;
+
+/* The adapter for a provider name, or NULL. */
+const sb_adapter *sb_adapter_find(const char *provider);
+/* The adapter's implementation of a tool, or NULL when the provider cannot do it. */
+const sb_ptool *sb_adapter_tool(const sb_adapter *a, const char *tool);
+
+/* ---- helpers shared by the adapters ---------------------------------------------------------- */
+
+void sb_preq_init(sb_preq *r, const char *method, int idempotent);
+void sb_preq_free(sb_preq *r);
+int sb_preq_header(sb_preq *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* url = base + path (path already escaped where needed). */
+int sb_preq_url(sb_preq *r, const char *base, const char *path);
+/* Append "?k=v" or "&k=v" with v percent-encoded (RFC 3986 unreserved kept). */
+int sb_preq_query(sb_preq *r, const char *key, const char *value);
+int sb_preq_query_int(sb_preq *r, const char *key, long long v);
+/* Set a JSON body (taken) with Content-Type application/json. */
+int sb_preq_json(sb_preq *r, cJSON *body);
+/* Percent-encode one path segment or query value into out. */
+int sb_pct_encode(const char *s, sb_buf *out);
+
+/* Reject ids that could alter a URL or header: 1..128 chars of [A-Za-z0-9._~:@-]. */
+int sb_id_ok(const char *id);
+
+/* JSON access that tolerates absence: */
+const char *sb_jstr(const cJSON *o, const char *key);       /* string or NULL */
+int sb_jbool(const cJSON *o, const char *key, int def);
+double sb_jnum(const cJSON *o, const char *key, double def);
+/* Add a string or JSON null. */
+void sb_jadd_str(cJSON *o, const char *key, const char *v);
+/* Add an RFC 3339 time from epoch seconds (<= 0 or absent -> null). */
+void sb_jadd_epoch(cJSON *o, const char *key, double epoch_s);
+/* Add an RFC 3339 time from a provider's ISO 8601 string (normalized to UTC; unparsable -> null). */
+void sb_jadd_iso(cJSON *o, const char *key, const char *iso);
+/* Add an integer or null when absent (v < 0 means absent). */
+void sb_jadd_int_or_null(cJSON *o, const char *key, double v);
+
+/* Neutral list envelope: {"<name>":items, page, page_size, total, next_page, provider, region}. */
+cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long page, long page_size,
+                      long long total, int has_next);
+
+#endif
