@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,13 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* thousands of concurrent calls need thousands of descriptors: take what we may */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
     /* Signals are handled by this thread alone (sigwait); block them before threads start. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -221,11 +229,22 @@ int main(int argc, char **argv)
     if (regions.sandbox_url[0]) http_ok[nh++] = regions.sandbox_url;
     for (size_t i = 0; i < regions.n && nh < SB_MAX_REGIONS + 1; i++)
         if (strncmp(regions.r[i].base_url, "http://", 7) == 0) http_ok[nh++] = regions.r[i].base_url;
-    const char *loopback_nets[] = {"127.0.0.0/8", "::1", NULL};
+    const char *nets[20] = {0};
+    size_t nn = 0;
+    for (size_t i = 0; i < cfg.upstream.n_allowed_networks; i++)
+        nets[nn++] = cfg.upstream.allowed_networks[i];
+    if (regions.sandbox_url[0]) {
+        nets[nn++] = "127.0.0.0/8";
+        nets[nn++] = "::1";
+    }
     sb_up_options uo = {
+        .ca_file = cfg.upstream.ca_file[0] ? cfg.upstream.ca_file : NULL,
         .http_allowed_prefixes = http_ok,
-        .allowed_networks = regions.sandbox_url[0] ? loopback_nets : NULL,
-        .max_host_connections = 20000,
+        .allowed_networks = nets,
+        .max_host_connections = cfg.upstream.max_host_connections,
+        .connect_timeout_ms = cfg.upstream.connect_timeout_ms,
+        .max_response_bytes = cfg.upstream.max_response_bytes,
+        .max_retries = cfg.upstream.max_retries,
     };
     sb_up *up = NULL;
     sb_bridge *bridge = NULL;
@@ -247,8 +266,12 @@ int main(int argc, char **argv)
     }
     char public_url_buf[300];
     if (!conformance) {
-        sb_bridge_options bo = {.up = up, .regions = &regions, .public_url = public_url_buf,
-                                .call_timeout_ms = 30000};
+        sb_bridge_options bo = {.up = up,
+                                .regions = &regions,
+                                .public_url = public_url_buf,
+                                .call_timeout_ms = cfg.upstream.timeout_ms,
+                                .probe_timeout_ms = cfg.upstream.probe_timeout_ms,
+                                .cache_ttl_s = cfg.upstream.region_cache_ttl_s};
         /* the public URL is known once the server is bound; fill it below */
         public_url_buf[0] = '\0';
         bridge = sb_bridge_new(&bo);

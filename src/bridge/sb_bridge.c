@@ -187,8 +187,9 @@ static void refuse(probe_state *st, int status, const char *error, const char *d
     char www[1200];
     snprintf(www, sizeof www,
              "Bearer resource_metadata=\"%s/.well-known/oauth-protected-resource%s\", "
-             "error=\"invalid_token\", error_description=\"%s\"",
-             st->b->o.public_url, st->p.route, error);
+             "error=\"invalid_token\", error_description=\"the %s credential was not accepted "
+             "(%s)\"",
+             st->b->o.public_url, st->p.route, st->a->display, error);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "error", error);
     cJSON_AddStringToObject(body, "error_description", desc);

@@ -253,6 +253,22 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
         if (cfg->n_allowed_origins < SB_MAX_ORIGINS && cJSON_IsString(o))
             sb_strlcpy(cfg->allowed_origins[cfg->n_allowed_origins++], o->valuestring, 256);
     }
+    const cJSON *up = cJSON_GetObjectItemCaseSensitive(doc, "upstream");
+    cfg->upstream.timeout_ms = (unsigned)get_num(up, "timeout_ms");
+    cfg->upstream.probe_timeout_ms = (unsigned)get_num(up, "probe_timeout_ms");
+    cfg->upstream.connect_timeout_ms = (unsigned)get_num(up, "connect_timeout_ms");
+    cfg->upstream.max_host_connections = (unsigned)get_num(up, "max_host_connections");
+    cfg->upstream.max_retries = (unsigned)get_num(up, "max_retries");
+    cfg->upstream.region_cache_ttl_s = (unsigned)get_num(up, "region_cache_ttl_s");
+    cfg->upstream.max_response_bytes = (size_t)get_num(up, "max_response_bytes");
+    get_str(up, "ca_file", cfg->upstream.ca_file, sizeof cfg->upstream.ca_file);
+    const cJSON *an;
+    cJSON_ArrayForEach(an, cJSON_GetObjectItemCaseSensitive(up, "allowed_networks"))
+    {
+        if (cfg->upstream.n_allowed_networks < 16 && cJSON_IsString(an))
+            sb_strlcpy(cfg->upstream.allowed_networks[cfg->upstream.n_allowed_networks++],
+                       an->valuestring, 64);
+    }
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(doc, "limits");
     cfg->max_body_bytes = (size_t)get_num(lim, "max_body_bytes");
     cfg->max_connections = (unsigned)get_num(lim, "max_connections");
@@ -288,6 +304,18 @@ cJSON *sb_config_to_json(const sb_config *c)
     cJSON *arr = cJSON_AddArrayToObject(o, "allowed_origins");
     for (size_t i = 0; i < c->n_allowed_origins; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(c->allowed_origins[i]));
+    cJSON *u = cJSON_AddObjectToObject(o, "upstream");
+    cJSON_AddNumberToObject(u, "timeout_ms", c->upstream.timeout_ms);
+    cJSON_AddNumberToObject(u, "probe_timeout_ms", c->upstream.probe_timeout_ms);
+    cJSON_AddNumberToObject(u, "connect_timeout_ms", c->upstream.connect_timeout_ms);
+    cJSON_AddNumberToObject(u, "max_response_bytes", (double)c->upstream.max_response_bytes);
+    cJSON_AddNumberToObject(u, "max_host_connections", c->upstream.max_host_connections);
+    cJSON_AddNumberToObject(u, "max_retries", c->upstream.max_retries);
+    cJSON_AddStringToObject(u, "ca_file", c->upstream.ca_file);
+    cJSON *nets = cJSON_AddArrayToObject(u, "allowed_networks");
+    for (size_t i = 0; i < c->upstream.n_allowed_networks; i++)
+        cJSON_AddItemToArray(nets, cJSON_CreateString(c->upstream.allowed_networks[i]));
+    cJSON_AddNumberToObject(u, "region_cache_ttl_s", c->upstream.region_cache_ttl_s);
     cJSON *l = cJSON_AddObjectToObject(o, "limits");
     cJSON_AddNumberToObject(l, "max_body_bytes", (double)c->max_body_bytes);
     cJSON_AddNumberToObject(l, "max_connections", c->max_connections);

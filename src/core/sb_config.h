@@ -21,6 +21,14 @@ typedef struct sb_config {
         char key[48];          /* "provider/region" */
         char url[256];
     } base_urls[16];
+    struct {
+        unsigned timeout_ms, probe_timeout_ms, connect_timeout_ms, max_host_connections;
+        unsigned max_retries, region_cache_ttl_s;
+        size_t max_response_bytes;
+        char ca_file[512];
+        size_t n_allowed_networks;
+        char allowed_networks[16][64];
+    } upstream;
     size_t n_allowed_origins;
     char allowed_origins[SB_MAX_ORIGINS][256];
     /* limits */

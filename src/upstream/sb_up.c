@@ -580,7 +580,6 @@ sb_up *sb_up_start(const sb_up_options *o, char *err, size_t errlen)
     if (!u->o.max_host_connections) u->o.max_host_connections = 1024;
     if (!u->o.connect_timeout_ms) u->o.connect_timeout_ms = 5000;
     if (!u->o.max_response_bytes) u->o.max_response_bytes = (size_t)8 << 20;
-    if (!u->o.max_retries) u->o.max_retries = 3;
     if (!u->o.backoff_base_ms) u->o.backoff_base_ms = 200;
     u->o.ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
     for (const char *const *p = o->http_allowed_prefixes; p && *p; p++) {

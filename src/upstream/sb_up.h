@@ -16,7 +16,7 @@ typedef struct sb_up_options {
     unsigned max_host_connections;    /* per host; 0 = 1024 (HTTP/1.1 upstreams need one per concurrent call) */
     unsigned connect_timeout_ms;      /* 0 = 5000 */
     size_t max_response_bytes;        /* default cap per response; 0 = 8 MiB */
-    unsigned max_retries;             /* for idempotent requests; 0 = 3 */
+    unsigned max_retries;             /* for idempotent requests (0 = none) */
     unsigned backoff_base_ms;         /* 0 = 200 */
     /* URL prefixes that may be fetched over plain http (e.g. the sandbox). Everything else must be
      * https. NULL-terminated, copied. */
