@@ -23,7 +23,8 @@ typedef struct sbx_kv {
 
 /* A multipart/form-data part (RFC 7578). */
 typedef struct sbx_part {
-    char *name;         /* form field name, e.g. "signers[0][email_address]" or "files[0]" */
+    char *name;         /* form field name, e.g. "signers[0][email_address]" or "files[0]";
+                           "" when the part declared none */
     char *filename;     /* NULL for plain fields */
     char *content_type; /* NULL when the part declared none */
     const char *data;   /* points into the request body (not NUL-terminated) */

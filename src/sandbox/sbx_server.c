@@ -113,7 +113,6 @@ struct sbx {
     size_t nstats, capstats;
     uint64_t total;
     atomic_int stopping;
-    uint64_t tick_timer;
 };
 
 typedef struct req_ctx {
@@ -167,7 +166,10 @@ size_t sbx_query_all(const sbx_req *r, const char *key, int ci, const char **out
 
 static void resp_init(sbx_resp *r)
 {
-    memset(r, 0, sizeof *r);
+    /* the header arrays are large: only reset what marks them empty */
+    r->status = 0;
+    r->nheaders = 0;
+    r->content_type[0] = '\0';
     sb_buf_init(&r->body, MAX_BODY);
 }
 
@@ -1075,8 +1077,11 @@ static MHD_RESULT_T send_response(req_ctx *c)
         if (c->f.size < 40) c->f.size = 40;
         resp = MHD_create_response_from_callback(c->f.size, 64 * 1024, stream_reader, c, NULL);
     } else {
-        resp = MHD_create_response_from_buffer(r->body.len, r->body.data ? r->body.data : (char *)"",
-                                               MHD_RESPMEM_MUST_COPY);
+        /* hand the body over instead of copying it */
+        size_t len = 0;
+        char *data = r->body.data ? sb_buf_detach(&r->body, &len) : NULL;
+        resp = data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
+                    : MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
     }
     if (!resp) return MHD_NO;
     if (r->content_type[0]) MHD_add_response_header(resp, "Content-Type", r->content_type);
@@ -1229,7 +1234,7 @@ static void tick(void *arg)
     for (size_t i = 0; i < s->nprov; i++)
         if (s->providers[i]->tick) s->providers[i]->tick(s, now);
     pthread_rwlock_unlock(&s->state_lock);
-    if (!atomic_load(&s->stopping)) s->tick_timer = sb_loop_after(s->loop, 100, tick, s);
+    if (!atomic_load(&s->stopping)) sb_loop_after(s->loop, 100, tick, s);
 }
 
 static int parse_listen(const char *l, struct sockaddr_in *sa)
@@ -1307,15 +1312,15 @@ sbx *sbx_start(const sbx_options *o, char *err, size_t errlen)
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)o->tls_key_pem},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)o->tls_cert_pem},
         {MHD_OPTION_END, 0, NULL}};
+    /* Providers initialise once the origin is known (their accounts carry base URLs); requests
+     * that arrive meanwhile wait on the state lock. */
     pthread_rwlock_wrlock(&s->state_lock);
-    providers_init(s);
-    pthread_rwlock_unlock(&s->state_lock);
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
                             MHD_OPTION_END);
     if (!s->d) {
+        pthread_rwlock_unlock(&s->state_lock);
         snprintf(err, errlen, "cannot listen on %s%s", o->listen,
                  tls ? " (or the TLS key/certificate is unusable)" : "");
-        providers_fini(s);
         goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -1324,7 +1329,9 @@ sbx *sbx_start(const sbx_options *o, char *err, size_t errlen)
     inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
     if (strcmp(host, "0.0.0.0") == 0) sb_strlcpy(host, "127.0.0.1", sizeof host);
     snprintf(s->origin, sizeof s->origin, "%s://%s:%u", tls ? "https" : "http", host, s->port);
-    s->tick_timer = sb_loop_after(s->loop, 100, tick, s);
+    providers_init(s);
+    pthread_rwlock_unlock(&s->state_lock);
+    sb_loop_after(s->loop, 100, tick, s);
     return s;
 fail:
     if (s->loop) sb_loop_stop(s->loop);

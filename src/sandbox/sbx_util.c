@@ -207,6 +207,7 @@ int sbx_parse_multipart(const char *body, size_t len, const char *content_type, 
             }
             h = le + 1;
         }
+        if (!pt->name) pt->name = strdup(""); /* RFC 7578 wants a name; be lenient */
         if (!pt->name) goto fail;
         const char *data = hend + hsep;
         const char *next = memfind(data, (size_t)(end - data), delim, (size_t)dl);
