@@ -105,8 +105,12 @@ class Server:
     stderr goes to a file (the JSON log), readable with .stderr_text().
     """
 
-    def __init__(self, args=None, env=None, listen="127.0.0.1:0", start_timeout=20.0):
-        require_bin()
+    def __init__(self, args=None, env=None, listen="127.0.0.1:0", start_timeout=20.0, binary=None):
+        # binary: another executable that speaks the same --listen/--port-file contract (e.g. the
+        # provider sandbox, SANDBOX_BIN); default SIGNBRIDGE_BIN.
+        if binary is None:
+            require_bin()
+        self.binary = binary or BIN
         self.tmp = tempfile.TemporaryDirectory(prefix="sbtest-")
         self.dir = self.tmp.name
         self.port_file = os.path.join(self.dir, "port")
@@ -122,7 +126,7 @@ class Server:
         self.returncode = None
 
     def command(self):
-        return [BIN] + self.args + ["--listen", self.listen, "--port-file", self.port_file]
+        return [self.binary] + self.args + ["--listen", self.listen, "--port-file", self.port_file]
 
     def environ(self):
         env = dict(os.environ)
@@ -454,11 +458,12 @@ def mcp_headers(session=None, version=None, api_key=None, extra=None, accept=ACC
 
 
 def initialize(port, version="2025-11-25", api_key=None, send_initialized=True, extra=None,
-               timeout=10.0):
-    """initialize (+ notifications/initialized).  Returns (session_id, negotiated_version, result)."""
+               timeout=10.0, path="/mcp"):
+    """initialize (+ notifications/initialized).  Returns (session_id, negotiated_version, result).
+    path: the MCP endpoint (/mcp, /{provider}/mcp, /{provider}/{region}/mcp, ...)."""
     body = json.loads(json.dumps(INIT_BODY))
     body["params"]["protocolVersion"] = version
-    r = request(port, "POST", "/mcp", mcp_headers(api_key=api_key, extra=extra), body,
+    r = request(port, "POST", path, mcp_headers(api_key=api_key, extra=extra), body,
                 timeout=timeout)
     assert r.status == 200, "initialize: %s" % r.describe()
     msg = r.rpc(1)
@@ -467,7 +472,7 @@ def initialize(port, version="2025-11-25", api_key=None, send_initialized=True, 
     assert sid, "initialize response has no Mcp-Session-Id header: %s" % r.describe()
     negotiated = msg["result"].get("protocolVersion")
     if send_initialized:
-        n = request(port, "POST", "/mcp",
+        n = request(port, "POST", path,
                     mcp_headers(session=sid, version=negotiated, api_key=api_key, extra=extra),
                     {"jsonrpc": "2.0", "method": "notifications/initialized"}, timeout=timeout)
         assert n.status == 202, "notifications/initialized: %s" % n.describe()
@@ -475,12 +480,12 @@ def initialize(port, version="2025-11-25", api_key=None, send_initialized=True, 
 
 
 def rpc(port, sid, method, params=None, id_=2, version="2025-11-25", api_key=None, timeout=10.0,
-        extra=None):
+        extra=None, path="/mcp"):
     """POST one JSON-RPC request in a session; returns (http_response, jsonrpc_message)."""
     body = {"jsonrpc": "2.0", "id": id_, "method": method}
     if params is not None:
         body["params"] = params
-    r = request(port, "POST", "/mcp",
+    r = request(port, "POST", path,
                 mcp_headers(session=sid, version=version, api_key=api_key, extra=extra), body,
                 timeout=timeout)
     if r.status != 200:
