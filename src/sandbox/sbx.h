@@ -87,6 +87,7 @@ typedef struct sbx_resp {
     int nheaders;
     char hname[SBX_MAX_HEADERS][48];
     char hval[SBX_MAX_HEADERS][512];
+    char *location;  /* set by sbx_resp_redirect (no length limit); owned by the framework */
 } sbx_resp;
 
 /* JSON body (taken; NULL = empty body). Sets Content-Type application/json (charset=utf-8)
@@ -96,7 +97,7 @@ void sbx_resp_bytes(sbx_resp *r, int status, const char *content_type, const voi
 void sbx_resp_text(sbx_resp *r, int status, const char *content_type, const char *text);
 /* Add (or replace, same name case-insensitively) a response header. */
 void sbx_resp_header(sbx_resp *r, const char *name, const char *value);
-/* 302 redirect to location. */
+/* 302 redirect to location (any length). */
 void sbx_resp_redirect(sbx_resp *r, const char *location);
 
 /* ---- provider plug-in ---------------------------------------------------------------------- */

@@ -130,6 +130,7 @@ typedef struct req_ctx {
     size_t sent;
     uint64_t drip_next_ms;
     int drip_suspended;
+    void **slot; /* the connection's socket context while this request is pending */
 } req_ctx;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -170,6 +171,7 @@ static void resp_init(sbx_resp *r)
     r->status = 0;
     r->nheaders = 0;
     r->content_type[0] = '\0';
+    r->location = NULL;
     sb_buf_init(&r->body, MAX_BODY);
 }
 
@@ -215,7 +217,8 @@ void sbx_resp_json(sbx_resp *r, int status, cJSON *body)
 void sbx_resp_redirect(sbx_resp *r, const char *location)
 {
     sbx_resp_bytes(r, 302, NULL, NULL, 0);
-    sbx_resp_header(r, "Location", location);
+    free(r->location);
+    r->location = strdup(location);
 }
 
 void sbx_base_url(const sbx *s, const char *provider, const char *region, const char *instance,
@@ -1086,6 +1089,7 @@ static MHD_RESULT_T send_response(req_ctx *c)
     if (!resp) return MHD_NO;
     if (r->content_type[0]) MHD_add_response_header(resp, "Content-Type", r->content_type);
     for (int i = 0; i < r->nheaders; i++) MHD_add_response_header(resp, r->hname[i], r->hval[i]);
+    if (r->location) MHD_add_response_header(resp, "Location", r->location);
     MHD_RESULT_T rc = MHD_queue_response(c->conn, (unsigned)(r->status ? r->status : 500), resp);
     MHD_destroy_response(resp);
     return rc;
@@ -1192,10 +1196,38 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_ctx *c = *con_cls;
     if (!c) return;
     *con_cls = NULL;
+    void **slot = c->slot;
+    if (slot && *slot == c) *slot = NULL;
     free(c->url);
     sb_buf_free(&c->body);
     sb_buf_free(&c->resp.body);
+    free(c->resp.location);
     free(c);
+}
+
+/* A request MHD gives up on before the access handler (an oversized request line) never reaches
+ * on_completed: the context uri_logger made is freed when the connection closes. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(void *)); /* the pending-request slot */
+        return;
+    }
+    void **slot = *socket_context;
+    *socket_context = NULL;
+    if (!slot) return;
+    req_ctx *c = *slot;
+    if (c) {
+        free(c->url);
+        sb_buf_free(&c->body);
+        sb_buf_free(&c->resp.body);
+        free(c->resp.location);
+        free(c);
+    }
+    free(slot);
 }
 
 /* MHD strips the query string from `url`; give providers the raw one back. MHD_OPTION_URI_LOG_CALLBACK
@@ -1212,6 +1244,21 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
     c->url = strndup(uri, n);
     sb_buf_init(&c->body, MAX_BODY);
     resp_init(&c->resp);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        void **slot = (void **)ci->socket_context;
+        if (*slot) { /* a previous request on this connection that never completed */
+            req_ctx *old = *slot;
+            free(old->url);
+            sb_buf_free(&old->body);
+            sb_buf_free(&old->resp.body);
+            free(old->resp.location);
+            free(old);
+        }
+        *slot = c;
+        c->slot = slot;
+    }
     return c;
 }
 
@@ -1308,6 +1355,8 @@ sbx *sbx_start(const sbx_options *o, char *err, size_t errlen)
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_logger, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 128 * 1024, NULL},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, s},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)o->tls_key_pem},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)o->tls_cert_pem},
