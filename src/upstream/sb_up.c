@@ -576,6 +576,7 @@ sb_up *sb_up_start(const sb_up_options *o, char *err, size_t errlen)
 {
     sb_up *u = calloc(1, sizeof *u);
     if (!u) return NULL;
+    u->ep = u->evfd = -1;
     u->o = *o;
     if (!u->o.max_host_connections) u->o.max_host_connections = 1024;
     if (!u->o.connect_timeout_ms) u->o.connect_timeout_ms = 5000;
@@ -621,7 +622,7 @@ sb_up *sb_up_start(const sb_up_options *o, char *err, size_t errlen)
 fail:
     if (u->multi) curl_multi_cleanup(u->multi);
     if (u->ep >= 0) close(u->ep);
-    if (u->evfd > 0) close(u->evfd);
+    if (u->evfd >= 0) close(u->evfd);
     for (size_t i = 0; i < u->n_http_prefixes; i++) free(u->http_prefixes[i]);
     free(u->http_prefixes);
     free((char *)u->o.ca_file);
