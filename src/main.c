@@ -83,6 +83,12 @@ static int listen_is_loopback(const char *listen)
     return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
+static void *file_get_cb(void *ud, const char *token, size_t *len, char *mime, size_t mimecap,
+                         char *name, size_t namecap)
+{
+    return sb_bridge_file_get(ud, token, len, mime, mimecap, name, namecap);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_file = NULL, *port_file = NULL;
@@ -282,7 +288,8 @@ int main(int argc, char **argv)
         sb_bridge_attach(bridge, mcp);
     }
     sb_http_options ho = {
-        .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions};
+        .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions,
+        .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
         fprintf(stderr, "signbridge: %s\n", err);

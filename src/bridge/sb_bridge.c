@@ -22,11 +22,23 @@ typedef struct cache_entry {
     uint64_t expires_ms;
 } cache_entry;
 
+typedef struct file_entry {
+    struct file_entry *next;
+    char token[48];
+    char mime[96], name[160];
+    unsigned char *data;
+    size_t len;
+    uint64_t expires_ms;
+} file_entry;
+
 struct sb_bridge {
     sb_bridge_options o;
     pthread_mutex_t cache_mu;
     cache_entry *cache[CACHE_BUCKETS];
     size_t ncache;
+    pthread_mutex_t file_mu;
+    file_entry *files;
+    size_t file_bytes;
 };
 
 /* The engine runs cancel hooks with only a pointer-sized argument: the upstream engine is
@@ -104,6 +116,81 @@ size_t sb_bridge_cache_size(sb_bridge *b)
     size_t n = b->ncache;
     pthread_mutex_unlock(&b->cache_mu);
     return n;
+}
+
+/* ---- file links -------------------------------------------------------------------------- */
+
+static void files_expire_locked(sb_bridge *b, uint64_t now)
+{
+    for (file_entry **pp = &b->files; *pp;) {
+        file_entry *f = *pp;
+        if (f->expires_ms <= now) {
+            *pp = f->next;
+            b->file_bytes -= f->len;
+            free(f->data);
+            free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+}
+
+int sb_bridge_file_put(sb_bridge *b, const void *data, size_t len, const char *mime,
+                       const char *name, char *token, size_t cap)
+{
+    file_entry *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    f->data = malloc(len ? len : 1);
+    if (!f->data) {
+        free(f);
+        return -1;
+    }
+    memcpy(f->data, data, len);
+    f->len = len;
+    sb_strlcpy(f->mime, mime, sizeof f->mime);
+    sb_strlcpy(f->name, name, sizeof f->name);
+    unsigned char rnd[24];
+    sb_random_bytes(rnd, sizeof rnd);
+    sb_base64url_encode(rnd, sizeof rnd, f->token);
+    uint64_t now = sb_mono_ms();
+    f->expires_ms = now + (uint64_t)b->o.file_ttl_s * 1000;
+    pthread_mutex_lock(&b->file_mu);
+    files_expire_locked(b, now);
+    if (b->file_bytes + len > b->o.file_store_max_bytes) {
+        pthread_mutex_unlock(&b->file_mu);
+        free(f->data);
+        free(f);
+        return -1;
+    }
+    f->next = b->files;
+    b->files = f;
+    b->file_bytes += len;
+    sb_strlcpy(token, f->token, cap);
+    pthread_mutex_unlock(&b->file_mu);
+    return 0;
+}
+
+void *sb_bridge_file_get(sb_bridge *b, const char *token, size_t *len, char *mime, size_t mimecap,
+                         char *name, size_t namecap)
+{
+    void *copy = NULL;
+    size_t tl = strlen(token);
+    pthread_mutex_lock(&b->file_mu);
+    files_expire_locked(b, sb_mono_ms());
+    for (file_entry *f = b->files; f; f = f->next) {
+        if (sb_ct_equal(f->token, strlen(f->token), token, tl)) {
+            copy = malloc(f->len ? f->len : 1);
+            if (copy) {
+                memcpy(copy, f->data, f->len);
+                *len = f->len;
+                sb_strlcpy(mime, f->mime, mimecap);
+                sb_strlcpy(name, f->name, namecap);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->file_mu);
+    return copy;
 }
 
 /* ---- upstream requests ------------------------------------------------------------------- */
@@ -474,18 +561,29 @@ static int visible(const sb_tool *t, const void *principal, char *www, size_t ww
 /* ---- tool calls ---------------------------------------------------------------------------- */
 
 typedef struct tool_job {
+    sb_bridge *b;
     sb_mcp_call *call;
     cJSON *args;
     const sb_adapter *a;
     const sb_ptool *pt;
-    char provider[16], region[24];
+    char provider[16], region[24], base[512];
     unsigned timeout_ms;
+    uint64_t deadline_ms;
+    sb_pstep step;
 } tool_job;
 
 static void cancel_upstream(sb_mcp_call *c, void *arg)
 {
     (void)c;
     sb_up_cancel(g_up, (uint64_t)(uintptr_t)arg);
+}
+
+static void job_free(tool_job *j)
+{
+    sb_mcp_call_release(j->call);
+    cJSON_Delete(j->args);
+    cJSON_Delete(j->step.scratch);
+    free(j);
 }
 
 static void tool_result(sb_mcp_call *c, cJSON *structured)
@@ -502,120 +600,242 @@ static void tool_result(sb_mcp_call *c, cJSON *structured)
     sb_mcp_call_result(c, r);
 }
 
+static void tool_done(const sb_up_result *r, void *arg);
+
+/* Send one step's request with the caller's credential (unless the step says otherwise). */
+static int start_step(tool_job *j, sb_preq *r)
+{
+    size_t plen;
+    const sb_principal *p = sb_mcp_call_principal(j->call, &plen);
+    sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = j->base,
+                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
+    uint64_t now = sb_mono_ms();
+    unsigned left = j->deadline_ms > now + 50 ? (unsigned)(j->deadline_ms - now) : 50;
+    uint64_t id = 0;
+    int rc;
+    if (r->no_auth) {
+        sb_up_request rq = {.method = r->method, .url = r->url.data,
+                            .headers = (const char *const *)r->headers,
+                            .body = r->body.len ? r->body.data : NULL, .body_len = r->body.len,
+                            .idempotent = r->idempotent, .timeout_ms = left,
+                            .max_response = r->max_response};
+        rc = sb_up_submit(g_up, &rq, tool_done, j, &id);
+    } else {
+        rc = submit(j->b, j->a, &ctx, r, left, tool_done, j, &id);
+    }
+    if (rc == 0 && j->step.step == 0)
+        sb_mcp_call_on_cancel(j->call, cancel_upstream, (void *)(uintptr_t)id);
+    return rc;
+}
+
+static void http_error(tool_job *j, const sb_up_result *r, sb_presp *pr)
+{
+    sb_mcp_call *c = j->call;
+    const char *prov = j->a->display, *region = j->region;
+    char pmsg[400];
+    j->a->error_message(pr, pmsg, sizeof pmsg);
+    const char *sep = pmsg[0] ? ": " : "";
+    int st = r->status;
+    if (st == 401)
+        sb_mcp_call_tool_error(c, "%s rejected the API key in region %s (401)%s%s. The key may "
+                                  "have been revoked or rotated: reconnect with a valid key.",
+                               prov, region, sep, pmsg);
+    else if (st == 403 && strstr(pmsg, "Invalid Document ID"))
+        sb_mcp_call_tool_error(c, "%s says the document is not available (403%s%s). A document "
+                                  "sent moments ago is still being processed: try again in 2 s; "
+                                  "otherwise check the id with list_documents.",
+                               prov, sep, pmsg);
+    else if (st == 403)
+        sb_mcp_call_tool_error(c, "%s refused this (403)%s%s. The key lacks the permission, or the "
+                                  "item belongs to someone else.",
+                               prov, sep, pmsg);
+    else if (st == 404 || st == 410)
+        sb_mcp_call_tool_error(c, "%s found no such item (%d)%s%s. Check the id with the matching "
+                                  "list tool.",
+                               prov, st, sep, pmsg);
+    else if (st == 409)
+        sb_mcp_call_tool_error(c, "%s is still processing this (409)%s%s. Try again in a few "
+                                  "seconds.",
+                               prov, sep, pmsg);
+    else if (st == 429) {
+        const char *ra = sb_up_header(r, "Retry-After");
+        char wait[32] = "a minute";
+        if (ra) {
+            snprintf(wait, sizeof wait, "%s s", ra);
+        } else if ((ra = sb_up_header(r, "X-RateLimit-Reset"))) {
+            int64_t v;
+            if (sb_parse_i64(ra, 0, INT64_MAX / 2, &v) == 0) {
+                int64_t d = v > 1000000000 ? v - (int64_t)(sb_wall_ms() / 1000) : v;
+                snprintf(wait, sizeof wait, "%lld s", (long long)(d < 1 ? 1 : d));
+            }
+        }
+        sb_mcp_call_tool_error(c, "%s rate limit reached (429)%s%s. Retry after %s.", prov, sep,
+                               pmsg, wait);
+    } else if (st >= 400 && st < 500)
+        sb_mcp_call_tool_error(c, "%s rejected the request (%d)%s%s. Fix the arguments and try "
+                                  "again.",
+                               prov, st, sep, pmsg);
+    else
+        sb_mcp_call_tool_error(c, "%s failed (%d)%s%s. This is on the provider's side: try again "
+                                  "later.",
+                               prov, st, sep, pmsg);
+}
+
+static void transport_error(tool_job *j, const sb_up_result *r)
+{
+    sb_mcp_call *c = j->call;
+    const char *prov = j->a->display, *region = j->region;
+    int action = !sb_mcp_call_tool(c)->read_only;
+    switch (r->error) {
+    case SB_UP_ECANCELLED:
+        break;
+    case SB_UP_ETIMEDOUT:
+        sb_mcp_call_tool_error(c, "%s (%s) did not answer within %u s. %s", prov, region,
+                               j->timeout_ms / 1000,
+                               action ? "The action may or may not have happened: check with "
+                                        "get_document before trying again."
+                                      : "Try again in a moment.");
+        break;
+    case SB_UP_ECONNECT:
+        sb_mcp_call_tool_error(c, "signbridge could not reach %s (%s): %s. Try again later.", prov,
+                               region, r->error_text);
+        break;
+    case SB_UP_ETOOBIG:
+        sb_mcp_call_tool_error(c, "%s's answer was too large (%s). Ask for less (a smaller "
+                                  "page_size).",
+                               prov, r->error_text);
+        break;
+    case SB_UP_EREFUSED:
+        sb_mcp_call_tool_error(c, "signbridge refused to fetch this: %s. Use an https URL on the "
+                                  "public internet, or send the file as base64.",
+                               r->error_text);
+        break;
+    default:
+        sb_mcp_call_tool_error(c, "The connection to %s (%s) failed: %s. %s", prov, region,
+                               r->error_text,
+                               action ? "The action may or may not have happened: check with "
+                                        "get_document before trying again."
+                                      : "Try again.");
+    }
+}
+
+/* Return a file: embedded when small, else a short-lived signbridge link. */
+static void blob_result(tool_job *j, cJSON *meta)
+{
+    sb_bridge *b = j->b;
+    const sb_pstep *s = &j->step;
+    cJSON_AddNumberToObject(meta, "size_bytes", (double)s->blob_len);
+    if (!cJSON_GetObjectItemCaseSensitive(meta, "file_name"))
+        cJSON_AddStringToObject(meta, "file_name", s->filename[0] ? s->filename : "document.pdf");
+    if (!cJSON_GetObjectItemCaseSensitive(meta, "mime_type"))
+        cJSON_AddStringToObject(meta, "mime_type", s->mime[0] ? s->mime : "application/pdf");
+    const char *fname = sb_jstr(meta, "file_name"), *mime = sb_jstr(meta, "mime_type");
+    cJSON *r = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    if (s->blob_len <= b->o.embed_max_bytes) {
+        cJSON_AddStringToObject(meta, "delivery", "embedded");
+        char *b64 = malloc(sb_base64_len(s->blob_len) + 1);
+        if (!b64) {
+            cJSON_Delete(r);
+            cJSON_Delete(meta);
+            sb_mcp_call_tool_error(j->call, "signbridge is out of memory; try again.");
+            return;
+        }
+        sb_base64_encode((const unsigned char *)s->blob, s->blob_len, b64);
+        cJSON *res = cJSON_CreateObject();
+        cJSON_AddStringToObject(res, "type", "resource");
+        cJSON *rr = cJSON_AddObjectToObject(res, "resource");
+        char uri[400];
+        snprintf(uri, sizeof uri, "signbridge://%s/documents/%s/%s", j->provider,
+                 sb_jstr(meta, "document_id") ? sb_jstr(meta, "document_id") : "file", fname);
+        cJSON_AddStringToObject(rr, "uri", uri);
+        cJSON_AddStringToObject(rr, "mimeType", mime);
+        cJSON_AddStringToObject(rr, "blob", b64);
+        free(b64);
+        cJSON_AddItemToArray(content, res);
+    } else {
+        char token[64], url[700];
+        if (sb_bridge_file_put(b, s->blob, s->blob_len, mime, fname, token, sizeof token) < 0) {
+            cJSON_Delete(r);
+            cJSON_Delete(meta);
+            sb_mcp_call_tool_error(j->call, "The file (%zu bytes) is too large to hand over right "
+                                            "now; try again later.",
+                                   s->blob_len);
+            return;
+        }
+        snprintf(url, sizeof url, "%s/files/%s", b->o.public_url, token);
+        cJSON_AddStringToObject(meta, "delivery", "link");
+        cJSON_AddStringToObject(meta, "url", url);
+        sb_jadd_epoch(meta, "expires_at", (double)(sb_wall_ms() / 1000 + b->o.file_ttl_s));
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "type", "resource_link");
+        cJSON_AddStringToObject(l, "uri", url);
+        cJSON_AddStringToObject(l, "name", fname);
+        cJSON_AddStringToObject(l, "mimeType", mime);
+        cJSON_AddStringToObject(l, "description", "Short-lived download link (no credential needed)");
+        cJSON_AddItemToArray(content, l);
+    }
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "text");
+    char *txt = cJSON_PrintUnformatted(meta);
+    cJSON_AddStringToObject(t, "text", txt ? txt : "{}");
+    free(txt);
+    cJSON_AddItemToArray(content, t);
+    cJSON_AddItemToObject(r, "structuredContent", meta);
+    sb_mcp_call_result(j->call, r);
+}
+
 static void tool_done(const sb_up_result *r, void *arg)
 {
     tool_job *j = arg;
     sb_mcp_call *c = j->call;
-    const char *prov = j->a->display, *region = j->region;
-    int action = !sb_mcp_call_tool(c)->read_only;
     if (r->error != SB_UP_OK) {
-        switch (r->error) {
-        case SB_UP_ECANCELLED:
-            break;
-        case SB_UP_ETIMEDOUT:
-            sb_mcp_call_tool_error(
-                c, "%s (%s) did not answer within %u s. %s", prov, region, j->timeout_ms / 1000,
-                action ? "The action may or may not have happened: check with get_document before "
-                         "trying again."
-                       : "Try again in a moment.");
-            break;
-        case SB_UP_ECONNECT:
-            sb_mcp_call_tool_error(c, "signbridge could not reach %s (%s): %s. Try again later.",
-                                   prov, region, r->error_text);
-            break;
-        case SB_UP_ETOOBIG:
-            sb_mcp_call_tool_error(c, "%s's answer was too large (%s). Ask for less (a smaller "
-                                      "page_size).",
-                                   prov, r->error_text);
-            break;
-        case SB_UP_EREFUSED:
-            sb_mcp_call_tool_error(c, "signbridge refused to contact %s: %s. This is a "
-                                      "deployment setting; tell the operator.",
-                                   prov, r->error_text);
-            break;
-        default:
-            sb_mcp_call_tool_error(c, "The connection to %s (%s) failed: %s. %s", prov, region,
-                                   r->error_text,
-                                   action ? "The action may or may not have happened: check with "
-                                            "get_document before trying again."
-                                          : "Try again.");
-        }
-        goto out;
+        transport_error(j, r);
+        job_free(j);
+        return;
     }
     sb_presp pr = {.status = r->status, .body = r->body, .len = r->body_len};
     if (r->body_len) pr.json = cJSON_ParseWithLength(r->body, r->body_len);
     if (r->status < 200 || r->status >= 300) {
-        char pmsg[400];
-        j->a->error_message(&pr, pmsg, sizeof pmsg);
-        const char *sep = pmsg[0] ? ": " : "";
-        int st = r->status;
-        if (st == 401)
-            sb_mcp_call_tool_error(c, "%s rejected the API key in region %s (401)%s%s. The key may "
-                                      "have been revoked or rotated: reconnect with a valid key.",
-                                   prov, region, sep, pmsg);
-        else if (st == 403 && strstr(pmsg, "Invalid Document ID"))
-            sb_mcp_call_tool_error(c, "%s says the document is not available (403%s%s). A "
-                                      "document sent moments ago is still being processed: try "
-                                      "again in 2 s; otherwise check the id with list_documents.",
-                                   prov, sep, pmsg);
-        else if (st == 403)
-            sb_mcp_call_tool_error(c, "%s refused this (403)%s%s. The key lacks the permission, or "
-                                      "the document belongs to someone else.",
-                                   prov, sep, pmsg);
-        else if (st == 404 || st == 410)
-            sb_mcp_call_tool_error(c, "%s found no such document (%d)%s%s. Check the id with "
-                                      "list_documents.",
-                                   prov, st, sep, pmsg);
-        else if (st == 409)
-            sb_mcp_call_tool_error(c, "%s is still processing this document (409)%s%s. Try again "
-                                      "in a few seconds.",
-                                   prov, sep, pmsg);
-        else if (st == 429) {
-            const char *ra = sb_up_header(r, "Retry-After");
-            char wait[32] = "a minute";
-            if (ra) snprintf(wait, sizeof wait, "%s s", ra);
-            else if ((ra = sb_up_header(r, "X-RateLimit-Reset"))) {
-                int64_t v;
-                if (sb_parse_i64(ra, 0, INT64_MAX / 2, &v) == 0) {
-                    int64_t d = v > 1000000000 ? v - (int64_t)(sb_wall_ms() / 1000) : v;
-                    snprintf(wait, sizeof wait, "%lld s", (long long)(d < 1 ? 1 : d));
-                }
-            }
-            sb_mcp_call_tool_error(c, "%s rate limit reached (429)%s%s. Retry after %s.", prov,
-                                   sep, pmsg, wait);
-        } else if (st >= 400 && st < 500)
-            sb_mcp_call_tool_error(c, "%s rejected the request (%d)%s%s. Fix the arguments and "
-                                      "try again.",
-                                   prov, st, sep, pmsg);
-        else
-            sb_mcp_call_tool_error(c, "%s failed (%d)%s%s. This is on the provider's side: try "
-                                      "again later.",
-                                   prov, st, sep, pmsg);
+        http_error(j, r, &pr);
         cJSON_Delete(pr.json);
-        goto out;
+        job_free(j);
+        return;
     }
-    if (r->body_len && !pr.json && j->pt->map) {
-        sb_mcp_call_tool_error(c, "%s returned a malformed response (not JSON, %zu bytes). Try "
-                                  "again; if it persists the provider has a problem.",
-                               prov, r->body_len);
-        goto out;
-    }
-    char base[8] = "";
-    sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = base};
-    cJSON *structured = NULL;
+    sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = j->base};
+    cJSON *out = NULL;
     char err[300] = "";
-    if (j->pt->map(&ctx, j->args, &pr, &structured, err, sizeof err) < 0 || !structured) {
-        cJSON_Delete(structured);
-        sb_mcp_call_tool_error(c, "%s returned an answer signbridge does not understand: %s.",
-                               prov, err[0] ? err : "unexpected shape");
-    } else {
-        tool_result(c, structured);
+    sb_preq_init(&j->step.next, "GET", 1);
+    int rc = j->pt->map(&ctx, j->args, &pr, &j->step, &out, err, sizeof err);
+    if (rc == SB_PMAP_DONE && out) {
+        tool_result(c, out);
+    } else if (rc == SB_PMAP_BLOB && out && j->step.blob) {
+        blob_result(j, out);
+    } else if (rc == SB_PMAP_NEXT && !sb_mcp_call_done(c)) {
+        cJSON_Delete(out);
+        sb_preq next = j->step.next;
+        sb_preq_init(&j->step.next, "GET", 1);
+        j->step.step++;
+        cJSON_Delete(pr.json);
+        int sr = start_step(j, &next);
+        sb_preq_free(&next);
+        if (sr == 0) return; /* the job lives on */
+        sb_mcp_call_tool_error(c, "signbridge is shutting down or out of memory; try again.");
+        job_free(j);
+        return;
+    } else if (rc != SB_PMAP_NEXT) {
+        cJSON_Delete(out);
+        if (r->body_len && !pr.json)
+            sb_mcp_call_tool_error(c, "%s returned a malformed response (not JSON, %zu bytes). "
+                                      "Try again; if it persists the provider has a problem.",
+                                   j->a->display, r->body_len);
+        else
+            sb_mcp_call_tool_error(c, "%s returned an answer signbridge does not understand: %s.",
+                                   j->a->display, err[0] ? err : "unexpected shape");
     }
+    sb_preq_free(&j->step.next);
     cJSON_Delete(pr.json);
-out:
-    sb_mcp_call_release(c);
-    cJSON_Delete(j->args);
-    free(j);
+    job_free(j);
 }
 
 static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
@@ -635,44 +855,41 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
         return 0;
     }
     const char *region = sb_mcp_call_region(c);
-    char base[512];
-    if (base_for(b, p, region, base, sizeof base) < 0) {
+    tool_job *j = calloc(1, sizeof *j);
+    if (!j) return -1;
+    if (base_for(b, p, region, j->base, sizeof j->base) < 0) {
+        free(j);
         sb_mcp_call_tool_error(c, "No %s region \"%s\" is configured.", a->display, region);
         return 0;
     }
-    sb_pctx ctx = {.provider = p->provider, .region = region, .base_url = base,
-                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
-    sb_preq r;
-    char err[400] = "";
-    if (pt->build(&ctx, args, &r, err, sizeof err) < 0) {
-        sb_preq_free(&r);
-        sb_mcp_call_tool_error(c, "%s: %s.", a->display, err[0] ? err : "cannot build the request");
-        return 0;
-    }
-    tool_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        sb_preq_free(&r);
-        return -1;
-    }
-    j->args = cJSON_Duplicate(args, 1);
+    j->b = b;
     j->a = a;
     j->pt = pt;
     j->timeout_ms = b->o.call_timeout_ms;
+    j->deadline_ms = sb_mono_ms() + b->o.call_timeout_ms;
     sb_strlcpy(j->provider, p->provider, sizeof j->provider);
     sb_strlcpy(j->region, region, sizeof j->region);
+    j->step.scratch = cJSON_CreateObject();
     sb_mcp_call_ref(c);
     j->call = c;
-    uint64_t id = 0;
-    int rc = submit(b, a, &ctx, &r, b->o.call_timeout_ms, tool_done, j, &id);
-    sb_preq_free(&r);
-    if (rc < 0) {
-        sb_mcp_call_release(c);
-        cJSON_Delete(j->args);
-        free(j);
-        sb_mcp_call_tool_error(c, "signbridge is shutting down or out of memory; try again.");
+    j->args = cJSON_Duplicate(args, 1);
+    sb_pctx ctx = {.provider = p->provider, .region = region, .base_url = j->base,
+                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
+    sb_preq r;
+    sb_preq_init(&r, "GET", 1);
+    char err[400] = "";
+    if (pt->build(&ctx, j->args, &j->step, &r, err, sizeof err) < 0) {
+        sb_preq_free(&r);
+        sb_mcp_call_tool_error(c, "%s: %s.", a->display, err[0] ? err : "cannot build the request");
+        job_free(j);
         return 0;
     }
-    sb_mcp_call_on_cancel(c, cancel_upstream, (void *)(uintptr_t)id);
+    int rc = start_step(j, &r);
+    sb_preq_free(&r);
+    if (rc < 0) {
+        sb_mcp_call_tool_error(c, "signbridge is shutting down or out of memory; try again.");
+        job_free(j);
+    }
     return 0;
 }
 
@@ -687,7 +904,11 @@ sb_bridge *sb_bridge_new(const sb_bridge_options *o)
     if (!b->o.probe_timeout_ms) b->o.probe_timeout_ms = 5000;
     if (!b->o.cache_ttl_s) b->o.cache_ttl_s = 3600;
     if (!b->o.cache_max) b->o.cache_max = 100000;
+    if (!b->o.embed_max_bytes) b->o.embed_max_bytes = 1 << 20;
+    if (!b->o.file_ttl_s) b->o.file_ttl_s = 600;
+    if (!b->o.file_store_max_bytes) b->o.file_store_max_bytes = (size_t)256 << 20;
     pthread_mutex_init(&b->cache_mu, NULL);
+    pthread_mutex_init(&b->file_mu, NULL);
     g_up = o->up;
     return b;
 }
@@ -715,5 +936,10 @@ void sb_bridge_free(sb_bridge *b)
     cache_clear_locked(b);
     pthread_mutex_unlock(&b->cache_mu);
     pthread_mutex_destroy(&b->cache_mu);
+    pthread_mutex_lock(&b->file_mu);
+    b->o.file_ttl_s = 0;
+    files_expire_locked(b, UINT64_MAX);
+    pthread_mutex_unlock(&b->file_mu);
+    pthread_mutex_destroy(&b->file_mu);
     free(b);
 }

@@ -20,6 +20,9 @@ typedef struct sb_bridge_options {
     unsigned probe_timeout_ms;    /* per region probe */
     unsigned cache_ttl_s;         /* region cache */
     size_t cache_max;             /* region cache entries */
+    size_t embed_max_bytes;       /* files up to this size are embedded in results (base64) */
+    unsigned file_ttl_s;          /* larger files: how long their /files/{token} link works */
+    size_t file_store_max_bytes;  /* total bytes of files held for links */
 } sb_bridge_options;
 
 sb_bridge *sb_bridge_new(const sb_bridge_options *o);
@@ -30,5 +33,13 @@ void sb_bridge_attach(sb_bridge *b, sb_mcp *m);
 /* Number of cached region resolutions (for tests/metrics). */
 size_t sb_bridge_cache_size(sb_bridge *b);
 void sb_bridge_free(sb_bridge *b);
+
+/* Short-lived file links (GET /files/{token}). put copies the bytes and writes a random token
+ * (>= 128 bits, base64url) into token; -1 when over the store's byte limit. get returns a malloc'd
+ * copy (caller frees) with its type and name, or NULL when unknown or expired. */
+int sb_bridge_file_put(sb_bridge *b, const void *data, size_t len, const char *mime,
+                       const char *name, char *token, size_t cap);
+void *sb_bridge_file_get(sb_bridge *b, const char *token, size_t *len, char *mime, size_t mimecap,
+                         char *name, size_t namecap);
 
 #endif

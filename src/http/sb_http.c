@@ -35,7 +35,7 @@ struct sb_http {
     atomic_int draining;
 };
 
-enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY };
+enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY, R_FILE };
 
 typedef struct req_ctx {
     sb_http *h;
@@ -279,6 +279,8 @@ static int parse_route(req_ctx *r, const char *url)
     sb_strlcpy(r->path, url, sizeof r->path);
     if (strcmp(url, "/healthz") == 0) return R_HEALTH;
     if (strcmp(url, "/readyz") == 0) return R_READY;
+    if (strncmp(url, "/files/", 7) == 0 && strlen(url + 7) < 64 && !strchr(url + 7, '/'))
+        return R_FILE;
     if (parse_mcp_route(r, url)) {
         size_t n = strlen(url);
         if (n > 1 && url[n - 1] == '/') n--;
@@ -593,6 +595,28 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         }
         case R_MCP:
             return mcp_precheck(r, method);
+        case R_FILE: {
+            size_t len = 0;
+            char mime[96] = "", name[160] = "", disp[220];
+            void *data = h->o.file_get && strcmp(method, "GET") == 0
+                             ? h->o.file_get(h->o.file_ud, url + 7, &len, mime, sizeof mime,
+                                             name, sizeof name)
+                             : NULL;
+            if (!data) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "error", "not_found");
+                cJSON_AddStringToObject(o, "error_description",
+                                        "No such file, or its link has expired: download it again "
+                                        "with download_document.");
+                return queue_json(r, 404, o, NULL);
+            }
+            for (char *c = name; *c; c++)
+                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '_';
+            snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
+            const char *extra[] = {"Content-Disposition", disp, "Cache-Control", "no-store",
+                                   NULL, NULL};
+            return queue(r, 200, mime[0] ? mime : "application/octet-stream", data, len, extra);
+        }
         default: {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "error", "not_found");

@@ -16,6 +16,10 @@ typedef struct sb_http_options {
     int anonymous_ok;             /* --conformance: no credential required at /mcp */
     const unsigned char *secret;  /* server secret for fingerprints (32 bytes), borrowed */
     const sb_regions *regions;    /* providers and regions for the MCP routes, borrowed */
+    /* GET /files/{token}: returns a malloc'd copy of a short-lived file, or NULL (404). */
+    void *(*file_get)(void *ud, const char *token, size_t *len, char *mime, size_t mimecap,
+                      char *name, size_t namecap);
+    void *file_ud;
 } sb_http_options;
 
 /* Bind and start serving. NULL with a message in err on failure. */

@@ -131,8 +131,10 @@ static const char *status_to_bs(const char *neutral)
     return NULL;
 }
 
-static int list_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     (void)err;
     (void)errlen;
     sb_preq_init(r, "GET", 1);
@@ -172,9 +174,10 @@ static int status_wanted(const cJSON *a, const char *neutral)
     return 0;
 }
 
-static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                    size_t errlen)
+static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "result");
     const cJSON *pd = cJSON_GetObjectItemCaseSensitive(r->json, "pageDetails");
     if (!cJSON_IsArray(res)) {
@@ -205,8 +208,10 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON *
 
 /* ---- get_document / revoke_document ---------------------------------------------------------- */
 
-static int get_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     const char *id = sb_jstr(a, "document_id");
     if (!id || !sb_id_ok(id)) {
         snprintf(err, errlen, "document_id has characters a BoldSign id never has");
@@ -217,9 +222,10 @@ static int get_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, si
     return sb_preq_query(r, "documentId", id);
 }
 
-static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                   size_t errlen)
+static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     (void)a;
     cJSON *d = map_document(r->json);
     if (!d) {
@@ -234,8 +240,10 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **
     return 0;
 }
 
-static int revoke_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     const char *id = sb_jstr(a, "document_id");
     if (!id || !sb_id_ok(id)) {
         snprintf(err, errlen, "document_id has characters a BoldSign id never has");
@@ -250,9 +258,10 @@ static int revoke_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err,
     return sb_preq_json(r, b);
 }
 
-static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                      size_t errlen)
+static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     (void)r;
     (void)err;
     (void)errlen;

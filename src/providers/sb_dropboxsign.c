@@ -133,8 +133,10 @@ static int status_wanted(const cJSON *a, const char *neutral)
     return 0;
 }
 
-static int list_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     (void)err;
     (void)errlen;
     sb_preq_init(r, "GET", 1);
@@ -163,9 +165,10 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, s
     return rc;
 }
 
-static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                    size_t errlen)
+static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "signature_requests");
     const cJSON *li = cJSON_GetObjectItemCaseSensitive(r->json, "list_info");
     if (!cJSON_IsArray(res)) {
@@ -213,15 +216,18 @@ static int id_path(const sb_pctx *c, const cJSON *a, sb_preq *r, const char *pre
     return sb_preq_url(r, c->base_url, path);
 }
 
-static int get_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     sb_preq_init(r, "GET", 1);
     return id_path(c, a, r, "/signature_request/", err, errlen);
 }
 
-static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                   size_t errlen)
+static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     (void)a;
     cJSON *d = map_request(cJSON_GetObjectItemCaseSensitive(r->json, "signature_request"));
     if (!d) {
@@ -236,15 +242,18 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **
     return 0;
 }
 
-static int revoke_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     sb_preq_init(r, "POST", 0);
     return id_path(c, a, r, "/signature_request/cancel/", err, errlen);
 }
 
-static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                      size_t errlen)
+static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     (void)r;
     (void)err;
     (void)errlen;

@@ -113,8 +113,10 @@ static const char *state_of(const char *neutral)
     return NULL;
 }
 
-static int list_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     (void)err;
     (void)errlen;
     sb_preq_init(r, "POST", 1);
@@ -153,9 +155,10 @@ static int in_range(const cJSON *a, const cJSON *doc)
     return 1;
 }
 
-static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                    size_t errlen)
+static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "items");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "iinked Sign's package list has no \"items\" array");
@@ -190,8 +193,10 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON *
     return 0;
 }
 
-static int get_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     const char *id = sb_jstr(a, "document_id");
     if (!id || !sb_id_ok(id)) {
         snprintf(err, errlen, "document_id has characters an iinked package id never has");
@@ -203,9 +208,10 @@ static int get_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, si
     return sb_preq_url(r, c->base_url, path);
 }
 
-static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                   size_t errlen)
+static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     (void)a;
     const cJSON *pkg = cJSON_GetObjectItemCaseSensitive(r->json, "package");
     cJSON *d = map_package(cJSON_IsObject(pkg) ? pkg : r->json);
@@ -221,8 +227,10 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **
     return 0;
 }
 
-static int revoke_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err, size_t errlen)
+static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
+                      size_t errlen)
 {
+    (void)step;
     const char *id = sb_jstr(a, "document_id");
     if (!id || !sb_id_ok(id)) {
         snprintf(err, errlen, "document_id has characters an iinked package id never has");
@@ -237,9 +245,10 @@ static int revoke_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *err,
     return sb_preq_json(r, b);
 }
 
-static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
-                      size_t errlen)
+static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
+                    cJSON **out, char *err, size_t errlen)
 {
+    (void)step;
     (void)r;
     (void)err;
     (void)errlen;

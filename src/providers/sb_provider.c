@@ -110,6 +110,89 @@ int sb_preq_json(sb_preq *r, cJSON *body)
     return rc;
 }
 
+int sb_preq_multipart_begin(sb_preq *r)
+{
+    unsigned char rnd[12];
+    char hex[25];
+    sb_random_bytes(rnd, sizeof rnd);
+    sb_hex_encode(rnd, sizeof rnd, hex);
+    snprintf(r->boundary, sizeof r->boundary, "----signbridge%s", hex);
+    sb_buf_reset(&r->body);
+    return sb_preq_header(r, "Content-Type: multipart/form-data; boundary=%s", r->boundary);
+}
+
+static int mp_escape_ok(const char *s)
+{
+    return s && !strpbrk(s, "\"\r\n");
+}
+
+int sb_preq_multipart_field(sb_preq *r, const char *name, const char *value)
+{
+    if (!mp_escape_ok(name)) return -1;
+    return sb_buf_printf(&r->body,
+                         "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n", r->boundary,
+                         name) == 0 &&
+                   sb_buf_puts(&r->body, value) == 0 && sb_buf_puts(&r->body, "\r\n") == 0
+               ? 0
+               : -1;
+}
+
+int sb_preq_multipart_file(sb_preq *r, const char *name, const char *filename,
+                           const char *content_type, const void *data, size_t len)
+{
+    if (!mp_escape_ok(name) || !mp_escape_ok(filename) || !mp_escape_ok(content_type)) return -1;
+    if (sb_buf_printf(&r->body,
+                      "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                      "Content-Type: %s\r\n\r\n",
+                      r->boundary, name, filename, content_type) != 0)
+        return -1;
+    if (sb_buf_append(&r->body, data, len) != 0) return -1;
+    return sb_buf_puts(&r->body, "\r\n");
+}
+
+int sb_preq_multipart_end(sb_preq *r)
+{
+    return sb_buf_printf(&r->body, "--%s--\r\n", r->boundary);
+}
+
+unsigned char *sb_decode_base64_arg(const char *b64, size_t max, size_t *len, char *err,
+                                    size_t errlen)
+{
+    const char *p = b64;
+    if (strncmp(p, "data:", 5) == 0) {
+        const char *comma = strchr(p, ',');
+        if (!comma || !strstr(p, ";base64")) {
+            snprintf(err, errlen, "a data: URI file must be base64 (data:<type>;base64,...)");
+            return NULL;
+        }
+        p = comma + 1;
+    }
+    size_t n = strlen(p);
+    size_t cap = n / 4 * 3 + 3;
+    if (cap > max + 3) {
+        snprintf(err, errlen, "the file is larger than %zu bytes", max);
+        return NULL;
+    }
+    unsigned char *out = malloc(cap + 1);
+    if (!out) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    long got = sb_base64_decode(p, n, out, cap);
+    if (got < 0) {
+        free(out);
+        snprintf(err, errlen, "the file's base64 content is not valid base64");
+        return NULL;
+    }
+    if ((size_t)got > max) {
+        free(out);
+        snprintf(err, errlen, "the file is larger than %zu bytes", max);
+        return NULL;
+    }
+    *len = (size_t)got;
+    return out;
+}
+
 int sb_id_ok(const char *id)
 {
     size_t n = strlen(id);

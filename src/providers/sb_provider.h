@@ -20,6 +20,10 @@ typedef struct sb_preq {
     size_t nheaders;
     sb_buf body;
     int idempotent;                             /* reads: may be retried by the engine */
+    int no_auth;                                /* do not add the provider credential (fetching a
+                                                   caller's https file URL) */
+    size_t max_response;                        /* 0 = the engine default */
+    char boundary[48];                          /* multipart boundary once begun */
 } sb_preq;
 
 /* What an adapter knows about one call. */
@@ -40,15 +44,36 @@ typedef struct sb_presp {
     cJSON *json;               /* parsed body when it was JSON, else NULL (owned by the caller) */
 } sb_presp;
 
+/* State across the steps of one tool call (most tools take one request; some take several, e.g.
+ * iinked's upload-then-create, or fetching a caller's file URL first). */
+typedef struct sb_pstep {
+    int step;                  /* 0 for the answer to the first request, then 1, 2, ... */
+    cJSON *scratch;            /* an object the adapter may keep data in between steps (owned by
+                                  the bridge, freed after the call) */
+    sb_preq next;              /* SB_PMAP_NEXT: the next request to send (initialised by the
+                                  bridge before each map; the adapter calls sb_preq_init on it) */
+    /* SB_PMAP_BLOB: a file to return (points into the response body) */
+    const char *blob;
+    size_t blob_len;
+    char mime[96];
+    char filename[160];
+} sb_pstep;
+
+enum { SB_PMAP_DONE = 0, SB_PMAP_NEXT = 1, SB_PMAP_BLOB = 2 };
+
 typedef struct sb_ptool {
     const char *tool;          /* the neutral tool name */
-    /* Build the request. 0, or -1 with a message for the LLM in err (an argument this provider
-     * cannot honour). Auth and common headers are added by the caller. */
-    int (*build)(const sb_pctx *c, const cJSON *args, sb_preq *out, char *err, size_t errlen);
-    /* Map a 2xx answer to the tool's structuredContent (returned in *out). 0, or -1 with err when
-     * the answer is not what the provider documents (a malformed response). */
-    int (*map)(const sb_pctx *c, const cJSON *args, const sb_presp *r, cJSON **out, char *err,
-               size_t errlen);
+    /* Build the first request. 0, or -1 with a message for the LLM in err (an argument this
+     * provider cannot honour). Auth and common headers are added by the caller. `step` is the
+     * call's step state (scratch is available). */
+    int (*build)(const sb_pctx *c, const cJSON *args, sb_pstep *step, sb_preq *out, char *err,
+                 size_t errlen);
+    /* Map a 2xx answer. Returns SB_PMAP_DONE with the tool's structuredContent in *out,
+     * SB_PMAP_NEXT with step->next filled to send another request, SB_PMAP_BLOB with step->blob
+     * set and *out holding the file's metadata, or -1 with err when the answer is not what the
+     * provider documents (a malformed response). */
+    int (*map)(const sb_pctx *c, const cJSON *args, const sb_presp *r, sb_pstep *step,
+               cJSON **out, char *err, size_t errlen);
 } sb_ptool;
 
 typedef struct sb_adapter {
@@ -85,6 +110,16 @@ int sb_preq_query(sb_preq *r, const char *key, const char *value);
 int sb_preq_query_int(sb_preq *r, const char *key, long long v);
 /* Set a JSON body (taken) with Content-Type application/json. */
 int sb_preq_json(sb_preq *r, cJSON *body);
+/* multipart/form-data bodies (sets Content-Type with a random boundary on begin). */
+int sb_preq_multipart_begin(sb_preq *r);
+int sb_preq_multipart_field(sb_preq *r, const char *name, const char *value);
+int sb_preq_multipart_file(sb_preq *r, const char *name, const char *filename,
+                           const char *content_type, const void *data, size_t len);
+int sb_preq_multipart_end(sb_preq *r);
+/* Decode a file argument: {"base64": "...", "name": ..., "mime_type": ...} or a data: URI.
+ * Returns a malloc'd buffer (caller frees) and its length, or NULL with err. */
+unsigned char *sb_decode_base64_arg(const char *b64, size_t max, size_t *len, char *err,
+                                    size_t errlen);
 /* Percent-encode one path segment or query value into out. */
 int sb_pct_encode(const char *s, sb_buf *out);
 
