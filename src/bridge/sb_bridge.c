@@ -7,11 +7,16 @@
 #include "mcp/sb_jsonrpc.h"
 #include "providers/sb_provider.h"
 
+#include <openssl/sha.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define CACHE_BUCKETS 1024
 
@@ -39,6 +44,12 @@ struct sb_bridge {
     pthread_mutex_t file_mu;
     file_entry *files;
     size_t file_bytes;
+    pthread_mutex_t idem_mu;
+    struct idem_entry *idem;
+    size_t nidem;
+    uint64_t idem_last_sweep;
+    pthread_mutex_t audit_mu;
+    int audit_fd;
 };
 
 /* The engine runs cancel hooks with only a pointer-sized argument: the upstream engine is
@@ -205,7 +216,9 @@ static int submit(sb_bridge *b, const sb_adapter *a, const sb_pctx *ctx, sb_preq
     if (rc == 0) rc = sb_preq_header(r, "%s", auth.data);
     explicit_bzero(auth.data ? auth.data : (char *)"", auth.len);
     sb_buf_free(&auth);
-    if (rc == 0) rc = sb_preq_header(r, "Accept: application/json");
+    int has_accept = 0;
+    for (size_t i = 0; i < r->nheaders; i++) has_accept |= strncasecmp(r->headers[i], "Accept:", 7) == 0;
+    if (rc == 0 && !has_accept) rc = sb_preq_header(r, "Accept: application/json");
     if (rc == 0 && ctx->request_id && ctx->request_id[0])
         rc = sb_preq_header(r, "X-Request-Id: %s", ctx->request_id);
     if (rc < 0) return -1;
@@ -218,6 +231,7 @@ static int submit(sb_bridge *b, const sb_adapter *a, const sb_pctx *ctx, sb_preq
         .body_len = r->body.len,
         .idempotent = r->idempotent,
         .timeout_ms = timeout_ms,
+        .max_response = r->max_response,
     };
     (void)b;
     return sb_up_submit(g_up, &rq, done, arg, id);
@@ -570,6 +584,10 @@ typedef struct tool_job {
     unsigned timeout_ms;
     uint64_t deadline_ms;
     sb_pstep step;
+    int action;                 /* not read-only: idempotency, confirmation and audit apply */
+    char idem_key[SB_FP_HEX + 300]; /* "" unless the call carries an idempotency_key */
+    char upstream_request_id[128];
+    int fetching;               /* the current step fetches a caller's file URL */
 } tool_job;
 
 static void cancel_upstream(sb_mcp_call *c, void *arg)
@@ -586,7 +604,59 @@ static void job_free(tool_job *j)
     free(j);
 }
 
-static void tool_result(sb_mcp_call *c, cJSON *structured)
+
+/* ---- finishing a tool call: idempotency records, audit, result size ------------------------- */
+
+static cJSON *error_result(const char *text)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *content = cJSON_AddArrayToObject(r, "content");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "text");
+    cJSON_AddStringToObject(t, "text", text);
+    cJSON_AddItemToArray(content, t);
+    cJSON_AddBoolToObject(r, "isError", 1);
+    return r;
+}
+
+static void idem_complete(sb_bridge *b, const char *key, const cJSON *result, int store);
+static void audit(sb_bridge *b, tool_job *j, const char *outcome, const cJSON *result);
+
+/* Every outcome of a tool call goes through here: it is recorded for idempotent replays (when
+ * `store`), audited for actions, and handed to the engine (result taken). */
+static void job_finish(tool_job *j, cJSON *result, int store)
+{
+    int is_error = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "isError"));
+    cJSON *sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
+    if (j->action && sc && !cJSON_GetObjectItemCaseSensitive(sc, "outcome")) {
+        cJSON_AddStringToObject(sc, "outcome", "done");
+        /* keep the text copy identical to the structured content */
+        cJSON *content = cJSON_GetObjectItemCaseSensitive(result, "content");
+        cJSON *last = content ? cJSON_GetArrayItem(content, cJSON_GetArraySize(content) - 1) : NULL;
+        const char *type = sb_jstr(last, "type");
+        if (type && strcmp(type, "text") == 0) {
+            char *txt = cJSON_PrintUnformatted(sc);
+            if (txt) cJSON_ReplaceItemInObjectCaseSensitive(last, "text", cJSON_CreateString(txt));
+            free(txt);
+        }
+    }
+    if (j->action) audit(j->b, j, is_error ? "error" : "ok", result);
+    if (j->idem_key[0]) idem_complete(j->b, j->idem_key, result, store);
+    sb_mcp_call_result(j->call, result);
+}
+
+__attribute__((format(printf, 3, 4))) static void job_error(tool_job *j, int store,
+                                                            const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    job_finish(j, error_result(msg), store);
+}
+
+static void tool_result(tool_job *j, cJSON *structured)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON *content = cJSON_AddArrayToObject(r, "content");
@@ -597,7 +667,7 @@ static void tool_result(sb_mcp_call *c, cJSON *structured)
     free(txt);
     cJSON_AddItemToArray(content, t);
     cJSON_AddItemToObject(r, "structuredContent", structured);
-    sb_mcp_call_result(c, r);
+    job_finish(j, r, 1);
 }
 
 static void tool_done(const sb_up_result *r, void *arg);
@@ -605,14 +675,20 @@ static void tool_done(const sb_up_result *r, void *arg);
 /* Send one step's request with the caller's credential (unless the step says otherwise). */
 static int start_step(tool_job *j, sb_preq *r)
 {
+    /* Once submitted, the job may complete and be freed on another thread: read what we need
+     * first, and hold the call across the submission. */
+    sb_mcp_call *call = j->call;
+    int first = j->step.step == 0;
+    sb_mcp_call_ref(call);
     size_t plen;
-    const sb_principal *p = sb_mcp_call_principal(j->call, &plen);
+    const sb_principal *p = sb_mcp_call_principal(call, &plen);
     sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = j->base,
                    .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
     uint64_t now = sb_mono_ms();
     unsigned left = j->deadline_ms > now + 50 ? (unsigned)(j->deadline_ms - now) : 50;
     uint64_t id = 0;
     int rc;
+    j->fetching = r->no_auth;
     if (r->no_auth) {
         sb_up_request rq = {.method = r->method, .url = r->url.data,
                             .headers = (const char *const *)r->headers,
@@ -623,38 +699,47 @@ static int start_step(tool_job *j, sb_preq *r)
     } else {
         rc = submit(j->b, j->a, &ctx, r, left, tool_done, j, &id);
     }
-    if (rc == 0 && j->step.step == 0)
-        sb_mcp_call_on_cancel(j->call, cancel_upstream, (void *)(uintptr_t)id);
+    /* j may be gone from here on */
+    if (rc == 0 && first) sb_mcp_call_on_cancel(call, cancel_upstream, (void *)(uintptr_t)id);
+    sb_mcp_call_release(call);
     return rc;
 }
 
 static void http_error(tool_job *j, const sb_up_result *r, sb_presp *pr)
 {
-    sb_mcp_call *c = j->call;
+    int store = r->status >= 400 && r->status < 500 && r->status != 408 && r->status != 409 &&
+                r->status != 429;
+    if (j->fetching) {
+        job_error(j, 0, "Fetching the file URL you gave failed (HTTP %d): nothing was sent to %s. "
+                        "Check that the URL is public and returns the file, or send the file as "
+                        "base64.",
+                  r->status, j->a->display);
+        return;
+    }
     const char *prov = j->a->display, *region = j->region;
     char pmsg[400];
     j->a->error_message(pr, pmsg, sizeof pmsg);
     const char *sep = pmsg[0] ? ": " : "";
     int st = r->status;
     if (st == 401)
-        sb_mcp_call_tool_error(c, "%s rejected the API key in region %s (401)%s%s. The key may "
+        job_error(j, store, "%s rejected the API key in region %s (401)%s%s. The key may "
                                   "have been revoked or rotated: reconnect with a valid key.",
                                prov, region, sep, pmsg);
     else if (st == 403 && strstr(pmsg, "Invalid Document ID"))
-        sb_mcp_call_tool_error(c, "%s says the document is not available (403%s%s). A document "
+        job_error(j, store, "%s says the document is not available (403%s%s). A document "
                                   "sent moments ago is still being processed: try again in 2 s; "
                                   "otherwise check the id with list_documents.",
                                prov, sep, pmsg);
     else if (st == 403)
-        sb_mcp_call_tool_error(c, "%s refused this (403)%s%s. The key lacks the permission, or the "
+        job_error(j, store, "%s refused this (403)%s%s. The key lacks the permission, or the "
                                   "item belongs to someone else.",
                                prov, sep, pmsg);
     else if (st == 404 || st == 410)
-        sb_mcp_call_tool_error(c, "%s found no such item (%d)%s%s. Check the id with the matching "
+        job_error(j, store, "%s found no such item (%d)%s%s. Check the id with the matching "
                                   "list tool.",
                                prov, st, sep, pmsg);
     else if (st == 409)
-        sb_mcp_call_tool_error(c, "%s is still processing this (409)%s%s. Try again in a few "
+        job_error(j, store, "%s is still processing this (409)%s%s. Try again in a few "
                                   "seconds.",
                                prov, sep, pmsg);
     else if (st == 429) {
@@ -669,49 +754,58 @@ static void http_error(tool_job *j, const sb_up_result *r, sb_presp *pr)
                 snprintf(wait, sizeof wait, "%lld s", (long long)(d < 1 ? 1 : d));
             }
         }
-        sb_mcp_call_tool_error(c, "%s rate limit reached (429)%s%s. Retry after %s.", prov, sep,
+        job_error(j, store, "%s rate limit reached (429)%s%s. Retry after %s.", prov, sep,
                                pmsg, wait);
     } else if (st >= 400 && st < 500)
-        sb_mcp_call_tool_error(c, "%s rejected the request (%d)%s%s. Fix the arguments and try "
+        job_error(j, store, "%s rejected the request (%d)%s%s. Fix the arguments and try "
                                   "again.",
                                prov, st, sep, pmsg);
     else
-        sb_mcp_call_tool_error(c, "%s failed (%d)%s%s. This is on the provider's side: try again "
+        job_error(j, store, "%s failed (%d)%s%s. This is on the provider's side: try again "
                                   "later.",
                                prov, st, sep, pmsg);
 }
 
 static void transport_error(tool_job *j, const sb_up_result *r)
 {
-    sb_mcp_call *c = j->call;
+    if (j->fetching && r->error != SB_UP_ECANCELLED) {
+        job_error(j, 0, "Fetching the file URL you gave failed (%s): nothing was sent to %s. Use a "
+                        "public https URL that answers quickly with a file of at most 25 MB, or "
+                        "send the file as base64.",
+                  r->error_text, j->a->display);
+        return;
+    }
     const char *prov = j->a->display, *region = j->region;
-    int action = !sb_mcp_call_tool(c)->read_only;
+    int action = j->action;
+    const int store = 0; /* transient: a retry with the same key may try again */
     switch (r->error) {
     case SB_UP_ECANCELLED:
+        /* the call is over (cancelled); release waiters of the same key */
+        if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0);
         break;
     case SB_UP_ETIMEDOUT:
-        sb_mcp_call_tool_error(c, "%s (%s) did not answer within %u s. %s", prov, region,
+        job_error(j, store, "%s (%s) did not answer within %u s. %s", prov, region,
                                j->timeout_ms / 1000,
                                action ? "The action may or may not have happened: check with "
                                         "get_document before trying again."
                                       : "Try again in a moment.");
         break;
     case SB_UP_ECONNECT:
-        sb_mcp_call_tool_error(c, "signbridge could not reach %s (%s): %s. Try again later.", prov,
+        job_error(j, store, "signbridge could not reach %s (%s): %s. Try again later.", prov,
                                region, r->error_text);
         break;
     case SB_UP_ETOOBIG:
-        sb_mcp_call_tool_error(c, "%s's answer was too large (%s). Ask for less (a smaller "
+        job_error(j, store, "%s's answer was too large (%s). Ask for less (a smaller "
                                   "page_size).",
                                prov, r->error_text);
         break;
     case SB_UP_EREFUSED:
-        sb_mcp_call_tool_error(c, "signbridge refused to fetch this: %s. Use an https URL on the "
+        job_error(j, store, "signbridge refused to fetch this: %s. Use an https URL on the "
                                   "public internet, or send the file as base64.",
                                r->error_text);
         break;
     default:
-        sb_mcp_call_tool_error(c, "The connection to %s (%s) failed: %s. %s", prov, region,
+        job_error(j, store, "The connection to %s (%s) failed: %s. %s", prov, region,
                                r->error_text,
                                action ? "The action may or may not have happened: check with "
                                         "get_document before trying again."
@@ -738,7 +832,7 @@ static void blob_result(tool_job *j, cJSON *meta)
         if (!b64) {
             cJSON_Delete(r);
             cJSON_Delete(meta);
-            sb_mcp_call_tool_error(j->call, "signbridge is out of memory; try again.");
+            job_error(j, 0, "signbridge is out of memory; try again.");
             return;
         }
         sb_base64_encode((const unsigned char *)s->blob, s->blob_len, b64);
@@ -758,9 +852,9 @@ static void blob_result(tool_job *j, cJSON *meta)
         if (sb_bridge_file_put(b, s->blob, s->blob_len, mime, fname, token, sizeof token) < 0) {
             cJSON_Delete(r);
             cJSON_Delete(meta);
-            sb_mcp_call_tool_error(j->call, "The file (%zu bytes) is too large to hand over right "
-                                            "now; try again later.",
-                                   s->blob_len);
+            job_error(j, 0, "The file (%zu bytes) is too large to hand over right now; try again "
+                            "later.",
+                      s->blob_len);
             return;
         }
         snprintf(url, sizeof url, "%s/files/%s", b->o.public_url, token);
@@ -782,18 +876,20 @@ static void blob_result(tool_job *j, cJSON *meta)
     free(txt);
     cJSON_AddItemToArray(content, t);
     cJSON_AddItemToObject(r, "structuredContent", meta);
-    sb_mcp_call_result(j->call, r);
+    job_finish(j, r, 1);
 }
 
-static void tool_done(const sb_up_result *r, void *arg)
+static void process_result(tool_job *j, const sb_up_result *r)
 {
-    tool_job *j = arg;
     sb_mcp_call *c = j->call;
     if (r->error != SB_UP_OK) {
         transport_error(j, r);
         job_free(j);
         return;
     }
+    const char *urid = sb_up_header(r, "X-Request-Id");
+    if (!urid) urid = sb_up_header(r, "X-Correlation-Id");
+    if (urid) sb_strlcpy(j->upstream_request_id, urid, sizeof j->upstream_request_id);
     sb_presp pr = {.status = r->status, .body = r->body, .len = r->body_len};
     if (r->body_len) pr.json = cJSON_ParseWithLength(r->body, r->body_len);
     if (r->status < 200 || r->status >= 300) {
@@ -808,7 +904,7 @@ static void tool_done(const sb_up_result *r, void *arg)
     sb_preq_init(&j->step.next, "GET", 1);
     int rc = j->pt->map(&ctx, j->args, &pr, &j->step, &out, err, sizeof err);
     if (rc == SB_PMAP_DONE && out) {
-        tool_result(c, out);
+        tool_result(j, out);
     } else if (rc == SB_PMAP_BLOB && out && j->step.blob) {
         blob_result(j, out);
     } else if (rc == SB_PMAP_NEXT && !sb_mcp_call_done(c)) {
@@ -820,22 +916,442 @@ static void tool_done(const sb_up_result *r, void *arg)
         int sr = start_step(j, &next);
         sb_preq_free(&next);
         if (sr == 0) return; /* the job lives on */
-        sb_mcp_call_tool_error(c, "signbridge is shutting down or out of memory; try again.");
+        job_error(j, 0, "signbridge is shutting down or out of memory; try again.");
         job_free(j);
         return;
-    } else if (rc != SB_PMAP_NEXT) {
+    } else if (rc == SB_PMAP_FAIL) {
+        cJSON_Delete(out);
+        job_error(j, 1, "%s", err[0] ? err : "The provider refused this.");
+    } else if (rc == SB_PMAP_NEXT) {
+        /* cancelled between steps: nothing more is sent */
+        if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0);
+    } else {
         cJSON_Delete(out);
         if (r->body_len && !pr.json)
-            sb_mcp_call_tool_error(c, "%s returned a malformed response (not JSON, %zu bytes). "
-                                      "Try again; if it persists the provider has a problem.",
-                                   j->a->display, r->body_len);
+            job_error(j, 0, "%s returned a malformed response (not JSON, %zu bytes). Try again; "
+                            "if it persists the provider has a problem.",
+                      j->a->display, r->body_len);
         else
-            sb_mcp_call_tool_error(c, "%s returned an answer signbridge does not understand: %s.",
-                                   j->a->display, err[0] ? err : "unexpected shape");
+            job_error(j, 0, "%s returned an answer signbridge does not understand: %s.",
+                      j->a->display, err[0] ? err : "unexpected shape");
     }
     sb_preq_free(&j->step.next);
     cJSON_Delete(pr.json);
     job_free(j);
+}
+
+/* An upstream answer copied off the engine thread: mapping, validation and serialization run on
+ * the HTTP worker that delivers the call (sb_mcp_call_defer), so they use every core. */
+typedef struct up_copy {
+    tool_job *j;
+    int error, status;
+    unsigned attempts;
+    char *error_text, *body, *hdrs;
+    size_t body_len;
+} up_copy;
+
+static void process_copy(sb_mcp_call *c, void *arg)
+{
+    (void)c;
+    up_copy *u = arg;
+    sb_up_result r = {.error = u->error, .status = u->status,
+                      .error_text = u->error_text ? u->error_text : "",
+                      .body = u->body ? u->body : "", .body_len = u->body_len,
+                      .attempts = u->attempts, .hdrs_ = u->hdrs};
+    process_result(u->j, &r);
+    free(u->error_text);
+    free(u->body);
+    free(u->hdrs);
+    free(u);
+}
+
+/* Keep only the headers process_result reads. */
+static char *pick_headers(const sb_up_result *r)
+{
+    static const char *const names[] = {"Retry-After", "X-RateLimit-Reset", "X-Request-Id",
+                                        "X-Correlation-Id", "Content-Type"};
+    sb_buf b;
+    sb_buf_init(&b, 8192);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = sb_up_header(r, names[i]);
+        if (v) sb_buf_printf(&b, "%s: %s\r\n", names[i], v);
+    }
+    return sb_buf_detach(&b, NULL);
+}
+
+static void tool_done(const sb_up_result *r, void *arg)
+{
+    tool_job *j = arg;
+    up_copy *u = calloc(1, sizeof *u);
+    if (u) {
+        u->j = j;
+        u->error = r->error;
+        u->status = r->status;
+        u->attempts = r->attempts;
+        u->error_text = strdup(r->error_text ? r->error_text : "");
+        u->body = malloc(r->body_len + 1);
+        if (u->body) {
+            memcpy(u->body, r->body, r->body_len);
+            u->body[r->body_len] = '\0';
+            u->body_len = r->body_len;
+        }
+        u->hdrs = pick_headers(r);
+    }
+    if (!u || !u->body || !u->error_text || !u->hdrs) {
+        if (u) {
+            free(u->error_text);
+            free(u->body);
+            free(u->hdrs);
+            free(u);
+        }
+        process_result(j, r); /* out of memory: do it here */
+        return;
+    }
+    sb_mcp_call_defer(j->call, process_copy, u);
+}
+
+/* ---- idempotency records ---------------------------------------------------------------- */
+
+typedef struct idem_entry {
+    struct idem_entry *next;
+    char key[SB_FP_HEX + 300];
+    unsigned char args_hash[32];
+    int done;
+    char *result; /* the CallToolResult JSON of the first outcome */
+    uint64_t expires_ms;
+    sb_mcp_call **waiters;
+    size_t nwait, capwait;
+} idem_entry;
+
+/* Canonical JSON: object members sorted by name (recursively), so a retry whose client orders
+ * the arguments differently still matches. */
+static void canonicalize(cJSON *v)
+{
+    if (cJSON_IsArray(v)) {
+        cJSON *e;
+        cJSON_ArrayForEach(e, v) canonicalize(e);
+        return;
+    }
+    if (!cJSON_IsObject(v)) return;
+    /* insertion sort of the child list by key */
+    cJSON *sorted = NULL;
+    cJSON *it = v->child;
+    while (it) {
+        cJSON *next = it->next;
+        it->prev = it->next = NULL;
+        canonicalize(it);
+        cJSON **pp = &sorted;
+        while (*pp && strcmp((*pp)->string, it->string) <= 0) pp = &(*pp)->next;
+        it->next = *pp;
+        *pp = it;
+        it = next;
+    }
+    /* rebuild prev links (cJSON keeps child->prev pointing at the last element) */
+    cJSON *prev = NULL, *last = NULL;
+    for (cJSON *e = sorted; e; e = e->next) {
+        e->prev = prev;
+        prev = e;
+        last = e;
+    }
+    if (sorted) sorted->prev = last;
+    v->child = sorted;
+}
+
+static void args_hash(const cJSON *args, unsigned char out[32])
+{
+    cJSON *c = cJSON_Duplicate(args, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "idempotency_key");
+    canonicalize(c);
+    char *s = cJSON_PrintUnformatted(c);
+    SHA256((const unsigned char *)(s ? s : ""), s ? strlen(s) : 0, out);
+    free(s);
+    cJSON_Delete(c);
+}
+
+static void idem_expire_locked(sb_bridge *b, uint64_t now)
+{
+    if (now - b->idem_last_sweep < 10000) return;
+    b->idem_last_sweep = now;
+    for (idem_entry **pp = &b->idem; *pp;) {
+        idem_entry *e = *pp;
+        if (e->done && e->expires_ms <= now) {
+            *pp = e->next;
+            free(e->result);
+            free(e->waiters);
+            free(e);
+            b->nidem--;
+        } else {
+            pp = &e->next;
+        }
+    }
+}
+
+/* Replay a stored result to a call (a fresh copy). */
+static void replay(sb_mcp_call *c, const char *json)
+{
+    cJSON *r = json ? cJSON_Parse(json) : NULL;
+    if (!r)
+        r = error_result("The first call with this idempotency_key did not finish (it was "
+                         "cancelled or signbridge stopped). Check the outcome (e.g. with "
+                         "get_document) before retrying with a new key.");
+    sb_mcp_call_result(c, r);
+}
+
+static void idem_complete(sb_bridge *b, const char *key, const cJSON *result, int store)
+{
+    char *json = result ? cJSON_PrintUnformatted(result) : NULL;
+    sb_mcp_call **waiters = NULL;
+    size_t nwait = 0;
+    pthread_mutex_lock(&b->idem_mu);
+    for (idem_entry **pp = &b->idem; *pp; pp = &(*pp)->next) {
+        idem_entry *e = *pp;
+        if (strcmp(e->key, key) != 0 || e->done) continue;
+        waiters = e->waiters;
+        nwait = e->nwait;
+        e->waiters = NULL;
+        e->nwait = e->capwait = 0;
+        if (store && json) {
+            e->done = 1;
+            e->result = strdup(json);
+            e->expires_ms = sb_mono_ms() + (uint64_t)b->o.idempotency_ttl_s * 1000;
+        } else {
+            *pp = e->next;
+            free(e);
+            b->nidem--;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&b->idem_mu);
+    for (size_t i = 0; i < nwait; i++) {
+        replay(waiters[i], json);
+        sb_mcp_call_release(waiters[i]);
+    }
+    free(waiters);
+    free(json);
+}
+
+/* 0: go ahead (a pending record now exists); 1: answered already (replayed, waiting, refused). */
+static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
+{
+    unsigned char h[32];
+    args_hash(args, h);
+    pthread_mutex_lock(&b->idem_mu);
+    idem_expire_locked(b, sb_mono_ms());
+    idem_entry *e = b->idem;
+    while (e && strcmp(e->key, j->idem_key) != 0) e = e->next;
+    if (e && memcmp(e->args_hash, h, 32) != 0) {
+        pthread_mutex_unlock(&b->idem_mu);
+        j->idem_key[0] = '\0'; /* do not touch the other call's record */
+        job_error(j, 0, "This idempotency_key was already used with different arguments. Use a "
+                        "new key for a new request, or repeat the first call's exact arguments.");
+        return 1;
+    }
+    if (e && e->done) {
+        char *json = strdup(e->result);
+        pthread_mutex_unlock(&b->idem_mu);
+        audit(b, j, "replayed", NULL);
+        replay(j->call, json);
+        free(json);
+        return 1;
+    }
+    if (e) {
+        /* the first call with this key is still running: wait for its outcome */
+        if (e->nwait == e->capwait) {
+            size_t nc = e->capwait ? e->capwait * 2 : 4;
+            sb_mcp_call **nw = realloc(e->waiters, nc * sizeof *nw);
+            if (!nw) {
+                pthread_mutex_unlock(&b->idem_mu);
+                j->idem_key[0] = '\0';
+                job_error(j, 0, "signbridge is out of memory; try again.");
+                return 1;
+            }
+            e->waiters = nw;
+            e->capwait = nc;
+        }
+        sb_mcp_call_ref(j->call);
+        e->waiters[e->nwait++] = j->call;
+        pthread_mutex_unlock(&b->idem_mu);
+        return 1;
+    }
+    if (b->nidem >= b->o.idempotency_max) {
+        pthread_mutex_unlock(&b->idem_mu);
+        j->idem_key[0] = '\0';
+        job_error(j, 0, "signbridge holds too many idempotency records right now; try again in "
+                        "a minute.");
+        return 1;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e) {
+        pthread_mutex_unlock(&b->idem_mu);
+        j->idem_key[0] = '\0';
+        job_error(j, 0, "signbridge is out of memory; try again.");
+        return 1;
+    }
+    sb_strlcpy(e->key, j->idem_key, sizeof e->key);
+    memcpy(e->args_hash, h, 32);
+    e->next = b->idem;
+    b->idem = e;
+    b->nidem++;
+    pthread_mutex_unlock(&b->idem_mu);
+    return 0;
+}
+
+/* ---- audit ------------------------------------------------------------------------------------ */
+
+static void audit(sb_bridge *b, tool_job *j, const char *outcome, const cJSON *result)
+{
+    size_t plen;
+    const sb_principal *p = sb_mcp_call_principal(j->call, &plen);
+    cJSON *o = cJSON_CreateObject();
+    char ts[40];
+    sb_rfc3339(sb_wall_ms(), ts, sizeof ts);
+    cJSON_AddStringToObject(o, "ts", ts);
+    cJSON_AddStringToObject(o, "event", "audit");
+    char fp[13] = "";
+    if (p) sb_strlcpy(fp, p->fingerprint, sizeof fp);
+    cJSON_AddStringToObject(o, "credential", fp);
+    cJSON_AddStringToObject(o, "provider", j->provider);
+    cJSON_AddStringToObject(o, "region", j->region);
+    cJSON_AddStringToObject(o, "tool", sb_mcp_call_tool(j->call)->name);
+    cJSON *targets = cJSON_AddObjectToObject(o, "targets");
+    static const char *const keys[] = {"document_id", "template_id", "contact_id"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = sb_jstr(j->args, keys[i]);
+        if (v) cJSON_AddStringToObject(targets, keys[i], v);
+    }
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(result, "structuredContent");
+    const char *created = sb_jstr(sc, "document_id");
+    if (created && !sb_jstr(j->args, "document_id"))
+        cJSON_AddStringToObject(targets, "document_id", created);
+    const char *cid = sb_jstr(cJSON_GetObjectItemCaseSensitive(sc, "contact"), "id");
+    if (cid && !sb_jstr(j->args, "contact_id")) cJSON_AddStringToObject(targets, "contact_id", cid);
+    cJSON_AddStringToObject(o, "outcome", outcome);
+    if (strcmp(outcome, "error") == 0) {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(result, "content");
+        const char *txt = sb_jstr(cJSON_GetArrayItem(content, 0), "text");
+        if (txt) {
+            char short_txt[240];
+            sb_strlcpy(short_txt, txt, sizeof short_txt);
+            cJSON_AddStringToObject(o, "error", short_txt);
+        }
+    }
+    if (j->idem_key[0]) cJSON_AddBoolToObject(o, "idempotency_key", 1);
+    if (p) cJSON_AddStringToObject(o, "request_id", p->request_id);
+    if (j->upstream_request_id[0])
+        cJSON_AddStringToObject(o, "upstream_request_id", j->upstream_request_id);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return;
+    size_t n = strlen(line);
+    line[n] = '\n';
+    pthread_mutex_lock(&b->audit_mu);
+    ssize_t w = write(b->audit_fd, line, n + 1);
+    (void)w;
+    pthread_mutex_unlock(&b->audit_mu);
+    free(line);
+}
+
+/* ---- confirmation (elicitation) and the start of a call ---------------------------------------- */
+
+static void job_start_upstream(tool_job *j)
+{
+    size_t plen;
+    const sb_principal *p = sb_mcp_call_principal(j->call, &plen);
+    sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = j->base,
+                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
+    sb_preq r;
+    sb_preq_init(&r, "GET", 1);
+    char err[400] = "";
+    if (j->pt->build(&ctx, j->args, &j->step, &r, err, sizeof err) < 0) {
+        sb_preq_free(&r);
+        job_error(j, 0, "%s: %s.", j->a->display, err[0] ? err : "cannot build the request");
+        job_free(j);
+        return;
+    }
+    int rc = start_step(j, &r);
+    sb_preq_free(&r);
+    if (rc < 0) {
+        job_error(j, 0, "signbridge is shutting down or out of memory; try again.");
+        job_free(j);
+    }
+}
+
+/* A readable summary of what an action will do, for the confirmation prompt: the arguments with
+ * file contents elided. */
+static void summarize(const sb_tool *t, const cJSON *args, const char *provider, char *out,
+                      size_t cap)
+{
+    cJSON *c = cJSON_Duplicate(args, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "idempotency_key");
+    cJSON *files = cJSON_GetObjectItemCaseSensitive(c, "files");
+    cJSON *f;
+    cJSON_ArrayForEach(f, files)
+    {
+        cJSON *b64 = cJSON_GetObjectItemCaseSensitive(f, "base64");
+        if (cJSON_IsString(b64)) {
+            char note[64];
+            snprintf(note, sizeof note, "<%zu bytes of base64>", strlen(b64->valuestring));
+            cJSON_ReplaceItemInObjectCaseSensitive(f, "base64", cJSON_CreateString(note));
+        }
+    }
+    char *s = cJSON_Print(c);
+    cJSON_Delete(c);
+    const char *title = sb_jstr(t->contract, "title");
+    snprintf(out, cap, "Confirm: %s on %s?\n%s", title ? title : t->name, provider, s ? s : "");
+    free(s);
+}
+
+static void confirm_reply(sb_mcp_call *c, const cJSON *result, const cJSON *error, void *arg)
+{
+    tool_job *j = arg;
+    (void)c;
+    if (!result && !error) {
+        /* the call ended (cancelled or timed out) before the user answered */
+        if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0);
+        job_free(j);
+        return;
+    }
+    const char *action = sb_jstr(result, "action");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(result, "content");
+    int ok = action && strcmp(action, "accept") == 0 &&
+             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "confirm"));
+    if (ok) {
+        job_start_upstream(j);
+        return;
+    }
+    cJSON *sc = cJSON_CreateObject();
+    cJSON_AddStringToObject(sc, "outcome", "declined_by_user");
+    cJSON_AddStringToObject(sc, "provider", j->provider);
+    cJSON_AddStringToObject(sc, "region", j->region);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Nothing was done: the user %s the confirmation.",
+             error ? "could not answer" : (action && strcmp(action, "cancel") == 0) ? "cancelled"
+                                                                                   : "declined");
+    cJSON_AddStringToObject(sc, "message", msg);
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(r, "content");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", "text");
+    char *txt = cJSON_PrintUnformatted(sc);
+    cJSON_AddStringToObject(t, "text", txt ? txt : msg);
+    free(txt);
+    cJSON_AddItemToArray(arr, t);
+    cJSON_AddItemToObject(r, "structuredContent", sc);
+    audit(j->b, j, "declined", NULL);
+    if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0); /* nothing to replay */
+    j->idem_key[0] = '\0';
+    j->action = 0; /* audited already */
+    job_finish(j, r, 0);
+    job_free(j);
+}
+
+static int wants_confirmation(const sb_bridge *b, const sb_tool *t)
+{
+    if (b->o.confirm == SB_CONFIRM_OFF || t->read_only) return 0;
+    if (b->o.confirm == SB_CONFIRM_ALL) return 1;
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(t->contract, "annotations");
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ann, "destructiveHint")) ||
+           strcmp(t->name, "send_document") == 0 || strcmp(t->name, "send_from_template") == 0;
 }
 
 static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
@@ -865,6 +1381,7 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     j->b = b;
     j->a = a;
     j->pt = pt;
+    j->action = !t->read_only;
     j->timeout_ms = b->o.call_timeout_ms;
     j->deadline_ms = sb_mono_ms() + b->o.call_timeout_ms;
     sb_strlcpy(j->provider, p->provider, sizeof j->provider);
@@ -873,23 +1390,34 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     sb_mcp_call_ref(c);
     j->call = c;
     j->args = cJSON_Duplicate(args, 1);
-    sb_pctx ctx = {.provider = p->provider, .region = region, .base_url = j->base,
-                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
-    sb_preq r;
-    sb_preq_init(&r, "GET", 1);
-    char err[400] = "";
-    if (pt->build(&ctx, j->args, &j->step, &r, err, sizeof err) < 0) {
-        sb_preq_free(&r);
-        sb_mcp_call_tool_error(c, "%s: %s.", a->display, err[0] ? err : "cannot build the request");
-        job_free(j);
-        return 0;
+    const char *ik = sb_jstr(args, "idempotency_key");
+    if (j->action && ik) {
+        /* scoped to the credential (and so the provider) and the tool */
+        snprintf(j->idem_key, sizeof j->idem_key, "%s|%s|%s", p->fingerprint, t->name, ik);
+        if (idem_begin(b, j, args) != 0) {
+            job_free(j);
+            return 0;
+        }
     }
-    int rc = start_step(j, &r);
-    sb_preq_free(&r);
-    if (rc < 0) {
-        sb_mcp_call_tool_error(c, "signbridge is shutting down or out of memory; try again.");
-        job_free(j);
+    if (wants_confirmation(b, t) && sb_mcp_call_client_has(c, "elicitation")) {
+        char msg[4096];
+        summarize(t, args, a->display, msg, sizeof msg);
+        cJSON *params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "message", msg);
+        cJSON *schema = cJSON_AddObjectToObject(params, "requestedSchema");
+        cJSON_AddStringToObject(schema, "type", "object");
+        cJSON *props = cJSON_AddObjectToObject(schema, "properties");
+        cJSON *cf = cJSON_AddObjectToObject(props, "confirm");
+        cJSON_AddStringToObject(cf, "type", "boolean");
+        cJSON_AddStringToObject(cf, "title", "Go ahead");
+        cJSON_AddStringToObject(cf, "description", "Check the details, then confirm to proceed.");
+        cJSON_AddBoolToObject(cf, "default", 0);
+        cJSON *req = cJSON_AddArrayToObject(schema, "required");
+        cJSON_AddItemToArray(req, cJSON_CreateString("confirm"));
+        if (sb_mcp_call_request(c, "elicitation/create", params, confirm_reply, j) == 0) return 0;
+        /* could not ask: proceed as clients without elicitation do */
     }
+    job_start_upstream(j);
     return 0;
 }
 
@@ -907,8 +1435,24 @@ sb_bridge *sb_bridge_new(const sb_bridge_options *o)
     if (!b->o.embed_max_bytes) b->o.embed_max_bytes = 1 << 20;
     if (!b->o.file_ttl_s) b->o.file_ttl_s = 600;
     if (!b->o.file_store_max_bytes) b->o.file_store_max_bytes = (size_t)256 << 20;
+    if (!b->o.idempotency_ttl_s) b->o.idempotency_ttl_s = 86400;
+    if (!b->o.idempotency_max) b->o.idempotency_max = 200000;
     pthread_mutex_init(&b->cache_mu, NULL);
     pthread_mutex_init(&b->file_mu, NULL);
+    pthread_mutex_init(&b->idem_mu, NULL);
+    pthread_mutex_init(&b->audit_mu, NULL);
+    b->audit_fd = 2;
+    if (o->audit_path && *o->audit_path) {
+        b->audit_fd = open(o->audit_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (b->audit_fd < 0) {
+            pthread_mutex_destroy(&b->cache_mu);
+            pthread_mutex_destroy(&b->file_mu);
+            pthread_mutex_destroy(&b->idem_mu);
+            pthread_mutex_destroy(&b->audit_mu);
+            free(b);
+            return NULL;
+        }
+    }
     g_up = o->up;
     return b;
 }
@@ -941,5 +1485,16 @@ void sb_bridge_free(sb_bridge *b)
     files_expire_locked(b, UINT64_MAX);
     pthread_mutex_unlock(&b->file_mu);
     pthread_mutex_destroy(&b->file_mu);
+    while (b->idem) {
+        idem_entry *e = b->idem;
+        b->idem = e->next;
+        for (size_t i = 0; i < e->nwait; i++) sb_mcp_call_release(e->waiters[i]);
+        free(e->waiters);
+        free(e->result);
+        free(e);
+    }
+    pthread_mutex_destroy(&b->idem_mu);
+    if (b->audit_fd > 2) close(b->audit_fd);
+    pthread_mutex_destroy(&b->audit_mu);
     free(b);
 }

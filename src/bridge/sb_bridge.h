@@ -12,6 +12,8 @@
 
 typedef struct sb_bridge sb_bridge;
 
+enum { SB_CONFIRM_OFF = 0, SB_CONFIRM_DESTRUCTIVE, SB_CONFIRM_ALL };
+
 typedef struct sb_bridge_options {
     sb_up *up;                    /* borrowed */
     const sb_regions *regions;    /* borrowed */
@@ -23,6 +25,11 @@ typedef struct sb_bridge_options {
     size_t embed_max_bytes;       /* files up to this size are embedded in results (base64) */
     unsigned file_ttl_s;          /* larger files: how long their /files/{token} link works */
     size_t file_store_max_bytes;  /* total bytes of files held for links */
+    int confirm;                  /* SB_CONFIRM_*: which actions ask the user first (elicitation)
+                                     when the client supports it; sends count as destructive */
+    const char *audit_path;       /* append audit lines here; NULL/"" = standard error */
+    unsigned idempotency_ttl_s;   /* how long a first outcome is replayed */
+    size_t idempotency_max;       /* records held at most */
 } sb_bridge_options;
 
 sb_bridge *sb_bridge_new(const sb_bridge_options *o);

@@ -242,19 +242,18 @@ static int parse_mcp_route(req_ctx *r, const char *url)
         sb_strlcpy(p->provider, r->h->o.cfg->default_provider, sizeof p->provider);
         return 1;
     }
-    const char *segs[4];
-    size_t lens[4], n = 0;
+    const char *segs[5];
+    size_t lens[5], n = 0;
     const char *q = url + 1;
-    while (*q && n < 4) {
+    while (*q && n < 5) {
         const char *e = strchr(q, '/');
         size_t l = e ? (size_t)(e - q) : strlen(q);
         segs[n] = q;
         lens[n++] = l;
         if (!e) break;
-        q = e + 1;
-        if (!*q) break; /* trailing slash */
+        q = e + 1; /* a trailing slash ends the loop with *q == 0 */
     }
-    if (*q && n == 4) return 0;
+    if (n > 4) return 0;
     if (n < 2 || lens[n - 1] != 3 || strncmp(segs[n - 1], "mcp", 3) != 0) return 0;
     if (!seg_ok(segs[0], lens[0]) || lens[0] >= sizeof p->provider) return 0;
     memcpy(p->provider, segs[0], lens[0]);

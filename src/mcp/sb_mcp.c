@@ -88,7 +88,15 @@ struct sb_mcp_call {
     char http_session[SB_SESSION_ID_LEN + 1];
     char www[512];
     cJSON *init_result; /* initialize: the result to send once admitted */
+    struct deferred *deferred, *deferred_tail;
+    int detached;
 };
+
+typedef struct deferred {
+    struct deferred *next;
+    sb_mcp_timer_fn fn;
+    void *arg;
+} deferred;
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -588,10 +596,59 @@ sb_mcp *sb_mcp_call_engine(sb_mcp_call *c)
     return c->m;
 }
 
+static void run_deferred(sb_mcp_call *c)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        deferred *d = c->deferred;
+        c->deferred = c->deferred_tail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (!d) return;
+        while (d) {
+            deferred *n = d->next;
+            d->fn(c, d->arg);
+            free(d);
+            d = n;
+        }
+    }
+}
+
+void sb_mcp_call_defer(sb_mcp_call *c, sb_mcp_timer_fn fn, void *arg)
+{
+    deferred *d = malloc(sizeof *d);
+    if (!d) {
+        fn(c, arg); /* cannot queue: run here */
+        return;
+    }
+    d->next = NULL;
+    d->fn = fn;
+    d->arg = arg;
+    pthread_mutex_lock(&c->mu);
+    if (c->detached) {
+        pthread_mutex_unlock(&c->mu);
+        free(d);
+        fn(c, arg);
+        return;
+    }
+    if (c->deferred_tail)
+        c->deferred_tail->next = d;
+    else
+        c->deferred = d;
+    c->deferred_tail = d;
+    wake_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
 int sb_mcp_call_next(sb_mcp_call *c, char **json, size_t *len, int *is_final, sb_mcp_wake_fn park,
                      sb_mcp_wake_fn wake, void *ctx)
 {
+    run_deferred(c);
     pthread_mutex_lock(&c->mu);
+    if (c->deferred) {
+        /* more work arrived meanwhile: run it first */
+        pthread_mutex_unlock(&c->mu);
+        return sb_mcp_call_next(c, json, len, is_final, park, wake, ctx);
+    }
     qmsg *q = c->qh;
     if (q) {
         c->qh = q->next;
@@ -629,8 +686,10 @@ void sb_mcp_call_detach(sb_mcp_call *c)
     pthread_mutex_lock(&c->mu);
     c->parked = 0;
     c->wake = NULL;
+    c->detached = 1;
     pthread_mutex_unlock(&c->mu);
     cancel_call(c);
+    run_deferred(c); /* nobody will ask for messages any more */
     sb_mcp_call_release(c);
 }
 
@@ -852,7 +911,7 @@ static void run_tool(sb_mcp_call *c, const sb_rpc_msg *msg)
 static void settle(sb_mcp_call *c, sb_mcp_reply *out)
 {
     pthread_mutex_lock(&c->mu);
-    int plain = c->finished && c->nq == 1 && c->qh && c->qh->final;
+    int plain = c->finished && c->nq == 1 && c->qh && c->qh->final && !c->deferred;
     qmsg *q = NULL;
     if (plain) {
         q = c->qh;

@@ -143,6 +143,12 @@ int sb_mcp_call_request(sb_mcp_call *c, const char *method, cJSON *params, sb_mc
 typedef void (*sb_mcp_timer_fn)(sb_mcp_call *c, void *arg);
 int sb_mcp_call_after(sb_mcp_call *c, uint64_t ms, sb_mcp_timer_fn fn, void *arg);
 
+/* Run fn(c, arg) on the thread that delivers this call's messages: the transport runs it the next
+ * time it asks for a message (it is woken for that), so completion work spreads over the HTTP
+ * worker threads instead of the thread that produced the event. If the transport is gone it runs
+ * when the call is detached. Always runs exactly once. */
+void sb_mcp_call_defer(sb_mcp_call *c, sb_mcp_timer_fn fn, void *arg);
+
 /* Called once if the call is cancelled (notifications/cancelled, client gone, timeout) before it
  * finished. Runs on the thread that cancels. */
 typedef void (*sb_mcp_cancel_fn)(sb_mcp_call *c, void *arg);

@@ -59,7 +59,9 @@ typedef struct sb_pstep {
     char filename[160];
 } sb_pstep;
 
-enum { SB_PMAP_DONE = 0, SB_PMAP_NEXT = 1, SB_PMAP_BLOB = 2 };
+/* SB_PMAP_FAIL: a definitive failure the adapter explains itself (e.g. "no signer with that
+ * email"); err is the whole message the LLM sees (no prefix is added). */
+enum { SB_PMAP_FAIL = -2, SB_PMAP_DONE = 0, SB_PMAP_NEXT = 1, SB_PMAP_BLOB = 2 };
 
 typedef struct sb_ptool {
     const char *tool;          /* the neutral tool name */
@@ -70,8 +72,8 @@ typedef struct sb_ptool {
                  size_t errlen);
     /* Map a 2xx answer. Returns SB_PMAP_DONE with the tool's structuredContent in *out,
      * SB_PMAP_NEXT with step->next filled to send another request, SB_PMAP_BLOB with step->blob
-     * set and *out holding the file's metadata, or -1 with err when the answer is not what the
-     * provider documents (a malformed response). */
+     * set and *out holding the file's metadata, SB_PMAP_FAIL with a complete message in err, or
+     * -1 with err when the answer is not what the provider documents (a malformed response). */
     int (*map)(const sb_pctx *c, const cJSON *args, const sb_presp *r, sb_pstep *step,
                cJSON **out, char *err, size_t errlen);
 } sb_ptool;

@@ -322,6 +322,12 @@ static int start_attempt(sb_up *u, job *j)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
+    if (!j->idempotent || u->o.max_retries == 0) {
+        /* libcurl silently resends a request whose reused connection dies before the first
+         * response byte: an action must go out exactly once, so it gets a connection of its own */
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "signbridge");
     if (u->o.ca_file && *u->o.ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, u->o.ca_file);
     if (strcmp(j->method, "GET") == 0) {

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# tests/bench/concurrency.sh: 2,000 concurrent MCP tools/call list_documents through signbridge,
+# each on its own HTTP connection, against a sandbox answering that route after 1 s (issue 4).
+#
+#   tests/bench/concurrency.sh           full run on a release build (build-release/, set up with
+#                                        `meson setup build-release --buildtype=release` if
+#                                        missing): exits 1 unless all 2,000 calls succeed within
+#                                        2.5 s wall and signbridge's thread count stays within +-2
+#                                        of its idle value
+#   tests/bench/concurrency.sh --smoke   200 calls, no thresholds (the test suite runs this against
+#                                        SIGNBRIDGE_BIN / SANDBOX_BIN to prove the script works)
+#
+# Options: --calls N (default 2000; 200 with --smoke), --latency-ms 1000, --max-wall 2.5,
+#          --thread-slack 2, --sessions 20, --page-size 20,
+#          --bin-dir DIR (use DIR/signbridge and DIR/signbridge-sandbox instead of building).
+# Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite).
+#
+# Prints plain lines of figures, e.g.
+#   bench concurrency: calls 2000, succeeded 2000, failed 0, wall 1.412 s, upstream latency 1000 ms
+#   bench client send: first 0.015 s, median 0.043 s, last 0.059 s after t0
+#   bench latency: p50 1.21 s, p90 1.35 s, p99 1.39 s, max 1.41 s
+#   bench cpu during the timed phase (user+system): signbridge 2.1+0.8 s, sandbox ..., client ...
+#   bench threads: idle 5, under load min 5 max 5 (27 samples)
+#   bench memory: VmHWM before 20.8 MiB, peak 140.2 MiB; fds idle 2015, peak 4014
+#   bench sandbox: 2020 list requests received in total (20 warm-up)
+#   bench upstream arrival: first 0.02 s, median 0.50 s, last 0.62 s after the first send
+# then "ok - ..." / "not ok - ..." checks and a final "N passed, N failed".
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/tests/bench
+SMOKE=0
+CALLS=
+BIN_DIR=
+PASS_ARGS=()
+while (($#)); do
+  case $1 in
+    --smoke) SMOKE=1 ;;
+    --calls) CALLS=$2; shift ;;
+    --bin-dir) BIN_DIR=$2; shift ;;
+    --latency-ms|--max-wall|--thread-slack|--sessions|--page-size) PASS_ARGS+=("$1" "$2"); shift ;;
+    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ -z $CALLS ]] && { ((SMOKE)) && CALLS=200 || CALLS=2000; }
+
+nok() { echo "not ok - $1: $2"; echo "0 passed, 1 failed"; exit 1; }
+
+command -v python3 >/dev/null || nok "python3 installed" "not on PATH"
+
+if [[ -n $BIN_DIR ]]; then
+  SB=$BIN_DIR/signbridge
+  SBX=$BIN_DIR/signbridge-sandbox
+elif [[ -n ${SIGNBRIDGE_BIN:-} && -n ${SANDBOX_BIN:-} ]]; then
+  SB=$SIGNBRIDGE_BIN
+  SBX=$SANDBOX_BIN
+else
+  # A release build: optimised, no sanitizers.
+  if [[ ! -d $ROOT/build-release/meson-private ]]; then
+    meson setup "$ROOT/build-release" "$ROOT" --buildtype=release >/dev/null ||
+      nok "release build configured" "meson setup build-release failed"
+  fi
+  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox >/dev/null ||
+    nok "release build" "ninja -C build-release signbridge signbridge-sandbox failed"
+  SB=$ROOT/build-release/signbridge
+  SBX=$ROOT/build-release/signbridge-sandbox
+fi
+[[ -x $SB ]] || nok "signbridge binary" "$SB is not executable"
+[[ -x $SBX ]] || nok "sandbox binary" "$SBX is not executable"
+
+# 2,000 client connections + signbridge's inbound and upstream sockets + the sandbox's.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+ARGS=(--signbridge "$SB" --sandbox "$SBX" --calls "$CALLS" "${PASS_ARGS[@]}")
+((SMOKE)) && ARGS+=(--smoke)
+exec python3 "$HERE/concurrency.py" "${ARGS[@]}"
