@@ -457,8 +457,9 @@ static void engine_start(engine *e, unsigned page_size, unsigned max_sessions,
 
 static void engine_stop(engine *e)
 {
-    sb_mcp_free(e->m);
+    /* as main() does: the loop first (its leftover tasks and timers still use the engine) */
     sb_loop_stop(e->loop);
+    sb_mcp_free(e->m);
 }
 
 /* POST `body`; returns the parsed body (NULL when empty) and fills *r (body freed here). */
