@@ -277,11 +277,21 @@ int main(int argc, char **argv)
                                 .public_url = public_url_buf,
                                 .call_timeout_ms = cfg.upstream.timeout_ms,
                                 .probe_timeout_ms = cfg.upstream.probe_timeout_ms,
-                                .cache_ttl_s = cfg.upstream.region_cache_ttl_s};
+                                .cache_ttl_s = cfg.upstream.region_cache_ttl_s,
+                                .confirm = strcmp(cfg.actions.confirm, "off") == 0   ? SB_CONFIRM_OFF
+                                           : strcmp(cfg.actions.confirm, "all") == 0 ? SB_CONFIRM_ALL
+                                                                                     : SB_CONFIRM_DESTRUCTIVE,
+                                .audit_path = cfg.actions.audit_log,
+                                .idempotency_ttl_s = cfg.actions.idempotency_ttl_s};
         /* the public URL is known once the server is bound; fill it below */
         public_url_buf[0] = '\0';
         bridge = sb_bridge_new(&bo);
-        if (!bridge || sb_bridge_register_tools(bridge, reg, err, sizeof err) < 0) {
+        if (!bridge) {
+            fprintf(stderr, "signbridge: cannot open the audit log %s: %s\n", cfg.actions.audit_log,
+                    strerror(errno));
+            return 1;
+        }
+        if (sb_bridge_register_tools(bridge, reg, err, sizeof err) < 0) {
             fprintf(stderr, "signbridge: tools: %s\n", err);
             return 1;
         }

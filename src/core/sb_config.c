@@ -253,6 +253,10 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
         if (cfg->n_allowed_origins < SB_MAX_ORIGINS && cJSON_IsString(o))
             sb_strlcpy(cfg->allowed_origins[cfg->n_allowed_origins++], o->valuestring, 256);
     }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(doc, "actions");
+    get_str(act, "confirm", cfg->actions.confirm, sizeof cfg->actions.confirm);
+    get_str(act, "audit_log", cfg->actions.audit_log, sizeof cfg->actions.audit_log);
+    cfg->actions.idempotency_ttl_s = (unsigned)get_num(act, "idempotency_ttl_s");
     const cJSON *up = cJSON_GetObjectItemCaseSensitive(doc, "upstream");
     cfg->upstream.timeout_ms = (unsigned)get_num(up, "timeout_ms");
     cfg->upstream.probe_timeout_ms = (unsigned)get_num(up, "probe_timeout_ms");
@@ -304,6 +308,10 @@ cJSON *sb_config_to_json(const sb_config *c)
     cJSON *arr = cJSON_AddArrayToObject(o, "allowed_origins");
     for (size_t i = 0; i < c->n_allowed_origins; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(c->allowed_origins[i]));
+    cJSON *ac = cJSON_AddObjectToObject(o, "actions");
+    cJSON_AddStringToObject(ac, "confirm", c->actions.confirm);
+    cJSON_AddStringToObject(ac, "audit_log", c->actions.audit_log);
+    cJSON_AddNumberToObject(ac, "idempotency_ttl_s", c->actions.idempotency_ttl_s);
     cJSON *u = cJSON_AddObjectToObject(o, "upstream");
     cJSON_AddNumberToObject(u, "timeout_ms", c->upstream.timeout_ms);
     cJSON_AddNumberToObject(u, "probe_timeout_ms", c->upstream.probe_timeout_ms);

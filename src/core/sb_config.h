@@ -22,6 +22,11 @@ typedef struct sb_config {
         char url[256];
     } base_urls[16];
     struct {
+        char confirm[16];      /* off | destructive | all */
+        char audit_log[512];
+        unsigned idempotency_ttl_s;
+    } actions;
+    struct {
         unsigned timeout_ms, probe_timeout_ms, connect_timeout_ms, max_host_connections;
         unsigned max_retries, region_cache_ttl_s;
         size_t max_response_bytes;
