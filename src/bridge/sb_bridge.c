@@ -461,21 +461,25 @@ static void probe_done(const sb_up_result *r, void *arg)
     probe_release(st);
 }
 
-/* Probe every region still pending. -1 when none could be submitted. */
+/* Probe every region still pending. Every probe is counted before any is sent, so a fast answer
+ * cannot conclude the round while others are still to go out. -1 when none could be sent. */
 static int start_probes(probe_state *st)
 {
+    int todo[SB_MAX_REGIONS] = {0};
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->outcome[i] != P_PENDING) continue;
+        todo[i] = 1;
+        st->pending++;
+        st->refs++;
+    }
+    pthread_mutex_unlock(&st->mu);
     int started = 0;
     for (size_t i = 0; i < st->n; i++) {
-        pthread_mutex_lock(&st->mu);
-        int pend = st->outcome[i] == P_PENDING;
-        if (pend) {
-            st->pending++;
-            st->refs++;
-        }
-        pthread_mutex_unlock(&st->mu);
-        if (!pend) continue;
+        if (!todo[i]) continue;
         char base[512];
         sb_preq r;
+        sb_preq_init(&r, "GET", 1);
         probe_arg *pa = malloc(sizeof *pa);
         int ok = pa && base_for(st->b, &st->p, st->regions[i], base, sizeof base) == 0;
         if (ok) {
@@ -487,8 +491,8 @@ static int start_probes(probe_state *st)
             ok = st->a->probe(&ctx, &r) == 0;
             ok = ok && submit(st->b, st->a, &ctx, &r, st->b->o.probe_timeout_ms, probe_done, pa,
                               NULL) == 0;
-            sb_preq_free(&r);
         }
+        sb_preq_free(&r);
         if (!ok) {
             free(pa);
             pthread_mutex_lock(&st->mu);
@@ -768,6 +772,13 @@ static void http_error(tool_job *j, const sb_up_result *r, sb_presp *pr)
 
 static void transport_error(tool_job *j, const sb_up_result *r)
 {
+    if (j->fetching && r->error == SB_UP_EREFUSED) {
+        job_error(j, 0, "signbridge refused to fetch the file URL you gave (%s): nothing was sent "
+                        "to %s. Use an https URL on the public internet, or send the file as "
+                        "base64.",
+                  r->error_text, j->a->display);
+        return;
+    }
     if (j->fetching && r->error != SB_UP_ECANCELLED) {
         job_error(j, 0, "Fetching the file URL you gave failed (%s): nothing was sent to %s. Use a "
                         "public https URL that answers quickly with a file of at most 25 MB, or "
