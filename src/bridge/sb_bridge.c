@@ -660,13 +660,52 @@ __attribute__((format(printf, 3, 4))) static void job_error(tool_job *j, int sto
     job_finish(j, error_result(msg), store);
 }
 
+#define MAX_RESULT_TEXT 100000 /* clients reject or cut longer tool results (Claude ~150k) */
+
+/* Keep a list result's JSON under MAX_RESULT_TEXT: drop items from the end, and say so. */
+static char *fit_text(cJSON *structured)
+{
+    char *txt = cJSON_PrintUnformatted(structured);
+    static const char *const lists[] = {"documents", "templates", "contacts", "users", "teams",
+                                        "events"};
+    cJSON *arr = NULL;
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0] && !arr; i++) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(structured, lists[i]);
+        if (cJSON_IsArray(a)) arr = a;
+    }
+    if (!txt || strlen(txt) <= MAX_RESULT_TEXT || !arr) return txt;
+    int before = cJSON_GetArraySize(arr);
+    while (txt && strlen(txt) > MAX_RESULT_TEXT - 400 && cJSON_GetArraySize(arr) > 0) {
+        /* drop a proportional share at once, then one by one */
+        int n = cJSON_GetArraySize(arr);
+        int drop = (int)((double)n * (double)(strlen(txt) - MAX_RESULT_TEXT) / (double)strlen(txt));
+        if (drop < 1) drop = 1;
+        while (drop-- > 0 && cJSON_GetArraySize(arr) > 0)
+            cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
+        free(txt);
+        txt = cJSON_PrintUnformatted(structured);
+    }
+    int after = cJSON_GetArraySize(arr);
+    char note[400];
+    snprintf(note, sizeof note,
+             "This page was cut from %d to %d items to stay under the %d-character limit of tool "
+             "results; ask again with page_size=%d to page through every item.",
+             before, after, MAX_RESULT_TEXT, after > 0 ? after : 1);
+    if (cJSON_GetObjectItemCaseSensitive(structured, "note"))
+        cJSON_ReplaceItemInObjectCaseSensitive(structured, "note", cJSON_CreateString(note));
+    else
+        cJSON_AddStringToObject(structured, "note", note);
+    free(txt);
+    return cJSON_PrintUnformatted(structured);
+}
+
 static void tool_result(tool_job *j, cJSON *structured)
 {
     cJSON *r = cJSON_CreateObject();
     cJSON *content = cJSON_AddArrayToObject(r, "content");
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "type", "text");
-    char *txt = cJSON_PrintUnformatted(structured);
+    char *txt = fit_text(structured);
     cJSON_AddStringToObject(t, "text", txt ? txt : "{}");
     free(txt);
     cJSON_AddItemToArray(content, t);

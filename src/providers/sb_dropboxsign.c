@@ -169,8 +169,9 @@ static cJSON *map_signer(const cJSON *s)
     sb_jadd_str(x, "email", sb_jstr(s, "signer_email_address"));
     cJSON_AddStringToObject(x, "status", signer_status(s));
     sb_jadd_str(x, "provider_status", sb_jstr(s, "status_code"));
+    /* Dropbox Sign counts from 0; the neutral order counts from 1 (as send_document's input) */
     const cJSON *ord = cJSON_GetObjectItemCaseSensitive(s, "order");
-    sb_jadd_int_or_null(x, "order", cJSON_IsNumber(ord) ? ord->valuedouble : -1);
+    sb_jadd_int_or_null(x, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
     sb_jadd_epoch(x, "signed_at", sb_jnum(s, "signed_at", -1));
     sb_jadd_epoch(x, "viewed_at", sb_jnum(s, "last_viewed_at", -1));
     const char *role = sb_jstr(s, "signer_role");
@@ -1571,7 +1572,7 @@ static cJSON *map_template(const cJSON *t)
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "name", n);
         const cJSON *ord = cJSON_GetObjectItemCaseSensitive(x, "order");
-        sb_jadd_int_or_null(r, "order", cJSON_IsNumber(ord) ? ord->valuedouble : -1);
+        sb_jadd_int_or_null(r, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
         cJSON_AddStringToObject(r, "kind", "signer");
         cJSON_AddItemToArray(roles, r);
     }

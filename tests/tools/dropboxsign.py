@@ -170,7 +170,8 @@ def same_document(n, d):
         assert x["provider_status"] == s["status_code"], "signer status %r vs %r" % (x, s)
         assert x["status"] == neutral_signer_status(s), "signer %r: status, expected %s" % (
             x, neutral_signer_status(s))
-        assert x["order"] == s["order"], "order %r vs %r" % (x["order"], s["order"])
+        want = None if s["order"] is None else s["order"] + 1  # neutral order counts from 1
+        assert x["order"] == want, "order %r vs %r" % (x["order"], s["order"])
         assert x["signed_at"] == rfc(s.get("signed_at")) and x["viewed_at"] == rfc(s.get("last_viewed_at")), \
             "signer times %r vs %r" % (x, s)
         assert x.get("role") == s.get("signer_role"), "role %r vs %r" % (x.get("role"), s.get("signer_role"))
@@ -789,7 +790,7 @@ def test_templates(c):
     for n, t in zip(sc["templates"], direct["templates"]):
         assert n["title"] == t["title"] and n["description"] == t["message"] and n["updated_at"] == rfc(t["updated_at"])
         assert [(r["name"], r["order"], r["kind"]) for r in n["roles"]] == \
-            [(r["name"], r["order"], "signer") for r in t["signer_roles"]] + [(r["name"], None, "cc") for r in t["cc_roles"]]
+            [(r["name"], None if r.get("order") is None else r["order"] + 1, "signer") for r in t["signer_roles"]] + [(r["name"], None, "cc") for r in t["cc_roles"]]
         merge = [f["name"] for d in t["documents"] for f in d["custom_fields"]]
         form = [f["name"] for d in t["documents"] for f in d["form_fields"]]
         assert [f["name"] for f in n["fields"]] == merge + form, n["fields"]
