@@ -753,7 +753,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->cfg->max_header_bytes,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)",
