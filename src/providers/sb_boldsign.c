@@ -431,17 +431,6 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     return 0;
 }
 
-static int status_wanted(const cJSON *a, const char *neutral)
-{
-    const cJSON *want = cJSON_GetObjectItemCaseSensitive(a, "status");
-    if (!cJSON_IsArray(want) || cJSON_GetArraySize(want) == 0) return 1;
-    const cJSON *w;
-    cJSON_ArrayForEach(w, want)
-    {
-        if (cJSON_IsString(w) && strcmp(w->valuestring, neutral) == 0) return 1;
-    }
-    return 0;
-}
 
 static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
                     cJSON **out, char *err, size_t errlen)
@@ -459,7 +448,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         cJSON *m = map_document(d);
         if (!m) continue;
         /* BoldSign has one InProgress status for both sent and in_progress */
-        if (!status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring)) {
+        if (!sb_status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring)) {
             cJSON_Delete(m);
             dropped++;
             continue;

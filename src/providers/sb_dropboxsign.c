@@ -305,17 +305,6 @@ static int read_first_build(const sb_pctx *c, const cJSON *a, sb_preq *r, char *
 
 /* ---- list_documents, get_document, revoke_document ------------------------------------------ */
 
-static int status_wanted(const cJSON *a, const char *neutral)
-{
-    const cJSON *want = cJSON_GetObjectItemCaseSensitive(a, "status");
-    if (!cJSON_IsArray(want) || cJSON_GetArraySize(want) == 0) return 1;
-    const cJSON *w;
-    cJSON_ArrayForEach(w, want)
-    {
-        if (cJSON_IsString(w) && strcmp(w->valuestring, neutral) == 0) return 1;
-    }
-    return 0;
-}
 
 static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
                       size_t errlen)
@@ -366,7 +355,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     {
         cJSON *m = map_request(d);
         if (!m) continue;
-        if (!status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring)) {
+        if (!sb_status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring)) {
             cJSON_Delete(m);
             dropped++;
             continue;

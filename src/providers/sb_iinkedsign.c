@@ -330,17 +330,6 @@ static void signer_emails(const cJSON *pkg, char *out, size_t cap)
 
 /* ---- list_documents, get_document, revoke_document ------------------------------------------- */
 
-static int status_wanted(const cJSON *a, const char *neutral)
-{
-    const cJSON *want = cJSON_GetObjectItemCaseSensitive(a, "status");
-    if (!cJSON_IsArray(want) || cJSON_GetArraySize(want) == 0) return 1;
-    const cJSON *w;
-    cJSON_ArrayForEach(w, want)
-    {
-        if (cJSON_IsString(w) && strcmp(w->valuestring, neutral) == 0) return 1;
-    }
-    return 0;
-}
 
 static const char *state_of(const char *neutral)
 {
@@ -411,7 +400,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     {
         cJSON *m = map_package(d);
         if (!m) continue;
-        if (!status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring) ||
+        if (!sb_status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring) ||
             !in_range(a, m)) {
             cJSON_Delete(m);
             dropped++;

@@ -270,6 +270,18 @@ void sb_jadd_int_or_null(cJSON *o, const char *key, double v)
         cJSON_AddNumberToObject(o, key, v);
 }
 
+int sb_status_wanted(const cJSON *a, const char *neutral)
+{
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(a, "status");
+    if (!cJSON_IsArray(want) || cJSON_GetArraySize(want) == 0) return 1;
+    const cJSON *w;
+    cJSON_ArrayForEach(w, want)
+    {
+        if (cJSON_IsString(w) && strcmp(w->valuestring, neutral) == 0) return 1;
+    }
+    return 0;
+}
+
 cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long page, long page_size,
                       long long total, int has_next)
 {

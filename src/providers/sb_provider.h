@@ -141,6 +141,10 @@ void sb_jadd_iso(cJSON *o, const char *key, const char *iso);
 /* Add an integer or null when absent (v < 0 means absent). */
 void sb_jadd_int_or_null(cJSON *o, const char *key, double v);
 
+/* 1 if list_documents' `status` filter (absent or empty = everything) admits this neutral status
+ * (for providers that cannot filter upstream by every status). */
+int sb_status_wanted(const cJSON *args, const char *neutral);
+
 /* Neutral list envelope: {"<name>":items, page, page_size, total, next_page, provider, region}. */
 cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long page, long page_size,
                       long long total, int has_next);
