@@ -701,6 +701,12 @@ static char *fit_text(cJSON *structured)
 
 static void tool_result(tool_job *j, cJSON *structured)
 {
+    if (!j->action && !j->idem_key[0]) {
+        /* the hot path (reads): serialize once */
+        char *txt = fit_text(structured);
+        sb_mcp_call_tool_json(j->call, structured, txt);
+        return;
+    }
     cJSON *r = cJSON_CreateObject();
     cJSON *content = cJSON_AddArrayToObject(r, "content");
     cJSON *t = cJSON_CreateObject();

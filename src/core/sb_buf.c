@@ -70,6 +70,39 @@ int sb_buf_printf(sb_buf *b, const char *fmt, ...)
     return rc;
 }
 
+int sb_buf_json_string(sb_buf *b, const char *s)
+{
+    static const char hx[] = "0123456789abcdef";
+    if (sb_buf_append(b, "\"", 1) != 0) return SB_BUF_ETOOBIG;
+    const char *run = s;
+    for (const char *p = s;; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != '\0' && c != '"' && c != '\\' && c >= 0x20) continue;
+        if (p > run && sb_buf_append(b, run, (size_t)(p - run)) != 0) return SB_BUF_ETOOBIG;
+        if (c == '\0') break;
+        char esc[7] = {'\\', (char)c, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hx[c >> 4];
+            esc[5] = hx[c & 15];
+            n = 6;
+        }
+        if (sb_buf_append(b, esc, n) != 0) return SB_BUF_ETOOBIG;
+        run = p + 1;
+    }
+    return sb_buf_append(b, "\"", 1);
+}
+
 void sb_buf_reset(sb_buf *b)
 {
     b->len = 0;

@@ -21,6 +21,9 @@ int sb_buf_append(sb_buf *b, const void *p, size_t n);
 int sb_buf_puts(sb_buf *b, const char *s);
 int sb_buf_printf(sb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sb_buf_vprintf(sb_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Append s as a JSON string literal (quotes, backslash and control characters escaped; s must be
+ * valid UTF-8). */
+int sb_buf_json_string(sb_buf *b, const char *s);
 /* Drop the contents, keep the allocation. */
 void sb_buf_reset(sb_buf *b);
 /* Free the allocation; the buffer may be reused after sb_buf_init. */

@@ -366,6 +366,43 @@ void sb_mcp_call_result(sb_mcp_call *c, cJSON *result)
     finish(c, sb_rpc_result(c->id, result));
 }
 
+void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
+{
+    char err[512];
+    int ok = structured && json &&
+             (!c->tool || !c->tool->output_schema ||
+              sb_schema_validate(c->tool->output_schema, c->tool->output_schema, structured,
+                                 "structuredContent", err, sizeof err) == 0);
+    if (!ok) {
+        /* the slow path reports and replaces an invalid result */
+        free(json);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddArrayToObject(r, "content");
+        if (structured) cJSON_AddItemToObject(r, "structuredContent", structured);
+        sb_mcp_call_result(c, r);
+        return;
+    }
+    cJSON_Delete(structured);
+    sb_buf b;
+    sb_buf_init(&b, (size_t)256 << 20);
+    char *idjson = cJSON_PrintUnformatted(c->id);
+    int rc = sb_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":"
+                              "\"text\",\"text\":",
+                           idjson ? idjson : "null");
+    free(idjson);
+    if (rc == 0) rc = sb_buf_json_string(&b, json);
+    if (rc == 0) rc = sb_buf_puts(&b, "}],\"structuredContent\":");
+    if (rc == 0) rc = sb_buf_puts(&b, json);
+    if (rc == 0) rc = sb_buf_puts(&b, "}}");
+    free(json);
+    if (rc != 0) {
+        sb_buf_free(&b);
+        finish(c, NULL); /* -32603 */
+        return;
+    }
+    finish(c, sb_buf_detach(&b, NULL));
+}
+
 void sb_mcp_call_tool_error(sb_mcp_call *c, const char *fmt, ...)
 {
     char msg[2048];

@@ -118,6 +118,10 @@ void sb_mcp_call_detach(sb_mcp_call *c);
 
 /* Finish with a result object (taken). For tools/call this is a CallToolResult. */
 void sb_mcp_call_result(sb_mcp_call *c, cJSON *result);
+/* Finish a tools/call with structured content (taken) whose JSON text (taken, e.g. from
+ * cJSON_PrintUnformatted(structured)) is also the text content: serialized once, not twice.
+ * Validated against the tool's outputSchema like sb_mcp_call_result. */
+void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json);
 /* Finish a tools/call with {"content":[{"type":"text","text":msg}],"isError":true}. */
 void sb_mcp_call_tool_error(sb_mcp_call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
