@@ -1227,6 +1227,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
         sb_mcp_call_ref(j->call);
         e->waiters[e->nwait++] = j->call;
         pthread_mutex_unlock(&b->idem_mu);
+        audit(b, j, "replayed", NULL); /* answered with the first call's outcome when it ends */
         return 1;
     }
     if (b->nidem >= b->o.idempotency_max) {
