@@ -579,18 +579,25 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         if (!host_allowed(h, hdr(r, "Host")))
             return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
                                    NULL);
-        if (atomic_load(&h->draining) && r->route != R_HEALTH) {
+        if (atomic_load(&h->draining) && r->route != R_HEALTH && r->route != R_READY) {
             const char *extra[] = {"Retry-After", "1", "Connection", "close", NULL, NULL};
             return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR,
                                    "Service Unavailable: this server is shutting down; retry",
                                    extra);
         }
         switch (r->route) {
-        case R_HEALTH:
-        case R_READY: {
+        case R_HEALTH: {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "status", "ok");
             return queue_json(r, 200, o, NULL);
+        }
+        case R_READY: {
+            /* not ready while draining: load balancers stop sending before the listener closes */
+            int draining = atomic_load(&h->draining);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "status", draining ? "draining" : "ready");
+            cJSON_AddNumberToObject(o, "in_flight", atomic_load(&h->in_flight));
+            return queue_json(r, draining ? 503 : 200, o, NULL);
         }
         case R_MCP:
             return mcp_precheck(r, method);
