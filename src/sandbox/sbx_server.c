@@ -1032,10 +1032,19 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         if (c->sent >= total) return MHD_CONTENT_READER_END_OF_STREAM;
         size_t n = 0;
         while (n < max && c->sent < total) {
-            size_t pos2 = c->sent;
-            char ch = pos2 < hl ? head[pos2] : pos2 >= total - tl ? tail[pos2 - (total - tl)] : 'a';
-            buf[n++] = ch;
-            c->sent++;
+            size_t pos2 = c->sent, run;
+            if (pos2 < hl) {
+                run = hl - pos2 < max - n ? hl - pos2 : max - n;
+                memcpy(buf + n, head + pos2, run);
+            } else if (pos2 < total - tl) {
+                run = total - tl - pos2 < max - n ? total - tl - pos2 : max - n;
+                memset(buf + n, 'a', run);
+            } else {
+                run = total - pos2 < max - n ? total - pos2 : max - n;
+                memcpy(buf + n, tail + (pos2 - (total - tl)), run);
+            }
+            n += run;
+            c->sent += run;
         }
         return (ssize_t)n;
     }
