@@ -3,6 +3,7 @@
 #include "core/sb_config.h"
 #include "core/sb_log.h"
 #include "core/sb_loop.h"
+#include "core/sb_metrics.h"
 #include "core/sb_util.h"
 #include "http/sb_http.h"
 #include "mcp/sb_fixtures.h"
@@ -87,6 +88,39 @@ static void *file_get_cb(void *ud, const char *token, size_t *len, char *mime, s
                          char *name, size_t namecap)
 {
     return sb_bridge_file_get(ud, token, len, mime, mimecap, name, namecap);
+}
+
+/* GET /metrics: refresh the gauges read from their owners, then render every family. */
+typedef struct metrics_ctx {
+    sb_mcp *mcp;
+    sb_up *up;
+    sb_mseries *sessions, *up_in_flight;
+} metrics_ctx;
+
+static int metrics_cb(void *ud, sb_buf *out)
+{
+    metrics_ctx *mc = ud;
+    sb_metrics_set(mc->sessions, (int64_t)sb_sessions_count(sb_mcp_sessions(mc->mcp)));
+    sb_metrics_set(mc->up_in_flight, mc->up ? (int64_t)sb_up_in_flight(mc->up) : 0);
+    return sb_metrics_render(sb_metrics_global(), out);
+}
+
+static void metrics_init(metrics_ctx *mc)
+{
+    sb_metrics *m = sb_metrics_global();
+    sb_metrics_set(sb_metrics_series(sb_metrics_family(m, SB_METRIC_GAUGE, "signbridge_build_info",
+                                                       "Always 1; the version is a label.", 1,
+                                                       (const char *const[]){"version"}),
+                                     (const char *const[]){SB_VERSION}),
+                   1);
+    mc->sessions = sb_metrics_series(
+        sb_metrics_family(m, SB_METRIC_GAUGE, "signbridge_sessions", "Live MCP sessions.", 0, NULL),
+        NULL);
+    mc->up_in_flight = sb_metrics_series(
+        sb_metrics_family(m, SB_METRIC_GAUGE, "signbridge_upstream_in_flight",
+                          "Upstream requests accepted by the engine and not yet completed.", 0,
+                          NULL),
+        NULL);
 }
 
 int main(int argc, char **argv)
@@ -297,9 +331,14 @@ int main(int argc, char **argv)
         }
         sb_bridge_attach(bridge, mcp);
     }
+    static metrics_ctx mctx;
+    mctx.mcp = mcp;
+    mctx.up = up;
+    if (cfg.metrics.enabled) metrics_init(&mctx);
     sb_http_options ho = {
         .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions,
-        .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge};
+        .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge,
+        .metrics_render = metrics_cb, .metrics_ud = &mctx};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
         fprintf(stderr, "signbridge: %s\n", err);

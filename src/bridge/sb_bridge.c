@@ -3,6 +3,7 @@
 #include "auth/sb_cred.h"
 #include "core/sb_embed.h"
 #include "core/sb_log.h"
+#include "core/sb_metrics.h"
 #include "core/sb_util.h"
 #include "mcp/sb_jsonrpc.h"
 #include "providers/sb_provider.h"
@@ -50,7 +51,29 @@ struct sb_bridge {
     uint64_t idem_last_sweep;
     pthread_mutex_t audit_mu;
     int audit_fd;
+    /* metrics (docs/operations.md), families of sb_metrics_global() */
+    sb_mfamily *m_tools, *m_up_duration, *m_up_requests, *m_admissions;
 };
+
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static void count_admission(sb_bridge *b, const char *provider, const char *outcome)
+{
+    sb_metrics_inc(sb_metrics_series(b->m_admissions, (const char *const[]){provider, outcome}));
+}
+
+/* One upstream request as the bridge sees it (retries included): submit to completion. */
+static void count_upstream(sb_bridge *b, const char *provider, const char *region, int error,
+                           int status, uint64_t submit_us)
+{
+    static const char *const classes[] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    const char *cls = error == SB_UP_OK && status >= 200 && status < 600 ? classes[status / 100]
+                                                                         : "error";
+    const char *l[] = {provider, region};
+    sb_metrics_observe_us(sb_metrics_series(b->m_up_duration, l), sb_mono_us() - submit_us);
+    sb_metrics_inc(
+        sb_metrics_series(b->m_up_requests, (const char *const[]){provider, region, cls}));
+}
 
 /* The engine runs cancel hooks with only a pointer-sized argument: the upstream engine is
  * process-wide, like the bridge. */
@@ -268,6 +291,7 @@ typedef struct probe_state {
 typedef struct probe_arg {
     probe_state *st;
     size_t idx;
+    uint64_t submit_us;
 } probe_arg;
 
 static void probe_release(probe_state *st)
@@ -414,8 +438,10 @@ static void after_probe(probe_state *st)
         char key[SB_FP_HEX + 8];
         snprintf(key, sizeof key, "%s", st->p.fingerprint);
         if (!st->p.instance[0]) cache_put(st->b, key, region);
+        count_admission(st->b, st->p.provider, "ok");
         sb_mcp_admit_ok(st->call, st->p.instance[0] ? "private" : region);
     } else if (action == 2) {
+        count_admission(st->b, st->p.provider, "refused");
         refuse(st, status, err, msg, strcmp(err, "wrong_region") == 0 ? region : NULL);
     } else if (action == 3) {
         /* phase 2: probe every other region to say where the key belongs */
@@ -445,6 +471,8 @@ static void probe_done(const sb_up_result *r, void *arg)
     probe_arg *pa = arg;
     probe_state *st = pa->st;
     int outcome;
+    count_upstream(st->b, st->p.provider, st->regions[pa->idx], r->error, r->status,
+                   pa->submit_us);
     if (r->error == SB_UP_OK && ((r->status >= 200 && r->status < 300) || r->status == 429))
         outcome = P_OK; /* a rate limit comes after authentication */
     else if (r->error == SB_UP_OK && (r->status == 401 || r->status == 403))
@@ -488,6 +516,7 @@ static int start_probes(probe_state *st)
                            .request_id = st->p.request_id};
             pa->st = st;
             pa->idx = i;
+            pa->submit_us = sb_mono_us();
             ok = st->a->probe(&ctx, &r) == 0;
             ok = ok && submit(st->b, st->a, &ctx, &r, st->b->o.probe_timeout_ms, probe_done, pa,
                               NULL) == 0;
@@ -518,6 +547,7 @@ static void admit(sb_mcp_call *c, void *ud)
     }
     const sb_adapter *a = sb_adapter_find(p->provider);
     if (!a) {
+        count_admission(b, p->provider, "refused");
         sb_mcp_admit_refuse(c, 404, NULL, NULL);
         return;
     }
@@ -525,11 +555,13 @@ static void admit(sb_mcp_call *c, void *ud)
     char cached[24];
     if (!p->instance[0] && cache_get(b, p->fingerprint, cached, sizeof cached) &&
         (!p->region_pin[0] || strcmp(cached, p->region_pin) == 0)) {
+        count_admission(b, p->provider, "cached");
         sb_mcp_admit_ok(c, cached);
         return;
     }
     probe_state *st = calloc(1, sizeof *st);
     if (!st) {
+        count_admission(b, p->provider, "refused");
         sb_mcp_admit_refuse(c, 503, NULL, NULL);
         return;
     }
@@ -592,7 +624,18 @@ typedef struct tool_job {
     char idem_key[SB_FP_HEX + 300]; /* "" unless the call carries an idempotency_key */
     char upstream_request_id[128];
     int fetching;               /* the current step fetches a caller's file URL */
+    uint64_t submit_us;         /* when the current step was submitted (metrics) */
+    const char *m_outcome;      /* NULL: ok or error from the result; else this outcome label */
 } tool_job;
+
+/* signbridge_tool_calls_total: outcome is ok, error, declined or replayed. */
+static void count_tool(sb_bridge *b, sb_mcp_call *c, const char *provider, const char *region,
+                       const char *outcome)
+{
+    const sb_tool *t = sb_mcp_call_tool(c);
+    const char *l[] = {t ? t->name : "", provider, region, outcome};
+    sb_metrics_inc(sb_metrics_series(b->m_tools, l));
+}
 
 static void cancel_upstream(sb_mcp_call *c, void *arg)
 {
@@ -645,6 +688,8 @@ static void job_finish(tool_job *j, cJSON *result, int store)
         }
     }
     if (j->action) audit(j->b, j, is_error ? "error" : "ok", result);
+    count_tool(j->b, j->call, j->provider, j->region,
+               j->m_outcome ? j->m_outcome : is_error ? "error" : "ok");
     if (j->idem_key[0]) idem_complete(j->b, j->idem_key, result, store);
     sb_mcp_call_result(j->call, result);
 }
@@ -704,6 +749,7 @@ static void tool_result(tool_job *j, cJSON *structured)
     if (!j->action && !j->idem_key[0]) {
         /* the hot path (reads): serialize once */
         char *txt = fit_text(structured);
+        count_tool(j->b, j->call, j->provider, j->region, "ok");
         sb_mcp_call_tool_json(j->call, structured, txt);
         return;
     }
@@ -738,6 +784,7 @@ static int start_step(tool_job *j, sb_preq *r)
     uint64_t id = 0;
     int rc;
     j->fetching = r->no_auth;
+    j->submit_us = sb_mono_us();
     if (r->no_auth) {
         sb_up_request rq = {.method = r->method, .url = r->url.data,
                             .headers = (const char *const *)r->headers,
@@ -1038,6 +1085,8 @@ static char *pick_headers(const sb_up_result *r)
 static void tool_done(const sb_up_result *r, void *arg)
 {
     tool_job *j = arg;
+    if (!j->fetching) /* a caller's file URL is not the provider */
+        count_upstream(j->b, j->provider, j->region, r->error, r->status, j->submit_us);
     up_copy *u = calloc(1, sizeof *u);
     if (u) {
         u->j = j;
@@ -1206,6 +1255,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
         char *json = strdup(e->result);
         pthread_mutex_unlock(&b->idem_mu);
         audit(b, j, "replayed", NULL);
+        count_tool(b, j->call, j->provider, j->region, "replayed");
         replay(j->call, json);
         free(json);
         return 1;
@@ -1228,6 +1278,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
         e->waiters[e->nwait++] = j->call;
         pthread_mutex_unlock(&b->idem_mu);
         audit(b, j, "replayed", NULL); /* answered with the first call's outcome when it ends */
+        count_tool(b, j->call, j->provider, j->region, "replayed");
         return 1;
     }
     if (b->nidem >= b->o.idempotency_max) {
@@ -1398,6 +1449,7 @@ static void confirm_reply(sb_mcp_call *c, const cJSON *result, const cJSON *erro
     if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0); /* nothing to replay */
     j->idem_key[0] = '\0';
     j->action = 0; /* audited already */
+    j->m_outcome = "declined";
     job_finish(j, r, 0);
     job_free(j);
 }
@@ -1418,12 +1470,14 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     const sb_principal *p = sb_mcp_call_principal(c, &plen);
     const sb_tool *t = sb_mcp_call_tool(c);
     if (!p || plen != sizeof *p || p->anonymous) {
+        count_tool(b, c, "", "", "error");
         sb_mcp_call_tool_error(c, "This tool needs a provider API key: connect with X-API-Key.");
         return 0;
     }
     const sb_adapter *a = sb_adapter_find(p->provider);
     const sb_ptool *pt = a ? sb_adapter_tool(a, t->name) : NULL;
     if (!pt) {
+        count_tool(b, c, p->provider, sb_mcp_call_region(c), "error");
         sb_mcp_call_tool_error(c, "%s cannot do %s.", a ? a->display : p->provider, t->name);
         return 0;
     }
@@ -1432,6 +1486,7 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     if (!j) return -1;
     if (base_for(b, p, region, j->base, sizeof j->base) < 0) {
         free(j);
+        count_tool(b, c, p->provider, region, "error");
         sb_mcp_call_tool_error(c, "No %s region \"%s\" is configured.", a->display, region);
         return 0;
     }
@@ -1511,6 +1566,26 @@ sb_bridge *sb_bridge_new(const sb_bridge_options *o)
         }
     }
     g_up = o->up;
+    sb_metrics *m = sb_metrics_global();
+    b->m_tools = sb_metrics_family(
+        m, SB_METRIC_COUNTER, "signbridge_tool_calls_total",
+        "Tool calls answered, by tool, provider, region and outcome (ok, error, declined, "
+        "replayed).",
+        4, (const char *const[]){"tool", "provider", "region", "outcome"});
+    b->m_up_duration = sb_metrics_family(
+        m, SB_METRIC_HISTOGRAM, "signbridge_upstream_request_duration_seconds",
+        "Upstream requests from submission to completion (retries included), by provider and "
+        "region.",
+        2, (const char *const[]){"provider", "region"});
+    b->m_up_requests = sb_metrics_family(
+        m, SB_METRIC_COUNTER, "signbridge_upstream_requests_total",
+        "Upstream requests completed, by provider, region and status class (2xx, 3xx, 4xx, 5xx, "
+        "error).",
+        3, (const char *const[]){"provider", "region", "status_class"});
+    b->m_admissions = sb_metrics_family(
+        m, SB_METRIC_COUNTER, "signbridge_admissions_total",
+        "Session admissions (initialize), by provider and outcome (ok, refused, cached).", 2,
+        (const char *const[]){"provider", "outcome"});
     return b;
 }
 

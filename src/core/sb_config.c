@@ -273,6 +273,8 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
             sb_strlcpy(cfg->upstream.allowed_networks[cfg->upstream.n_allowed_networks++],
                        an->valuestring, 64);
     }
+    const cJSON *met = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
+    cfg->metrics.enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(met, "enabled"));
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(doc, "limits");
     cfg->max_body_bytes = (size_t)get_num(lim, "max_body_bytes");
     cfg->max_connections = (unsigned)get_num(lim, "max_connections");
@@ -324,6 +326,8 @@ cJSON *sb_config_to_json(const sb_config *c)
     for (size_t i = 0; i < c->upstream.n_allowed_networks; i++)
         cJSON_AddItemToArray(nets, cJSON_CreateString(c->upstream.allowed_networks[i]));
     cJSON_AddNumberToObject(u, "region_cache_ttl_s", c->upstream.region_cache_ttl_s);
+    cJSON *mt = cJSON_AddObjectToObject(o, "metrics");
+    cJSON_AddBoolToObject(mt, "enabled", c->metrics.enabled);
     cJSON *l = cJSON_AddObjectToObject(o, "limits");
     cJSON_AddNumberToObject(l, "max_body_bytes", (double)c->max_body_bytes);
     cJSON_AddNumberToObject(l, "max_connections", c->max_connections);

@@ -34,6 +34,9 @@ typedef struct sb_config {
         size_t n_allowed_networks;
         char allowed_networks[16][64];
     } upstream;
+    struct {
+        int enabled;           /* serve GET /metrics */
+    } metrics;
     size_t n_allowed_origins;
     char allowed_origins[SB_MAX_ORIGINS][256];
     /* limits */

@@ -3,6 +3,7 @@
 #include "auth/sb_cred.h"
 #include "core/sb_buf.h"
 #include "core/sb_log.h"
+#include "core/sb_metrics.h"
 #include "core/sb_util.h"
 #include "mcp/sb_jsonrpc.h"
 #include "upstream/sb_region.h"
@@ -33,9 +34,17 @@ struct sb_http {
     char public_host[260];        /* host[:port] of public_url, for the Host check */
     atomic_uint in_flight;
     atomic_int draining;
+    /* metrics (docs/operations.md): families of sb_metrics_global(), label sets pre-resolved */
+    int metrics_on;
+    sb_mfamily *m_requests;
+    sb_mseries *m_duration[6];    /* per route kind */
+    sb_mseries *m_in_flight;
 };
 
-enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY, R_FILE };
+enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY, R_FILE, R_METRICS };
+/* the route label of signbridge_http_requests_total: the kind, never the raw path */
+static const char *const route_names[] = {"not_found", "mcp", "healthz", "readyz", "files",
+                                          "metrics"};
 
 typedef struct req_ctx {
     sb_http *h;
@@ -278,6 +287,7 @@ static int parse_route(req_ctx *r, const char *url)
     sb_strlcpy(r->path, url, sizeof r->path);
     if (strcmp(url, "/healthz") == 0) return R_HEALTH;
     if (strcmp(url, "/readyz") == 0) return R_READY;
+    if (strcmp(url, "/metrics") == 0 && r->h->metrics_on) return R_METRICS;
     if (strncmp(url, "/files/", 7) == 0 && strlen(url + 7) < 64 && !strchr(url + 7, '/'))
         return R_FILE;
     if (parse_mcp_route(r, url)) {
@@ -548,6 +558,50 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
     return queue(r, rep.status, "application/json", rep.body, rep.body_len, extra);
 }
 
+/* ---- /metrics ------------------------------------------------------------------------------ */
+
+static MHD_RESULT_T serve_metrics(req_ctx *r, const char *method)
+{
+    sb_http *h = r->h;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        const char *extra[] = {"Allow", "GET, HEAD", NULL, NULL};
+        return queue_rpc_error(r, 405, SB_RPC_SERVER_ERROR, "Method Not Allowed: use GET", extra);
+    }
+    sb_buf b;
+    sb_buf_init(&b, 16u << 20);
+    int rc = h->o.metrics_render ? h->o.metrics_render(h->o.metrics_ud, &b)
+                                 : sb_metrics_render(sb_metrics_global(), &b);
+    if (rc < 0) {
+        sb_buf_free(&b);
+        return queue_rpc_error(r, 500, SB_RPC_SERVER_ERROR, "Internal error: metrics", NULL);
+    }
+    size_t len = 0;
+    char *body = sb_buf_detach(&b, &len);
+    if (!body) return MHD_NO;
+    const char *extra[] = {"Cache-Control", "no-store", NULL, NULL};
+    return queue(r, 200, SB_METRICS_CONTENT_TYPE, body, len, extra);
+}
+
+/* The method label: the usual ones, everything else OTHER (clients choose methods). */
+static const char *method_label(const char *m)
+{
+    static const char *const known[] = {"GET", "POST", "DELETE", "HEAD", "OPTIONS", "PUT", "PATCH"};
+    for (size_t i = 0; m && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(m, known[i]) == 0) return known[i];
+    return "OTHER";
+}
+
+static void count_request(sb_http *h, const req_ctx *r, uint64_t dur_us)
+{
+    char status[12];
+    int st = r->status >= 0 && r->status < 1000 ? r->status : 0;
+    snprintf(status, sizeof status, "%d", st);
+    const char *route = route_names[r->route];
+    const char *labels[] = {route, method_label(r->method), status};
+    sb_metrics_inc(sb_metrics_series(h->m_requests, labels));
+    sb_metrics_observe_us(h->m_duration[r->route], dur_us);
+}
+
 /* ---- libmicrohttpd callbacks -------------------------------------------------------------- */
 
 static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -566,6 +620,7 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         r->start_us = sb_mono_us();
         r->method = method;
         atomic_fetch_add(&h->in_flight, 1);
+        sb_metrics_gauge_add(h->m_in_flight, 1);
         sb_buf_init(&r->body, h->o.cfg->max_body_bytes);
         make_request_id(r);
         r->route = (enum route)parse_route(r, url);
@@ -579,7 +634,8 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         if (!host_allowed(h, hdr(r, "Host")))
             return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
                                    NULL);
-        if (atomic_load(&h->draining) && r->route != R_HEALTH && r->route != R_READY) {
+        if (atomic_load(&h->draining) && r->route != R_HEALTH && r->route != R_READY &&
+            r->route != R_METRICS) {
             const char *extra[] = {"Retry-After", "1", "Connection", "close", NULL, NULL};
             return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR,
                                    "Service Unavailable: this server is shutting down; retry",
@@ -601,6 +657,8 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         }
         case R_MCP:
             return mcp_precheck(r, method);
+        case R_METRICS:
+            return serve_metrics(r, method);
         case R_FILE: {
             size_t len = 0;
             char mime[96] = "", name[160] = "", disp[220];
@@ -668,13 +726,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (r->call) sb_mcp_call_detach(r->call);
+    uint64_t dur_us = sb_mono_us() - r->start_us;
+    if (h->metrics_on) count_request(h, r, dur_us);
     if (sb_log_enabled(SB_LOG_INFO)) {
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "request_id", r->request_id);
         cJSON_AddStringToObject(f, "method", r->method ? r->method : "");
         cJSON_AddStringToObject(f, "path", r->path);
         cJSON_AddNumberToObject(f, "status", r->status);
-        cJSON_AddNumberToObject(f, "duration_us", (double)(sb_mono_us() - r->start_us));
+        cJSON_AddNumberToObject(f, "duration_us", (double)dur_us);
         cJSON_AddNumberToObject(f, "bytes_out", (double)r->bytes_out);
         if (r->rpc_method[0]) cJSON_AddStringToObject(f, "rpc_method", r->rpc_method);
         if (r->session[0]) cJSON_AddStringToObject(f, "session", r->session);
@@ -692,6 +752,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->ev);
     explicit_bzero(&r->principal, sizeof r->principal);
     free(r);
+    sb_metrics_gauge_add(h->m_in_flight, -1);
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
@@ -745,6 +806,25 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     if (!h) return NULL;
     h->o = *o;
     atomic_init(&h->in_flight, 0);
+    h->metrics_on = o->cfg->metrics.enabled;
+    if (h->metrics_on) {
+        sb_metrics *m = sb_metrics_global();
+        static const char *const req_labels[] = {"route", "method", "status"};
+        static const char *const route_label[] = {"route"};
+        h->m_requests = sb_metrics_family(
+            m, SB_METRIC_COUNTER, "signbridge_http_requests_total",
+            "HTTP requests answered, by route kind, method and status.", 3, req_labels);
+        sb_mfamily *dur = sb_metrics_family(
+            m, SB_METRIC_HISTOGRAM, "signbridge_http_request_duration_seconds",
+            "Time from the request line to the end of the response, by route kind.", 1,
+            route_label);
+        for (size_t i = 0; i < sizeof route_names / sizeof route_names[0]; i++)
+            h->m_duration[i] = sb_metrics_series(dur, (const char *const[]){route_names[i]});
+        h->m_in_flight = sb_metrics_series(
+            sb_metrics_family(m, SB_METRIC_GAUGE, "signbridge_http_in_flight",
+                              "HTTP requests in progress.", 0, NULL),
+            NULL);
+    }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (parse_listen(o->cfg->listen, &ss, &sl, &h->loopback) < 0) {

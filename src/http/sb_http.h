@@ -1,9 +1,11 @@
 /* sb_http: the HTTP front end on libmicrohttpd (epoll): routing, limits, Origin/Host checks,
- * credentials, request ids and logs; streams MCP call output as JSON or SSE via suspend/resume. */
+ * credentials, request ids, logs and request metrics; streams MCP call output as JSON or SSE via
+ * suspend/resume. */
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 #include <stddef.h>
 
+#include "core/sb_buf.h"
 #include "core/sb_config.h"
 #include "mcp/sb_mcp.h"
 #include "upstream/sb_region.h"
@@ -20,6 +22,10 @@ typedef struct sb_http_options {
     void *(*file_get)(void *ud, const char *token, size_t *len, char *mime, size_t mimecap,
                       char *name, size_t namecap);
     void *file_ud;
+    /* GET /metrics (when cfg->metrics.enabled): append the whole Prometheus exposition to out;
+     * 0 or negative (500). NULL: only the HTTP layer's own families (sb_metrics_global()). */
+    int (*metrics_render)(void *ud, sb_buf *out);
+    void *metrics_ud;
 } sb_http_options;
 
 /* Bind and start serving. NULL with a message in err on failure. */

@@ -310,7 +310,9 @@ static int start_attempt(sb_up *u, job *j)
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, http_allowed(u, j->url) ? "http,https" : "https");
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Wait for a connection's HTTP/2 answer only where multiplexing can happen (https + ALPN):
+     * over plain HTTP/1.1 it would queue every call behind one busy connection. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(j->url, "https://", 8) == 0 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->o.connect_timeout_ms);

@@ -1,0 +1,81 @@
+/* sb_seal: AES-256-GCM sealing with OpenSSL EVP (see sb_seal.h for the format). */
+#include "store/sb_seal.h"
+
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+static int ad_ok(const void *ad, size_t ad_len)
+{
+    return ad_len <= SB_SEAL_MAX_AD && (ad || !ad_len);
+}
+
+int sb_seal_seal(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_len,
+                 const void *plain, size_t plain_len, uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    if (out_len) *out_len = 0;
+    if (!key || !out || !out_len || !ad_ok(ad, ad_len) || (plain_len && !plain) ||
+        plain_len > SB_SEAL_MAX_PLAIN || out_cap < plain_len + SB_SEAL_OVERHEAD)
+        return -1;
+    uint8_t *nonce = out + 1, *ct = out + 1 + SB_SEAL_NONCE_LEN, *tag = ct + plain_len;
+    out[0] = SB_SEAL_VERSION;
+    if (RAND_bytes(nonce, SB_SEAL_NONCE_LEN) != 1) return -1;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx) return -1;
+    int ok = 0, n = 0;
+    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SB_SEAL_NONCE_LEN, NULL) == 1 &&
+        EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) == 1 &&
+        /* The version byte is authenticated too. */
+        EVP_EncryptUpdate(ctx, NULL, &n, out, 1) == 1 &&
+        (!ad_len || EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_len) == 1) &&
+        (!plain_len || EVP_EncryptUpdate(ctx, ct, &n, plain, (int)plain_len) == 1) &&
+        EVP_EncryptFinal_ex(ctx, ct + plain_len, &n) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SB_SEAL_TAG_LEN, tag) == 1)
+        ok = 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) {
+        OPENSSL_cleanse(out, plain_len + SB_SEAL_OVERHEAD);
+        return -1;
+    }
+    *out_len = plain_len + SB_SEAL_OVERHEAD;
+    return 0;
+}
+
+int sb_seal_open(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_len,
+                 const uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap,
+                 size_t *out_len)
+{
+    if (out_len) *out_len = 0;
+    if (!key || !sealed || !out_len || !ad_ok(ad, ad_len) || sealed_len < SB_SEAL_OVERHEAD ||
+        sealed_len - SB_SEAL_OVERHEAD > SB_SEAL_MAX_PLAIN)
+        return -1;
+    size_t plain_len = sealed_len - SB_SEAL_OVERHEAD;
+    if ((plain_len && !out) || out_cap < plain_len) return -1;
+    if (sealed[0] != SB_SEAL_VERSION) return -1;
+    const uint8_t *nonce = sealed + 1, *ct = sealed + 1 + SB_SEAL_NONCE_LEN, *tag = ct + plain_len;
+    uint8_t tagbuf[SB_SEAL_TAG_LEN];
+    memcpy(tagbuf, tag, sizeof tagbuf); /* EVP's SET_TAG takes a non-const pointer */
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx) return -1;
+    int ok = 0, n = 0;
+    uint8_t dummy[16];
+    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SB_SEAL_NONCE_LEN, NULL) == 1 &&
+        EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) == 1 &&
+        EVP_DecryptUpdate(ctx, NULL, &n, sealed, 1) == 1 &&
+        (!ad_len || EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_len) == 1) &&
+        (!plain_len || EVP_DecryptUpdate(ctx, out, &n, ct, (int)plain_len) == 1) &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SB_SEAL_TAG_LEN, tagbuf) == 1 &&
+        EVP_DecryptFinal_ex(ctx, plain_len ? out + plain_len : dummy, &n) == 1)
+        ok = 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) {
+        if (out && plain_len) OPENSSL_cleanse(out, plain_len);
+        return -1;
+    }
+    *out_len = plain_len;
+    return 0;
+}

@@ -1,0 +1,37 @@
+/* sb_seal: authenticated encryption of small secrets at rest (sealed upstream credentials):
+ * AES-256-GCM, a random 96-bit nonce per value, bound to an associated-data string. */
+#ifndef SB_SEAL_H
+#define SB_SEAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SB_SEAL_KEY_LEN 32
+#define SB_SEAL_VERSION 1
+#define SB_SEAL_NONCE_LEN 12
+#define SB_SEAL_TAG_LEN 16
+/* Sealed = version (1 byte) || nonce (12) || ciphertext (same length as the plaintext) || tag (16)
+ */
+#define SB_SEAL_OVERHEAD (1 + SB_SEAL_NONCE_LEN + SB_SEAL_TAG_LEN)
+#define SB_SEAL_MAX_PLAIN (1024 * 1024 - SB_SEAL_OVERHEAD) /* a sealed value fits the store */
+#define SB_SEAL_MAX_AD 4096
+
+/* Seal plain[0..plain_len) under key (32 bytes) with associated data ad[0..ad_len) (e.g. the
+ * store record's namespace and key: a sealed value copied to another record will not open).
+ * Writes plain_len + SB_SEAL_OVERHEAD bytes to out (caller-owned, out_cap at least that) and sets
+ * *out_len. plain may be NULL when plain_len is 0; ad may be NULL when ad_len is 0.
+ * 0 on success; -1 on bad arguments (too large, out_cap too small) or a crypto/RNG failure, and
+ * then out holds nothing meaningful. Thread-safe. */
+int sb_seal_seal(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_len,
+                 const void *plain, size_t plain_len, uint8_t *out, size_t out_cap,
+                 size_t *out_len);
+
+/* Open a sealed value: verify and decrypt into out (caller-owned; out_cap at least
+ * sealed_len - SB_SEAL_OVERHEAD), *out_len = the plaintext length. -1 on any failure: wrong key,
+ * wrong associated data, unknown version, truncated or tampered input; on failure out is wiped
+ * (never returns unauthenticated plaintext). */
+int sb_seal_open(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_len,
+                 const uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap,
+                 size_t *out_len);
+
+#endif

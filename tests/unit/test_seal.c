@@ -1,0 +1,161 @@
+/* Unit tests for store/sb_seal: AES-256-GCM sealing of values at rest. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sb_seal.h"
+
+static const uint8_t k_key[SB_SEAL_KEY_LEN] = {
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
+static const char k_ad[] = "upstream_cred/dropboxsign:4f1c";
+static const char k_plain[] = "{\"access_token\":\"tok-secret\",\"refresh_token\":\"r-secret\"}";
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    uint8_t sealed[256], out[256];
+    size_t slen = 0, olen = 0;
+    size_t plen = strlen(k_plain);
+    assert_int_equal(
+        sb_seal_seal(k_key, k_ad, strlen(k_ad), k_plain, plen, sealed, sizeof sealed, &slen), 0);
+    assert_int_equal(slen, plen + SB_SEAL_OVERHEAD);
+    assert_int_equal(sealed[0], SB_SEAL_VERSION);
+    assert_null(memmem(sealed, slen, "tok-secret", 10)); /* no plaintext in the output */
+    assert_int_equal(sb_seal_open(k_key, k_ad, strlen(k_ad), sealed, slen, out, sizeof out, &olen),
+                     0);
+    assert_int_equal(olen, plen);
+    assert_memory_equal(out, k_plain, plen);
+
+    /* A fresh nonce per value: sealing the same input twice differs. */
+    uint8_t sealed2[256];
+    size_t slen2 = 0;
+    assert_int_equal(
+        sb_seal_seal(k_key, k_ad, strlen(k_ad), k_plain, plen, sealed2, sizeof sealed2, &slen2), 0);
+    assert_int_equal(slen2, slen);
+    assert_memory_not_equal(sealed + 1, sealed2 + 1, SB_SEAL_NONCE_LEN);
+
+    /* Empty plaintext and empty AD. */
+    assert_int_equal(sb_seal_seal(k_key, NULL, 0, NULL, 0, sealed, sizeof sealed, &slen), 0);
+    assert_int_equal(slen, SB_SEAL_OVERHEAD);
+    assert_int_equal(sb_seal_open(k_key, NULL, 0, sealed, slen, out, sizeof out, &olen), 0);
+    assert_int_equal(olen, 0);
+    assert_int_equal(sb_seal_open(k_key, "x", 1, sealed, slen, out, sizeof out, &olen), -1);
+}
+
+static void test_large(void **state)
+{
+    (void)state;
+    size_t n = SB_SEAL_MAX_PLAIN;
+    uint8_t *plain = malloc(n), *sealed = malloc(n + SB_SEAL_OVERHEAD), *out = malloc(n);
+    assert_non_null(plain);
+    assert_non_null(sealed);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++)
+        plain[i] = (uint8_t)(i * 31 + 7);
+    size_t slen = 0, olen = 0;
+    assert_int_equal(
+        sb_seal_seal(k_key, k_ad, strlen(k_ad), plain, n, sealed, n + SB_SEAL_OVERHEAD, &slen), 0);
+    assert_int_equal(sb_seal_open(k_key, k_ad, strlen(k_ad), sealed, slen, out, n, &olen), 0);
+    assert_int_equal(olen, n);
+    assert_memory_equal(out, plain, n);
+    /* One byte too many is refused. */
+    assert_int_equal(
+        sb_seal_seal(k_key, NULL, 0, plain, n + 1, sealed, n + SB_SEAL_OVERHEAD + 1, &slen), -1);
+    free(plain);
+    free(sealed);
+    free(out);
+}
+
+static void test_tamper_every_byte(void **state)
+{
+    (void)state;
+    uint8_t sealed[256], out[256];
+    size_t slen = 0, olen = 0, plen = strlen(k_plain);
+    assert_int_equal(
+        sb_seal_seal(k_key, k_ad, strlen(k_ad), k_plain, plen, sealed, sizeof sealed, &slen), 0);
+    for (size_t i = 0; i < slen; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            sealed[i] ^= (uint8_t)(1u << bit);
+            memset(out, 0xAA, sizeof out);
+            olen = 99;
+            assert_int_equal(
+                sb_seal_open(k_key, k_ad, strlen(k_ad), sealed, slen, out, sizeof out, &olen), -1);
+            assert_int_equal(olen, 0);
+            assert_null(memmem(out, sizeof out, "tok-secret", 10)); /* nothing leaked */
+            sealed[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    /* Truncated at every length, and extended by a byte. */
+    for (size_t n = 0; n < slen; n++)
+        assert_int_equal(sb_seal_open(k_key, k_ad, strlen(k_ad), sealed, n, out, sizeof out, &olen),
+                         -1);
+    uint8_t longer[257];
+    memcpy(longer, sealed, slen);
+    longer[slen] = 0;
+    assert_int_equal(
+        sb_seal_open(k_key, k_ad, strlen(k_ad), longer, slen + 1, out, sizeof out, &olen), -1);
+    /* Untouched: still opens. */
+    assert_int_equal(sb_seal_open(k_key, k_ad, strlen(k_ad), sealed, slen, out, sizeof out, &olen),
+                     0);
+}
+
+static void test_wrong_ad_and_key(void **state)
+{
+    (void)state;
+    uint8_t sealed[256], out[256];
+    size_t slen = 0, olen = 0, plen = strlen(k_plain);
+    assert_int_equal(
+        sb_seal_seal(k_key, k_ad, strlen(k_ad), k_plain, plen, sealed, sizeof sealed, &slen), 0);
+    const char *other = "upstream_cred/dropboxsign:4f1d";
+    assert_int_equal(
+        sb_seal_open(k_key, other, strlen(other), sealed, slen, out, sizeof out, &olen), -1);
+    assert_int_equal(
+        sb_seal_open(k_key, k_ad, strlen(k_ad) - 1, sealed, slen, out, sizeof out, &olen), -1);
+    assert_int_equal(sb_seal_open(k_key, NULL, 0, sealed, slen, out, sizeof out, &olen), -1);
+    for (int i = 0; i < SB_SEAL_KEY_LEN; i++) {
+        uint8_t key2[SB_SEAL_KEY_LEN];
+        memcpy(key2, k_key, sizeof key2);
+        key2[i] ^= 0x80;
+        assert_int_equal(
+            sb_seal_open(key2, k_ad, strlen(k_ad), sealed, slen, out, sizeof out, &olen), -1);
+    }
+}
+
+static void test_bad_args(void **state)
+{
+    (void)state;
+    uint8_t sealed[256], out[256];
+    size_t slen = 0, olen = 0;
+    assert_int_equal(sb_seal_seal(NULL, NULL, 0, "a", 1, sealed, sizeof sealed, &slen), -1);
+    assert_int_equal(sb_seal_seal(k_key, NULL, 0, "a", 1, NULL, sizeof sealed, &slen), -1);
+    assert_int_equal(sb_seal_seal(k_key, NULL, 0, "a", 1, sealed, sizeof sealed, NULL), -1);
+    assert_int_equal(sb_seal_seal(k_key, NULL, 0, NULL, 1, sealed, sizeof sealed, &slen), -1);
+    assert_int_equal(sb_seal_seal(k_key, NULL, 3, "a", 1, sealed, sizeof sealed, &slen), -1);
+    /* Output buffer one byte short. */
+    assert_int_equal(
+        sb_seal_seal(k_key, NULL, 0, "abc", 3, sealed, 3 + SB_SEAL_OVERHEAD - 1, &slen), -1);
+    assert_int_equal(sb_seal_seal(k_key, NULL, 0, "abc", 3, sealed, sizeof sealed, &slen), 0);
+    assert_int_equal(sb_seal_open(k_key, NULL, 0, sealed, slen, out, 2, &olen), -1);
+    assert_int_equal(sb_seal_open(k_key, NULL, 0, NULL, slen, out, sizeof out, &olen), -1);
+    assert_int_equal(sb_seal_open(NULL, NULL, 0, sealed, slen, out, sizeof out, &olen), -1);
+    assert_int_equal(sb_seal_open(k_key, NULL, 0, sealed, slen, out, sizeof out, NULL), -1);
+    /* Unknown version byte. */
+    sealed[0] = 2;
+    assert_int_equal(sb_seal_open(k_key, NULL, 0, sealed, slen, out, sizeof out, &olen), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_large),
+        cmocka_unit_test(test_tamper_every_byte), cmocka_unit_test(test_wrong_ad_and_key),
+        cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
