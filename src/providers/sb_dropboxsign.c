@@ -282,18 +282,7 @@ static const cJSON *find_signature(const cJSON *sr, const char *email)
 /* "a@x, b@y" of sr's signers, for messages. */
 static void signer_emails(const cJSON *sr, char *out, size_t cap)
 {
-    size_t o = 0;
-    out[0] = '\0';
-    const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(sr, "signatures"))
-    {
-        const char *e = sb_jstr(s, "signer_email_address");
-        if (!e) continue;
-        int w = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", e);
-        if (w < 0 || (size_t)w >= cap - o) break;
-        o += (size_t)w;
-    }
-    if (!o) sb_strlcpy(out, "none", cap);
+    sb_join_field(cJSON_GetObjectItemCaseSensitive(sr, "signatures"), "signer_email_address", out, cap);
 }
 
 /* Step 0 of the tools that read the signature request first. */

@@ -314,18 +314,7 @@ static const cJSON *signer_by_email(const cJSON *pkg, const char *email, int *in
 /* "a@x, b@y" -- the signers' emails, for messages that say which exist. */
 static void signer_emails(const cJSON *pkg, char *out, size_t cap)
 {
-    size_t o = 0;
-    out[0] = '\0';
-    const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(pkg, "signers"))
-    {
-        const char *e = sb_jstr(s, "email");
-        if (!e) continue;
-        int w = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", e);
-        if (w < 0 || (size_t)w >= cap - o) break;
-        o += (size_t)w;
-    }
-    if (!out[0]) sb_strlcpy(out, "none", cap);
+    sb_join_field(cJSON_GetObjectItemCaseSensitive(pkg, "signers"), "email", out, cap);
 }
 
 /* ---- list_documents, get_document, revoke_document ------------------------------------------- */

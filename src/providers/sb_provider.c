@@ -270,6 +270,22 @@ void sb_jadd_int_or_null(cJSON *o, const char *key, double v)
         cJSON_AddNumberToObject(o, key, v);
 }
 
+void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    const cJSON *s;
+    cJSON_ArrayForEach(s, arr)
+    {
+        const char *e = sb_jstr(s, field);
+        if (!e) continue;
+        int w = snprintf(out + o, cap - o, "%s%s", o ? ", " : "", e);
+        if (w < 0 || (size_t)w >= cap - o) break;
+        o += (size_t)w;
+    }
+    if (!out[0]) sb_strlcpy(out, "none", cap);
+}
+
 int sb_status_wanted(const cJSON *a, const char *neutral)
 {
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(a, "status");

@@ -141,6 +141,9 @@ void sb_jadd_iso(cJSON *o, const char *key, const char *iso);
 /* Add an integer or null when absent (v < 0 means absent). */
 void sb_jadd_int_or_null(cJSON *o, const char *key, double v);
 
+/* "a, b, c": the string `field` of each object in `arr`, joined for messages ("none" if empty). */
+void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap);
+
 /* 1 if list_documents' `status` filter (absent or empty = everything) admits this neutral status
  * (for providers that cannot filter upstream by every status). */
 int sb_status_wanted(const cJSON *args, const char *neutral);

@@ -215,10 +215,10 @@ static void test_histogram_buckets(void **state)
         p = strstr(p, "b_bucket");
         assert_non_null(p);
         const char *sp = strchr(p, ' ');
-        assert_int_equal(atoi(sp + 1), 1);
+        assert_int_equal(strtol(sp + 1, NULL, 10), 1);
         p = strstr(p + 1, "b_bucket");
         sp = strchr(p, ' ');
-        assert_int_equal(atoi(sp + 1), 2);
+        assert_int_equal(strtol(sp + 1, NULL, 10), 2);
         free(o2);
         sb_metrics_free(m2);
     }
