@@ -9,6 +9,7 @@
 
 #include "core/sb_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,7 +442,11 @@ static int mp_put_json(sb_preq *r, const char *name, const cJSON *v, int depth)
     if (cJSON_IsBool(v)) return sb_preq_multipart_field(r, name, cJSON_IsTrue(v) ? "1" : "0");
     if (cJSON_IsNumber(v)) {
         char num[32];
-        snprintf(num, sizeof num, "%lld", (long long)v->valuedouble);
+        double x = v->valuedouble;
+        if (isfinite(x) && x == floor(x) && fabs(x) <= 9007199254740992.0)
+            snprintf(num, sizeof num, "%lld", (long long)x);
+        else
+            snprintf(num, sizeof num, "%.17g", x);
         return sb_preq_multipart_field(r, name, num);
     }
     if (cJSON_IsString(v)) return sb_preq_multipart_field(r, name, v->valuestring);

@@ -2,6 +2,7 @@
 
 #include "core/sb_util.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,7 +222,12 @@ int sb_jbool(const cJSON *o, const char *key, int def)
 double sb_jnum(const cJSON *o, const char *key, double def)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : def;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return def;
+    /* provider numbers are untrusted: keep them where any integer conversion is defined */
+    double x = v->valuedouble;
+    if (x > 9007199254740992.0) return 9007199254740992.0;
+    if (x < -9007199254740992.0) return -9007199254740992.0;
+    return x;
 }
 
 void sb_jadd_str(cJSON *o, const char *key, const char *v)
@@ -234,7 +240,8 @@ void sb_jadd_str(cJSON *o, const char *key, const char *v)
 
 void sb_jadd_epoch(cJSON *o, const char *key, double epoch_s)
 {
-    if (epoch_s <= 0) {
+    /* 1970 .. 9999: anything else (or not a number) is no time at all */
+    if (!(epoch_s > 0 && epoch_s < 253402300800.0)) {
         cJSON_AddNullToObject(o, key);
         return;
     }

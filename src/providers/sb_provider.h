@@ -131,6 +131,7 @@ int sb_id_ok(const char *id);
 /* JSON access that tolerates absence: */
 const char *sb_jstr(const cJSON *o, const char *key);       /* string or NULL */
 int sb_jbool(const cJSON *o, const char *key, int def);
+/* A number, or def when absent or not finite; clamped to +-2^53 so integer casts are defined. */
 double sb_jnum(const cJSON *o, const char *key, double def);
 /* Add a string or JSON null. */
 void sb_jadd_str(cJSON *o, const char *key, const char *v);

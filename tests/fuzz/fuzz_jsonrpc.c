@@ -1,0 +1,62 @@
+/* Fuzz target: JSON-RPC envelopes (src/mcp/sb_jsonrpc.h). The input is a POST body: parse it,
+ * classify batch members, key the id, build the responses the engine would send, free it all. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcp/sb_jsonrpc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void respond(const sb_rpc_msg *m, int rc, const char *err)
+{
+    char key[160];
+    if (m->id) (void)sb_rpc_id_key(m->id, key, sizeof key);
+    if (rc < 0) {
+        free(sb_rpc_error(m->id, rc, err, NULL));
+        return;
+    }
+    switch (m->kind) {
+    case SB_RPC_REQUEST: {
+        cJSON *r = cJSON_CreateObject();
+        if (m->params) cJSON_AddItemToObject(r, "echo", cJSON_Duplicate(m->params, 1));
+        free(sb_rpc_result(m->id, r));
+        free(sb_rpc_error(m->id, SB_RPC_METHOD_NOT_FOUND, m->method ? m->method : "?",
+                          m->params ? cJSON_Duplicate(m->params, 1) : NULL));
+        break;
+    }
+    case SB_RPC_NOTIFICATION:
+        free(sb_rpc_request(NULL, m->method ? m->method : "x",
+                            m->params ? cJSON_Duplicate(m->params, 1) : NULL));
+        break;
+    case SB_RPC_RESPONSE:
+        free(sb_rpc_request(m->id, "ping", NULL));
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    sb_rpc_msg m;
+    char err[256];
+    int rc = sb_rpc_parse((const char *)data, size, &m, err, sizeof err);
+    if (rc == SB_RPC_BATCH) {
+        /* the engine refuses batches, but classify each member as a batch-capable peer would */
+        const cJSON *it;
+        int i = 0;
+        cJSON_ArrayForEach(it, m.doc)
+        {
+            if (i++ >= 64) break;
+            sb_rpc_msg sub;
+            char suberr[256];
+            int src = sb_rpc_classify(cJSON_Duplicate(it, 1), &sub, suberr, sizeof suberr);
+            respond(&sub, src == SB_RPC_BATCH ? SB_RPC_INVALID_REQUEST : src, suberr);
+            sb_rpc_msg_free(&sub);
+        }
+        free(sb_rpc_error(NULL, SB_RPC_INVALID_REQUEST, "batch", NULL));
+    } else {
+        respond(&m, rc, err);
+    }
+    sb_rpc_msg_free(&m);
+    return 0;
+}
