@@ -851,17 +851,6 @@ static int extend_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
 
 /* ---- sending: send_document / send_from_template ----------------------------------------- */
 
-/* The file type from its first bytes (BoldSign takes PDF, DOCX, PNG, JPEG). */
-static const char *sniff(const unsigned char *d, size_t n)
-{
-    if (n >= 5 && memcmp(d, "%PDF-", 5) == 0) return "application/pdf";
-    if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "image/png";
-    if (n >= 3 && memcmp(d, "\xff\xd8\xff", 3) == 0) return "image/jpeg";
-    if (n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0)
-        return "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
-    return NULL;
-}
-
 static int b64_canonical(const char *s, size_t n)
 {
     if (n % 4) return 0;
@@ -893,7 +882,7 @@ static int check_b64_file(const char *b64, int i, const char **mime, size_t *b64
     size_t len;
     unsigned char *d = sb_decode_base64_arg(b64, BS_MAX_FILE, &len, e2, sizeof e2);
     if (!d) return fail(err, errlen, "files[%d].base64: %s (BoldSign's limit is 25 MB)", i, e2);
-    *mime = sniff(d, len);
+    *mime = sb_sniff_mime(d, len);
     free(d);
     if (!*mime)
         return fail(err, errlen,
@@ -913,7 +902,7 @@ static int put_b64_file(sb_buf *body, const char *b64, char *err, size_t errlen)
     size_t len;
     unsigned char *d = sb_decode_base64_arg(b64, BS_MAX_FILE, &len, e2, sizeof e2);
     if (!d) return fail(err, errlen, "a file: %s", e2);
-    const char *mime = sniff(d, len);
+    const char *mime = sb_sniff_mime(d, len);
     int rc = sb_buf_printf(body, "\"data:%s;base64,", mime ? mime : "application/pdf");
     if (rc == 0 && b64_canonical(p, n)) {
         rc = sb_buf_append(body, p, n);
@@ -1186,7 +1175,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     if (!phase || strcmp(phase, "fetch") != 0) return send_result(c, a, r, out, err, errlen);
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(a, "files");
     int idx = (int)sb_jnum(step->scratch, "idx", -1);
-    const char *mime = r->body ? sniff((const unsigned char *)r->body, r->len) : NULL;
+    const char *mime = r->body ? sb_sniff_mime((const unsigned char *)r->body, r->len) : NULL;
     if (!mime) {
         fail(err, errlen,
              "Nothing was sent to BoldSign: files[%d].url did not give a PDF, DOCX, PNG or JPEG "

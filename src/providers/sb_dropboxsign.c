@@ -621,18 +621,6 @@ static int check_files(const cJSON *a, int *nurl, int *nb64, char *err, size_t e
     return 0;
 }
 
-/* The type a file's first bytes show: one of the four the contract allows, or NULL. */
-static const char *sniff_type(const unsigned char *d, size_t n)
-{
-    if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "image/png";
-    if (n >= 3 && memcmp(d, "\xff\xd8\xff", 3) == 0) return "image/jpeg";
-    if (n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0)
-        return "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
-    /* a PDF header may follow some junk within the first 1024 bytes (PDF 1.7, 7.5.2 note) */
-    if (memmem(d, n < 1024 ? n : 1024, "%PDF-", 5)) return "application/pdf";
-    return NULL;
-}
-
 static const char *type_word(const char *mime)
 {
     if (strcmp(mime, "application/pdf") == 0) return "PDF";
@@ -662,7 +650,7 @@ static unsigned char *file_bytes(int i, const cJSON *f, const char *b64, int fet
     }
     const char *mime = sb_jstr(f, "mime_type");
     if (!mime) mime = "application/pdf";
-    const char *seen = sniff_type(data, len);
+    const char *seen = sb_sniff_mime(data, len);
     int rc = 0;
     if (len == 0) {
         snprintf(err, errlen, "files[%d] is empty", i);

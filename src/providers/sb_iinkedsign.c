@@ -164,19 +164,13 @@ static cJSON *person_json(const char *first, const char *last, const char *email
     return p;
 }
 
-static const void *mem_find(const void *h, size_t hl, const char *nd, size_t nl)
-{
-    const unsigned char *p = h;
-    for (size_t i = 0; nl && i + nl <= hl; i++)
-        if (p[i] == (unsigned char)nd[0] && memcmp(p + i, nd, nl) == 0) return p + i;
-    return NULL;
-}
-
 /* A PDF has "%PDF-" in its first KiB; a DOCX is a ZIP ("PK\3\4"). */
 static int magic_ok(const void *d, size_t n, int docx)
 {
-    if (docx) return n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0;
-    return mem_find(d, n < 1024 ? n : 1024, "%PDF-", 5) != NULL;
+    const char *m = sb_sniff_mime(d, n);
+    return m && strcmp(m, docx ? "application/vnd.openxmlformats-officedocument."
+                                 "wordprocessingml.document"
+                               : "application/pdf") == 0;
 }
 
 /* ---- the neutral document model -------------------------------------------------------------- */

@@ -194,6 +194,16 @@ unsigned char *sb_decode_base64_arg(const char *b64, size_t max, size_t *len, ch
     return out;
 }
 
+const char *sb_sniff_mime(const unsigned char *d, size_t n)
+{
+    if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return "image/png";
+    if (n >= 3 && memcmp(d, "\xff\xd8\xff", 3) == 0) return "image/jpeg";
+    if (n >= 4 && memcmp(d, "PK\x03\x04", 4) == 0)
+        return "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+    if (memmem(d, n < 1024 ? n : 1024, "%PDF-", 5)) return "application/pdf";
+    return NULL;
+}
+
 int sb_id_ok(const char *id)
 {
     size_t n = strlen(id);

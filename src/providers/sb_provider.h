@@ -125,6 +125,10 @@ unsigned char *sb_decode_base64_arg(const char *b64, size_t max, size_t *len, ch
 /* Percent-encode one path segment or query value into out. */
 int sb_pct_encode(const char *s, sb_buf *out);
 
+/* The file type its first bytes show: application/pdf ("%PDF-" within the first KiB, as PDF 1.7
+ * §7.5.2 allows), image/png, image/jpeg, or the DOCX type for a ZIP; NULL otherwise. */
+const char *sb_sniff_mime(const unsigned char *d, size_t n);
+
 /* Reject ids that could alter a URL or header: 1..128 chars of [A-Za-z0-9._~:@-]. */
 int sb_id_ok(const char *id);
 
