@@ -13,6 +13,10 @@
 #include "upstream/sb_region.h"
 #include "upstream/sb_up.h"
 #include "bridge/sb_bridge.h"
+#include "auth/sb_oauth.h"
+#include "bridge/sb_verify.h"
+#include "store/sb_seal.h"
+#include "store/sb_store.h"
 
 #include <curl/curl.h>
 
@@ -20,7 +24,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +51,8 @@ static const char usage[] =
     "  --sandbox            start the bundled provider sandbox (signbridge-sandbox), point\n"
     "                       every provider at it, and print its demo credentials\n"
     "  --sandbox-url URL    point every provider and region at a running sandbox\n"
+    "  --store URL          the persistent store: sqlite:PATH, PATH or postgresql://...\n"
+    "                       (default sqlite:signbridge.db in the working directory)\n"
     "  --version            print the version and exit\n"
     "  --help               this text\n"
     "\n"
@@ -88,6 +96,132 @@ static void *file_get_cb(void *ud, const char *token, size_t *len, char *mime, s
                          char *name, size_t namecap)
 {
     return sb_bridge_file_get(ud, token, len, mime, mimecap, name, namecap);
+}
+
+/* ---- OAuth ------------------------------------------------------------------------------------ */
+
+typedef struct verify_ctx {
+    sb_up *up;
+    const sb_regions *regions;
+    unsigned timeout_ms;
+} verify_ctx;
+
+static int verify_cb(void *ud, const char *provider, const char *region, const char *instance,
+                     const char *key, size_t key_len,
+                     void (*done)(void *arg, int ok, const char *region, const char *message),
+                     void *arg)
+{
+    verify_ctx *v = ud;
+    return sb_verify_key(v->up, v->regions, provider, region, instance, key, key_len, 0,
+                         v->timeout_ms, done, arg);
+}
+
+/* Read a PEM file (at most 64 KiB) into a malloc'd string. */
+static char *read_pem(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "oauth: cannot read signing key %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int more = buf && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf || more || n == 0) {
+        free(buf);
+        snprintf(err, errlen, "oauth: signing key %s is empty or larger than 64 KiB", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+static sb_oauth *oauth_start(const sb_config *cfg, sb_store *store, const unsigned char *secret,
+                             sb_up *up, const sb_regions *regions, const char *issuer, char *err,
+                             size_t errlen)
+{
+    static verify_ctx vctx;
+    vctx = (verify_ctx){.up = up, .regions = regions, .timeout_ms = cfg->upstream.probe_timeout_ms};
+    sb_oauth_options oo = {.issuer = issuer, .store = store, .secret = secret, .up = up,
+                           .regions = regions, .default_provider = cfg->default_provider,
+                           .sandbox_url = cfg->sandbox_url,
+                           .access_ttl_s = cfg->oauth.access_token_ttl_s,
+                           .refresh_ttl_s = cfg->oauth.refresh_token_ttl_s,
+                           .code_ttl_s = cfg->oauth.code_ttl_s,
+                           .upstream_timeout_ms = cfg->upstream.timeout_ms,
+                           .verify = verify_cb, .verify_ud = &vctx};
+    char *pems[8] = {0};
+    sb_oauth *o = NULL;
+    for (size_t i = 0; i < cfg->oauth.n_signing_key_files; i++) {
+        pems[i] = read_pem(cfg->oauth.signing_key_files[i], err, errlen);
+        if (!pems[i]) goto out;
+        oo.signing_pems[oo.n_signing++] = pems[i];
+    }
+    for (size_t i = 0; i < cfg->oauth.n_cimd_trusted; i++)
+        oo.cimd_trusted[oo.n_cimd_trusted++] = cfg->oauth.cimd_trusted[i];
+    for (size_t i = 0; i < cfg->oauth.n_apps && i < SB_OAUTH_MAX_APPS; i++) {
+        sb_oauth_app *a = &oo.apps[oo.n_apps++];
+        sb_strlcpy(a->provider, cfg->oauth.apps[i].provider, sizeof a->provider);
+        sb_strlcpy(a->region, cfg->oauth.apps[i].region, sizeof a->region);
+        sb_strlcpy(a->client_id, cfg->oauth.apps[i].client_id, sizeof a->client_id);
+        sb_strlcpy(a->client_secret, cfg->oauth.apps[i].client_secret, sizeof a->client_secret);
+        sb_strlcpy(a->scope, cfg->oauth.apps[i].scope, sizeof a->scope);
+        sb_strlcpy(a->authorize_url, cfg->oauth.apps[i].authorize_url, sizeof a->authorize_url);
+        sb_strlcpy(a->token_url, cfg->oauth.apps[i].token_url, sizeof a->token_url);
+    }
+    o = sb_oauth_new(&oo, err, errlen);
+    explicit_bzero(&oo, sizeof oo);
+out:
+    for (size_t i = 0; i < 8; i++) {
+        if (pems[i]) explicit_bzero(pems[i], strlen(pems[i]));
+        free(pems[i]);
+    }
+    return o;
+}
+
+/* GET /readyz: the store must answer a ping; asked at most once a second (cached). */
+typedef struct ready_ctx {
+    sb_store *store;
+    pthread_mutex_t mu;
+    uint64_t checked_ms;
+    int rc;
+} ready_ctx;
+
+static int ready_cb(void *ud)
+{
+    ready_ctx *rc = ud;
+    pthread_mutex_lock(&rc->mu);
+    uint64_t now = sb_mono_ms();
+    if (rc->checked_ms == 0 || now - rc->checked_ms >= 1000) {
+        rc->checked_ms = now;
+        rc->rc = sb_store_ping(rc->store) == 0 ? 0 : -1;
+        if (rc->rc) sb_log_msg(SB_LOG_WARN, "store", "the store does not answer a ping: not ready");
+    }
+    int r = rc->rc;
+    pthread_mutex_unlock(&rc->mu);
+    return r;
+}
+
+/* Expired store records are deleted every minute on the event loop thread. */
+#define STORE_SWEEP_MS 60000
+typedef struct sweep_ctx {
+    sb_loop *loop;
+    sb_store *store;
+    _Atomic uint64_t timer;
+    atomic_int stopping;
+} sweep_ctx;
+
+static void sweep_run(void *arg)
+{
+    sweep_ctx *sc = arg;
+    if (atomic_load(&sc->stopping)) return;
+    uint64_t deleted = 0;
+    if (sb_store_sweep(sc->store, 0, &deleted) != 0)
+        sb_log_msg(SB_LOG_WARN, "store", "sweeping expired records failed");
+    else if (deleted)
+        sb_log_msg(SB_LOG_DEBUG, "store", "swept %llu expired records", (unsigned long long)deleted);
+    atomic_store(&sc->timer, sb_loop_after(sc->loop, STORE_SWEEP_MS, sweep_run, sc));
 }
 
 /* GET /metrics: refresh the gauges read from their owners, then render every family. */
@@ -168,6 +302,12 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--sandbox-url") == 0) {
             NEED_VALUE();
             cJSON_AddStringToObject(ov, "sandbox_url", argv[++i]);
+        } else if (strcmp(a, "--store") == 0) {
+            NEED_VALUE();
+            cJSON *so = cJSON_GetObjectItemCaseSensitive(ov, "store");
+            if (!so) so = cJSON_AddObjectToObject(ov, "store");
+            cJSON_DeleteItemFromObjectCaseSensitive(so, "url");
+            cJSON_AddStringToObject(so, "url", argv[++i]);
         } else {
             fprintf(stderr, "signbridge: unknown option %s\n%s", a, usage);
             cJSON_Delete(ov);
@@ -223,6 +363,24 @@ int main(int argc, char **argv)
     if (sb_secret_load_or_create(cfg.secret_file, secret, err, sizeof err) < 0) {
         fprintf(stderr, "signbridge: %s\n", err);
         return 2;
+    }
+    /* the key that seals upstream credentials in the store (docs/store.md) */
+    static uint8_t seal_key[SB_SEAL_KEY_LEN];
+    if (sb_seal_derive_key(secret, sizeof secret, seal_key) < 0) {
+        fprintf(stderr, "signbridge: cannot derive the sealing key\n");
+        return 1;
+    }
+
+    /* The persistent store replicas share (idempotency, region cache, sessions). --conformance
+     * keeps it in memory: nothing is left on disk. Never print the URL's password. */
+    const char *store_url = conformance ? "sqlite::memory:" : cfg.store.url;
+    char store_url_safe[sizeof cfg.store.url];
+    sb_config_redact_url(store_url, store_url_safe, sizeof store_url_safe);
+    sb_store *store = NULL;
+    if (sb_store_open(&store, store_url, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "signbridge: cannot open the store %s: %s\n", store_url_safe, err);
+        sb_launch_stop(&sandbox);
+        return 1;
     }
 
     /* thousands of concurrent calls need thousands of descriptors: take what we may */
@@ -316,7 +474,14 @@ int main(int argc, char **argv)
                                            : strcmp(cfg.actions.confirm, "all") == 0 ? SB_CONFIRM_ALL
                                                                                      : SB_CONFIRM_DESTRUCTIVE,
                                 .audit_path = cfg.actions.audit_log,
-                                .idempotency_ttl_s = cfg.actions.idempotency_ttl_s};
+                                .idempotency_ttl_s = cfg.actions.idempotency_ttl_s,
+                                .idempotency_pending_ttl_s =
+                                    (cfg.call_timeout_s > cfg.upstream.timeout_ms / 1000
+                                         ? cfg.call_timeout_s
+                                         : cfg.upstream.timeout_ms / 1000) +
+                                    60,
+                                .store = store,
+                                .session_idle_s = cfg.session_idle_timeout_s};
         /* the public URL is known once the server is bound; fill it below */
         public_url_buf[0] = '\0';
         bridge = sb_bridge_new(&bo);
@@ -331,6 +496,13 @@ int main(int argc, char **argv)
         }
         sb_bridge_attach(bridge, mcp);
     }
+    static ready_ctx rctx;
+    rctx.store = store;
+    pthread_mutex_init(&rctx.mu, NULL);
+    static sweep_ctx sctx;
+    sctx.loop = loop;
+    sctx.store = store;
+    atomic_store(&sctx.timer, sb_loop_after(loop, STORE_SWEEP_MS, sweep_run, &sctx));
     static metrics_ctx mctx;
     mctx.mcp = mcp;
     mctx.up = up;
@@ -338,13 +510,24 @@ int main(int argc, char **argv)
     sb_http_options ho = {
         .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions,
         .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge,
-        .metrics_render = metrics_cb, .metrics_ud = &mctx};
+        .metrics_render = metrics_cb, .metrics_ud = &mctx, .ready = ready_cb, .ready_ud = &rctx};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
         fprintf(stderr, "signbridge: %s\n", err);
         return 1;
     }
     sb_strlcpy(public_url_buf, sb_http_public_url(http), sizeof public_url_buf);
+    /* the OAuth server's issuer is the public origin, known once bound (docs/auth.md) */
+    sb_oauth *oauth = NULL;
+    if (!conformance && cfg.oauth.enabled) {
+        oauth = oauth_start(&cfg, store, secret, up, &regions, public_url_buf, err, sizeof err);
+        if (!oauth) {
+            fprintf(stderr, "signbridge: %s\n", err);
+            sb_http_stop(http);
+            return 1;
+        }
+        sb_http_set_oauth(http, oauth);
+    }
     if (port_file && write_port_file(port_file, sb_http_port(http)) < 0) {
         fprintf(stderr, "signbridge: cannot write port file %s: %s\n", port_file, strerror(errno));
         sb_http_stop(http);
@@ -355,6 +538,7 @@ int main(int argc, char **argv)
     cJSON_AddNumberToObject(f, "port", sb_http_port(http));
     cJSON_AddStringToObject(f, "url", sb_http_public_url(http));
     cJSON_AddStringToObject(f, "mode", conformance ? "conformance" : "default");
+    cJSON_AddStringToObject(f, "store", sb_store_backend(store));
     cJSON_AddNumberToObject(f, "tools", (double)sb_registry_count(reg));
     cJSON_AddNumberToObject(f, "startup_us", (double)(sb_mono_us() - t0));
     sb_log_obj(SB_LOG_INFO, "ready", f);
@@ -395,9 +579,15 @@ int main(int argc, char **argv)
     sb_log_obj(SB_LOG_INFO, "drained", f);
     sb_http_stop(http);
     sb_up_stop(up); /* any upstream call still running completes as cancelled */
-    sb_loop_stop(loop); /* runs leftover timers, which still use the engine */
+    atomic_store(&sctx.stopping, 1);
+    sb_loop_cancel(loop, atomic_load(&sctx.timer));
+    sb_loop_stop(loop); /* runs leftover timers, which still use the engine (and the store) */
     sb_mcp_free(mcp);
     sb_bridge_free(bridge);
+    sb_oauth_free(oauth);
+    sb_store_close(store); /* after the drain: nothing uses it any more */
+    pthread_mutex_destroy(&rctx.mu);
+    OPENSSL_cleanse(seal_key, sizeof seal_key);
     OPENSSL_cleanse(secret, sizeof secret);
     sb_launch_stop(&sandbox);
     curl_global_cleanup();

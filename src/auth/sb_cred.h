@@ -31,6 +31,10 @@ typedef struct sb_principal {
     char request_id[72];   /* the HTTP request id (sent upstream, written in audit records) */
     int read_only;         /* the caller asked for a read-only connection */
     int anonymous;         /* no credential (only where the deployment allows it) */
+    int upstream_bearer;   /* cred is a provider-issued OAuth access token (Bearer upstream) */
+    char region[24];       /* a region already known for this credential (an OAuth grant's,
+                              verified at sign-in): admission trusts it without probing */
+    char client[160];      /* OAuth client id (audit), "" for API keys */
     char fingerprint[SB_FP_HEX];
     sb_cred cred;
 } sb_principal;

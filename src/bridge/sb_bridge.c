@@ -1,5 +1,7 @@
 #include "bridge/sb_bridge.h"
 
+#include "bridge/sb_bridge_session.h"
+
 #include "auth/sb_cred.h"
 #include "core/sb_embed.h"
 #include "core/sb_log.h"
@@ -51,6 +53,9 @@ struct sb_bridge {
     uint64_t idem_last_sweep;
     pthread_mutex_t audit_mu;
     int audit_fd;
+    sb_loop *loop;                /* the engine's (sb_bridge_attach): store writes off the
+                                     upstream thread */
+    sb_bridge_sessions *shared_sessions;
     /* metrics (docs/operations.md), families of sb_metrics_global() */
     sb_mfamily *m_tools, *m_up_duration, *m_up_requests, *m_admissions;
 };
@@ -88,6 +93,21 @@ static unsigned cache_bucket(const char *key)
     return h % CACHE_BUCKETS;
 }
 
+static void cache_mem_put(sb_bridge *b, const char *key, const char *region, uint64_t exp);
+
+/* A region name as stored: short, [a-z0-9_-]. */
+static int region_ok(const unsigned char *v, size_t len)
+{
+    if (!len || len >= 24) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
+              v[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* The memory front, then the store (ns "region", key = the credential fingerprint: an HMAC,
+ * never the key), whose answer is kept in memory for what is left of its TTL. */
 static int cache_get(sb_bridge *b, const char *key, char *region, size_t cap)
 {
     int found = 0;
@@ -101,6 +121,19 @@ static int cache_get(sb_bridge *b, const char *key, char *region, size_t cap)
         }
     }
     pthread_mutex_unlock(&b->cache_mu);
+    if (found || !b->o.store) return found;
+    sb_store_rec rec;
+    if (sb_store_get(b->o.store, "region", key, &rec) == 0) {
+        if (region_ok(rec.value, rec.len) && rec.len < cap) {
+            memcpy(region, rec.value, rec.len);
+            region[rec.len] = '\0';
+            int64_t left = rec.expires_at_ms ? rec.expires_at_ms - sb_store_now_ms()
+                                             : (int64_t)b->o.cache_ttl_s * 1000;
+            if (left > 0) cache_mem_put(b, key, region, sb_mono_ms() + (uint64_t)left);
+            found = 1;
+        }
+        sb_store_rec_free(&rec);
+    }
     return found;
 }
 
@@ -118,9 +151,8 @@ static void cache_clear_locked(sb_bridge *b)
     b->ncache = 0;
 }
 
-static void cache_put(sb_bridge *b, const char *key, const char *region)
+static void cache_mem_put(sb_bridge *b, const char *key, const char *region, uint64_t exp)
 {
-    uint64_t exp = sb_mono_ms() + (uint64_t)b->o.cache_ttl_s * 1000;
     unsigned h = cache_bucket(key);
     pthread_mutex_lock(&b->cache_mu);
     for (cache_entry *e = b->cache[h]; e; e = e->next) {
@@ -142,6 +174,38 @@ static void cache_put(sb_bridge *b, const char *key, const char *region)
         b->ncache++;
     }
     pthread_mutex_unlock(&b->cache_mu);
+}
+
+typedef struct region_write {
+    sb_bridge *b;
+    char key[SB_FP_HEX + 8];
+    char region[24];
+    int64_t expires_at_ms;
+} region_write;
+
+static void region_write_run(void *arg)
+{
+    region_write *w = arg;
+    sb_store_put(w->b->o.store, "region", w->key, w->region, strlen(w->region), w->expires_at_ms,
+                 NULL);
+    free(w);
+}
+
+/* Remember a detection: memory at once; the store from the loop thread, since detections end on
+ * the upstream engine thread, which never waits on the store. */
+static void cache_put(sb_bridge *b, const char *key, const char *region)
+{
+    cache_mem_put(b, key, region, sb_mono_ms() + (uint64_t)b->o.cache_ttl_s * 1000);
+    if (!b->o.store || !region_ok((const unsigned char *)region, strlen(region)) ||
+        !sb_store_valid_key(key))
+        return;
+    region_write *w = calloc(1, sizeof *w);
+    if (!w) return;
+    w->b = b;
+    sb_strlcpy(w->key, key, sizeof w->key);
+    sb_strlcpy(w->region, region, sizeof w->region);
+    w->expires_at_ms = sb_store_now_ms() + (int64_t)b->o.cache_ttl_s * 1000;
+    if (!b->loop || sb_loop_post(b->loop, region_write_run, w) < 0) region_write_run(w);
 }
 
 size_t sb_bridge_cache_size(sb_bridge *b)
@@ -235,7 +299,9 @@ static int submit(sb_bridge *b, const sb_adapter *a, const sb_pctx *ctx, sb_preq
 {
     sb_buf auth;
     sb_buf_init(&auth, 2048);
-    int rc = a->auth_header(ctx->key, ctx->key_len, &auth);
+    int rc = ctx->bearer ? sb_buf_printf(&auth, "Authorization: Bearer %.*s", (int)ctx->key_len,
+                                         ctx->key)
+                         : a->auth_header(ctx->key, ctx->key_len, &auth);
     if (rc == 0) rc = sb_preq_header(r, "%s", auth.data);
     explicit_bzero(auth.data ? auth.data : (char *)"", auth.len);
     sb_buf_free(&auth);
@@ -513,6 +579,7 @@ static int start_probes(probe_state *st)
         if (ok) {
             sb_pctx ctx = {.provider = st->p.provider, .region = st->regions[i], .base_url = base,
                            .key = st->p.cred.secret, .key_len = st->p.cred.len,
+                           .bearer = st->p.upstream_bearer,
                            .request_id = st->p.request_id};
             pa->st = st;
             pa->idx = i;
@@ -549,6 +616,12 @@ static void admit(sb_mcp_call *c, void *ud)
     if (!a) {
         count_admission(b, p->provider, "refused");
         sb_mcp_admit_refuse(c, 404, NULL, NULL);
+        return;
+    }
+    /* 0. a region an OAuth grant recorded (verified with the provider at sign-in) */
+    if (p->region[0] && (!p->region_pin[0] || strcmp(p->region, p->region_pin) == 0)) {
+        count_admission(b, p->provider, "grant");
+        sb_mcp_admit_ok(c, p->instance[0] ? "private" : p->region);
         return;
     }
     /* 1. the region pinned in the path (verified below); 2. a cached detection */
@@ -599,7 +672,7 @@ static int visible(const sb_tool *t, const void *principal, char *www, size_t ww
     if (!a || !sb_adapter_tool(a, t->name)) return 1;
     if (p->read_only && !t->read_only) {
         snprintf(www, wwwlen,
-                 "Bearer error=\"insufficient_scope\", scope=\"signbridge.write\", "
+                 "Bearer error=\"insufficient_scope\", scope=\"signbridge.read signbridge.write\", "
                  "resource_metadata=\"%s/.well-known/oauth-protected-resource%s\", "
                  "error_description=\"this connection is read-only\"",
                  b->o.public_url, p->route);
@@ -778,7 +851,8 @@ static int start_step(tool_job *j, sb_preq *r)
     size_t plen;
     const sb_principal *p = sb_mcp_call_principal(call, &plen);
     sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = j->base,
-                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
+                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id,
+                   .bearer = p->upstream_bearer};
     uint64_t now = sb_mono_ms();
     unsigned left = j->deadline_ms > now + 50 ? (unsigned)(j->deadline_ms - now) : 50;
     uint64_t id = 0;
@@ -1122,6 +1196,7 @@ typedef struct idem_entry {
     char key[SB_FP_HEX + 300];
     unsigned char args_hash[32];
     int done;
+    int stored;   /* this process claimed the store's record (ns "idem") for the key */
     char *result; /* the CallToolResult JSON of the first outcome */
     uint64_t expires_ms;
     sb_mcp_call **waiters;
@@ -1191,6 +1266,99 @@ static void idem_expire_locked(sb_bridge *b, uint64_t now)
     }
 }
 
+/* Shared records (ns "idem"): key = hex(SHA-256(fingerprint|tool|idempotency_key)); value
+ * {"s":"pending","h":args hash} while the first call runs (TTL idempotency_pending_ttl_s), then
+ * {"s":"done","h":args hash,"r":CallToolResult} (TTL idempotency_ttl_s). A transient failure
+ * deletes the record, so a retry may try again. */
+static void hex32(const unsigned char h[32], char out[65])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hx[h[i] >> 4];
+        out[2 * i + 1] = hx[h[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static void idem_store_key(const char *key, char out[65])
+{
+    unsigned char h[32];
+    SHA256((const unsigned char *)key, strlen(key), h);
+    hex32(h, out);
+}
+
+/* Parse a shared record: 1 done (then *result is the detached CallToolResult, caller's), 0 pending,
+ * -1 unreadable. *hash_ok says whether it was made with the same arguments. */
+static int idem_parse(const sb_store_rec *rec, const unsigned char h[32], int *hash_ok,
+                      cJSON **result)
+{
+    *result = NULL;
+    *hash_ok = 0;
+    cJSON *o = cJSON_ParseWithLength((const char *)rec->value, rec->len);
+    const char *st = sb_jstr(o, "s"), *hs = sb_jstr(o, "h");
+    int rc = -1;
+    if (st && hs) {
+        char want[65];
+        hex32(h, want);
+        *hash_ok = strcmp(hs, want) == 0;
+        if (strcmp(st, "done") == 0) {
+            *result = cJSON_DetachItemFromObjectCaseSensitive(o, "r");
+            rc = *result ? 1 : -1;
+        } else if (strcmp(st, "pending") == 0) {
+            rc = 0;
+        }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* A first call running in another process: poll its record from the event loop until it has an
+ * outcome, within the call's deadline. */
+typedef struct idem_wait {
+    sb_bridge *b;
+    char skey[65];
+    unsigned char h[32];
+    uint64_t deadline_ms;
+} idem_wait;
+
+static void idem_poll(sb_mcp_call *c, void *arg)
+{
+    idem_wait *w = arg;
+    if (sb_mcp_call_done(c)) {
+        free(w);
+        return;
+    }
+    sb_store_rec rec;
+    int rc = sb_store_get(w->b->o.store, "idem", w->skey, &rec);
+    if (rc == SB_STORE_NOTFOUND) {
+        free(w);
+        sb_mcp_call_result(c, error_result("The first call with this idempotency_key did not "
+                                           "finish (it failed, was cancelled or its signbridge "
+                                           "stopped). Check the outcome (e.g. with get_document) "
+                                           "before retrying."));
+        return;
+    }
+    if (rc == 0) {
+        int hash_ok;
+        cJSON *r;
+        int st = idem_parse(&rec, w->h, &hash_ok, &r);
+        sb_store_rec_free(&rec);
+        if (st == 1) {
+            free(w);
+            sb_mcp_call_result(c, r);
+            return;
+        }
+    }
+    if (sb_mono_ms() >= w->deadline_ms ||
+        sb_mcp_call_after(c, 200, idem_poll, w) < 0) {
+        free(w);
+        sb_mcp_call_result(c, error_result("The first call with this idempotency_key is still in "
+                                           "progress (on another signbridge instance). Nothing "
+                                           "was sent again. Retry with the same key in a minute "
+                                           "to get its outcome, or check with get_document."));
+    }
+}
+
 /* Replay a stored result to a call (a fresh copy). */
 static void replay(sb_mcp_call *c, const char *json)
 {
@@ -1207,10 +1375,14 @@ static void idem_complete(sb_bridge *b, const char *key, const cJSON *result, in
     char *json = result ? cJSON_PrintUnformatted(result) : NULL;
     sb_mcp_call **waiters = NULL;
     size_t nwait = 0;
+    int shared = 0;
+    unsigned char h[32];
     pthread_mutex_lock(&b->idem_mu);
     for (idem_entry **pp = &b->idem; *pp; pp = &(*pp)->next) {
         idem_entry *e = *pp;
         if (strcmp(e->key, key) != 0 || e->done) continue;
+        shared = e->stored;
+        memcpy(h, e->args_hash, sizeof h);
         waiters = e->waiters;
         nwait = e->nwait;
         e->waiters = NULL;
@@ -1227,6 +1399,23 @@ static void idem_complete(sb_bridge *b, const char *key, const cJSON *result, in
         break;
     }
     pthread_mutex_unlock(&b->idem_mu);
+    if (shared && b->o.store) {
+        char skey[65], hs[65];
+        idem_store_key(key, skey);
+        hex32(h, hs);
+        sb_buf v;
+        sb_buf_init(&v, SB_STORE_MAX_VALUE);
+        if (store && json &&
+            sb_buf_printf(&v, "{\"s\":\"done\",\"h\":\"%s\",\"r\":%s}", hs, json) == 0) {
+            if (sb_store_put(b->o.store, "idem", skey, v.data, v.len,
+                             sb_store_now_ms() + (int64_t)b->o.idempotency_ttl_s * 1000,
+                             NULL) != 0)
+                sb_log_msg(SB_LOG_WARN, "idempotency", "could not record an outcome in the store");
+        } else {
+            sb_store_delete(b->o.store, "idem", skey, 0);
+        }
+        sb_buf_free(&v);
+    }
     for (size_t i = 0; i < nwait; i++) {
         replay(waiters[i], json);
         sb_mcp_call_release(waiters[i]);
@@ -1297,6 +1486,63 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
     }
     sb_strlcpy(e->key, j->idem_key, sizeof e->key);
     memcpy(e->args_hash, h, 32);
+    if (b->o.store) {
+        /* claim the key across processes and replicas: exactly one first call sends */
+        char skey[65], hs[65], val[120];
+        idem_store_key(j->idem_key, skey);
+        hex32(h, hs);
+        int n = snprintf(val, sizeof val, "{\"s\":\"pending\",\"h\":\"%s\"}", hs);
+        int created = 0;
+        sb_store_rec ex = {0};
+        int rc = sb_store_claim(
+            b->o.store, "idem", skey, val, (size_t)n,
+            sb_store_now_ms() + (int64_t)b->o.idempotency_pending_ttl_s * 1000, &created, NULL,
+            &ex);
+        if (rc == 0 && created) {
+            e->stored = 1;
+        } else {
+            pthread_mutex_unlock(&b->idem_mu);
+            free(e);
+            j->idem_key[0] = '\0';
+            if (rc != 0) {
+                job_error(j, 0, "signbridge could not record this idempotency_key (its store did "
+                                "not answer), so nothing was sent. Try again in a moment.");
+                return 1;
+            }
+            int hash_ok;
+            cJSON *r;
+            int st = idem_parse(&ex, h, &hash_ok, &r);
+            sb_store_rec_free(&ex);
+            if (st < 0 || !hash_ok) {
+                cJSON_Delete(r);
+                job_error(j, 0, "This idempotency_key was already used with different arguments. "
+                                "Use a new key for a new request, or repeat the first call's "
+                                "exact arguments.");
+                return 1;
+            }
+            audit(b, j, "replayed", NULL);
+            count_tool(b, j->call, j->provider, j->region, "replayed");
+            if (st == 1) {
+                sb_mcp_call_result(j->call, r);
+                return 1;
+            }
+            idem_wait *w = calloc(1, sizeof *w);
+            if (w) {
+                w->b = b;
+                memcpy(w->skey, skey, sizeof w->skey);
+                memcpy(w->h, h, sizeof w->h);
+                w->deadline_ms = sb_mono_ms() + b->o.call_timeout_ms;
+            }
+            if (!w || sb_mcp_call_after(j->call, 100, idem_poll, w) < 0) {
+                free(w);
+                sb_mcp_call_result(j->call,
+                                   error_result("The first call with this idempotency_key is "
+                                                "still in progress; nothing was sent again. Retry "
+                                                "with the same key in a minute."));
+            }
+            return 1;
+        }
+    }
     e->next = b->idem;
     b->idem = e;
     b->nidem++;
@@ -1366,7 +1612,8 @@ static void job_start_upstream(tool_job *j)
     size_t plen;
     const sb_principal *p = sb_mcp_call_principal(j->call, &plen);
     sb_pctx ctx = {.provider = j->provider, .region = j->region, .base_url = j->base,
-                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id};
+                   .key = p->cred.secret, .key_len = p->cred.len, .request_id = p->request_id,
+                   .bearer = p->upstream_bearer};
     sb_preq r;
     sb_preq_init(&r, "GET", 1);
     char err[400] = "";
@@ -1540,6 +1787,7 @@ sb_bridge *sb_bridge_new(const sb_bridge_options *o)
     sb_bridge *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->o = *o;
+    if (!b->o.idempotency_pending_ttl_s) b->o.idempotency_pending_ttl_s = 120;
     if (!b->o.call_timeout_ms) b->o.call_timeout_ms = 30000;
     if (!b->o.probe_timeout_ms) b->o.probe_timeout_ms = 5000;
     if (!b->o.cache_ttl_s) b->o.cache_ttl_s = 3600;
@@ -1603,6 +1851,11 @@ void sb_bridge_attach(sb_bridge *b, sb_mcp *m)
 {
     sb_mcp_set_admit(m, admit, b);
     sb_mcp_set_visibility(m, visible, b);
+    b->loop = sb_mcp_loop(m);
+    if (b->o.store && !b->shared_sessions) {
+        b->shared_sessions = sb_bridge_sessions_new(b->o.store, b->o.session_idle_s);
+        sb_bridge_sessions_attach(b->shared_sessions, m);
+    }
 }
 
 void sb_bridge_free(sb_bridge *b)
@@ -1628,5 +1881,6 @@ void sb_bridge_free(sb_bridge *b)
     pthread_mutex_destroy(&b->idem_mu);
     if (b->audit_fd > 2) close(b->audit_fd);
     pthread_mutex_destroy(&b->audit_mu);
+    sb_bridge_sessions_free(b->shared_sessions);
     free(b);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "mcp/sb_mcp.h"
+#include "store/sb_store.h"
 #include "upstream/sb_region.h"
 #include "upstream/sb_up.h"
 
@@ -30,12 +31,22 @@ typedef struct sb_bridge_options {
     const char *audit_path;       /* append audit lines here; NULL/"" = standard error */
     unsigned idempotency_ttl_s;   /* how long a first outcome is replayed */
     size_t idempotency_max;       /* records held at most */
+    unsigned idempotency_pending_ttl_s; /* a first call's "pending" record lives this long in the
+                                     store (the call deadline + a margin), so an owner that died
+                                     does not block its key for the whole TTL; default 120 */
+    sb_store *store;              /* borrowed, may be NULL (then everything stays in memory): the
+                                     store replicas share (docs/store.md): idempotency records
+                                     (ns "idem"), the region cache ("region") and sessions
+                                     ("session"). Must outlive the bridge. */
+    unsigned session_idle_s;      /* sessions' idle timeout: their TTL in the store */
 } sb_bridge_options;
 
 sb_bridge *sb_bridge_new(const sb_bridge_options *o);
 /* Register every embedded contract under schemas/tools/. 0 or -1 with err. */
 int sb_bridge_register_tools(sb_bridge *b, sb_registry *r, char *err, size_t errlen);
-/* Install the admission and visibility hooks on the engine. */
+/* Install the admission and visibility hooks on the engine, and with a store the shared-session
+ * hooks (sb_mcp_set_session_hooks); the engine's loop runs the store writes the upstream thread
+ * must not wait for. */
 void sb_bridge_attach(sb_bridge *b, sb_mcp *m);
 /* Number of cached region resolutions (for tests/metrics). */
 size_t sb_bridge_cache_size(sb_bridge *b);

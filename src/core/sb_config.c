@@ -273,6 +273,46 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
             sb_strlcpy(cfg->upstream.allowed_networks[cfg->upstream.n_allowed_networks++],
                        an->valuestring, 64);
     }
+    get_str(cJSON_GetObjectItemCaseSensitive(doc, "store"), "url", cfg->store.url,
+            sizeof cfg->store.url);
+    const cJSON *oa = cJSON_GetObjectItemCaseSensitive(doc, "oauth");
+    cfg->oauth.enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(oa, "enabled"));
+    cfg->oauth.access_token_ttl_s = (unsigned)get_num(oa, "access_token_ttl_s");
+    cfg->oauth.refresh_token_ttl_s = (unsigned)get_num(oa, "refresh_token_ttl_s");
+    cfg->oauth.code_ttl_s = (unsigned)get_num(oa, "code_ttl_s");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(oa, "signing_key_files"))
+    {
+        if (cfg->oauth.n_signing_key_files < 8 && cJSON_IsString(it))
+            sb_strlcpy(cfg->oauth.signing_key_files[cfg->oauth.n_signing_key_files++],
+                       it->valuestring, 512);
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(oa, "cimd_trusted_prefixes"))
+    {
+        if (cfg->oauth.n_cimd_trusted < 8 && cJSON_IsString(it))
+            sb_strlcpy(cfg->oauth.cimd_trusted[cfg->oauth.n_cimd_trusted++], it->valuestring, 256);
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(oa, "apps"))
+    {
+        if (cfg->oauth.n_apps >= 16 || !cJSON_IsObject(it)) continue;
+        char key[64];
+        sb_strlcpy(key, it->string, sizeof key);
+        char *slash = strchr(key, '/');
+        if (slash) *slash = 0;
+        if (strlen(key) >= 16 || (slash && strlen(slash + 1) >= 24)) {
+            snprintf(err, errlen, "config.oauth.apps: key \"%s\" is not provider or provider/region",
+                     it->string);
+            goto out;
+        }
+        __typeof__(cfg->oauth.apps[0]) *ap = &cfg->oauth.apps[cfg->oauth.n_apps++];
+        sb_strlcpy(ap->provider, key, sizeof ap->provider);
+        sb_strlcpy(ap->region, slash ? slash + 1 : "", sizeof ap->region);
+        get_str(it, "client_id", ap->client_id, sizeof ap->client_id);
+        get_str(it, "client_secret", ap->client_secret, sizeof ap->client_secret);
+        get_str(it, "scope", ap->scope, sizeof ap->scope);
+        get_str(it, "authorize_url", ap->authorize_url, sizeof ap->authorize_url);
+        get_str(it, "token_url", ap->token_url, sizeof ap->token_url);
+    }
     const cJSON *met = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
     cfg->metrics.enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(met, "enabled"));
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(doc, "limits");
@@ -291,6 +331,25 @@ out:
     if (rc && err[0] == '\0') snprintf(err, errlen, "config: out of memory");
     cJSON_Delete(doc);
     return rc;
+}
+
+void sb_config_redact_url(const char *url, char *out, size_t cap)
+{
+    if (!cap) return;
+    out[0] = '\0';
+    if (!url) return;
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : NULL;
+    const char *end = auth ? auth + strcspn(auth, "/?#") : NULL;
+    const char *at = NULL;
+    for (const char *p = auth; p && p < end; p++)
+        if (*p == '@') at = p; /* the last '@' before the path ends the userinfo */
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) {
+        sb_strlcpy(out, url, cap);
+        return;
+    }
+    snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
 }
 
 cJSON *sb_config_to_json(const sb_config *c)
@@ -326,6 +385,30 @@ cJSON *sb_config_to_json(const sb_config *c)
     for (size_t i = 0; i < c->upstream.n_allowed_networks; i++)
         cJSON_AddItemToArray(nets, cJSON_CreateString(c->upstream.allowed_networks[i]));
     cJSON_AddNumberToObject(u, "region_cache_ttl_s", c->upstream.region_cache_ttl_s);
+    cJSON *oj = cJSON_AddObjectToObject(o, "oauth");
+    cJSON_AddBoolToObject(oj, "enabled", c->oauth.enabled);
+    cJSON *sk = cJSON_AddArrayToObject(oj, "signing_key_files");
+    for (size_t i = 0; i < c->oauth.n_signing_key_files; i++)
+        cJSON_AddItemToArray(sk, cJSON_CreateString(c->oauth.signing_key_files[i]));
+    cJSON_AddNumberToObject(oj, "access_token_ttl_s", c->oauth.access_token_ttl_s);
+    cJSON_AddNumberToObject(oj, "refresh_token_ttl_s", c->oauth.refresh_token_ttl_s);
+    cJSON_AddNumberToObject(oj, "code_ttl_s", c->oauth.code_ttl_s);
+    cJSON *ct = cJSON_AddArrayToObject(oj, "cimd_trusted_prefixes");
+    for (size_t i = 0; i < c->oauth.n_cimd_trusted; i++)
+        cJSON_AddItemToArray(ct, cJSON_CreateString(c->oauth.cimd_trusted[i]));
+    cJSON *apps = cJSON_AddObjectToObject(oj, "apps");
+    for (size_t i = 0; i < c->oauth.n_apps; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "%s%s%s", c->oauth.apps[i].provider,
+                 c->oauth.apps[i].region[0] ? "/" : "", c->oauth.apps[i].region);
+        cJSON *a1 = cJSON_AddObjectToObject(apps, key);
+        cJSON_AddStringToObject(a1, "client_id", c->oauth.apps[i].client_id);
+        cJSON_AddStringToObject(a1, "client_secret", "(redacted)");
+    }
+    cJSON *st = cJSON_AddObjectToObject(o, "store");
+    char red[sizeof c->store.url];
+    sb_config_redact_url(c->store.url, red, sizeof red);
+    cJSON_AddStringToObject(st, "url", red);
     cJSON *mt = cJSON_AddObjectToObject(o, "metrics");
     cJSON_AddBoolToObject(mt, "enabled", c->metrics.enabled);
     cJSON *l = cJSON_AddObjectToObject(o, "limits");

@@ -35,6 +35,23 @@ typedef struct sb_config {
         char allowed_networks[16][64];
     } upstream;
     struct {
+        char url[4096];        /* sqlite:PATH, PATH or postgresql://... (may hold a password) */
+    } store;
+    struct {
+        int enabled;
+        size_t n_signing_key_files;
+        char signing_key_files[8][512];
+        unsigned access_token_ttl_s, refresh_token_ttl_s, code_ttl_s;
+        size_t n_cimd_trusted;
+        char cimd_trusted[8][256];
+        size_t n_apps;
+        struct {
+            char provider[16], region[24];
+            char client_id[256], client_secret[256], scope[512], authorize_url[256],
+                token_url[256];
+        } apps[16];
+    } oauth;
+    struct {
         int enabled;           /* serve GET /metrics */
     } metrics;
     size_t n_allowed_origins;
@@ -65,6 +82,10 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
 
 /* The merged, validated configuration as JSON (for --check-config); caller frees with cJSON_Delete. */
 cJSON *sb_config_to_json(const sb_config *cfg);
+
+/* Copy url into out[0..cap) with the password of a "scheme://user:password@host" URL replaced by
+ * "***" (for logs and --check-config); other URLs are copied as they are (truncated to fit). */
+void sb_config_redact_url(const char *url, char *out, size_t cap);
 
 /* The embedded config schema (parsed once, owned by the module). */
 const cJSON *sb_config_schema(void);

@@ -1,6 +1,7 @@
 #include "http/sb_http.h"
 
 #include "auth/sb_cred.h"
+#include "auth/sb_oauth.h"
 #include "core/sb_buf.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
@@ -37,14 +38,14 @@ struct sb_http {
     /* metrics (docs/operations.md): families of sb_metrics_global(), label sets pre-resolved */
     int metrics_on;
     sb_mfamily *m_requests;
-    sb_mseries *m_duration[6];    /* per route kind */
+    sb_mseries *m_duration[7];    /* per route kind */
     sb_mseries *m_in_flight;
 };
 
-enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY, R_FILE, R_METRICS };
+enum route { R_NONE = 0, R_MCP, R_HEALTH, R_READY, R_FILE, R_METRICS, R_OAUTH };
 /* the route label of signbridge_http_requests_total: the kind, never the raw path */
 static const char *const route_names[] = {"not_found", "mcp", "healthz", "readyz", "files",
-                                          "metrics"};
+                                          "metrics", "oauth"};
 
 typedef struct req_ctx {
     sb_http *h;
@@ -64,6 +65,7 @@ typedef struct req_ctx {
     sb_principal principal;     /* holds the raw credential: wiped in on_completed */
     char origin_ok[256];          /* echo in Access-Control-Allow-Origin when non-empty */
     sb_mcp_call *call;
+    sb_oauth_pending *opend;      /* an OAuth answer waiting on the network */
     int status;
     char rpc_method[48];
     char session[12];
@@ -290,6 +292,7 @@ static int parse_route(req_ctx *r, const char *url)
     if (strcmp(url, "/metrics") == 0 && r->h->metrics_on) return R_METRICS;
     if (strncmp(url, "/files/", 7) == 0 && strlen(url + 7) < 64 && !strchr(url + 7, '/'))
         return R_FILE;
+    if (r->h->o.oauth && sb_oauth_is_endpoint(url, NULL)) return R_OAUTH;
     if (parse_mcp_route(r, url)) {
         size_t n = strlen(url);
         if (n > 1 && url[n - 1] == '/') n--;
@@ -428,11 +431,12 @@ static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc
     char www[900];
     if (error)
         snprintf(www, sizeof www,
-                 "Bearer resource_metadata=\"%s%s\", error=\"%s\", error_description=\"%s\"",
-                 r->h->prm_base, r->principal.route, error, desc);
+                 "Bearer resource_metadata=\"%s%s\", scope=\"%s\", error=\"%s\", "
+                 "error_description=\"%s\"",
+                 r->h->prm_base, r->principal.route, SB_SCOPES_ALL, error, desc);
     else
-        snprintf(www, sizeof www, "Bearer resource_metadata=\"%s%s\"", r->h->prm_base,
-                 r->principal.route);
+        snprintf(www, sizeof www, "Bearer resource_metadata=\"%s%s\", scope=\"%s\"",
+                 r->h->prm_base, r->principal.route, SB_SCOPES_ALL);
     const char *extra[] = {"WWW-Authenticate", www, NULL, NULL};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", error ? error : "unauthorized");
@@ -479,12 +483,30 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
     if (rc == 0) {
         r->has_cred = 1;
         r->cred_kind = p->cred.kind;
-        if (p->cred.kind == SB_CRED_BEARER && !h->o.anonymous_ok) {
+        if (p->cred.kind == SB_CRED_BEARER && !h->o.oauth) {
             sb_cred_wipe(&p->cred);
             return unauthorized(r, "invalid_token",
-                                "Bearer tokens are not accepted by this deployment yet");
+                                "Bearer tokens are not accepted by this deployment: send your "
+                                "provider API key instead");
         }
-        sb_cred_fingerprint(h->o.secret, 32, p->provider, &p->cred, r->fingerprint);
+        if (p->cred.kind == SB_CRED_BEARER) {
+            /* signbridge's own access token: the grant behind it supplies the upstream
+             * credential; the client's token itself never goes upstream */
+            char tok[SB_CRED_MAX + 1];
+            size_t tl = p->cred.len;
+            memcpy(tok, p->cred.secret, tl + 1);
+            sb_cred_wipe(&p->cred);
+            int arc = sb_oauth_authenticate(h->o.oauth, tok, tl, p, err, sizeof err);
+            explicit_bzero(tok, sizeof tok);
+            if (arc == -1) return unauthorized(r, "invalid_token", err);
+            if (arc < 0) {
+                const char *extra[] = {"Retry-After", "2", NULL, NULL};
+                return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR, err, extra);
+            }
+            sb_strlcpy(r->fingerprint, p->fingerprint, sizeof r->fingerprint);
+        } else {
+            sb_cred_fingerprint(h->o.secret, 32, p->provider, &p->cred, r->fingerprint);
+        }
     } else if (!h->o.anonymous_ok) {
         return unauthorized(r, NULL, NULL);
     } else {
@@ -494,7 +516,7 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
     sb_strlcpy(p->request_id, r->request_id, sizeof p->request_id);
     const char *ro = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "read_only");
     const char *roh = hdr(r, "X-Read-Only");
-    p->read_only = (ro && (strcmp(ro, "1") == 0 || strcmp(ro, "true") == 0)) ||
+    p->read_only = p->read_only || (ro && (strcmp(ro, "1") == 0 || strcmp(ro, "true") == 0)) ||
                    (roh && (strcmp(roh, "1") == 0 || strcasecmp(roh, "true") == 0));
     snprintf(r->owner, sizeof r->owner, "%s:%s%s", r->fingerprint, p->route,
              p->read_only ? ":ro" : "");
@@ -556,6 +578,79 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
     extra[ne] = extra[ne + 1] = NULL;
     if (!rep.body) return queue(r, rep.status, NULL, NULL, 0, extra);
     return queue(r, rep.status, "application/json", rep.body, rep.body_len, extra);
+}
+
+/* ---- OAuth endpoints (src/auth/sb_oauth) ---------------------------------------------------- */
+
+static const char *query_cb(void *ctx, const char *name)
+{
+    req_ctx *r = ctx;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void oauth_req_init(req_ctx *r, const char *method, sb_oauth_req *rq)
+{
+    *rq = (sb_oauth_req){.method = method, .path = r->path, .query = query_cb, .header = hdr_cb,
+                         .ctx = r, .body = r->body.data, .body_len = r->body.len,
+                         .request_id = r->request_id};
+}
+
+static MHD_RESULT_T oauth_queue(req_ctx *r, sb_oauth_resp *out)
+{
+    const char *extra[2 * SB_OAUTH_MAX_HDRS + 2];
+    size_t ne = 0;
+    for (size_t i = 0; i < out->nh; i++) {
+        extra[ne++] = out->hname[i];
+        extra[ne++] = out->hval[i];
+    }
+    extra[ne] = extra[ne + 1] = NULL;
+    char *body = out->body;
+    size_t len = out->len;
+    out->body = NULL;
+    int head = r->method && strcmp(r->method, "HEAD") == 0;
+    if (head) {
+        free(body);
+        body = NULL;
+        len = 0;
+    }
+    MHD_RESULT_T rc = queue(r, out->status ? out->status : 500, out->ctype[0] ? out->ctype : NULL,
+                            body, len, extra);
+    sb_oauth_resp_free(out);
+    return rc;
+}
+
+static MHD_RESULT_T oauth_continue(req_ctx *r);
+
+/* An answer that waits on the network: park the connection until it is done. */
+static MHD_RESULT_T oauth_wait(req_ctx *r, sb_oauth_pending *p)
+{
+    r->opend = p;
+    if (sb_oauth_park(p, park_conn, wake_conn, r)) return MHD_YES;
+    return oauth_continue(r);
+}
+
+static MHD_RESULT_T oauth_continue(req_ctx *r)
+{
+    sb_oauth_pending *p = r->opend, *next = NULL;
+    if (sb_oauth_park(p, park_conn, wake_conn, r)) return MHD_YES; /* resumed early (shutdown) */
+    r->opend = NULL;
+    sb_oauth_req rq;
+    oauth_req_init(r, r->method, &rq);
+    sb_oauth_resp out;
+    int rc = sb_oauth_resume(r->h->o.oauth, p, &rq, &out, &next);
+    if (rc == 1) return oauth_wait(r, next);
+    return oauth_queue(r, &out);
+}
+
+static MHD_RESULT_T oauth_run(req_ctx *r, const char *method)
+{
+    sb_oauth_req rq;
+    oauth_req_init(r, method, &rq);
+    sb_oauth_resp out;
+    sb_oauth_pending *p = NULL;
+    int rc = sb_oauth_handle(r->h->o.oauth, &rq, &out, &p);
+    if (rc == 1) return oauth_wait(r, p);
+    return oauth_queue(r, &out);
 }
 
 /* ---- /metrics ------------------------------------------------------------------------------ */
@@ -626,10 +721,13 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         r->route = (enum route)parse_route(r, url);
         const char *origin = hdr(r, "Origin");
         if (origin) {
-            if (!origin_allowed(h, origin))
+            /* browser-based clients read metadata and call /token and /register cross-origin;
+             * only the consent form must come from this origin */
+            int open = r->route == R_OAUTH && strcmp(r->path, "/consent") != 0;
+            if (!origin_allowed(h, origin) && !open)
                 return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR,
                                        "Forbidden: Origin not allowed", NULL);
-            sb_strlcpy(r->origin_ok, origin, sizeof r->origin_ok);
+            if (!open) sb_strlcpy(r->origin_ok, origin, sizeof r->origin_ok);
         }
         if (!host_allowed(h, hdr(r, "Host")))
             return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
@@ -650,13 +748,30 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         case R_READY: {
             /* not ready while draining: load balancers stop sending before the listener closes */
             int draining = atomic_load(&h->draining);
+            /* and not ready while a dependency (the store) does not answer */
+            int unready = !draining && h->o.ready && h->o.ready(h->o.ready_ud) != 0;
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "status", draining ? "draining" : "ready");
+            cJSON_AddStringToObject(o, "status",
+                                    draining ? "draining" : unready ? "store_unavailable" : "ready");
             cJSON_AddNumberToObject(o, "in_flight", atomic_load(&h->in_flight));
-            return queue_json(r, draining ? 503 : 200, o, NULL);
+            return queue_json(r, draining || unready ? 503 : 200, o, NULL);
         }
         case R_MCP:
             return mcp_precheck(r, method);
+        case R_OAUTH: {
+            int needs_body = 0;
+            sb_oauth_is_endpoint(r->path, &needs_body);
+            if (!needs_body || strcmp(method, "POST") != 0) return oauth_run(r, method);
+            const char *cl = hdr(r, "Content-Length");
+            int64_t n;
+            if (cl && sb_parse_i64(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > SB_OAUTH_MAX_BODY) {
+                r->too_big = 1;
+                return too_large(r);
+            }
+            sb_buf_free(&r->body);
+            sb_buf_init(&r->body, SB_OAUTH_MAX_BODY);
+            return MHD_YES;
+        }
         case R_METRICS:
             return serve_metrics(r, method);
         case R_FILE: {
@@ -697,6 +812,7 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         return MHD_YES;
     }
     if (r->call) return drive_call(r);
+    if (r->opend) return oauth_continue(r);
     if (*upload_size) {
         if (!r->too_big && sb_buf_append(&r->body, upload, *upload_size) != 0) {
             r->too_big = 1;
@@ -714,6 +830,7 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         return MHD_YES;
     }
     if (r->too_big) return too_large(r);
+    if (r->route == R_OAUTH) return oauth_run(r, method);
     return mcp_finish(r, method);
 }
 
@@ -726,6 +843,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (r->call) sb_mcp_call_detach(r->call);
+    if (r->opend) sb_oauth_pending_drop(r->opend);
     uint64_t dur_us = sb_mono_us() - r->start_us;
     if (h->metrics_on) count_request(h, r, dur_us);
     if (sb_log_enabled(SB_LOG_INFO)) {
@@ -871,6 +989,11 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     snprintf(h->prm_base, sizeof h->prm_base, "%s/.well-known/oauth-protected-resource",
              h->public_url);
     return h;
+}
+
+void sb_http_set_oauth(sb_http *h, sb_oauth *o)
+{
+    __atomic_store_n(&h->o.oauth, o, __ATOMIC_RELEASE);
 }
 
 unsigned sb_http_port(const sb_http *h)

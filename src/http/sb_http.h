@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "core/sb_buf.h"
+#include "auth/sb_oauth.h"
 #include "core/sb_config.h"
 #include "mcp/sb_mcp.h"
 #include "upstream/sb_region.h"
@@ -16,6 +17,7 @@ typedef struct sb_http_options {
     const sb_config *cfg;         /* borrowed; must outlive the server */
     sb_mcp *mcp;                  /* borrowed */
     int anonymous_ok;             /* --conformance: no credential required at /mcp */
+    sb_oauth *oauth;              /* borrowed; NULL: no OAuth endpoints, Bearer refused */
     const unsigned char *secret;  /* server secret for fingerprints (32 bytes), borrowed */
     const sb_regions *regions;    /* providers and regions for the MCP routes, borrowed */
     /* GET /files/{token}: returns a malloc'd copy of a short-lived file, or NULL (404). */
@@ -26,10 +28,16 @@ typedef struct sb_http_options {
      * 0 or negative (500). NULL: only the HTTP layer's own families (sb_metrics_global()). */
     int (*metrics_render)(void *ud, sb_buf *out);
     void *metrics_ud;
+    /* GET /readyz: when set, 0 = dependencies ready, anything else answers 503. Called on an HTTP
+     * worker for every /readyz; it should be cheap (cache its own checks). */
+    int (*ready)(void *ud);
+    void *ready_ud;
 } sb_http_options;
 
 /* Bind and start serving. NULL with a message in err on failure. */
 sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen);
+/* Install the OAuth server once the public URL is known (before the port is announced). */
+void sb_http_set_oauth(sb_http *h, sb_oauth *o);
 /* The bound TCP port. */
 unsigned sb_http_port(const sb_http *h);
 /* The public origin (public_url, or http://<listen addr>:<port>). */

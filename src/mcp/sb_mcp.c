@@ -42,6 +42,7 @@ struct sb_mcp {
     void *admit_ud;
     sb_mcp_visible_fn visible;
     void *visible_ud;
+    sb_mcp_session_hooks shared; /* all NULL: sessions live in this process only */
 };
 
 typedef struct qmsg {
@@ -612,6 +613,88 @@ void sb_mcp_set_admit(sb_mcp *m, sb_mcp_admit_fn fn, void *ud)
     m->admit_ud = ud;
 }
 
+void sb_mcp_set_session_hooks(sb_mcp *m, const sb_mcp_session_hooks *h)
+{
+    if (h)
+        m->shared = *h;
+    else
+        memset(&m->shared, 0, sizeof m->shared);
+}
+
+static void session_record(const sb_session *s, sb_mcp_session_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    memcpy(r->id, s->id, sizeof r->id);
+    sb_strlcpy(r->owner, s->fingerprint, sizeof r->owner);
+    sb_strlcpy(r->protocol_version, s->protocol_version, sizeof r->protocol_version);
+    sb_strlcpy(r->client_name, s->client_name, sizeof r->client_name);
+    sb_strlcpy(r->region, s->region, sizeof r->region);
+    r->client_elicitation = s->client_elicitation;
+    r->client_sampling = s->client_sampling;
+    r->client_roots = s->client_roots;
+    r->log_level = s->log_level;
+}
+
+static size_t end_session_calls(sb_session *s, int shutdown);
+
+static void session_persist(sb_mcp *m, sb_session *s)
+{
+    if (!m->shared.persist) return;
+    sb_mcp_session_rec r;
+    pthread_mutex_lock(&s->mu);
+    session_record(s, &r);
+    pthread_mutex_unlock(&s->mu);
+    m->shared.persist(&r, m->shared.ud);
+}
+
+/* Look up the request's session: this process's table first (checking with the shared store, at
+ * most once a second, that no other replica ended it), then the shared store. New reference or
+ * NULL (unknown, ended, expired, another owner). */
+static sb_session *session_lookup(sb_mcp *m, const sb_mcp_req *req)
+{
+    sb_session *s = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+    if (s) {
+        if (!m->shared.alive) return s;
+        uint64_t now = sb_mono_ms();
+        pthread_mutex_lock(&s->mu);
+        int check = now - s->alive_checked_ms >= 1000;
+        if (check) s->alive_checked_ms = now;
+        pthread_mutex_unlock(&s->mu);
+        if (!check || m->shared.alive(s->id, m->shared.ud)) return s;
+        /* ended on another replica */
+        if (sb_sessions_end(m->sessions, s->id, req->fingerprint) == 0) end_session_calls(s, 0);
+        sb_session_release(s);
+        return NULL;
+    }
+    if (!m->shared.load || !req->session_id || strlen(req->session_id) != SB_SESSION_ID_LEN)
+        return NULL;
+    sb_mcp_session_rec r;
+    memset(&r, 0, sizeof r);
+    if (m->shared.load(req->session_id, &r, m->shared.ud) != 0) return NULL;
+    const char *fp = req->fingerprint ? req->fingerprint : "";
+    r.owner[sizeof r.owner - 1] = '\0';
+    if (!sb_ct_equal(r.owner, strlen(r.owner), fp, strlen(fp)) ||
+        !sb_ct_equal(r.id, strnlen(r.id, sizeof r.id), req->session_id, SB_SESSION_ID_LEN))
+        return NULL;
+    sb_session tmpl;
+    memset(&tmpl, 0, sizeof tmpl);
+    memcpy(tmpl.id, r.id, sizeof tmpl.id);
+    tmpl.id[SB_SESSION_ID_LEN] = '\0';
+    sb_strlcpy(tmpl.fingerprint, r.owner, sizeof tmpl.fingerprint);
+    sb_strlcpy(tmpl.protocol_version,
+               version_supported(r.protocol_version) ? r.protocol_version : SB_MCP_LATEST,
+               sizeof tmpl.protocol_version);
+    sb_strlcpy(tmpl.client_name, r.client_name, sizeof tmpl.client_name);
+    sb_strlcpy(tmpl.region, r.region, sizeof tmpl.region);
+    tmpl.client_elicitation = r.client_elicitation != 0;
+    tmpl.client_sampling = r.client_sampling != 0;
+    tmpl.client_roots = r.client_roots != 0;
+    tmpl.log_level = r.log_level >= 0 && r.log_level <= 8 ? r.log_level : 1;
+    if (sb_sessions_adopt(m->sessions, &tmpl, &s) == 0) return s;
+    /* adopted meanwhile by a concurrent request: use that one */
+    return sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+}
+
 void sb_mcp_set_visibility(sb_mcp *m, sb_mcp_visible_fn fn, void *ud)
 {
     m->visible = fn;
@@ -1106,7 +1189,7 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
 
     if (msg.kind == SB_RPC_REQUEST && strcmp(msg.method, "initialize") == 0) {
         if (req->session_id) {
-            sb_session *old = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+            sb_session *old = session_lookup(m, req);
             if (old) {
                 sb_session_release(old);
                 reply_error(out, 400, msg.id, SB_RPC_INVALID_REQUEST,
@@ -1134,6 +1217,7 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
         }
         cJSON *result = initialize_result(m, s, &msg);
         if (!m->admit) {
+            session_persist(m, s);
             reply_body(out, 200, sb_rpc_result(msg.id, result));
             memcpy(out->session_id, s->id, sizeof out->session_id);
             sb_session_release(s);
@@ -1175,7 +1259,7 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
         sb_rpc_msg_free(&msg);
         return;
     }
-    sb_session *s = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+    sb_session *s = session_lookup(m, req);
     if (!s) {
         reply_error(out, 404, msg.id, SB_RPC_SESSION_NOT_FOUND, "Session not found");
         sb_rpc_msg_free(&msg);
@@ -1208,6 +1292,20 @@ void sb_mcp_post(sb_mcp *m, const sb_mcp_req *req, const char *body, size_t len,
     sb_rpc_msg_free(&msg);
 }
 
+/* Shared sessions: record the admitted session on the thread that delivers the call (admission
+ * may end on the upstream engine thread, which must not wait on a store) before the initialize
+ * result goes out, so the client cannot reach another replica first. */
+static void admit_persist(sb_mcp_call *c, void *arg)
+{
+    (void)arg;
+    session_persist(c->m, c->s);
+    pthread_mutex_lock(&c->mu);
+    cJSON *r = c->init_result;
+    c->init_result = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (r) finish(c, sb_rpc_result(c->id, r));
+}
+
 void sb_mcp_admit_ok(sb_mcp_call *c, const char *region)
 {
     sb_session *s = c->s;
@@ -1215,6 +1313,13 @@ void sb_mcp_admit_ok(sb_mcp_call *c, const char *region)
     sb_strlcpy(s->region, region ? region : "", sizeof s->region);
     s->admitted = 1;
     pthread_mutex_unlock(&s->mu);
+    if (c->m->shared.persist) {
+        pthread_mutex_lock(&c->mu);
+        memcpy(c->http_session, s->id, sizeof c->http_session);
+        pthread_mutex_unlock(&c->mu);
+        sb_mcp_call_defer(c, admit_persist, NULL);
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     memcpy(c->http_session, s->id, sizeof c->http_session);
     cJSON *r = c->init_result;
@@ -1287,12 +1392,13 @@ void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out)
                     "Bad Request: Mcp-Session-Id header is required");
         return;
     }
-    sb_session *s = sb_sessions_get(m->sessions, req->session_id, req->fingerprint);
+    sb_session *s = session_lookup(m, req);
     if (!s || sb_sessions_end(m->sessions, req->session_id, req->fingerprint) < 0) {
         sb_session_release(s);
         reply_error(out, 404, NULL, SB_RPC_SESSION_NOT_FOUND, "Session not found");
         return;
     }
+    if (m->shared.end) m->shared.end(s->id, m->shared.ud);
     end_session_calls(s, 0);
     sb_session_release(s);
     out->status = 200;

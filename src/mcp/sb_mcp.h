@@ -52,6 +52,36 @@ typedef int (*sb_mcp_visible_fn)(const sb_tool *t, const void *principal, char *
                                  size_t wwwlen, void *ud);
 void sb_mcp_set_visibility(sb_mcp *m, sb_mcp_visible_fn fn, void *ud);
 
+/* Shared sessions (replicas): the engine stays protocol-only; whoever holds a shared store
+ * implements these. Every hook runs on the thread handling the HTTP request (never the upstream
+ * engine thread) and may block briefly. A record carries what another replica needs to serve the
+ * session: its id, owner key (credential fingerprint + route), negotiated version, client
+ * capabilities, log level and admitted region. */
+typedef struct sb_mcp_session_rec {
+    char id[SB_SESSION_ID_LEN + 1];
+    char owner[SB_FP_MAX];
+    char protocol_version[16];
+    char client_name[64];
+    char region[24];
+    int client_elicitation, client_sampling, client_roots;
+    int log_level;
+} sb_mcp_session_rec;
+
+typedef struct sb_mcp_session_hooks {
+    /* a session was admitted here: record it (0, or negative: it then works on this replica only) */
+    int (*persist)(const sb_mcp_session_rec *r, void *ud);
+    /* an id unknown here: 0 with *out filled when the store holds it live, else negative */
+    int (*load)(const char *id, sb_mcp_session_rec *out, void *ud);
+    /* the session was ended (DELETE) here */
+    void (*end)(const char *id, void *ud);
+    /* is the session still live (not ended on another replica)? 1 yes, 0 ended. Asked at most once
+     * per second per session, on use; errors should answer 1 (availability). */
+    int (*alive)(const char *id, void *ud);
+    void *ud;
+} sb_mcp_session_hooks;
+/* Install the hooks (copied; NULL removes them). Call before serving. */
+void sb_mcp_set_session_hooks(sb_mcp *m, const sb_mcp_session_hooks *h);
+
 /* Extra methods (resources, prompts, completion/complete): the handler finishes the call like
  * a tool does. `capability` (taken, may be NULL) is merged into the initialize result's
  * capabilities under `cap_name` (e.g. "resources", {"subscribe":true}). */

@@ -124,6 +124,7 @@ int sb_sessions_create(sb_sessions *t, const char *fingerprint, sb_session **out
     pthread_mutex_lock(&t->mu);
     uint64_t now = sb_mono_ms(); /* read under the lock: never older than another's last use */
     s->last_used_ms = now;
+    s->alive_checked_ms = now;
     if (t->count >= t->max || now - t->last_sweep_ms > 60000) sweep_locked(t, now);
     if (t->count >= t->max) {
         pthread_mutex_unlock(&t->mu);
@@ -146,6 +147,48 @@ static sb_session *find_locked(sb_sessions *t, const char *id)
     for (sb_session *s = t->buckets[bucket_of(id)]; s; s = s->hnext)
         if (sb_ct_equal(s->id, SB_SESSION_ID_LEN, id, SB_SESSION_ID_LEN)) return s;
     return NULL;
+}
+
+int sb_sessions_adopt(sb_sessions *t, const sb_session *tmpl, sb_session **out)
+{
+    if (!tmpl || strnlen(tmpl->id, sizeof tmpl->id) != SB_SESSION_ID_LEN) return -1;
+    sb_session *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    memcpy(s->id, tmpl->id, sizeof s->id);
+    memcpy(s->fingerprint, tmpl->fingerprint, sizeof s->fingerprint);
+    s->fingerprint[sizeof s->fingerprint - 1] = '\0';
+    memcpy(s->protocol_version, tmpl->protocol_version, sizeof s->protocol_version);
+    s->protocol_version[sizeof s->protocol_version - 1] = '\0';
+    memcpy(s->client_name, tmpl->client_name, sizeof s->client_name);
+    s->client_name[sizeof s->client_name - 1] = '\0';
+    memcpy(s->region, tmpl->region, sizeof s->region);
+    s->region[sizeof s->region - 1] = '\0';
+    s->client_elicitation = tmpl->client_elicitation;
+    s->client_sampling = tmpl->client_sampling;
+    s->client_roots = tmpl->client_roots;
+    s->log_level = tmpl->log_level;
+    s->initialized = 1;
+    s->admitted = 1;
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2; /* the table's and the caller's */
+    pthread_mutex_lock(&t->mu);
+    uint64_t now = sb_mono_ms();
+    s->last_used_ms = now;
+    s->alive_checked_ms = now;
+    if (t->count >= t->max) sweep_locked(t, now);
+    if (t->count >= t->max || find_locked(t, s->id)) {
+        pthread_mutex_unlock(&t->mu);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return -1;
+    }
+    unsigned b = bucket_of(s->id);
+    s->hnext = t->buckets[b];
+    t->buckets[b] = s;
+    t->count++;
+    pthread_mutex_unlock(&t->mu);
+    *out = s;
+    return 0;
 }
 
 static int owner_matches(const sb_session *s, const char *fingerprint)

@@ -34,6 +34,7 @@ typedef struct sb_session {
     int refs;
     int ended;
     uint64_t last_used_ms;
+    uint64_t alive_checked_ms;    /* when the shared store last confirmed it (sb_mcp hooks) */
     sb_session_entry *calls;      /* in-flight client requests: key -> sb_mcp_call* */
     sb_session_entry *pending;    /* server-to-client requests awaiting a reply: key -> void* */
     struct sb_session *hnext;     /* table chain (table lock) */
@@ -47,6 +48,11 @@ void sb_sessions_free(sb_sessions *t);
 /* Create a session bound to `fingerprint`. Returns a new reference in *out (release it with
  * sb_session_release), 0 on success; -1 when the table is full even after expiring idle sessions. */
 int sb_sessions_create(sb_sessions *t, const char *fingerprint, sb_session **out);
+/* Insert a session known elsewhere (another replica created it; the shared store holds it) with
+ * tmpl's id, fingerprint, protocol version, client capabilities, log level and region; it is
+ * admitted and initialized. Returns a new reference in *out, 0; -1 when the id is already in the
+ * table, the id is malformed, or the table is full. tmpl is only read. */
+int sb_sessions_adopt(sb_sessions *t, const sb_session *tmpl, sb_session **out);
 /* Look up a live session. NULL when unknown, ended, expired, or bound to another fingerprint (all
  * indistinguishable to the caller, by design). On success returns a new reference. */
 sb_session *sb_sessions_get(sb_sessions *t, const char *id, const char *fingerprint);

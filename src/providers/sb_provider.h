@@ -34,6 +34,8 @@ typedef struct sb_pctx {
     const char *key;           /* the caller's provider API key */
     size_t key_len;
     const char *request_id;
+    int bearer;                /* key is an OAuth access token issued by the provider (sent as
+                                  Authorization: Bearer) rather than an API key */
 } sb_pctx;
 
 /* An upstream answer handed to a mapper. */

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -77,5 +78,21 @@ int sb_seal_open(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_l
         return -1;
     }
     *out_len = plain_len;
+    return 0;
+}
+
+int sb_seal_derive_key(const unsigned char *secret, size_t len, uint8_t out[SB_SEAL_KEY_LEN])
+{
+    static const char label[] = "signbridge seal key v1";
+    if (!out) return -1;
+    memset(out, 0, SB_SEAL_KEY_LEN);
+    if (!secret || !len || len > INT_MAX) return -1;
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)label, sizeof label - 1, out,
+              &n) ||
+        n != SB_SEAL_KEY_LEN) {
+        OPENSSL_cleanse(out, SB_SEAL_KEY_LEN);
+        return -1;
+    }
     return 0;
 }

@@ -34,4 +34,10 @@ int sb_seal_open(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_l
                  const uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap,
                  size_t *out_len);
 
+/* Derive the sealing key from the server secret: out = HMAC-SHA256(secret, "signbridge seal key
+ * v1"). A distinct label keeps it independent of the other keys taken from the same secret (the
+ * credential fingerprints use the secret itself). Every replica with the same secret_file derives
+ * the same key. 0, or -1 on bad arguments or a crypto failure (then out is zeroed). */
+int sb_seal_derive_key(const unsigned char *secret, size_t len, uint8_t out[SB_SEAL_KEY_LEN]);
+
 #endif

@@ -37,6 +37,7 @@ typedef struct job {
     size_t body_len;
     struct curl_slist *headers;
     int idempotent;
+    int policy;                   /* SB_UP_POLICY_* */
     uint64_t deadline_ms, start_us, retry_at_ms;
     size_t max_resp;
     unsigned attempts;
@@ -160,10 +161,22 @@ static int addr_allowed(const sb_up *u, const struct sockaddr *sa)
     return 0;
 }
 
+/* 1 for any address in a refused range, whatever the engine allows (PUBLIC policy). */
+static int addr_private(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return v4_private((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr);
+    if (sa->sa_family == AF_INET6)
+        return v6_private((const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return 1;
+}
+
 static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     job *j = clientp;
-    if (purpose == CURLSOCKTYPE_IPCXN && !addr_allowed(j->u, &addr->addr)) {
+    if (purpose == CURLSOCKTYPE_IPCXN && j->policy != SB_UP_POLICY_TRUSTED &&
+        (j->policy == SB_UP_POLICY_PUBLIC ? addr_private(&addr->addr)
+                                          : !addr_allowed(j->u, &addr->addr))) {
         j->refused = 1;
         return CURL_SOCKET_BAD;
     }
@@ -309,7 +322,11 @@ static int start_attempt(sb_up *u, job *j)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, http_allowed(u, j->url) ? "http,https" : "https");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, j->policy == SB_UP_POLICY_TRUSTED ||
+                                                 (j->policy == SB_UP_POLICY_DEFAULT &&
+                                                  http_allowed(u, j->url))
+                                             ? "http,https"
+                                             : "https");
     /* Wait for a connection's HTTP/2 answer only where multiplexing can happen (https + ALPN):
      * over plain HTTP/1.1 it would queue every call behind one busy connection. */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(j->url, "https://", 8) == 0 ? 1L : 0L);
@@ -672,6 +689,7 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
         if (n) j->headers = n;
     }
     j->idempotent = rq->idempotent;
+    j->policy = rq->policy;
     j->start_us = sb_mono_us();
     j->deadline_ms = sb_mono_ms() + (rq->timeout_ms ? rq->timeout_ms : 30000);
     j->max_resp = rq->max_response ? rq->max_response : u->o.max_response_bytes;

@@ -45,7 +45,14 @@ typedef struct sb_up_request {
     int idempotent;               /* retries allowed (reads); never set for sends or actions */
     unsigned timeout_ms;          /* total deadline including retries and backoff; 0 = 30000 */
     size_t max_response;          /* 0 = the engine default */
+    int policy;                   /* SB_UP_POLICY_*: which destinations this request may reach */
 } sb_up_request;
+
+/* Destination policy per request. DEFAULT: the engine's options (https, or an http prefix it
+ * allows; public addresses, or a network it allows). PUBLIC: https only and public addresses only,
+ * whatever the engine allows (fetching URLs a client supplied, e.g. OAuth client metadata).
+ * TRUSTED: http or https to any address (only for URLs an operator allow-listed). */
+enum { SB_UP_POLICY_DEFAULT = 0, SB_UP_POLICY_PUBLIC = 1, SB_UP_POLICY_TRUSTED = 2 };
 
 typedef struct sb_up_result {
     int error;                    /* SB_UP_OK or SB_UP_E* */
