@@ -14,6 +14,7 @@
 #include "upstream/sb_up.h"
 #include "bridge/sb_bridge.h"
 #include "auth/sb_oauth.h"
+#include "auth/sb_ptoken.h"
 #include "bridge/sb_verify.h"
 #include "store/sb_seal.h"
 #include "store/sb_store.h"
@@ -178,6 +179,136 @@ out:
         free(pems[i]);
     }
     return o;
+}
+
+/* ---- provider-token mode ----------------------------------------------------------------------- */
+
+typedef struct fetch_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, ok;
+    char *body;
+    size_t len;
+} fetch_wait;
+
+static void fetch_done(const sb_up_result *r, void *arg)
+{
+    fetch_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    if (r->error == SB_UP_OK && r->status >= 200 && r->status < 300 && r->body) {
+        w->body = malloc(r->body_len + 1);
+        if (w->body) {
+            memcpy(w->body, r->body, r->body_len);
+            w->body[r->body_len] = 0;
+            w->len = r->body_len;
+            w->ok = 1;
+        }
+    }
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* sb_ptoken's fetch: a GET through the upstream engine (its https and address policy apply),
+ * waited for on the refresher thread; the engine's deadline bounds the wait. */
+static char *ptoken_fetch(void *ud, const char *url, size_t max, size_t *len)
+{
+    fetch_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    const char *hdrs[] = {"Accept: application/json", NULL};
+    sb_up_request rq = {.method = "GET", .url = url, .headers = hdrs, .idempotent = 1,
+                        .timeout_ms = 10000, .max_response = max};
+    if (sb_up_submit(ud, &rq, fetch_done, &w, NULL) != 0) return NULL;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    *len = w.len;
+    return w.ok ? w.body : NULL;
+}
+
+typedef struct ptoken_ctx {
+    sb_ptoken *pt;
+    unsigned refresh_s;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, started;
+} ptoken_ctx;
+
+/* Refresher: fetches every issuer's keys at start, then looks every 15 s for issuers whose keys
+ * are older than refresh_s or were marked by an unknown kid. */
+static void *ptoken_thread(void *arg)
+{
+    ptoken_ctx *c = arg;
+    for (;;) {
+        int rc = sb_ptoken_refresh(c->pt, (int)c->refresh_s);
+        if (rc < 0)
+            sb_log_msg(SB_LOG_WARN, "provider_tokens",
+                       "%d issuer(s) could not be refreshed; keeping their previous keys", -rc);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 15;
+        pthread_mutex_lock(&c->mu);
+        while (!c->stop &&
+               pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
+        }
+        int stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop) return NULL;
+    }
+}
+
+static int ptoken_start(ptoken_ctx *c, const sb_config *cfg, const sb_regions *regions, sb_up *up)
+{
+    sb_ptoken_issuer iss[SB_PTOKEN_MAX_ISSUERS];
+    size_t n = 0;
+    memset(iss, 0, sizeof iss);
+    for (size_t i = 0; i < cfg->oauth.ptok.n_issuers && n < SB_PTOKEN_MAX_ISSUERS; i++, n++) {
+        sb_strlcpy(iss[n].issuer, cfg->oauth.ptok.issuers[i].issuer, sizeof iss[n].issuer);
+        sb_strlcpy(iss[n].provider, cfg->oauth.ptok.issuers[i].provider, sizeof iss[n].provider);
+        sb_strlcpy(iss[n].region, cfg->oauth.ptok.issuers[i].region, sizeof iss[n].region);
+        sb_strlcpy(iss[n].audience, cfg->oauth.ptok.issuers[i].audience, sizeof iss[n].audience);
+    }
+    if (n == 0) {
+        /* BoldSign's regional identity servers (the sandbox's stand-ins under sandbox_url) */
+        for (size_t i = 0; i < regions->n && n < SB_PTOKEN_MAX_ISSUERS; i++) {
+            const sb_region *r = &regions->r[i];
+            if (strcmp(r->provider, "boldsign") != 0) continue;
+            char u[400];
+            snprintf(u, sizeof u, "%s/boldsign/%s/account", regions->sandbox_url, r->name);
+            if (regions->sandbox_url[0])
+                sb_strlcpy(iss[n].issuer, u, sizeof iss[n].issuer);
+            else if (strcmp(r->name, "us") == 0)
+                sb_strlcpy(iss[n].issuer, "https://account.boldsign.com", sizeof iss[n].issuer);
+            else
+                snprintf(iss[n].issuer, sizeof iss[n].issuer, "https://account-%s.boldsign.com",
+                         r->name);
+            sb_strlcpy(iss[n].provider, "boldsign", sizeof iss[n].provider);
+            sb_strlcpy(iss[n].region, r->name, sizeof iss[n].region);
+            n++;
+        }
+    }
+    c->pt = sb_ptoken_new(iss, n, ptoken_fetch, up);
+    if (!c->pt) return -1;
+    c->refresh_s = cfg->oauth.ptok.refresh_s ? cfg->oauth.ptok.refresh_s : 300;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (pthread_create(&c->thread, NULL, ptoken_thread, c) != 0) return -1;
+    c->started = 1;
+    return 0;
+}
+
+static void ptoken_stop(ptoken_ctx *c)
+{
+    if (c->started) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = 1;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+        c->started = 0;
+    }
+    sb_ptoken_free(c->pt);
+    c->pt = NULL;
 }
 
 /* GET /readyz: the store must answer a ping; asked at most once a second (cached). */
@@ -507,9 +638,16 @@ int main(int argc, char **argv)
     mctx.mcp = mcp;
     mctx.up = up;
     if (cfg.metrics.enabled) metrics_init(&mctx);
+    static ptoken_ctx ptctx;
+    if (!conformance && cfg.oauth.ptok.enabled &&
+        ptoken_start(&ptctx, &cfg, &regions, up) != 0) {
+        fprintf(stderr, "signbridge: cannot start provider-token mode\n");
+        return 1;
+    }
     sb_http_options ho = {
         .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions,
         .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge,
+        .ptoken = ptctx.pt,
         .metrics_render = metrics_cb, .metrics_ud = &mctx, .ready = ready_cb, .ready_ud = &rctx};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
@@ -585,6 +723,7 @@ int main(int argc, char **argv)
     sb_mcp_free(mcp);
     sb_bridge_free(bridge);
     sb_oauth_free(oauth);
+    ptoken_stop(&ptctx);
     sb_store_close(store); /* after the drain: nothing uses it any more */
     pthread_mutex_destroy(&rctx.mu);
     OPENSSL_cleanse(seal_key, sizeof seal_key);

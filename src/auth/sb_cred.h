@@ -12,7 +12,7 @@ typedef enum {
     SB_CRED_BEARER,     /* Authorization: Bearer <token> */
 } sb_cred_kind;
 
-#define SB_CRED_MAX 1024
+#define SB_CRED_MAX 4096 /* provider JWTs (BoldSign: ~1 KiB, more with many scopes) */
 #define SB_FP_HEX 65
 
 typedef struct sb_cred {

@@ -2331,6 +2331,10 @@ int sb_oauth_authenticate(sb_oauth *o, const char *token, size_t len, sb_princip
         snprintf(err, errlen, "the access token is malformed");
         return -1;
     }
+    /* keep the grant id past cJSON_Delete(cl): the fingerprint below is computed from it */
+    char gidbuf[48];
+    sb_strlcpy(gidbuf, gid, sizeof gidbuf);
+    gid = gidbuf;
     int flags = scope_flags(jstr(cl, "scope"), 0);
     grant_slot s;
     unsigned i = slot_of(gid);

@@ -292,6 +292,23 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
         if (cfg->oauth.n_cimd_trusted < 8 && cJSON_IsString(it))
             sb_strlcpy(cfg->oauth.cimd_trusted[cfg->oauth.n_cimd_trusted++], it->valuestring, 256);
     }
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(oa, "provider_tokens");
+    cfg->oauth.ptok.enabled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pt, "enabled"));
+    cfg->oauth.ptok.refresh_s = (unsigned)get_num(pt, "refresh_s");
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(pt, "issuers"))
+    {
+        if (cfg->oauth.ptok.n_issuers >= 16 || !cJSON_IsObject(it)) continue;
+        if (strlen(it->string) >= 256) {
+            snprintf(err, errlen, "config.oauth.provider_tokens.issuers: issuer URL too long");
+            goto out;
+        }
+        __typeof__(cfg->oauth.ptok.issuers[0]) *is =
+            &cfg->oauth.ptok.issuers[cfg->oauth.ptok.n_issuers++];
+        sb_strlcpy(is->issuer, it->string, sizeof is->issuer);
+        get_str(it, "provider", is->provider, sizeof is->provider);
+        get_str(it, "region", is->region, sizeof is->region);
+        get_str(it, "audience", is->audience, sizeof is->audience);
+    }
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(oa, "apps"))
     {
         if (cfg->oauth.n_apps >= 16 || !cJSON_IsObject(it)) continue;
@@ -396,6 +413,16 @@ cJSON *sb_config_to_json(const sb_config *c)
     cJSON *ct = cJSON_AddArrayToObject(oj, "cimd_trusted_prefixes");
     for (size_t i = 0; i < c->oauth.n_cimd_trusted; i++)
         cJSON_AddItemToArray(ct, cJSON_CreateString(c->oauth.cimd_trusted[i]));
+    cJSON *ptj = cJSON_AddObjectToObject(oj, "provider_tokens");
+    cJSON_AddBoolToObject(ptj, "enabled", c->oauth.ptok.enabled);
+    cJSON_AddNumberToObject(ptj, "refresh_s", c->oauth.ptok.refresh_s);
+    cJSON *isj = cJSON_AddObjectToObject(ptj, "issuers");
+    for (size_t i = 0; i < c->oauth.ptok.n_issuers; i++) {
+        cJSON *x = cJSON_AddObjectToObject(isj, c->oauth.ptok.issuers[i].issuer);
+        cJSON_AddStringToObject(x, "provider", c->oauth.ptok.issuers[i].provider);
+        cJSON_AddStringToObject(x, "region", c->oauth.ptok.issuers[i].region);
+        cJSON_AddStringToObject(x, "audience", c->oauth.ptok.issuers[i].audience);
+    }
     cJSON *apps = cJSON_AddObjectToObject(oj, "apps");
     for (size_t i = 0; i < c->oauth.n_apps; i++) {
         char key[48];

@@ -44,6 +44,14 @@ typedef struct sb_config {
         unsigned access_token_ttl_s, refresh_token_ttl_s, code_ttl_s;
         size_t n_cimd_trusted;
         char cimd_trusted[8][256];
+        struct {
+            int enabled;
+            unsigned refresh_s;
+            size_t n_issuers;
+            struct {
+                char issuer[256], provider[16], region[24], audience[256];
+            } issuers[16];
+        } ptok;
         size_t n_apps;
         struct {
             char provider[16], region[24];

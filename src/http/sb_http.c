@@ -2,6 +2,7 @@
 
 #include "auth/sb_cred.h"
 #include "auth/sb_oauth.h"
+#include "auth/sb_ptoken.h"
 #include "core/sb_buf.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
@@ -454,6 +455,65 @@ static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc
     return queue_json(r, 401, o, extra);
 }
 
+/* Provider-token mode: verify a provider-issued JWT (sb_ptoken) and make it the principal's
+ * upstream credential (Bearer), in the issuer's region. Returns an SB_JWT_* code; on SB_JWT_EISS
+ * (not a configured provider issuer) the caller tries signbridge's own tokens. */
+static int provider_token(req_ctx *r, const char *tok, size_t tl, char *err, size_t errlen)
+{
+    sb_principal *p = &r->principal;
+    char prov[16], reg[24], e[160];
+    cJSON *cl = NULL;
+    int rc = sb_ptoken_verify(r->h->o.ptoken, tok, tl, prov, reg, &cl, e, sizeof e);
+    if (rc != SB_JWT_OK) {
+        snprintf(err, errlen, "the provider access token was refused (%s)", sb_jwt_strerror(rc));
+        return rc;
+    }
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(cl, "sub");
+    const cJSON *iss = cJSON_GetObjectItemCaseSensitive(cl, "iss");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(cl, "scope");
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(cl, "client_id");
+    char scopes[1024] = "";
+    if (cJSON_IsString(sc)) {
+        sb_strlcpy(scopes, sc->valuestring, sizeof scopes);
+    } else if (cJSON_IsArray(sc)) {
+        const cJSON *x;
+        size_t o = 0;
+        cJSON_ArrayForEach(x, sc) if (cJSON_IsString(x) && o < sizeof scopes - 2) {
+            o += (size_t)snprintf(scopes + o, sizeof scopes - o, "%s%s", o ? " " : "",
+                                  x->valuestring);
+            if (o >= sizeof scopes) o = sizeof scopes - 1;
+        }
+    }
+    if (strcmp(prov, p->provider) != 0 || (p->region_pin[0] && strcmp(p->region_pin, reg) != 0) ||
+        tl > SB_CRED_MAX) {
+        cJSON_Delete(cl);
+        snprintf(err, errlen, "the provider access token is for %s %s, not this MCP URL", prov,
+                 reg);
+        return SB_JWT_EAUD;
+    }
+    /* sessions and idempotency belong to the user (tokens rotate), keyed by issuer and subject */
+    sb_cred who = {.kind = SB_CRED_BEARER};
+    who.len = (size_t)snprintf(who.secret, sizeof who.secret, "ptoken\n%s\n%s",
+                               cJSON_IsString(iss) ? iss->valuestring : "",
+                               cJSON_IsString(sub) ? sub->valuestring : "");
+    if (who.len >= sizeof who.secret) who.len = sizeof who.secret - 1;
+    sb_cred_fingerprint(r->h->o.secret, 32, p->provider, &who, p->fingerprint);
+    sb_cred_wipe(&who);
+    sb_strlcpy(r->fingerprint, p->fingerprint, sizeof r->fingerprint);
+    p->cred.kind = SB_CRED_BEARER;
+    memcpy(p->cred.secret, tok, tl);
+    p->cred.secret[tl] = 0;
+    p->cred.len = tl;
+    p->upstream_bearer = 1;
+    sb_strlcpy(p->region, reg, sizeof p->region);
+    sb_strlcpy(p->client, cJSON_IsString(cid) ? cid->valuestring : "", sizeof p->client);
+    /* writes need a write scope: signbridge.write or the provider's All/Write/Create scopes */
+    p->read_only = p->read_only || !(strstr(scopes, SB_SCOPE_WRITE) || strstr(scopes, ".All") ||
+                                     strstr(scopes, ".Write") || strstr(scopes, ".Create"));
+    cJSON_Delete(cl);
+    return SB_JWT_OK;
+}
+
 /* Checks made from the headers alone, before any body is read. Returns MHD_YES to go on reading
  * the body, or the result of queueing a refusal (r->status set). */
 static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
@@ -483,7 +543,7 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
     if (rc == 0) {
         r->has_cred = 1;
         r->cred_kind = p->cred.kind;
-        if (p->cred.kind == SB_CRED_BEARER && !h->o.oauth) {
+        if (p->cred.kind == SB_CRED_BEARER && !h->o.oauth && !h->o.ptoken) {
             sb_cred_wipe(&p->cred);
             return unauthorized(r, "invalid_token",
                                 "Bearer tokens are not accepted by this deployment: send your "
@@ -496,7 +556,19 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
             size_t tl = p->cred.len;
             memcpy(tok, p->cred.secret, tl + 1);
             sb_cred_wipe(&p->cred);
-            int arc = sb_oauth_authenticate(h->o.oauth, tok, tl, p, err, sizeof err);
+            int arc = -1, done = 0;
+            if (h->o.ptoken) {
+                /* provider-token mode: the provider's own token, for the provider's API */
+                int pr = provider_token(r, tok, tl, err, sizeof err);
+                if (pr != SB_JWT_EISS || !h->o.oauth) {
+                    done = 1;
+                    arc = pr == SB_JWT_OK ? 0 : -1;
+                }
+            }
+            if (!done && h->o.oauth)
+                arc = sb_oauth_authenticate(h->o.oauth, tok, tl, p, err, sizeof err);
+            else if (!done)
+                snprintf(err, sizeof err, "the access token was not issued by a known issuer");
             explicit_bzero(tok, sizeof tok);
             if (arc == -1) return unauthorized(r, "invalid_token", err);
             if (arc < 0) {
