@@ -509,6 +509,15 @@ int main(int argc, char **argv)
     sb_config_redact_url(store_url, store_url_safe, sizeof store_url_safe);
     sb_store *store = NULL;
     if (sb_store_open(&store, store_url, NULL, err, sizeof err) != 0) {
+        /* one line: libpq's messages span several */
+        size_t w = 0;
+        for (size_t r = 0; err[r]; r++) {
+            char ch = err[r] == '\n' || err[r] == '\t' || err[r] == '\r' ? ' ' : err[r];
+            if (ch == ' ' && (w == 0 || err[w - 1] == ' ')) continue;
+            err[w++] = ch;
+        }
+        while (w && err[w - 1] == ' ') w--;
+        err[w] = '\0';
         fprintf(stderr, "signbridge: cannot open the store %s: %s\n", store_url_safe, err);
         sb_launch_stop(&sandbox);
         return 1;

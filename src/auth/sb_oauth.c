@@ -1040,7 +1040,10 @@ static int submit_up(sb_oauth *o, sb_oauth_pending *p, const char *method, const
                         .headers = headers,
                         .body = body,
                         .body_len = body ? strlen(body) : 0,
-                        .timeout_ms = o->o.upstream_timeout_ms ? o->o.upstream_timeout_ms : 10000,
+                        /* client-supplied URLs (metadata documents) get 10 s at most */
+                        .timeout_ms = policy != SB_UP_POLICY_DEFAULT || !o->o.upstream_timeout_ms
+                                          ? 10000
+                                          : o->o.upstream_timeout_ms,
                         .max_response = max,
                         .policy = policy};
     if (!o->o.up || sb_up_submit(o->o.up, &rq, up_done, p, NULL) != 0) {
@@ -2034,6 +2037,28 @@ static int token_refresh(sb_oauth *o, const form *f, const cJSON *client, sb_oau
         return oauth_error(out, 400, "invalid_grant", "the refresh token belongs to another client");
     }
     int reused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "used"));
+    /* refuse a bad scope / resource before the token is marked used, so that a refused request
+     * does not burn the refresh token (and a retry is not taken for a replay) */
+    int have = scope_flags(jstr(r, "scope"), 0);
+    const char *sc = form_get(f, "scope");
+    int want = sc ? scope_flags(sc, -1) : have;
+    if (!reused && sc && (want == -1 || (want & ~have))) {
+        cJSON_Delete(r);
+        log_event(SB_LOG_WARN, "oauth_token_refused", cid, "invalid_scope", "scope widened at refresh");
+        return oauth_error(out, 400, "invalid_scope",
+                           "a refresh cannot widen the scope the user granted");
+    }
+    const char *res = form_get(f, "resource");
+    if (!reused && res) {
+        char r2[400];
+        sb_strlcpy(r2, res, sizeof r2);
+        size_t l = strlen(r2);
+        if (l > 1 && r2[l - 1] == '/') r2[l - 1] = 0;
+        if (strcmp(r2, jstr(r, "resource")) != 0) {
+            cJSON_Delete(r);
+            return oauth_error(out, 400, "invalid_target", "resource differs from the one authorized");
+        }
+    }
     if (!reused) {
         cJSON_ReplaceItemInObjectCaseSensitive(r, "used", cJSON_CreateBool(1));
         char *s = cJSON_PrintUnformatted(r);
@@ -2053,26 +2078,6 @@ static int token_refresh(sb_oauth *o, const form *f, const cJSON *client, sb_oau
         cJSON_Delete(r);
         return oauth_error(out, 400, "invalid_grant",
                            "the refresh token was already used; the grant is revoked, sign in again");
-    }
-    int have = scope_flags(jstr(r, "scope"), 0);
-    const char *sc = form_get(f, "scope");
-    int want = sc ? scope_flags(sc, -1) : have;
-    if (sc && (want == -1 || (want & ~have))) {
-        cJSON_Delete(r);
-        log_event(SB_LOG_WARN, "oauth_token_refused", cid, "invalid_scope", "scope widened at refresh");
-        return oauth_error(out, 400, "invalid_scope",
-                           "a refresh cannot widen the scope the user granted");
-    }
-    const char *res = form_get(f, "resource");
-    if (res) {
-        char r2[400];
-        sb_strlcpy(r2, res, sizeof r2);
-        size_t l = strlen(r2);
-        if (l > 1 && r2[l - 1] == '/') r2[l - 1] = 0;
-        if (strcmp(r2, jstr(r, "resource")) != 0) {
-            cJSON_Delete(r);
-            return oauth_error(out, 400, "invalid_target", "resource differs from the one authorized");
-        }
     }
     int64_t gv = 0;
     cJSON *g = store_get_json(o, NS_GRANT, gid, &gv);

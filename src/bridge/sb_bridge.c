@@ -1564,6 +1564,7 @@ static void audit(sb_bridge *b, tool_job *j, const char *outcome, const cJSON *r
     char fp[13] = "";
     if (p) sb_strlcpy(fp, p->fingerprint, sizeof fp);
     cJSON_AddStringToObject(o, "credential", fp);
+    if (p && p->client[0]) cJSON_AddStringToObject(o, "oauth_client", p->client);
     cJSON_AddStringToObject(o, "provider", j->provider);
     cJSON_AddStringToObject(o, "region", j->region);
     cJSON_AddStringToObject(o, "tool", sb_mcp_call_tool(j->call)->name);

@@ -82,6 +82,13 @@ class Bridge(sbtest.Server):
     def sigkill(self):
         self.kill()
 
+    def secret_text(self):
+        try:
+            with open(self.secret_file) as f:
+                return f.read().strip()
+        except OSError:
+            return ""
+
     def restart(self):
         """Start again (same args, store, listen address, secret file); appends to the same log."""
         return self.start()
@@ -181,12 +188,12 @@ def token(port, fields, headers=None):
 
 
 def get_code(port, api_key, redirect_uri="http://127.0.0.1:9/cb", scope=None, route="/mcp",
-             client=None):
+             client=None, origin=None):
     """register (unless client given) + authorize + consent -> dict(client_id, code, verifier, ...)"""
     remember("api key", api_key)
     c = client or register(port, [redirect_uri])
     verifier, challenge = pkce_pair()
-    resource = "http://127.0.0.1:%d%s" % (port, route)
+    resource = (origin or "http://127.0.0.1:%d" % port) + route
     r = authorize(port, c["client_id"], redirect_uri, challenge, scope=scope, resource=resource)
     req_id, csrf, cookie = consent_form(r)
     r2 = consent(port, req_id, csrf, cookie, api_key)
@@ -233,13 +240,42 @@ def mcp_init(port, tok, path="/mcp", timeout=20.0):
     return request(port, "POST", path, sbtest.mcp_headers(extra=bearer(tok)), body, timeout=timeout)
 
 
-def tools_list(port, tok, path="/mcp"):
-    """initialize + initialized + tools/list with the bearer token; returns the tool names."""
-    sid, ver, _ = sbtest.initialize(port, extra=bearer(tok), path=path, timeout=20.0)
+def tools_list(port, tok, path="/mcp", sid=None):
+    """(initialize + initialized unless sid is given) + tools/list with the bearer token; returns
+    the tool names."""
+    ver = PROTO
+    if sid is None:
+        sid, ver, _ = sbtest.initialize(port, extra=bearer(tok), path=path, timeout=20.0)
     r, msg = sbtest.rpc(port, sid, "tools/list", {}, id_=5, version=ver, extra=bearer(tok),
                         path=path, timeout=20.0)
     assert r.status == 200 and msg and "result" in msg, "tools/list: %s" % r.describe()
-    return [t["name"] for t in msg["result"]["tools"]]
+    names = [t["name"] for t in msg["result"]["tools"]]
+    assert len(names) > 5, "tools/list returned %r" % names
+    return names
+
+
+def pg_schema_url(base, tag):
+    """A fresh schema on the PostgreSQL server at base (psql), and the URL that uses it; None when
+    psql is missing."""
+    import shutil
+    if not shutil.which("psql"):
+        return None
+    schema = "sbauth_%s_%d_%d" % (tag, os.getpid(), int(time.time() * 1000) % 10**9)
+    p = subprocess.run(["psql", base, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE SCHEMA %s" % schema],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    assert p.returncode == 0, "psql CREATE SCHEMA: %s" % p.stderr
+    PG_SCHEMAS.append((base, schema))
+    return "%s%coptions=-csearch_path%%3D%s" % (base, "&" if "?" in base else "?", schema)
+
+
+PG_SCHEMAS = []
+
+
+def pg_drop_schemas():
+    for base, schema in PG_SCHEMAS:
+        subprocess.run(["psql", base, "-qc", "DROP SCHEMA IF EXISTS %s CASCADE" % schema],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    del PG_SCHEMAS[:]
 
 
 def www_params(v):

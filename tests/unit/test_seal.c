@@ -150,12 +150,35 @@ static void test_bad_args(void **state)
     assert_int_equal(sb_seal_open(k_key, NULL, 0, sealed, slen, out, sizeof out, &olen), -1);
 }
 
+/* sb_seal_derive_key = HMAC-SHA256(secret, "signbridge seal key v1"): a known answer (computed
+ * independently with Python's hmac module for the secret 00 01 .. 1f). */
+static void test_derive_key(void **state)
+{
+    (void)state;
+    static const uint8_t want[32] = {
+        0x21, 0x4c, 0x4d, 0x8c, 0xc1, 0x09, 0xd7, 0x2c, 0x10, 0x35, 0xe2, 0x31, 0x48, 0x55, 0x2a, 0x0a,
+        0xa5, 0x60, 0x82, 0x99, 0x2b, 0x5b, 0x4e, 0x72, 0xeb, 0xac, 0x40, 0x18, 0xd4, 0xf5, 0xd4, 0x8c};
+    unsigned char secret[32];
+    for (int i = 0; i < 32; i++) secret[i] = (unsigned char)i;
+    uint8_t key[SB_SEAL_KEY_LEN];
+    assert_int_equal(sb_seal_derive_key(secret, sizeof secret, key), 0);
+    assert_memory_equal(key, want, sizeof want);
+    /* a key that seals and opens */
+    uint8_t sealed[64], out[64];
+    size_t slen = 0, olen = 0;
+    assert_int_equal(sb_seal_seal(key, "a", 1, "xyz", 3, sealed, sizeof sealed, &slen), 0);
+    assert_int_equal(sb_seal_open(key, "a", 1, sealed, slen, out, sizeof out, &olen), 0);
+    assert_int_equal(sb_seal_derive_key(NULL, 32, key), -1);
+    assert_int_equal(sb_seal_derive_key(secret, 0, key), -1);
+    assert_int_equal(sb_seal_derive_key(secret, 32, NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_large),
         cmocka_unit_test(test_tamper_every_byte), cmocka_unit_test(test_wrong_ad_and_key),
-        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_bad_args),          cmocka_unit_test(test_derive_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
