@@ -13,7 +13,9 @@
 #include "upstream/sb_region.h"
 #include "upstream/sb_up.h"
 #include "bridge/sb_bridge.h"
+#include "auth/sb_keys.h"
 #include "auth/sb_oauth.h"
+#include "sb_keys_cli.h"
 #include "auth/sb_ptoken.h"
 #include "bridge/sb_verify.h"
 #include "store/sb_seal.h"
@@ -38,6 +40,7 @@ extern char **environ;
 
 static const char usage[] =
     "usage: signbridge [options]\n"
+    "       signbridge keys create|list|show|rotate|revoke ...   (signbridge keys --help)\n"
     "\n"
     "A hosted MCP server bridging AI clients to e-signature providers.\n"
     "\n"
@@ -390,6 +393,7 @@ static void metrics_init(metrics_ctx *mc)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "keys") == 0) return sb_keys_cli(argc - 1, argv + 1, environ);
     const char *config_file = NULL, *port_file = NULL;
     int check_only = 0, conformance = 0, want_sandbox = 0;
     cJSON *ov = cJSON_CreateObject();
@@ -647,6 +651,11 @@ int main(int argc, char **argv)
     mctx.mcp = mcp;
     mctx.up = up;
     if (cfg.metrics.enabled) metrics_init(&mctx);
+    sb_keys *keys = conformance ? NULL : sb_keys_new(store, secret);
+    if (!conformance && !keys) {
+        fprintf(stderr, "signbridge: out of memory\n");
+        return 1;
+    }
     static ptoken_ctx ptctx;
     if (!conformance && cfg.oauth.ptok.enabled &&
         ptoken_start(&ptctx, &cfg, &regions, up) != 0) {
@@ -657,6 +666,7 @@ int main(int argc, char **argv)
         .cfg = &cfg, .mcp = mcp, .anonymous_ok = conformance, .secret = secret, .regions = &regions,
         .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge,
         .ptoken = ptctx.pt,
+        .keys = keys,
         .metrics_render = metrics_cb, .metrics_ud = &mctx, .ready = ready_cb, .ready_ud = &rctx};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
@@ -733,6 +743,7 @@ int main(int argc, char **argv)
     sb_bridge_free(bridge);
     sb_oauth_free(oauth);
     ptoken_stop(&ptctx);
+    sb_keys_free(keys);
     sb_store_close(store); /* after the drain: nothing uses it any more */
     pthread_mutex_destroy(&rctx.mu);
     OPENSSL_cleanse(seal_key, sizeof seal_key);

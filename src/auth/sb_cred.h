@@ -35,6 +35,8 @@ typedef struct sb_principal {
     char region[24];       /* a region already known for this credential (an OAuth grant's,
                               verified at sign-in): admission trusts it without probing */
     char client[160];      /* OAuth client id (audit), "" for API keys */
+    char key_id[24];       /* signbridge key id (audit), "" otherwise */
+    char tools[512];       /* comma-separated tool allow-list ("" = every tool) */
     char fingerprint[SB_FP_HEX];
     sb_cred cred;
 } sb_principal;

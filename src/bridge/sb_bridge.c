@@ -663,6 +663,19 @@ static void admit(sb_mcp_call *c, void *ud)
 
 /* ---- visibility ---------------------------------------------------------------------------- */
 
+/* 1 if name is an item of the comma-separated list. */
+static int in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && strncmp(p, name, n) == 0) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
 static int visible(const sb_tool *t, const void *principal, char *www, size_t wwwlen, void *ud)
 {
     sb_bridge *b = ud;
@@ -670,6 +683,15 @@ static int visible(const sb_tool *t, const void *principal, char *www, size_t ww
     if (!p || p->anonymous) return 0;
     const sb_adapter *a = sb_adapter_find(p->provider);
     if (!a || !sb_adapter_tool(a, t->name)) return 1;
+    if (p->tools[0] && !in_list(p->tools, t->name)) {
+        /* a signbridge key limited to some tools: the others are out of its scope */
+        snprintf(www, wwwlen,
+                 "Bearer error=\"insufficient_scope\", "
+                 "resource_metadata=\"%s/.well-known/oauth-protected-resource%s\", "
+                 "error_description=\"this key may call only: %.300s\"",
+                 b->o.public_url, p->route, p->tools);
+        return 2;
+    }
     if (p->read_only && !t->read_only) {
         snprintf(www, wwwlen,
                  "Bearer error=\"insufficient_scope\", scope=\"signbridge.read signbridge.write\", "
@@ -1565,6 +1587,7 @@ static void audit(sb_bridge *b, tool_job *j, const char *outcome, const cJSON *r
     if (p) sb_strlcpy(fp, p->fingerprint, sizeof fp);
     cJSON_AddStringToObject(o, "credential", fp);
     if (p && p->client[0]) cJSON_AddStringToObject(o, "oauth_client", p->client);
+    if (p && p->key_id[0]) cJSON_AddStringToObject(o, "signbridge_key", p->key_id);
     cJSON_AddStringToObject(o, "provider", j->provider);
     cJSON_AddStringToObject(o, "region", j->region);
     cJSON_AddStringToObject(o, "tool", sb_mcp_call_tool(j->call)->name);

@@ -1,6 +1,7 @@
 #include "http/sb_http.h"
 
 #include "auth/sb_cred.h"
+#include "auth/sb_keys.h"
 #include "auth/sb_oauth.h"
 #include "auth/sb_ptoken.h"
 #include "core/sb_buf.h"
@@ -387,6 +388,14 @@ static MHD_RESULT_T start_sse(req_ctx *r, char *first, size_t len, int final)
 static MHD_RESULT_T too_large(req_ctx *r)
 {
     char msg[160];
+    if (r->route == R_OAUTH) {
+        /* OAuth endpoints: an OAuth-shaped error with their own (smaller) limit */
+        snprintf(msg, sizeof msg, "the request body is larger than %d bytes", SB_OAUTH_MAX_BODY);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", "invalid_request");
+        cJSON_AddStringToObject(o, "error_description", msg);
+        return queue_json(r, 413, o, NULL);
+    }
     snprintf(msg, sizeof msg, "Payload Too Large: the body limit is %zu bytes",
              r->h->o.cfg->max_body_bytes);
     return queue_rpc_error(r, 413, SB_RPC_SERVER_ERROR, msg, NULL);
@@ -572,6 +581,24 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
             explicit_bzero(tok, sizeof tok);
             if (arc == -1) return unauthorized(r, "invalid_token", err);
             if (arc < 0) {
+                const char *extra[] = {"Retry-After", "2", NULL, NULL};
+                return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR, err, extra);
+            }
+            sb_strlcpy(r->fingerprint, p->fingerprint, sizeof r->fingerprint);
+        } else if (sb_keys_is_key(p->cred.secret, p->cred.len)) {
+            /* a signbridge key: replaced by the provider credential it stands for; it never
+             * goes upstream itself */
+            char key[SB_KEY_LEN + 1];
+            memcpy(key, p->cred.secret, SB_KEY_LEN + 1);
+            sb_cred_wipe(&p->cred);
+            p->cred.kind = r->cred_kind;
+            int krc = h->o.keys ? sb_keys_authenticate(h->o.keys, key, SB_KEY_LEN, p, "/mcp", err,
+                                                       sizeof err)
+                                : -1;
+            explicit_bzero(key, sizeof key);
+            if (!h->o.keys) snprintf(err, sizeof err, "signbridge keys are not enabled here");
+            if (krc == -1) return unauthorized(r, "invalid_token", err);
+            if (krc < 0) {
                 const char *extra[] = {"Retry-After", "2", NULL, NULL};
                 return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR, err, extra);
             }

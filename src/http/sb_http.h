@@ -19,6 +19,7 @@ typedef struct sb_http_options {
     int anonymous_ok;             /* --conformance: no credential required at /mcp */
     sb_oauth *oauth;              /* borrowed; NULL: no OAuth endpoints, Bearer refused */
     struct sb_ptoken *ptoken;     /* borrowed; provider-token mode, or NULL */
+    struct sb_keys *keys;         /* borrowed; signbridge keys (sbk_...), or NULL */
     const unsigned char *secret;  /* server secret for fingerprints (32 bytes), borrowed */
     const sb_regions *regions;    /* providers and regions for the MCP routes, borrowed */
     /* GET /files/{token}: returns a malloc'd copy of a short-lived file, or NULL (404). */

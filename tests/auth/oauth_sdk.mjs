@@ -578,6 +578,12 @@ await check('(e) /register refuses a non-loopback http redirect URI (400)', asyn
   assert(r.status === 400 && /invalid_redirect_uri|invalid_client_metadata/.test(r.body.error || ''), `HTTP ${r.status} ${show(r.body)}`);
 });
 const EDGE_REDIRECT = 'http://127.0.0.1:45130/cb';
+await check('(e) /register with a body over 64 KiB -> 413 with an OAuth error body (not JSON-RPC)', async () => {
+  const r = await fetch(`${SB}/register`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ client_name: 'x'.repeat(70_000), redirect_uris: ['http://127.0.0.1/cb'] }) });
+  const j = await r.json().catch(() => ({}));
+  assert(r.status === 413 && j.error === 'invalid_request' && !j.jsonrpc, `HTTP ${r.status} ${show(j)}`);
+});
 const edgeReg = await register([EDGE_REDIRECT]);
 const EDGE_CID = edgeReg.body.client_id;
 await check('(e) /authorize: unregistered redirect_uri -> 400 page, no redirect', async () => {
@@ -757,6 +763,64 @@ await check('(e) provider sign-in: /oauth/callback/boldsign without the consent 
   const loc4 = p4.headers.get('location') || '';
   assert(!(p4.status === 302 && /[?&]code=/.test(loc4)), `callback with a forged cookie redirected with a code: ${p4.status}`);
 });
+
+await check('(e) provider sign-in denied at the provider -> 302 to the client with error=access_denied and the state, no code', async () => {
+  await sbx('/_sandbox/config', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ oauth_auto_approve: false }) });
+  try {
+    const { c } = pkce();
+    const r = await fetch(authUrl({ response_type: 'code', client_id: EDGE_CID, redirect_uri: EDGE_REDIRECT, code_challenge: c, code_challenge_method: 'S256', state: 'pd', resource: `${SB}/boldsign/us/mcp` }), { redirect: 'manual' });
+    const html = await r.text();
+    const cookie = (r.headers.getSetCookie() || []).map((x) => x.split(';')[0]).find((x) => x.startsWith('sb_consent='));
+    const get = (h, n) => h.match(new RegExp(`name="${n}" value="([^"]*)"`))[1];
+    const p1 = await postConsent({ request_id: get(html, 'request_id'), csrf_token: get(html, 'csrf_token'), action: 'provider', region: '' }, cookie);
+    assert(p1.status === 302, `consent provider: HTTP ${p1.status}`);
+    const page = await fetch(p1.location, { redirect: 'manual' });
+    const ph = await page.text();
+    assert(page.status === 200, `provider authorize page: HTTP ${page.status}`);
+    const fields = {};
+    for (const m of ph.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) fields[m[1]] = m[2].replace(/&amp;/g, '&');
+    const fa = new URL(ph.match(/<form method="post" action="([^"]+)"/)[1].replace(/&amp;/g, '&'), p1.location).href;
+    const d = await fetch(fa, { method: 'POST', redirect: 'manual', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ ...fields, action: 'deny' }).toString() });
+    await d.text();
+    assert(d.status === 302, `provider deny: HTTP ${d.status}`);
+    const cb = new URL(d.headers.get('location'), fa).href;
+    const back = await fetch(cb, { redirect: 'manual', headers: { Cookie: cookie } });
+    await back.text();
+    const loc = new URL(back.headers.get('location') || 'http://x/');
+    assert(back.status === 302 && `${loc.origin}${loc.pathname}` === EDGE_REDIRECT, `callback: HTTP ${back.status} ${loc.origin}${loc.pathname}`);
+    assert(loc.searchParams.get('error') === 'access_denied' && loc.searchParams.get('state') === 'pd' && !loc.searchParams.get('code'), `Location ${loc.search}`);
+  } finally {
+    await sbx('/_sandbox/config', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ oauth_auto_approve: true }) });
+  }
+});
+for (const method of ['client_secret_basic', 'client_secret_post']) {
+  await check(`(e) confidential client (${method}): secret issued; no / wrong secret -> 401 invalid_client; right one -> tokens`, async () => {
+    const reg = await register([EDGE_REDIRECT], { token_endpoint_auth_method: method });
+    assert(reg.status === 201 && typeof reg.body.client_secret === 'string' && reg.body.client_secret.length >= 16, `register: ${reg.status} ${show({ ...reg.body, client_secret: reg.body.client_secret ? '<set>' : undefined })}`);
+    keep(reg.body.client_secret);
+    const cid = reg.body.client_id, sec = reg.body.client_secret;
+    const g = await rawGrant({ cid });
+    const base = { grant_type: 'authorization_code', code: g.code, code_verifier: g.verifier, redirect_uri: g.redirect, resource: g.resource };
+    const none = await rawToken({ ...base, client_id: cid });
+    assert(none.status === 401 && none.body.error === 'invalid_client', `no secret: HTTP ${none.status} ${none.text.slice(0, 150)}`);
+    const g2 = await rawGrant({ cid });
+    const base2 = { ...base, code: g2.code, code_verifier: g2.verifier };
+    const wrong = await rawToken({ ...base2, client_id: cid, client_secret: sec.slice(0, -3) + 'xyz' });
+    assert(wrong.status === 401 && wrong.body.error === 'invalid_client', `wrong secret: HTTP ${wrong.status}`);
+    const g3 = await rawGrant({ cid });
+    const base3 = { ...base, code: g3.code, code_verifier: g3.verifier };
+    let good;
+    if (method === 'client_secret_post') {
+      good = await rawToken({ ...base3, client_id: cid, client_secret: sec });
+    } else {
+      const r = await fetch(`${SB}/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${Buffer.from(`${encodeURIComponent(cid)}:${encodeURIComponent(sec)}`).toString('base64')}` }, body: new URLSearchParams(base3).toString() });
+      const text = await r.text();
+      good = { status: r.status, body: JSON.parse(text || '{}'), text };
+    }
+    keep(good.body.access_token); keep(good.body.refresh_token);
+    assert(good.status === 200 && good.body.access_token, `right secret: HTTP ${good.status} ${good.text.slice(0, 150)}`);
+  });
+}
 
 clearTimeout(watchdog);
 finish();
