@@ -16,6 +16,7 @@
 #include "auth/sb_keys.h"
 #include "auth/sb_oauth.h"
 #include "sb_keys_cli.h"
+#include "http/sb_admin.h"
 #include "auth/sb_ptoken.h"
 #include "bridge/sb_verify.h"
 #include "store/sb_seal.h"
@@ -55,6 +56,8 @@ static const char usage[] =
     "  --sandbox            start the bundled provider sandbox (signbridge-sandbox), point\n"
     "                       every provider at it, and print its demo credentials\n"
     "  --sandbox-url URL    point every provider and region at a running sandbox\n"
+    "  --admin-listen A:P   the admin API for signbridge keys (needs SIGNBRIDGE_ADMIN_TOKEN)\n"
+    "  --admin-port-file F  write the admin listener's bound port to F\n"
     "  --store URL          the persistent store: sqlite:PATH, PATH or postgresql://...\n"
     "                       (default sqlite:signbridge.db in the working directory)\n"
     "  --version            print the version and exit\n"
@@ -182,6 +185,23 @@ out:
         free(pems[i]);
     }
     return o;
+}
+
+/* ---- the admin listener's provider check ------------------------------------------------------ */
+
+typedef struct admin_verify_ctx {
+    sb_up *up;
+    const sb_regions *regions;
+    unsigned timeout_ms;
+} admin_verify_ctx;
+
+static int admin_verify(void *ud, const char *provider, const char *region, const char *instance,
+                        const char *key, size_t key_len, char region_out[24], char *message,
+                        size_t msgcap)
+{
+    admin_verify_ctx *v = ud;
+    return sb_verify_key_wait(v->up, v->regions, provider, region, instance, key, key_len,
+                              v->timeout_ms, region_out, message, msgcap);
 }
 
 /* ---- provider-token mode ----------------------------------------------------------------------- */
@@ -394,7 +414,7 @@ static void metrics_init(metrics_ctx *mc)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "keys") == 0) return sb_keys_cli(argc - 1, argv + 1, environ);
-    const char *config_file = NULL, *port_file = NULL;
+    const char *config_file = NULL, *port_file = NULL, *admin_port_file = NULL;
     int check_only = 0, conformance = 0, want_sandbox = 0;
     cJSON *ov = cJSON_CreateObject();
     for (int i = 1; i < argc; i++) {
@@ -427,6 +447,14 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--port-file") == 0) {
             NEED_VALUE();
             port_file = argv[++i];
+        } else if (strcmp(a, "--admin-listen") == 0) {
+            NEED_VALUE();
+            cJSON *ad = cJSON_GetObjectItemCaseSensitive(ov, "admin");
+            if (!ad) ad = cJSON_AddObjectToObject(ov, "admin");
+            cJSON_AddStringToObject(ad, "listen", argv[++i]);
+        } else if (strcmp(a, "--admin-port-file") == 0) {
+            NEED_VALUE();
+            admin_port_file = argv[++i];
         } else if (strcmp(a, "--log-level") == 0) {
             NEED_VALUE();
             cJSON_AddStringToObject(ov, "log_level", argv[++i]);
@@ -685,6 +713,27 @@ int main(int argc, char **argv)
         }
         sb_http_set_oauth(http, oauth);
     }
+    sb_admin *admin = NULL;
+    static admin_verify_ctx avctx;
+    if (!conformance && cfg.admin.listen[0]) {
+        avctx = (admin_verify_ctx){.up = up, .regions = &regions,
+                                   .timeout_ms = cfg.upstream.probe_timeout_ms};
+        sb_admin_options ao = {.listen = cfg.admin.listen, .token = cfg.admin.token, .keys = keys,
+                               .verify = admin_verify, .verify_ud = &avctx};
+        admin = sb_admin_start(&ao, err, sizeof err);
+        if (!admin) {
+            fprintf(stderr, "signbridge: %s\n", err);
+            sb_http_stop(http);
+            return 1;
+        }
+        if (admin_port_file && write_port_file(admin_port_file, sb_admin_port(admin)) < 0) {
+            fprintf(stderr, "signbridge: cannot write port file %s: %s\n", admin_port_file,
+                    strerror(errno));
+            sb_admin_stop(admin);
+            sb_http_stop(http);
+            return 1;
+        }
+    }
     if (port_file && write_port_file(port_file, sb_http_port(http)) < 0) {
         fprintf(stderr, "signbridge: cannot write port file %s: %s\n", port_file, strerror(errno));
         sb_http_stop(http);
@@ -742,6 +791,7 @@ int main(int argc, char **argv)
     sb_mcp_free(mcp);
     sb_bridge_free(bridge);
     sb_oauth_free(oauth);
+    sb_admin_stop(admin);
     ptoken_stop(&ptctx);
     sb_keys_free(keys);
     sb_store_close(store); /* after the drain: nothing uses it any more */

@@ -7,7 +7,6 @@
 #include "auth/sb_keys.h"
 #include "bridge/sb_verify.h"
 #include "core/sb_config.h"
-#include "core/sb_embed.h"
 #include "core/sb_log.h"
 #include "core/sb_util.h"
 #include "store/sb_store.h"
@@ -15,7 +14,6 @@
 #include "upstream/sb_up.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,46 +30,6 @@ static const char *keys_usage =
     "  revoke ID                   refuse the key from now on (every replica within a second)\n"
     "common options: --store URL, --config FILE, --sandbox-url URL, --json (list as JSON)\n"
     "--api-key - reads the provider key from standard input.\n";
-
-typedef struct vwait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, ok;
-    char region[24];
-    char msg[600];
-} vwait;
-
-static void vdone(void *arg, int ok, const char *region, const char *message)
-{
-    vwait *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->ok = ok;
-    sb_strlcpy(w->region, region ? region : "", sizeof w->region);
-    sb_strlcpy(w->msg, message ? message : "", sizeof w->msg);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Tool names of the embedded contracts (NULL-terminated, static storage). */
-static const char *const *known_tools(void)
-{
-    static const char *names[64];
-    static char store[64][64];
-    size_t n = 0;
-    for (size_t i = 0; i < sb_embedded_count && n < 63; i++) {
-        const char *f = sb_embedded_files[i].name;
-        if (strncmp(f, "tools/", 6) != 0) continue;
-        const char *b = f + 6, *dot = strstr(b, ".json");
-        if (!dot || (size_t)(dot - b) >= sizeof store[0]) continue;
-        memcpy(store[n], b, (size_t)(dot - b));
-        store[n][dot - b] = 0;
-        names[n] = store[n];
-        n++;
-    }
-    names[n] = NULL;
-    return names;
-}
 
 static void print_table(const sb_key_info *a, size_t n)
 {
@@ -215,7 +173,7 @@ int sb_keys_cli(int argc, char **argv, char **envp)
             const char *u = getenv("USER");
             snprintf(in.created_by, sizeof in.created_by, "cli:%s", u && *u ? u : "unknown");
         }
-        if (sb_keys_check(&in, known_tools(), err, sizeof err) != 0) {
+        if (sb_keys_check(&in, sb_keys_known_tools(), err, sizeof err) != 0) {
             fprintf(stderr, "signbridge keys: %s\n", err);
             rc = 2;
             goto done;
@@ -266,22 +224,17 @@ int sb_keys_cli(int argc, char **argv, char **envp)
             fprintf(stderr, "signbridge keys: %s\n", err);
             goto done;
         }
-        vwait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-        int vr = sb_verify_key(up, &regions, in.provider, in.instance[0] ? "private" : in.region,
-                               in.instance, keybuf, kl, 0, cfg.upstream.probe_timeout_ms, vdone, &w);
-        if (vr == 0) {
-            pthread_mutex_lock(&w.mu);
-            while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-            pthread_mutex_unlock(&w.mu);
-        }
+        char vregion[24] = "", vmsg[600] = "";
+        int vr = sb_verify_key_wait(up, &regions, in.provider,
+                                    in.instance[0] ? "private" : in.region, in.instance, keybuf,
+                                    kl, cfg.upstream.probe_timeout_ms, vregion, vmsg, sizeof vmsg);
         sb_up_stop(up);
-        if (vr != 0 || !w.ok) {
-            fprintf(stderr, "signbridge keys: the provider key was not accepted: %s\n",
-                    vr ? "unknown provider or region" : w.msg);
+        if (vr != 1) {
+            fprintf(stderr, "signbridge keys: the provider key was not accepted: %s\n", vmsg);
             explicit_bzero(keybuf, sizeof keybuf);
             goto done;
         }
-        sb_strlcpy(in.region, in.instance[0] ? "private" : w.region, sizeof in.region);
+        sb_strlcpy(in.region, in.instance[0] ? "private" : vregion, sizeof in.region);
         char newkey[SB_KEY_LEN + 1];
         sb_key_info out;
         int cr = sb_keys_create(k, &in, keybuf, kl, newkey, &out, err, sizeof err);

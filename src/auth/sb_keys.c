@@ -1,6 +1,7 @@
 #include "auth/sb_keys.h"
 
 #include "core/sb_buf.h"
+#include "core/sb_embed.h"
 #include "core/sb_log.h"
 #include "core/sb_util.h"
 #include "store/sb_seal.h"
@@ -687,4 +688,30 @@ int sb_keys_parse_when(const char *s, int64_t now_ms, int64_t *out_ms, int durat
     if (sb_parse_rfc3339(s, &t) != 0) return -1;
     *out_ms = t;
     return 0;
+}
+
+static const char *tool_names[64];
+static char tool_store[64][64];
+
+static void tools_init(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sb_embedded_count && n < 63; i++) {
+        const char *f = sb_embedded_files[i].name;
+        if (strncmp(f, "tools/", 6) != 0) continue;
+        const char *b = f + 6, *dot = strstr(b, ".json");
+        if (!dot || (size_t)(dot - b) >= sizeof tool_store[0]) continue;
+        memcpy(tool_store[n], b, (size_t)(dot - b));
+        tool_store[n][dot - b] = 0;
+        tool_names[n] = tool_store[n];
+        n++;
+    }
+    tool_names[n] = NULL;
+}
+
+const char *const *sb_keys_known_tools(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, tools_init);
+    return tool_names;
 }

@@ -79,6 +79,9 @@ int sb_keys_authenticate(sb_keys *k, const char *key, size_t len, sb_principal *
 /* The record as JSON (never the key or the credential); caller frees. */
 cJSON *sb_key_info_json(const sb_key_info *i);
 
+/* The tool names of the embedded contracts (NULL-terminated; static). */
+const char *const *sb_keys_known_tools(void);
+
 /* Parse "2027-01-01T00:00:00Z" or a duration ("90d", "12h", "30m", "3600s") into Unix ms from now.
  * 0 or -1. */
 int sb_keys_parse_when(const char *s, int64_t now_ms, int64_t *out_ms, int duration_only);

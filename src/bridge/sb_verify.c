@@ -193,3 +193,41 @@ fail:
     free(st);
     return -1;
 }
+
+typedef struct vwait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, ok;
+    char region[24];
+    char msg[600];
+} vwait;
+
+static void wait_done(void *arg, int ok, const char *region, const char *message)
+{
+    vwait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->ok = ok;
+    sb_strlcpy(w->region, region ? region : "", sizeof w->region);
+    sb_strlcpy(w->msg, message ? message : "", sizeof w->msg);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int sb_verify_key_wait(sb_up *up, const sb_regions *rg, const char *provider, const char *region,
+                       const char *instance, const char *key, size_t key_len, unsigned timeout_ms,
+                       char region_out[24], char *message, size_t msgcap)
+{
+    vwait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    if (sb_verify_key(up, rg, provider, region, instance, key, key_len, 0, timeout_ms, wait_done,
+                      &w) != 0) {
+        if (message && msgcap) snprintf(message, msgcap, "unknown provider or region");
+        return -1;
+    }
+    pthread_mutex_lock(&w.mu);
+    while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (region_out) sb_strlcpy(region_out, w.region, 24);
+    if (message && msgcap) sb_strlcpy(message, w.msg, msgcap);
+    return w.ok ? 1 : 0;
+}

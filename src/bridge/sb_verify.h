@@ -20,4 +20,11 @@ int sb_verify_key(sb_up *up, const sb_regions *rg, const char *provider, const c
                   const char *instance, const char *key, size_t key_len, int bearer,
                   unsigned timeout_ms, sb_verify_done_fn done, void *arg);
 
+/* The same, waiting for the answer (for management paths: the CLI, the admin listener; never on
+ * a serving thread). 1 when the key works (region_out = its region), 0 when refused or unreachable
+ * (message says why), -1 when nothing could be started. The engine's deadline bounds the wait. */
+int sb_verify_key_wait(sb_up *up, const sb_regions *rg, const char *provider, const char *region,
+                       const char *instance, const char *key, size_t key_len, unsigned timeout_ms,
+                       char region_out[24], char *message, size_t msgcap);
+
 #endif

@@ -275,6 +275,9 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
     }
     get_str(cJSON_GetObjectItemCaseSensitive(doc, "store"), "url", cfg->store.url,
             sizeof cfg->store.url);
+    const cJSON *adm = cJSON_GetObjectItemCaseSensitive(doc, "admin");
+    get_str(adm, "listen", cfg->admin.listen, sizeof cfg->admin.listen);
+    get_str(adm, "token", cfg->admin.token, sizeof cfg->admin.token);
     const cJSON *oa = cJSON_GetObjectItemCaseSensitive(doc, "oauth");
     cfg->oauth.enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(oa, "enabled"));
     cfg->oauth.access_token_ttl_s = (unsigned)get_num(oa, "access_token_ttl_s");
@@ -402,6 +405,9 @@ cJSON *sb_config_to_json(const sb_config *c)
     for (size_t i = 0; i < c->upstream.n_allowed_networks; i++)
         cJSON_AddItemToArray(nets, cJSON_CreateString(c->upstream.allowed_networks[i]));
     cJSON_AddNumberToObject(u, "region_cache_ttl_s", c->upstream.region_cache_ttl_s);
+    cJSON *adj = cJSON_AddObjectToObject(o, "admin");
+    cJSON_AddStringToObject(adj, "listen", c->admin.listen);
+    cJSON_AddStringToObject(adj, "token", c->admin.token[0] ? "(redacted)" : "");
     cJSON *oj = cJSON_AddObjectToObject(o, "oauth");
     cJSON_AddBoolToObject(oj, "enabled", c->oauth.enabled);
     cJSON *sk = cJSON_AddArrayToObject(oj, "signing_key_files");

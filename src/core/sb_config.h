@@ -38,6 +38,10 @@ typedef struct sb_config {
         char url[4096];        /* sqlite:PATH, PATH or postgresql://... (may hold a password) */
     } store;
     struct {
+        char listen[128];
+        char token[256];
+    } admin;
+    struct {
         int enabled;
         size_t n_signing_key_files;
         char signing_key_files[8][512];

@@ -439,7 +439,12 @@ static MHD_RESULT_T drive_call(req_ctx *r)
 static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc)
 {
     char www[900];
-    if (error)
+    if (!r->h->o.oauth && error)
+        snprintf(www, sizeof www, "Bearer realm=\"signbridge\", error=\"%s\", "
+                 "error_description=\"%s\"", error, desc);
+    else if (!r->h->o.oauth)
+        snprintf(www, sizeof www, "Bearer realm=\"signbridge\"");
+    else if (error)
         snprintf(www, sizeof www,
                  "Bearer resource_metadata=\"%s%s\", scope=\"%s\", error=\"%s\", "
                  "error_description=\"%s\"",
@@ -537,13 +542,6 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
         return queue(r, 204, NULL, NULL, 0, extra);
     }
     int is_post = strcmp(method, "POST") == 0, is_del = strcmp(method, "DELETE") == 0;
-    if (!is_post && !is_del) {
-        const char *extra[] = {"Allow", "POST, DELETE", NULL, NULL};
-        return queue_rpc_error(r, 405, SB_RPC_SERVER_ERROR,
-                               "Method Not Allowed: this server does not offer a GET event "
-                               "stream; POST JSON-RPC messages",
-                               extra);
-    }
     /* credential */
     sb_principal *p = &r->principal;
     char err[200];
@@ -619,6 +617,14 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
                    (roh && (strcmp(roh, "1") == 0 || strcasecmp(roh, "true") == 0));
     snprintf(r->owner, sizeof r->owner, "%s:%s%s", r->fingerprint, p->route,
              p->read_only ? ":ro" : "");
+    /* after the credential: an unauthenticated GET gets the 401 challenge like every method */
+    if (!is_post && !is_del) {
+        const char *extra[] = {"Allow", "POST, DELETE", NULL, NULL};
+        return queue_rpc_error(r, 405, SB_RPC_SERVER_ERROR,
+                               "Method Not Allowed: this server does not offer a GET event "
+                               "stream; POST JSON-RPC messages",
+                               extra);
+    }
     if (is_post) {
         const char *ct = hdr(r, "Content-Type");
         if (!ct || !media_type_is(ct, "application/json"))
@@ -985,7 +991,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 /* ---- start / stop ------------------------------------------------------------------------- */
 
-static int parse_listen(const char *l, struct sockaddr_storage *ss, socklen_t *len, int *loopback)
+int sb_http_parse_listen(const char *l, struct sockaddr_storage *ss, socklen_t *len, int *loopback)
 {
     const char *colon = strrchr(l, ':');
     if (!colon) return -1;
@@ -1044,7 +1050,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     }
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (parse_listen(o->cfg->listen, &ss, &sl, &h->loopback) < 0) {
+    if (sb_http_parse_listen(o->cfg->listen, &ss, &sl, &h->loopback) < 0) {
         snprintf(err, errlen, "listen: cannot parse address %s", o->cfg->listen);
         free(h);
         return NULL;

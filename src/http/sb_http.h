@@ -4,6 +4,7 @@
 #ifndef SB_HTTP_H
 #define SB_HTTP_H
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "core/sb_buf.h"
 #include "auth/sb_oauth.h"
@@ -35,6 +36,10 @@ typedef struct sb_http_options {
     int (*ready)(void *ud);
     void *ready_ud;
 } sb_http_options;
+
+/* Parse "ADDR:PORT" ("[v6]:PORT", "localhost:PORT") into a socket address; *loopback = 1 for a
+ * loopback address. 0 or -1. */
+int sb_http_parse_listen(const char *l, struct sockaddr_storage *ss, socklen_t *len, int *loopback);
 
 /* Bind and start serving. NULL with a message in err on failure. */
 sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen);

@@ -136,7 +136,7 @@ PY
 [[ -n ${KEY:-} ]] || { nok "a BoldSign us account" "none with an api_key in /_sandbox/accounts"; finish; }
 
 "$SB" --sandbox-url "$ORIGIN" --log-level warn --listen 127.0.0.1:0 --port-file "$WORK/sb.port" \
-  >"$WORK/signbridge.out" 2>"$WORK/signbridge.log" &
+  --store "sqlite:$WORK/signbridge.db" >"$WORK/signbridge.out" 2>"$WORK/signbridge.log" &
 SB_PID=$!; PIDS+=("$SB_PID")
 SB_PORT=$(wait_port "$WORK/sb.port" "$SB_PID")
 [[ -n $SB_PORT ]] || { nok "signbridge starts" "$(tail -n 20 "$WORK/signbridge.log" | tr '\n' ' ')"; finish; }
@@ -356,7 +356,7 @@ print("%.1f %.1f %.1f %d" % (statistics.median(times), min(times), max(times),
                              int(statistics.median(rss))))
 PY
 }
-read -r MED MIN MAX RSS < <(startup signbridge "$STARTS" "$SB" --sandbox-url "$ORIGIN" --log-level warn)
+read -r MED MIN MAX RSS < <(startup signbridge "$STARTS" "$SB" --sandbox-url "$ORIGIN" --log-level warn --store "sqlite:$WORK/startup.db")
 if [[ $MED == -1 ]]; then nok "target 5: signbridge starts and answers /healthz" "not within 20 s"; finish; fi
 echo "bench peer: target 5 signbridge: start to ready median $MED ms (min $MIN, max $MAX, $STARTS starts), idle RSS $(python3 -c "print('%.1f' % ($RSS / 1024))") MiB ($RSS kB VmRSS)"
 read -r PMED PMIN PMAX PRSS < <(startup peer "$STARTS" "$NODE" "$HERE/peer/server.mjs" --base "$BASE")

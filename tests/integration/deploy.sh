@@ -172,7 +172,7 @@ fi
 PIDS+=($!)
 for _ in $(seq 100); do [[ -s $TMP/sbx.port ]] && break; sleep 0.05; done
 SBXP=$(cat "$TMP/sbx.port" 2>/dev/null)
-SIGNBRIDGE_SECRET_FILE=$TMP/wiring.secret "$SB" --sandbox-url "http://$ADDR:$SBXP" --listen 127.0.0.1:0 \
+SIGNBRIDGE_SECRET_FILE=$TMP/wiring.secret SIGNBRIDGE_STORE_URL=sqlite:$TMP/wiring.db "$SB" --sandbox-url "http://$ADDR:$SBXP" --listen 127.0.0.1:0 \
   --port-file "$TMP/sb.port" 2>"$TMP/sb.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [[ -s $TMP/sb.port ]] && break; sleep 0.05; done

@@ -10,12 +10,15 @@ secret_file (so a credential has one fingerprint on both), and checks:
     another key;
   - an idempotent send_document made on A and retried on B is sent once (B answers A's document);
     the same key raced on A and B at once is also sent once;
-  - DELETE on A: B answers 404 for that session within 1 s.
+  - DELETE on A: B answers 404 for that session within 1 s;
+  - /readyz: a signbridge on a PostgreSQL of its own (scripts/pg-test-server) answers 200, then
+    503 within ~1 s of that database stopping (the ping is cached for at most 1 s).
 Standard library only.
 """
 
 import base64
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -37,6 +40,18 @@ def send_args(key, title):
     return {"title": title, "message": "Please sign.", "idempotency_key": key,
             "files": [{"base64": base64.b64encode(PDF).decode(), "name": "nda.pdf"}],
             "signers": [{"name": "Ann Signer", "email": "ann@example.org"}]}
+
+
+def psql(url, sql):
+    p = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-qAt", url, "-c", sql],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 0, "psql %s: %s" % (sql, p.stderr[-500:])
+    return p.stdout
+
+
+def schema_url(base, schema):
+    """The URL of `base` with the schema as search_path: this test's tables stay its own."""
+    return "%s%soptions=-csearch_path%%3D%s" % (base, "&" if "?" in base else "?", schema)
 
 
 def main(t):
@@ -159,6 +174,42 @@ def main(t):
             assert r.status == 404, r.describe()
         t.check("and the other way round: a session B created, used on A, deleted on B is 404 on A",
                 delete_on_b)
+
+        def readyz_503():
+            script = os.path.join(sbtest.SOURCE_ROOT or os.path.join(HERE, "..", ".."),
+                                  "scripts", "pg-test-server")
+            p = subprocess.run([script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=120)
+            assert p.returncode == 0 and p.stdout.strip(), "pg-test-server: %s" % p.stderr[-500:]
+            url = p.stdout.strip()
+            stopped = False
+            c = uptest.Bridge(sbx, env={"SIGNBRIDGE_STORE_URL": url})
+            try:
+                c.start()
+                r = request(c.port, "GET", "/readyz")
+                assert r.status == 200, r.describe()
+                subprocess.run([script, "stop", url], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=60)
+                stopped = True
+                t0 = time.monotonic()
+                while True:
+                    r = request(c.port, "GET", "/readyz")
+                    dt = time.monotonic() - t0
+                    if r.status == 503:
+                        break
+                    assert dt < 3.0, "still %d %.1f s after the database stopped" % (r.status, dt)
+                    time.sleep(0.1)
+                assert r.json().get("status") == "store_unavailable", r.describe()
+                assert request(c.port, "GET", "/healthz").status == 200
+                print("# /readyz 503 %.2f s after the database stopped" % dt)
+            finally:
+                c.stop()
+                c.tmp.cleanup()
+                if not stopped:
+                    subprocess.run([script, "stop", url], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=60)
+        t.check("/readyz answers 503 (store_unavailable) once the store stops answering; /healthz "
+                "stays 200", readyz_503)
     finally:
         uptest.stop_checked(t.checks, b, "signbridge B")
         uptest.check_no_secrets(t.checks, sbx, b, what="signbridge B's log")
@@ -169,4 +220,12 @@ if __name__ == "__main__":
     if not PG:
         print("# SB_TEST_PG_URL is not set: skipped (scripts/test starts a PostgreSQL)")
         sys.exit(77)
-    uptest.run(main, bridge_env={"SIGNBRIDGE_STORE_URL": PG})
+    # a schema of our own (dropped at the end): other tests share the database
+    schema = "sbreplicas_%d_%d" % (os.getpid(), int(time.time()))
+    base = PG
+    psql(base, "CREATE SCHEMA %s" % schema)
+    PG = schema_url(base, schema)
+    try:
+        uptest.run(main, bridge_env={"SIGNBRIDGE_STORE_URL": PG})
+    finally:
+        psql(base, "DROP SCHEMA %s CASCADE" % schema)

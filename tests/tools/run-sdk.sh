@@ -79,6 +79,7 @@ start_bridge() {
   local extra=()
   [[ -n $confirm ]] && extra=(SIGNBRIDGE_ACTIONS_CONFIRM="$confirm")
   env "${unset_args[@]}" SIGNBRIDGE_SECRET_FILE="$WORK/$name.secret" \
+    SIGNBRIDGE_STORE_URL="sqlite:$WORK/$name.db" \
     SIGNBRIDGE_ACTIONS_AUDIT_LOG="$WORK/$name.audit.jsonl" "${extra[@]}" \
     "$BIN" --sandbox-url "$SANDBOX_URL" --listen 127.0.0.1:0 --port-file "$WORK/$name.port" \
     2>"$WORK/$name.log" >/dev/null &

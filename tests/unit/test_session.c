@@ -1277,6 +1277,138 @@ static void test_engine_call_deadline(void **state)
     engine_stop(&e);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Engine: shared sessions through the hooks (a fake store of one record shared by two engines)
+ */
+
+static struct {
+    pthread_mutex_t mu;
+    int have, ended, persists, loads, ends, alives;
+    sb_mcp_session_rec rec;
+} g_shared = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int fake_persist(const sb_mcp_session_rec *r, void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_shared.mu);
+    g_shared.rec = *r;
+    g_shared.have = 1;
+    g_shared.ended = 0;
+    g_shared.persists++;
+    pthread_mutex_unlock(&g_shared.mu);
+    return 0;
+}
+
+static int fake_load(const char *id, sb_mcp_session_rec *out, void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_shared.mu);
+    g_shared.loads++;
+    int ok = g_shared.have && !g_shared.ended && strcmp(g_shared.rec.id, id) == 0;
+    if (ok) *out = g_shared.rec;
+    pthread_mutex_unlock(&g_shared.mu);
+    return ok ? 0 : -1;
+}
+
+static void fake_end(const char *id, void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_shared.mu);
+    if (g_shared.have && strcmp(g_shared.rec.id, id) == 0) g_shared.ended = 1;
+    g_shared.ends++;
+    pthread_mutex_unlock(&g_shared.mu);
+}
+
+static int fake_alive(const char *id, void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&g_shared.mu);
+    g_shared.alives++;
+    int alive = !(g_shared.have && g_shared.ended && strcmp(g_shared.rec.id, id) == 0);
+    pthread_mutex_unlock(&g_shared.mu);
+    return alive;
+}
+
+static void test_engine_shared_sessions(void **state)
+{
+    (void)state;
+    engine a, b;
+    engine_start(&a, 100, 100, 60);
+    engine_start(&b, 100, 100, 60);
+    sb_mcp_session_hooks h = {.persist = fake_persist, .load = fake_load, .end = fake_end,
+                              .alive = fake_alive};
+    sb_mcp_set_session_hooks(a.m, &h);
+    sb_mcp_set_session_hooks(b.m, &h);
+    char sid[SB_SESSION_ID_LEN + 1];
+    initialize(&a, "fp", "2025-06-18", sid);
+    assert_int_equal(g_shared.persists, 1);
+    assert_string_equal(g_shared.rec.id, sid);
+    assert_string_equal(g_shared.rec.owner, "fp");
+    assert_string_equal(g_shared.rec.protocol_version, "2025-06-18");
+    assert_int_equal(g_shared.rec.client_elicitation, 1);
+
+    /* B serves it (loaded once, then from its own table); another owner key gets 404 */
+    sb_mcp_reply r;
+    cJSON *j = post_(&b, sid, V, "other", TOOLS_LIST, &r);
+    assert_int_equal(r.status, 404);
+    cJSON_Delete(j);
+    j = post_(&b, sid, V, "fp", TOOLS_LIST, &r);
+    assert_int_equal(r.status, 200);
+    result_of(j);
+    cJSON_Delete(j);
+    int loads = g_shared.loads;
+    j = post_(&b, sid, V, "fp", TOOLS_LIST, &r);
+    assert_int_equal(r.status, 200);
+    cJSON_Delete(j);
+    assert_int_equal(g_shared.loads, loads);
+    assert_int_equal(sb_sessions_count(sb_mcp_sessions(b.m)), 1);
+
+    /* DELETE on A: B's liveness check (at most 1 s old) ends it there too */
+    sb_mcp_req req = {.session_id = sid, .fingerprint = "fp", .request_id = "t"};
+    sb_mcp_delete(a.m, &req, &r);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    assert_int_equal(g_shared.ends, 1);
+    sleep_ms(1050);
+    j = post_(&b, sid, V, "fp", TOOLS_LIST, &r);
+    assert_int_equal(r.status, 404);
+    cJSON_Delete(j);
+    assert_int_equal(sb_sessions_count(sb_mcp_sessions(b.m)), 0);
+    /* and it is not loaded again */
+    j = post_(&b, sid, V, "fp", TOOLS_LIST, &r);
+    assert_int_equal(r.status, 404);
+    cJSON_Delete(j);
+    engine_stop(&a);
+    engine_stop(&b);
+}
+
+static void test_session_adopt(void **state)
+{
+    (void)state;
+    sb_sessions *t = sb_sessions_new(2, 3600);
+    sb_session tmpl;
+    memset(&tmpl, 0, sizeof tmpl);
+    memset(tmpl.id, 'A', SB_SESSION_ID_LEN);
+    sb_strlcpy(tmpl.fingerprint, "fp", sizeof tmpl.fingerprint);
+    sb_strlcpy(tmpl.protocol_version, "2025-03-26", sizeof tmpl.protocol_version);
+    sb_strlcpy(tmpl.region, "eu", sizeof tmpl.region);
+    tmpl.log_level = 3;
+    sb_session *s = NULL;
+    assert_int_equal(sb_sessions_adopt(t, &tmpl, &s), 0);
+    assert_string_equal(s->region, "eu");
+    assert_int_equal(s->admitted, 1);
+    sb_session *g = sb_sessions_get(t, tmpl.id, "fp");
+    assert_ptr_equal(g, s);
+    sb_session_release(g);
+    assert_null(sb_sessions_get(t, tmpl.id, "other"));
+    sb_session *dup = NULL;
+    assert_int_equal(sb_sessions_adopt(t, &tmpl, &dup), -1); /* already there */
+    tmpl.id[5] = '\0';
+    assert_int_equal(sb_sessions_adopt(t, &tmpl, &dup), -1); /* malformed id */
+    sb_session_release(s);
+    sb_sessions_free(t);
+}
+
 static void test_engine_max_sessions(void **state)
 {
     (void)state;
@@ -1328,6 +1460,8 @@ int main(void)
         cmocka_unit_test(test_engine_detach_cancels),
         cmocka_unit_test(test_engine_call_deadline),
         cmocka_unit_test(test_engine_max_sessions),
+        cmocka_unit_test(test_engine_shared_sessions),
+        cmocka_unit_test(test_session_adopt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
