@@ -365,11 +365,29 @@ void sb_config_redact_url(const char *url, char *out, size_t cap)
     for (const char *p = auth; p && p < end; p++)
         if (*p == '@') at = p; /* the last '@' before the path ends the userinfo */
     const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon) {
+    if (!colon)
         sb_strlcpy(out, url, cap);
-        return;
+    else
+        snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
+    /* libpq also takes ?password=... (and &password=...) in the query */
+    char *q = strchr(out, '?');
+    while (q) {
+        char *p = strstr(q, "password=");
+        if (!p) break;
+        if (p[-1] != '?' && p[-1] != '&') {
+            q = p + 9;
+            continue;
+        }
+        char *v = p + 9, *e = v + strcspn(v, "&#");
+        size_t rest = strlen(e);
+        if ((size_t)(v - out) + 3 + rest + 1 > cap) {
+            *v = '\0'; /* no room to mask: cut it */
+            break;
+        }
+        memmove(v + 3, e, rest + 1);
+        memcpy(v, "***", 3);
+        q = v + 3;
     }
-    snprintf(out, cap, "%.*s:***%s", (int)(colon - url), url, at);
 }
 
 cJSON *sb_config_to_json(const sb_config *c)

@@ -184,6 +184,9 @@ int sbx_rate_take(sbx *s, const char *provider, const char *tier, const char *ke
  * {"oauth_auto_approve":true}. Otherwise the authorize page is an HTML form that a test can
  * complete with plain HTTP (GET the form, POST it back). */
 int sbx_auto_approve(const sbx *s);
+/* Lifetime of OAuth access tokens the emulators issue: POST /_sandbox/config
+ * {"oauth_access_ttl_s":N} (0 = the provider's own default, dflt). */
+unsigned sbx_oauth_access_ttl(const sbx *s, unsigned dflt);
 /* Automatic lifecycle: 0 (default) = documents move only by POST /_sandbox/documents/{id}/advance
  * (and the providers' own short asynchronous windows); N > 0 = every N ms a sent document takes
  * its next step (viewed, then each signer signs in order, then completed) on `tick`. Set by

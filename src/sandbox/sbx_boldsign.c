@@ -5634,7 +5634,7 @@ static void token_response(bs_ctx *c, int acct, int user, const char *scope, con
     jadd_str(p, "iss", iss);
     jadd_num(p, "nbf", (double)c->now);
     jadd_num(p, "iat", (double)c->now);
-    jadd_num(p, "exp", (double)(c->now + BS_AT_TTL));
+    jadd_num(p, "exp", (double)(c->now + sbx_oauth_access_ttl(c->s, BS_AT_TTL)));
     jadd_str(p, "aud", BS_AUD);
     jadd_str(p, "scope", scope);
     jadd_str(p, "client_id", a->client_id);
@@ -5668,11 +5668,11 @@ static void token_response(bs_ctx *c, int acct, int user, const char *scope, con
     snprintf(t->jti, sizeof t->jti, "%s", jti);
     snprintf(t->family, sizeof t->family, "%s", family);
     t->acct = acct;
-    t->exp_ms = c->now_ms + (uint64_t)BS_AT_TTL * 1000;
+    t->exp_ms = c->now_ms + (uint64_t)sbx_oauth_access_ttl(c->s, BS_AT_TTL) * 1000;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "access_token", at);
     free(at);
-    jadd_num(o, "expires_in", BS_AT_TTL);
+    jadd_num(o, "expires_in", sbx_oauth_access_ttl(c->s, BS_AT_TTL));
     jadd_str(o, "token_type", "Bearer");
     if (user >= 0 && scope_has(scope, "offline_access")) {
         if (st->nrtoks == st->caprtoks) {

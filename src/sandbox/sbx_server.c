@@ -96,6 +96,7 @@ struct sbx {
     pthread_rwlock_t state_lock;
     atomic_int rate_limits_on, auto_approve;
     atomic_uint auto_progress_ms, latency_ms;
+    atomic_uint oauth_access_ttl_s; /* 0 = each provider's default */
     pthread_mutex_t cfg_mu;
     cJSON *rate_overrides; /* {"boldsign":N, "dropboxsign:high":N} */
     pthread_mutex_t fault_mu;
@@ -240,6 +241,12 @@ sbx_provider *sbx_find_provider(sbx *s, const char *name)
     for (size_t i = 0; i < s->nprov; i++)
         if (strcmp(s->providers[i]->name, name) == 0) return s->providers[i];
     return NULL;
+}
+
+unsigned sbx_oauth_access_ttl(const sbx *s, unsigned dflt)
+{
+    unsigned v = atomic_load(&((sbx *)s)->oauth_access_ttl_s);
+    return v ? v : dflt;
 }
 
 int sbx_auto_approve(const sbx *s)
@@ -688,6 +695,7 @@ static cJSON *config_json(sbx *s)
     cJSON_AddBoolToObject(o, "oauth_auto_approve", atomic_load(&s->auto_approve));
     cJSON_AddNumberToObject(o, "auto_progress_ms", atomic_load(&s->auto_progress_ms));
     cJSON_AddNumberToObject(o, "latency_ms", atomic_load(&s->latency_ms));
+    cJSON_AddNumberToObject(o, "oauth_access_ttl_s", atomic_load(&s->oauth_access_ttl_s));
     cJSON_AddNumberToObject(o, "seed", (double)s->seed);
     pthread_mutex_lock(&s->cfg_mu);
     cJSON_AddItemToObject(o, "rate_limit_overrides",
@@ -712,6 +720,9 @@ static int apply_config(sbx *s, const cJSON *o, char *err, size_t errlen)
         atomic_store(&s->auto_progress_ms, v->valuedouble < 0 ? 0u : (unsigned)v->valuedouble);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "latency_ms")) && cJSON_IsNumber(v))
         atomic_store(&s->latency_ms, v->valuedouble < 0 ? 0u : (unsigned)v->valuedouble);
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "oauth_access_ttl_s")) && cJSON_IsNumber(v))
+        atomic_store(&s->oauth_access_ttl_s,
+                     v->valuedouble < 0 ? 0u : v->valuedouble > 86400 ? 86400u : (unsigned)v->valuedouble);
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "rate_limit_overrides"))) {
         if (!cJSON_IsObject(v)) {
             snprintf(err, errlen, "rate_limit_overrides must be an object of numbers");

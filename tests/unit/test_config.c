@@ -469,6 +469,38 @@ static void test_small_err_buffer(void **state)
     assert_true(memchr(err, '\0', sizeof err) != NULL);
 }
 
+/* store.url: default, environment, and the password masked by sb_config_redact_url */
+static void test_store_url(void **state)
+{
+    (void)state;
+    sb_config cfg;
+    char err[512];
+    assert_int_equal(sb_config_load(&cfg, NULL, NULL, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg.store.url, "sqlite:signbridge.db");
+    char *env[] = {"SIGNBRIDGE_STORE_URL=postgresql://u:pw@h/db", NULL};
+    assert_int_equal(sb_config_load(&cfg, NULL, NULL, env, err, sizeof err), 0);
+    assert_string_equal(cfg.store.url, "postgresql://u:pw@h/db");
+    static const char *const cases[][2] = {
+        {"postgresql://u:pw@h/db", "postgresql://u:***@h/db"},
+        {"postgres://u:p@ss@h:5432/db", "postgres://u:***@h:5432/db"},
+        {"postgresql://u@h/db?password=zz&sslmode=x", "postgresql://u@h/db?password=***&sslmode=x"},
+        {"postgresql://h/db?sslmode=x&password=y", "postgresql://h/db?sslmode=x&password=***"},
+        {"postgresql://h/db?xpassword=y", "postgresql://h/db?xpassword=y"},
+        {"sqlite:/var/lib/x.db", "sqlite:/var/lib/x.db"},
+        {"plain.db", "plain.db"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[256];
+        sb_config_redact_url(cases[i][0], out, sizeof out);
+        assert_string_equal(out, cases[i][1]);
+    }
+    char small[24];
+    sb_config_redact_url("postgresql://u:secretpassword@host/db", small, sizeof small);
+    assert_null(strstr(small, "secret"));
+    sb_config_redact_url("postgresql://h/d?password=secretpw", small, sizeof small);
+    assert_null(strstr(small, "secretpw"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_error_env_values),
         cmocka_unit_test(test_error_listen_format),
         cmocka_unit_test(test_small_err_buffer),
+        cmocka_unit_test(test_store_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
