@@ -92,6 +92,11 @@ static MHD_RESULT_T create_key(sb_admin *a, struct MHD_Connection *c, const cJSO
     const char *inst = jstr(in, "instance"), *by = jstr(in, "created_by");
     if (!prov || !key || !name || !scope)
         return error(c, 400, "invalid_request", "provider, api_key, name and scope are required");
+    /* a non-string expiry (e.g. a number of seconds) must not silently become "never expires" */
+    const cJSON *expv = cJSON_GetObjectItemCaseSensitive(in, "expires");
+    if (expv && !cJSON_IsNull(expv) && !cJSON_IsString(expv))
+        return error(c, 400, "invalid_request",
+                     "expires: a string, an RFC 3339 time or a duration (90d, 12h)");
     if (strcmp(scope, "read") && strcmp(scope, "write"))
         return error(c, 400, "invalid_request", "scope must be read or write");
     if (strlen(prov) >= sizeof ki.provider || strlen(name) >= sizeof ki.name ||

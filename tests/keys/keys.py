@@ -363,6 +363,9 @@ def admin_checks(t, sbx, br, port_file, secret_file, store, bs_key, port):
         r = A.req("POST", "/admin/keys", {"provider": "boldsign", "api_key": bs_key, "name": "x",
                                           "scope": "read", "tools": ["nope_tool"]})
         assert r.status == 400 and b"nope_tool" in r.body, "unknown tool: %s" % r.describe()
+        r = A.req("POST", "/admin/keys", {"provider": "boldsign", "api_key": bs_key, "name": "x",
+                                          "scope": "read", "expires": 3600})
+        assert r.status == 400, "a numeric expires must not mean never: %s" % r.describe()
         r = A.req("POST", "/admin/keys", b"{not json")
         assert r.status == 400, "bad JSON: %s" % r.describe()
         r = A.req("GET", "/admin/keys/k_NoSuchKey0000")
@@ -419,6 +422,23 @@ def admin_checks(t, sbx, br, port_file, secret_file, store, bs_key, port):
         rr, _ = K.poll_status(port, K.xkey(k), 401, 2.0)
         K.assert_401(rr, "revoked", "CLI key revoked by the admin API")
     t.check("e: admin rotate (overlap 2s) and DELETE work and match the CLI's view", rotate_revoke)
+
+    def needs_token():
+        for tok in (None, "short-token"):
+            env = {"SIGNBRIDGE_ADMIN_TOKEN": tok} if tok else {}
+            b = L.Bridge(sbx, store=store, secret_file=secret_file, env=env, start_timeout=10)
+            b.args += ["--admin-listen", "127.0.0.1:0"]
+            try:
+                b.start()
+            except RuntimeError as e:
+                assert "operator token" in str(e), "start failed without naming the token: %s" % e
+            else:
+                b.stop()
+                raise AssertionError("signbridge started an admin listener with token %r" % tok)
+            finally:
+                b.tmp.cleanup()
+    t.check("e: --admin-listen without an operator token (or a short one) refuses to start",
+            needs_token)
 
 
 def finish(t, sbx, br):
