@@ -254,7 +254,7 @@ typedef struct ptoken_ctx {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stop, started;
+    int stop, started, first_done;
 } ptoken_ctx;
 
 /* Refresher: fetches every issuer's keys at start, then looks every 15 s for issuers whose keys
@@ -267,6 +267,12 @@ static void *ptoken_thread(void *arg)
         if (rc < 0)
             sb_log_msg(SB_LOG_WARN, "provider_tokens",
                        "%d issuer(s) could not be refreshed; keeping their previous keys", -rc);
+        pthread_mutex_lock(&c->mu);
+        if (!c->first_done) {
+            c->first_done = 1;
+            pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 15;
@@ -317,6 +323,14 @@ static int ptoken_start(ptoken_ctx *c, const sb_config *cfg, const sb_regions *r
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, ptoken_thread, c) != 0) return -1;
     c->started = 1;
+    /* serve with the issuers' keys in hand when they answer quickly; never wait more than 5 s */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    pthread_mutex_lock(&c->mu);
+    while (!c->first_done && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0) {
+    }
+    pthread_mutex_unlock(&c->mu);
     return 0;
 }
 
