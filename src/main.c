@@ -738,6 +738,8 @@ int main(int argc, char **argv)
         if (!admin) {
             fprintf(stderr, "signbridge: %s\n", err);
             sb_http_stop(http);
+            sb_oauth_free(oauth); /* nothing serves any more: no leak report buries the message */
+            sb_keys_free(keys);
             return 1;
         }
         if (admin_port_file && write_port_file(admin_port_file, sb_admin_port(admin)) < 0) {

@@ -3,6 +3,7 @@
 #include "auth/sb_jwt.h"
 #include "core/sb_buf.h"
 #include "core/sb_log.h"
+#include "core/sb_metrics.h"
 #include "core/sb_util.h"
 #include "store/sb_seal.h"
 
@@ -12,6 +13,7 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,9 +267,27 @@ static int oauth_error(sb_oauth_resp *r, int status, const char *err, const char
     return resp_json(r, status, o);
 }
 
+/* signbridge_oauth_events_total{event}: every logged OAuth event counts, labelled by its name
+ * without the "oauth_" prefix (a fixed set: tokens_issued, token_refused, grant_revoked, ...). */
+static void count_event(const char *event)
+{
+    static _Atomic(sb_mfamily *) fam;
+    sb_mfamily *f = atomic_load(&fam);
+    if (!f) {
+        f = sb_metrics_family(sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_oauth_events_total",
+                              "OAuth authorization server events (tokens issued, refused, grants "
+                              "revoked, ...).",
+                              1, (const char *const[]){"event"});
+        atomic_store(&fam, f);
+    }
+    const char *e = strncmp(event, "oauth_", 6) == 0 ? event + 6 : event;
+    sb_metrics_inc(sb_metrics_series(f, (const char *const[]){e}));
+}
+
 static void log_event(int level, const char *event, const char *client, const char *error,
                       const char *detail)
 {
+    count_event(event);
     if (!sb_log_enabled(level)) return;
     cJSON *f = cJSON_CreateObject();
     if (client) {

@@ -367,7 +367,7 @@ static void probe_release(probe_state *st)
     pthread_mutex_unlock(&st->mu);
     if (!last) return;
     sb_mcp_call_release(st->call);
-    explicit_bzero(&st->p, sizeof st->p);
+    sb_cred_wipe(&st->p.cred); /* the only secret in the principal */
     pthread_mutex_destroy(&st->mu);
     free(st);
 }

@@ -335,6 +335,11 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
     }
     const cJSON *met = cJSON_GetObjectItemCaseSensitive(doc, "metrics");
     cfg->metrics.enabled = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(met, "enabled"));
+    cfg->metrics.on_admin = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(met, "on_admin"));
+    const cJSON *rl = cJSON_GetObjectItemCaseSensitive(doc, "ratelimit");
+    cfg->ratelimit.requests_per_minute = (unsigned)get_num(rl, "requests_per_minute");
+    cfg->ratelimit.burst = (unsigned)get_num(rl, "burst");
+    cfg->ratelimit.max_concurrent_calls = (unsigned)get_num(rl, "max_concurrent_calls");
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive(doc, "limits");
     cfg->max_body_bytes = (size_t)get_num(lim, "max_body_bytes");
     cfg->max_connections = (unsigned)get_num(lim, "max_connections");
@@ -462,6 +467,11 @@ cJSON *sb_config_to_json(const sb_config *c)
     cJSON_AddStringToObject(st, "url", red);
     cJSON *mt = cJSON_AddObjectToObject(o, "metrics");
     cJSON_AddBoolToObject(mt, "enabled", c->metrics.enabled);
+    cJSON_AddBoolToObject(mt, "on_admin", c->metrics.on_admin);
+    cJSON *rlj = cJSON_AddObjectToObject(o, "ratelimit");
+    cJSON_AddNumberToObject(rlj, "requests_per_minute", c->ratelimit.requests_per_minute);
+    cJSON_AddNumberToObject(rlj, "burst", c->ratelimit.burst);
+    cJSON_AddNumberToObject(rlj, "max_concurrent_calls", c->ratelimit.max_concurrent_calls);
     cJSON *l = cJSON_AddObjectToObject(o, "limits");
     cJSON_AddNumberToObject(l, "max_body_bytes", (double)c->max_body_bytes);
     cJSON_AddNumberToObject(l, "max_connections", c->max_connections);

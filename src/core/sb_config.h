@@ -65,7 +65,13 @@ typedef struct sb_config {
     } oauth;
     struct {
         int enabled;           /* serve GET /metrics */
+        int on_admin;          /* also serve it on the admin listener */
     } metrics;
+    struct {
+        unsigned requests_per_minute; /* per credential; 0 = off (reloadable) */
+        unsigned burst;                /* bucket size; 0 = rpm / 6, at least 1 */
+        unsigned max_concurrent_calls; /* in-flight tools/call per credential; 0 = off */
+    } ratelimit;
     size_t n_allowed_origins;
     char allowed_origins[SB_MAX_ORIGINS][256];
     /* limits */

@@ -2,6 +2,7 @@
 
 #include "core/sb_buf.h"
 #include "core/sb_log.h"
+#include "core/sb_metrics.h"
 #include "core/sb_util.h"
 #include "http/sb_http.h"
 
@@ -135,9 +136,37 @@ static MHD_RESULT_T create_key(sb_admin *a, struct MHD_Connection *c, const cJSO
     return rc;
 }
 
+/* GET|HEAD /metrics (metrics.on_admin): no operator token, like on the main listener. */
+static MHD_RESULT_T serve_metrics(sb_admin *a, struct MHD_Connection *c, const char *method)
+{
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return error(c, 405, "invalid_request", "GET /metrics");
+    sb_buf b;
+    sb_buf_init(&b, 64u * 1024 * 1024);
+    if (a->o.metrics_render(a->o.metrics_ud, &b) != 0) {
+        sb_buf_free(&b);
+        return error(c, 500, "server_error", "metrics");
+    }
+    size_t len = 0;
+    char *body = sb_buf_detach(&b, &len);
+    if (!body) return MHD_NO;
+    if (strcmp(method, "HEAD") == 0) len = 0;
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", SB_METRICS_CONTENT_TYPE);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_RESULT_T rc = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 static MHD_RESULT_T route(sb_admin *a, struct MHD_Connection *c, const char *url,
                           const char *method, areq *r)
 {
+    if (a->o.metrics_render && strcmp(url, "/metrics") == 0) return serve_metrics(a, c, method);
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 ||
         !sb_ct_equal(auth + 7, strlen(auth + 7), a->token, strlen(a->token))) {

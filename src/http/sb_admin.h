@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "auth/sb_keys.h"
+#include "core/sb_buf.h"
 
 typedef struct sb_admin sb_admin;
 
@@ -22,6 +23,10 @@ typedef struct sb_admin_options {
     sb_keys *keys;             /* borrowed */
     sb_admin_verify_fn verify;
     void *verify_ud;
+    /* GET /metrics without the operator token (metrics.on_admin): append the Prometheus
+     * exposition to out, 0 or negative (500). NULL: /metrics is not served here. */
+    int (*metrics_render)(void *ud, sb_buf *out);
+    void *metrics_ud;
 } sb_admin_options;
 
 /* Start; NULL with err on failure. */

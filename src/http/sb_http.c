@@ -4,6 +4,7 @@
 #include "auth/sb_keys.h"
 #include "auth/sb_oauth.h"
 #include "auth/sb_ptoken.h"
+#include "auth/sb_ratelimit.h"
 #include "core/sb_buf.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
@@ -27,8 +28,18 @@ typedef int MHD_RESULT_T;
 typedef enum MHD_Result MHD_RESULT_T;
 #endif
 
+/* The allowed Origins: immutable once published; replaced whole on SIGHUP (the old lists are
+ * kept until sb_http_stop, so a reader never sees freed memory). */
+typedef struct origin_list {
+    struct origin_list *retired; /* the list this one replaced */
+    size_t n;
+    char o[SB_MAX_ORIGINS][256];
+} origin_list;
+
 struct sb_http {
     struct MHD_Daemon *d;
+    _Atomic(origin_list *) origins;
+    atomic_int keys_loaded;
     sb_http_options o;
     unsigned port;
     int loopback;
@@ -71,6 +82,7 @@ typedef struct req_ctx {
     int status;
     char rpc_method[48];
     char session[12];
+    int rl_slot;                  /* holds a concurrency slot of h->o.ratelimit */
     /* SSE output */
     char *ev;                     /* current event bytes */
     size_t ev_len, ev_off;
@@ -116,8 +128,9 @@ static size_t host_len(const char *hp)
 
 static int origin_allowed(const sb_http *h, const char *origin)
 {
-    for (size_t i = 0; i < h->o.cfg->n_allowed_origins; i++)
-        if (strcmp(origin, h->o.cfg->allowed_origins[i]) == 0) return 1;
+    const origin_list *ol = atomic_load(&((sb_http *)h)->origins);
+    for (size_t i = 0; ol && i < ol->n; i++)
+        if (strcmp(origin, ol->o[i]) == 0) return 1;
     if (h->public_url[0] && strcmp(origin, h->public_url) == 0) return 1;
     const char *p = NULL;
     if (strncmp(origin, "http://", 7) == 0)
@@ -528,6 +541,41 @@ static int provider_token(req_ctx *r, const char *tok, size_t tl, char *err, siz
     return SB_JWT_OK;
 }
 
+/* The rate-limit key of the caller: its credential fingerprint (never the credential). */
+static const char *rl_key(const req_ctx *r)
+{
+    return r->fingerprint[0] ? r->fingerprint : "anonymous";
+}
+
+/* 429 with Retry-After and a JSON-RPC error saying which limit refused and when to retry. */
+static MHD_RESULT_T too_many(req_ctx *r, const cJSON *id, const sb_ratelimit_refusal *rf)
+{
+    char msg[300], ra[16];
+    snprintf(ra, sizeof ra, "%u", rf->retry_after_s);
+    if (rf->kind == SB_RATELIMIT_CONCURRENCY)
+        snprintf(msg, sizeof msg,
+                 "Too Many Requests: this credential already has %u tool calls in flight (limit "
+                 "max_concurrent_calls); retry in %u s",
+                 rf->limits.max_concurrent_calls, rf->retry_after_s);
+    else
+        snprintf(msg, sizeof msg,
+                 "Too Many Requests: this credential exceeded %u requests per minute (burst %u, "
+                 "limit requests_per_minute); retry in %u s",
+                 rf->limits.requests_per_minute, rf->limits.burst, rf->retry_after_s);
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "limit", sb_ratelimit_kind_name(rf->kind));
+    cJSON_AddNumberToObject(data, "retry_after_s", rf->retry_after_s);
+    if (rf->kind == SB_RATELIMIT_CONCURRENCY) {
+        cJSON_AddNumberToObject(data, "max_concurrent_calls", rf->limits.max_concurrent_calls);
+    } else {
+        cJSON_AddNumberToObject(data, "requests_per_minute", rf->limits.requests_per_minute);
+        cJSON_AddNumberToObject(data, "burst", rf->limits.burst);
+    }
+    char *b = sb_rpc_error(id, SB_RPC_SERVER_ERROR, msg, data);
+    const char *extra[] = {"Retry-After", ra, NULL, NULL};
+    return queue(r, 429, "application/json", b, b ? strlen(b) : 0, extra);
+}
+
 /* Checks made from the headers alone, before any body is read. Returns MHD_YES to go on reading
  * the body, or the result of queueing a refusal (r->status set). */
 static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
@@ -625,6 +673,11 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
                                "stream; POST JSON-RPC messages",
                                extra);
     }
+    /* per-credential rate limit (docs/operations.md): every MCP POST and DELETE counts */
+    if (h->o.ratelimit) {
+        sb_ratelimit_refusal rf;
+        if (sb_ratelimit_take(h->o.ratelimit, rl_key(r), &rf) == 1) return too_many(r, NULL, &rf);
+    }
     if (is_post) {
         const char *ct = hdr(r, "Content-Type");
         if (!ct || !media_type_is(ct, "application/json"))
@@ -658,6 +711,23 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         .principal_len = sizeof r->principal,
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
+    /* per-credential cap on tools/call in flight: the slot is held until the request ends */
+    if (r->h->o.ratelimit && strcmp(method, "POST") == 0 && r->body.data &&
+        memmem(r->body.data, r->body.len, "tools/call", 10)) {
+        cJSON *msg = cJSON_ParseWithLength(r->body.data, r->body.len);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");
+        if (cJSON_IsString(m) && strcmp(m->valuestring, "tools/call") == 0) {
+            sb_ratelimit_refusal rf;
+            if (sb_ratelimit_call_begin(r->h->o.ratelimit, rl_key(r), &rf) == 1) {
+                sb_buf_free(&r->body);
+                MHD_RESULT_T q = too_many(r, cJSON_GetObjectItemCaseSensitive(msg, "id"), &rf);
+                cJSON_Delete(msg);
+                return q;
+            }
+            r->rl_slot = 1;
+        }
+        cJSON_Delete(msg);
+    }
     sb_mcp_reply rep;
     if (strcmp(method, "DELETE") == 0)
         sb_mcp_delete(r->h->o.mcp, &mreq, &rep);
@@ -855,11 +925,17 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
             int draining = atomic_load(&h->draining);
             /* and not ready while a dependency (the store) does not answer */
             int unready = !draining && h->o.ready && h->o.ready(h->o.ready_ud) != 0;
+            /* and not before the OAuth signing keys are loaded */
+            int nokeys = !atomic_load(&h->keys_loaded);
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "status",
-                                    draining ? "draining" : unready ? "store_unavailable" : "ready");
+                                    draining ? "draining"
+                                    : unready ? "store_unavailable"
+                                    : nokeys  ? "keys_not_loaded"
+                                              : "ready");
+            cJSON_AddBoolToObject(o, "keys_loaded", !nokeys);
             cJSON_AddNumberToObject(o, "in_flight", atomic_load(&h->in_flight));
-            return queue_json(r, draining || unready ? 503 : 200, o, NULL);
+            return queue_json(r, draining || unready || nokeys ? 503 : 200, o, NULL);
         }
         case R_MCP:
             return mcp_precheck(r, method);
@@ -949,6 +1025,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (r->call) sb_mcp_call_detach(r->call);
     if (r->opend) sb_oauth_pending_drop(r->opend);
+    if (r->rl_slot) sb_ratelimit_call_end(h->o.ratelimit, rl_key(r));
     uint64_t dur_us = sb_mono_us() - r->start_us;
     if (h->metrics_on) count_request(h, r, dur_us);
     if (sb_log_enabled(SB_LOG_INFO)) {
@@ -1029,6 +1106,13 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     if (!h) return NULL;
     h->o = *o;
     atomic_init(&h->in_flight, 0);
+    atomic_init(&h->keys_loaded, !o->keys_pending);
+    atomic_init(&h->origins, NULL);
+    if (sb_http_set_allowed_origins(h, o->cfg->allowed_origins, o->cfg->n_allowed_origins) < 0) {
+        snprintf(err, errlen, "out of memory");
+        free(h);
+        return NULL;
+    }
     h->metrics_on = o->cfg->metrics.enabled;
     if (h->metrics_on) {
         sb_metrics *m = sb_metrics_global();
@@ -1052,6 +1136,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     socklen_t sl;
     if (sb_http_parse_listen(o->cfg->listen, &ss, &sl, &h->loopback) < 0) {
         snprintf(err, errlen, "listen: cannot parse address %s", o->cfg->listen);
+        free(atomic_load(&h->origins));
         free(h);
         return NULL;
     }
@@ -1068,6 +1153,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     if (!h->d) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)",
                  o->cfg->listen);
+        free(atomic_load(&h->origins));
         free(h);
         return NULL;
     }
@@ -1094,6 +1180,24 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     snprintf(h->prm_base, sizeof h->prm_base, "%s/.well-known/oauth-protected-resource",
              h->public_url);
     return h;
+}
+
+int sb_http_set_allowed_origins(sb_http *h, const char (*origins)[256], size_t n)
+{
+    if (!h) return -1;
+    origin_list *ol = calloc(1, sizeof *ol);
+    if (!ol) return -1;
+    for (size_t i = 0; origins && i < n && i < SB_MAX_ORIGINS; i++)
+        sb_strlcpy(ol->o[ol->n++], origins[i], sizeof ol->o[0]);
+    /* one writer (start, then the signal thread): the chain of retired lists is freed at stop */
+    ol->retired = atomic_load(&h->origins);
+    atomic_store(&h->origins, ol);
+    return 0;
+}
+
+void sb_http_set_keys_loaded(sb_http *h, int loaded)
+{
+    if (h) atomic_store(&h->keys_loaded, loaded ? 1 : 0);
 }
 
 void sb_http_set_oauth(sb_http *h, sb_oauth *o)
@@ -1127,5 +1231,10 @@ void sb_http_stop(sb_http *h)
 {
     if (!h) return;
     MHD_stop_daemon(h->d);
+    for (origin_list *ol = atomic_load(&h->origins); ol;) {
+        origin_list *next = ol->retired;
+        free(ol);
+        ol = next;
+    }
     free(h);
 }

@@ -35,6 +35,10 @@ typedef struct sb_http_options {
      * worker for every /readyz; it should be cheap (cache its own checks). */
     int (*ready)(void *ud);
     void *ready_ud;
+    /* per-credential rate limits and concurrency caps (borrowed), or NULL = none */
+    struct sb_ratelimit *ratelimit;
+    /* 1: /readyz answers 503 "keys_not_loaded" until sb_http_set_keys_loaded(h, 1) */
+    int keys_pending;
 } sb_http_options;
 
 /* Parse "ADDR:PORT" ("[v6]:PORT", "localhost:PORT") into a socket address; *loopback = 1 for a
@@ -45,6 +49,12 @@ int sb_http_parse_listen(const char *l, struct sockaddr_storage *ss, socklen_t *
 sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen);
 /* Install the OAuth server once the public URL is known (before the port is announced). */
 void sb_http_set_oauth(sb_http *h, sb_oauth *o);
+/* Replace the allowed Origins (SIGHUP): the list is copied (at most SB_MAX_ORIGINS) and swapped
+ * in atomically; requests in progress keep the list they started with. 0 or -1 (out of memory). */
+int sb_http_set_allowed_origins(sb_http *h, const char (*origins)[256], size_t n);
+/* With keys_pending, /readyz is 503 ("keys_not_loaded") until this is called with 1: main calls
+ * it once the OAuth signing keys are loaded. */
+void sb_http_set_keys_loaded(sb_http *h, int loaded);
 /* The bound TCP port. */
 unsigned sb_http_port(const sb_http *h);
 /* The public origin (public_url, or http://<listen addr>:<port>). */

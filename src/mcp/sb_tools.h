@@ -21,6 +21,7 @@ typedef struct sb_tool {
     char *listing;               /* owned: the contract serialized once, for tools/list */
     size_t listing_len;
     int read_only;               /* annotations.readOnlyHint */
+    unsigned long outputs;       /* results produced (atomic): output validation samples them */
     sb_tool_fn fn;
     void *ud;
 } sb_tool;

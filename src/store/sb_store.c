@@ -3,6 +3,7 @@
 #include "store/sb_store.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,11 +252,43 @@ static sb_sparam p_blob(const void *p, size_t n)
     return (sb_sparam){.t = SB_SP_BLOB, .p = p ? p : empty, .n = n};
 }
 
+/* The statement timing observer (sb_store_set_observer). */
+static _Atomic(sb_store_observer) g_observer;
+
+void sb_store_set_observer(sb_store_observer fn)
+{
+    atomic_store(&g_observer, fn);
+}
+
+/* The operation a statement belongs to: the observer's label. */
+static const char *op_of(const char *sql)
+{
+    if (sql == k_sql_get) return "get";
+    if (sql == k_sql_put) return "put";
+    if (sql == k_sql_claim) return "claim";
+    if (sql == k_sql_cas || sql == k_sql_version) return "cas";
+    if (sql == k_sql_delete_any || sql == k_sql_delete_ver || sql == k_sql_exists) return "delete";
+    if (sql == k_sql_take) return "take";
+    if (sql == k_sql_sweep) return "sweep";
+    if (sql == k_sql_ping) return "ping";
+    return "other";
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static int q(sb_store *st, const char *sql, const sb_sparam *p, int np, const char *cols,
              sb_sres *res)
 {
     memset(res, 0, sizeof *res);
+    sb_store_observer obs = atomic_load(&g_observer);
+    uint64_t t0 = obs ? mono_us() : 0;
     int rc = st->ops->query(st->be, sql, p, np, cols, res);
+    if (obs) obs(op_of(sql), mono_us() - t0);
     if (rc) {
         free(res->blob);
         memset(res, 0, sizeof *res);

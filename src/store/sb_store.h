@@ -109,6 +109,13 @@ int sb_store_take(sb_store *st, const char *ns, const char *key, sb_store_rec *o
  * *deleted (optional) receives the count. */
 int sb_store_sweep(sb_store *st, int64_t now_ms, uint64_t *deleted);
 
+/* Timing: fn(op, microseconds) is called after every database statement, on the calling thread,
+ * op being "get", "put", "claim", "cas", "delete", "take", "sweep" or "ping" (static strings; an
+ * operation may run more than one statement). Process-wide; NULL = none. fn must be cheap and
+ * must not call the store. */
+typedef void (*sb_store_observer)(const char *op, uint64_t us);
+void sb_store_set_observer(sb_store_observer fn);
+
 /* 1 if ns is a valid namespace, key a valid key (length and bytes); 0 otherwise. */
 int sb_store_valid_ns(const char *ns);
 int sb_store_valid_key(const char *key);
