@@ -227,7 +227,13 @@ int sb_store_pg_open(void **be, const char *url, const sb_store_opts *o, char *e
         return SB_STORE_ERR;
     }
     for (int i = 0; i < o->pool_size; i++) {
-        PGconn *c = PQconnectdb(url);
+        /* bounded waits on a dead network: connect timeout, TCP keepalives and a user timeout,
+         * as defaults the URL may override (the URL's own values come later and win) */
+        static const char *const kw[] = {"connect_timeout", "keepalives", "keepalives_idle",
+                                         "keepalives_interval", "keepalives_count",
+                                         "tcp_user_timeout", "dbname", NULL};
+        const char *const val[] = {"5", "1", "10", "5", "3", "15000", url, NULL};
+        PGconn *c = PQconnectdbParams(kw, val, 1);
         b->conns[i] = c;
         b->n = i + 1;
         if (!c || PQstatus(c) != CONNECTION_OK) {
