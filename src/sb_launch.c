@@ -1,6 +1,7 @@
 #include "sb_launch.h"
 
 #include "core/sb_buf.h"
+#include "core/sb_config.h"
 #include "core/sb_util.h"
 
 #include <cjson/cJSON.h>
@@ -89,14 +90,15 @@ static size_t collect(char *p, size_t sz, size_t nm, void *ud)
     return sb_buf_append(b, p, sz * nm) == 0 ? sz * nm : 0;
 }
 
-void sb_launch_print_accounts(const sb_launch *l, const char *public_url)
+/* GET /_sandbox/accounts (caller frees), or NULL. */
+static cJSON *fetch_accounts(const sb_launch *l)
 {
     char url[128];
     snprintf(url, sizeof url, "%s/_sandbox/accounts", l->url);
     sb_buf b;
     sb_buf_init(&b, 4 << 20);
     CURL *c = curl_easy_init();
-    if (!c) return;
+    if (!c) return NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
@@ -106,6 +108,44 @@ void sb_launch_print_accounts(const sb_launch *l, const char *public_url)
     curl_easy_cleanup(c);
     cJSON *doc = rc == CURLE_OK && b.data ? cJSON_Parse(b.data) : NULL;
     sb_buf_free(&b);
+    return doc;
+}
+
+void sb_launch_oauth_apps(const sb_launch *l, sb_config *cfg)
+{
+    cJSON *doc = fetch_accounts(l);
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(doc, "accounts"))
+    {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(a, "provider");
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(a, "region");
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, "oauth");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "client_id");
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "client_secret");
+        if (!cJSON_IsString(p) || !cJSON_IsString(r) || !cJSON_IsString(id) ||
+            !cJSON_IsString(sec) || cfg->oauth.n_apps >= 16)
+            continue;
+        int have = 0;
+        for (size_t i = 0; i < cfg->oauth.n_apps; i++)
+            have |= !strcmp(cfg->oauth.apps[i].provider, p->valuestring) &&
+                    (!cfg->oauth.apps[i].region[0] ||
+                     !strcmp(cfg->oauth.apps[i].region, r->valuestring));
+        if (have) continue;
+        __typeof__(cfg->oauth.apps[0]) *ap = &cfg->oauth.apps[cfg->oauth.n_apps++];
+        memset(ap, 0, sizeof *ap);
+        snprintf(ap->provider, sizeof ap->provider, "%s", p->valuestring);
+        snprintf(ap->region, sizeof ap->region, "%s", r->valuestring);
+        snprintf(ap->client_id, sizeof ap->client_id, "%s", id->valuestring);
+        snprintf(ap->client_secret, sizeof ap->client_secret, "%s", sec->valuestring);
+    }
+    cJSON_Delete(doc);
+}
+
+void sb_launch_print_accounts(const sb_launch *l, const char *public_url)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/_sandbox/accounts", l->url);
+    cJSON *doc = fetch_accounts(l);
     printf("signbridge is running with the bundled provider sandbox at %s\n", l->url);
     printf("MCP endpoint: %s/mcp  (provider routes: %s/{provider}/mcp, %s/{provider}/{region}/mcp)\n",
            public_url, public_url, public_url);

@@ -17,6 +17,10 @@ typedef struct sb_launch {
 int sb_launch_sandbox(sb_launch *l, char *err, size_t errlen);
 /* Print the demo accounts (GET /_sandbox/accounts) and how to connect, to stdout. */
 void sb_launch_print_accounts(const sb_launch *l, const char *public_url);
+/* Use the sandbox's own OAuth apps for "Sign in with the provider" (one per provider and region,
+ * unless the configuration already has one there). */
+struct sb_config;
+void sb_launch_oauth_apps(const sb_launch *l, struct sb_config *cfg);
 /* Stop the child (SIGTERM, then SIGKILL after 5 s) and reap it. */
 void sb_launch_stop(sb_launch *l);
 
