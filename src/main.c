@@ -17,6 +17,7 @@
 #include "auth/sb_oauth.h"
 #include "sb_keys_cli.h"
 #include "http/sb_admin.h"
+#include "auth/sb_ratelimit.h"
 #include "auth/sb_ptoken.h"
 #include "bridge/sb_verify.h"
 #include "store/sb_seal.h"
@@ -425,6 +426,102 @@ static void metrics_init(metrics_ctx *mc)
         NULL);
 }
 
+/* signbridge_store_operation_duration_seconds{op}: every store statement (sb_store observer). */
+static _Atomic(sb_mfamily *) g_store_hist;
+
+static void store_observe(const char *op, uint64_t us)
+{
+    sb_mfamily *f = atomic_load(&g_store_hist);
+    if (f) sb_metrics_observe_us(sb_metrics_series(f, (const char *const[]){op}), us);
+}
+
+static void store_metrics_init(void)
+{
+    atomic_store(&g_store_hist,
+                 sb_metrics_family(sb_metrics_global(), SB_METRIC_HISTOGRAM,
+                                   "signbridge_store_operation_duration_seconds",
+                                   "One store database statement, by operation.", 1,
+                                   (const char *const[]){"op"}));
+    sb_store_set_observer(store_observe);
+}
+
+/* The leaves (dotted paths) that differ between two configurations as JSON; arrays compare
+ * whole. Settings that apply at run time go to `applied`, the others to `restart`. Only paths
+ * are listed, never values (some are secrets). */
+static void config_diff(const cJSON *a, const cJSON *b, const char *prefix, cJSON *applied,
+                        cJSON *restart)
+{
+    const cJSON *x;
+    cJSON_ArrayForEach(x, b)
+    {
+        char path[160];
+        snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", x->string);
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(a, x->string);
+        if (cJSON_IsObject(x) && cJSON_IsObject(y) && strcmp(path, "base_urls") != 0 &&
+            strcmp(path, "oauth.apps") != 0) {
+            config_diff(y, x, path, applied, restart);
+            continue;
+        }
+        if (y && cJSON_Compare(x, y, 1)) continue;
+        int live = strcmp(path, "log_level") == 0 || strcmp(path, "allowed_origins") == 0 ||
+                   strncmp(path, "ratelimit.", 10) == 0;
+        cJSON_AddItemToArray(live ? applied : restart, cJSON_CreateString(path));
+    }
+}
+
+/* SIGHUP: read the config file and the environment again (the command-line flags still win) and
+ * apply what is safe at run time: log_level, ratelimit.*, allowed_origins. Everything else that
+ * changed is listed as needing a restart. *cfg is updated for the applied fields only (no other
+ * thread reads them at run time: sb_http keeps its own Origin list, sb_ratelimit its limits). */
+static void reload_config(sb_config *cfg, const char *file, const cJSON *ov, int keep_sandbox,
+                          sb_http *http, sb_ratelimit *rl)
+{
+    sb_config *nc = malloc(sizeof *nc);
+    char err[1024] = "";
+    if (!nc) return;
+    if (sb_config_load(nc, file, ov, environ, err, sizeof err) < 0) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "error", err);
+        cJSON_AddStringToObject(f, "msg", "the configuration is invalid: nothing was changed");
+        sb_log_obj(SB_LOG_ERROR, "config_reload_failed", f);
+        free(nc);
+        return;
+    }
+    if (keep_sandbox) sb_strlcpy(nc->sandbox_url, cfg->sandbox_url, sizeof nc->sandbox_url);
+    cJSON *a = sb_config_to_json(cfg), *b = sb_config_to_json(nc);
+    cJSON *f = cJSON_CreateObject();
+    cJSON *applied = cJSON_AddArrayToObject(f, "applied");
+    cJSON *restart = cJSON_AddArrayToObject(f, "needs_restart");
+    config_diff(a, b, "", applied, restart);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    int new_level = sb_log_level_parse(nc->log_level);
+    sb_strlcpy(cfg->log_level, nc->log_level, sizeof cfg->log_level);
+    cfg->ratelimit = nc->ratelimit;
+    sb_ratelimit_configure(rl, &(sb_ratelimit_limits){
+                                   .requests_per_minute = nc->ratelimit.requests_per_minute,
+                                   .burst = nc->ratelimit.burst,
+                                   .max_concurrent_calls = nc->ratelimit.max_concurrent_calls});
+    if (sb_http_set_allowed_origins(http, (const char(*)[256])nc->allowed_origins,
+                                    nc->n_allowed_origins) == 0) {
+        memcpy(cfg->allowed_origins, nc->allowed_origins, sizeof cfg->allowed_origins);
+        cfg->n_allowed_origins = nc->n_allowed_origins;
+    }
+    free(nc);
+    cJSON_AddStringToObject(f, "log_level", cfg->log_level);
+    sb_ratelimit_limits l;
+    sb_ratelimit_get(rl, &l);
+    cJSON *rj = cJSON_AddObjectToObject(f, "ratelimit");
+    cJSON_AddNumberToObject(rj, "requests_per_minute", l.requests_per_minute);
+    cJSON_AddNumberToObject(rj, "burst", l.burst);
+    cJSON_AddNumberToObject(rj, "max_concurrent_calls", l.max_concurrent_calls);
+    cJSON_AddNumberToObject(f, "allowed_origins", (double)cfg->n_allowed_origins);
+    /* at warn when something could not be applied; written before the new level applies, so a
+     * reload that quietens the log still says so */
+    sb_log_obj(cJSON_GetArraySize(restart) ? SB_LOG_WARN : SB_LOG_INFO, "config_reloaded", f);
+    sb_log_set_level(new_level);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "keys") == 0) return sb_keys_cli(argc - 1, argv + 1, environ);
@@ -499,8 +596,9 @@ int main(int argc, char **argv)
         cJSON_Delete(ov);
         return 2;
     }
-    cJSON_Delete(ov);
+    /* ov (the flags) is kept for SIGHUP: flags still win over the reloaded file */
     if (check_only) {
+        cJSON_Delete(ov);
         cJSON *j = sb_config_to_json(&cfg);
         char *s = cJSON_Print(j);
         puts(s ? s : "{}");
@@ -528,6 +626,7 @@ int main(int argc, char **argv)
             return 1;
         }
         sb_strlcpy(cfg.sandbox_url, sandbox.url, sizeof cfg.sandbox_url);
+        sb_launch_oauth_apps(&sandbox, &cfg);
     }
     sb_regions regions;
     if (sb_regions_init(&regions, &cfg, err, sizeof err) < 0) {
@@ -692,7 +791,23 @@ int main(int argc, char **argv)
     static metrics_ctx mctx;
     mctx.mcp = mcp;
     mctx.up = up;
-    if (cfg.metrics.enabled) metrics_init(&mctx);
+    int admin_metrics = !conformance && cfg.admin.listen[0] && cfg.metrics.on_admin;
+    if (cfg.metrics.enabled || admin_metrics) {
+        metrics_init(&mctx);
+        store_metrics_init();
+    }
+    /* per-credential limits (docs/operations.md): shared through the store on PostgreSQL */
+    sb_ratelimit_limits rll = {.requests_per_minute = cfg.ratelimit.requests_per_minute,
+                               .burst = cfg.ratelimit.burst,
+                               .max_concurrent_calls = cfg.ratelimit.max_concurrent_calls};
+    sb_ratelimit *ratelimit =
+        conformance ? NULL
+                    : sb_ratelimit_new(store, strcmp(sb_store_backend(store), "postgresql") == 0,
+                                       &rll);
+    if (!conformance && !ratelimit) {
+        fprintf(stderr, "signbridge: out of memory\n");
+        return 1;
+    }
     sb_keys *keys = conformance ? NULL : sb_keys_new(store, secret);
     if (!conformance && !keys) {
         fprintf(stderr, "signbridge: out of memory\n");
@@ -709,7 +824,8 @@ int main(int argc, char **argv)
         .file_get = bridge ? file_get_cb : NULL, .file_ud = bridge,
         .ptoken = ptctx.pt,
         .keys = keys,
-        .metrics_render = metrics_cb, .metrics_ud = &mctx, .ready = ready_cb, .ready_ud = &rctx};
+        .metrics_render = metrics_cb, .metrics_ud = &mctx, .ready = ready_cb, .ready_ud = &rctx,
+        .ratelimit = ratelimit, .keys_pending = !conformance && cfg.oauth.enabled};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
         fprintf(stderr, "signbridge: %s\n", err);
@@ -726,6 +842,7 @@ int main(int argc, char **argv)
             return 1;
         }
         sb_http_set_oauth(http, oauth);
+        sb_http_set_keys_loaded(http, 1); /* the signing keys are loaded: /readyz may say ready */
     }
     sb_admin *admin = NULL;
     static admin_verify_ctx avctx;
@@ -733,7 +850,9 @@ int main(int argc, char **argv)
         avctx = (admin_verify_ctx){.up = up, .regions = &regions,
                                    .timeout_ms = cfg.upstream.probe_timeout_ms};
         sb_admin_options ao = {.listen = cfg.admin.listen, .token = cfg.admin.token, .keys = keys,
-                               .verify = admin_verify, .verify_ud = &avctx};
+                               .verify = admin_verify, .verify_ud = &avctx,
+                               .metrics_render = admin_metrics ? metrics_cb : NULL,
+                               .metrics_ud = &mctx};
         admin = sb_admin_start(&ao, err, sizeof err);
         if (!admin) {
             fprintf(stderr, "signbridge: %s\n", err);
@@ -781,7 +900,7 @@ int main(int argc, char **argv)
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            sb_log_msg(SB_LOG_INFO, "sighup", "nothing to reload yet");
+            reload_config(&cfg, config_file, ov, want_sandbox, http, ratelimit);
             continue;
         }
         sb_log_msg(SB_LOG_INFO, "shutdown", "signal %d: stopping", sig);
@@ -810,7 +929,10 @@ int main(int argc, char **argv)
     sb_admin_stop(admin);
     ptoken_stop(&ptctx);
     sb_keys_free(keys);
+    sb_ratelimit_free(ratelimit);
+    sb_store_set_observer(NULL);
     sb_store_close(store); /* after the drain: nothing uses it any more */
+    cJSON_Delete(ov);
     pthread_mutex_destroy(&rctx.mu);
     OPENSSL_cleanse(seal_key, sizeof seal_key);
     OPENSSL_cleanse(secret, sizeof secret);

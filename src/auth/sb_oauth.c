@@ -269,17 +269,24 @@ static int oauth_error(sb_oauth_resp *r, int status, const char *err, const char
 
 /* signbridge_oauth_events_total{event}: every logged OAuth event counts, labelled by its name
  * without the "oauth_" prefix (a fixed set: tokens_issued, token_refused, grant_revoked, ...). */
-static void count_event(const char *event)
+static _Atomic(sb_mfamily *) g_events;
+
+static sb_mfamily *events_family(void)
 {
-    static _Atomic(sb_mfamily *) fam;
-    sb_mfamily *f = atomic_load(&fam);
+    sb_mfamily *f = atomic_load(&g_events);
     if (!f) {
         f = sb_metrics_family(sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_oauth_events_total",
                               "OAuth authorization server events (tokens issued, refused, grants "
                               "revoked, ...).",
                               1, (const char *const[]){"event"});
-        atomic_store(&fam, f);
+        atomic_store(&g_events, f);
     }
+    return f;
+}
+
+static void count_event(const char *event)
+{
+    sb_mfamily *f = events_family();
     const char *e = strncmp(event, "oauth_", 6) == 0 ? event + 6 : event;
     sb_metrics_inc(sb_metrics_series(f, (const char *const[]){e}));
 }
@@ -679,6 +686,10 @@ static int split_url(const char *u, const char **scheme_end, char host[256], con
         e++;
         while (*e >= '0' && *e <= '9') e++;
     }
+    /* No userinfo ("https://claude.ai@evil.example/", "http://127.0.0.1:80@evil.example/"): a
+     * browser goes to the host after the '@', not the one shown on the consent page. The
+     * authority ends at '/', '?', '#' or the end; anything else there is not a port. */
+    if (strchr(host, '@') || (*e && *e != '/' && *e != '?' && *e != '#')) return -1;
     *scheme_end = s;
     *rest = e;
     return 0;
@@ -703,6 +714,10 @@ static int redirect_valid(const char *u)
     const char *se, *rest;
     char host[256];
     if (split_url(u, &se, host, &rest) != 0) return 0;
+    /* Hosts in ASCII only (IDNs as A-labels, "xn--..."): the consent page shows the host, and a
+     * confusable ("сlaude.ai" with a Cyrillic с, fullwidth "ａ") must not pass for another. */
+    for (const char *p = host; *p; p++)
+        if ((unsigned char)*p >= 0x80) return 0;
     if (strncmp(u, "https://", 8) == 0) return 1;
     return is_loopback_redirect(u);
 }
@@ -1159,14 +1174,16 @@ static void cookie_nonce(const sb_oauth *o, const sb_oauth_req *rq, char out[64]
 
 static const sb_oauth_app *find_app(const sb_oauth *o, const char *provider, const char *region)
 {
-    const sb_oauth_app *any = NULL;
+    /* region NULL: whether the provider has an app at all (the first one) */
+    const sb_oauth_app *any = NULL, *first = NULL;
     for (size_t i = 0; i < o->o.n_apps; i++) {
         const sb_oauth_app *a = &o->o.apps[i];
         if (strcmp(a->provider, provider) != 0) continue;
         if (region && a->region[0] && strcmp(a->region, region) == 0) return a;
         if (!a->region[0]) any = a;
+        if (!first) first = a;
     }
-    return any;
+    return any ? any : region ? NULL : first;
 }
 
 static int render_consent(sb_oauth *o, sb_oauth_resp *out, int status, const char *req_id,
@@ -2503,6 +2520,10 @@ int sb_oauth_resume(sb_oauth *o, sb_oauth_pending *p, const sb_oauth_req *rq, sb
 
 sb_oauth *sb_oauth_new(const sb_oauth_options *opt, char *err, size_t errlen)
 {
+    /* the main events exist (at 0) from the start, for dashboards and alerts */
+    static const char *const main_events[] = {"tokens_issued", "token_refused", "grant_revoked"};
+    for (size_t i = 0; i < sizeof main_events / sizeof main_events[0]; i++)
+        sb_metrics_series(events_family(), (const char *const[]){main_events[i]});
     if (!opt || !opt->store || !opt->secret || !opt->issuer || !opt->regions) {
         snprintf(err, errlen, "oauth: missing options");
         return NULL;

@@ -27,7 +27,7 @@ typedef struct rl_ent {
     char key[SB_RL_KEY];
     int64_t tokens_u; /* local bucket */
     int64_t last_ms;
-    int bucket_used;  /* the local bucket has been touched */
+    int bucket_used; /* the local bucket has been touched */
     unsigned inflight;
 } rl_ent;
 
@@ -49,7 +49,8 @@ struct sb_ratelimit {
 static uint64_t hash_key(const char *k)
 {
     uint64_t h = 1469598103934665603ULL;
-    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
     return h;
 }
 
@@ -59,12 +60,12 @@ sb_ratelimit *sb_ratelimit_new(sb_store *store, int shared, const sb_ratelimit_l
     if (!rl) return NULL;
     rl->store = store;
     rl->shared = shared && store;
-    for (size_t i = 0; i < SB_RL_STRIPES; i++) pthread_mutex_init(&rl->s[i].mu, NULL);
+    for (size_t i = 0; i < SB_RL_STRIPES; i++)
+        pthread_mutex_init(&rl->s[i].mu, NULL);
     sb_ratelimit_configure(rl, l);
-    sb_mfamily *f = sb_metrics_family(sb_metrics_global(), SB_METRIC_COUNTER,
-                                      "signbridge_ratelimit_refusals_total",
-                                      "MCP requests refused by a per-credential limit.", 1,
-                                      (const char *const[]){"limit"});
+    sb_mfamily *f = sb_metrics_family(
+        sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_ratelimit_refusals_total",
+        "MCP requests refused by a per-credential limit.", 1, (const char *const[]){"limit"});
     rl->m_rate = sb_metrics_series(f, (const char *const[]){"rate"});
     rl->m_conc = sb_metrics_series(f, (const char *const[]){"concurrency"});
     return rl;

@@ -20,7 +20,7 @@ typedef enum { SB_RATELIMIT_RATE = 1, SB_RATELIMIT_CONCURRENCY = 2 } sb_ratelimi
 
 typedef struct sb_ratelimit_refusal {
     sb_ratelimit_kind kind;
-    unsigned retry_after_s; /* at least 1 */
+    unsigned retry_after_s;     /* at least 1 */
     sb_ratelimit_limits limits; /* the limits in force when it was refused */
 } sb_ratelimit_refusal;
 

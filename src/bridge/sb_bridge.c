@@ -994,9 +994,10 @@ static void transport_error(tool_job *j, const sb_up_result *r)
                                region, r->error_text);
         break;
     case SB_UP_ETOOBIG:
-        job_error(j, store, "%s's answer was too large (%s). Ask for less (a smaller "
-                                  "page_size).",
-                               prov, r->error_text);
+        job_error(j, store, "%s's answer was too large (%s). %s", prov, r->error_text,
+                  action ? "The action may or may not have happened: check with get_document "
+                           "before trying again."
+                         : "Ask for less (a smaller page_size).");
         break;
     case SB_UP_EREFUSED:
         job_error(j, store, "signbridge refused to fetch this: %s. Use an https URL on the "
@@ -1127,9 +1128,11 @@ static void process_result(tool_job *j, const sb_up_result *r)
     } else {
         cJSON_Delete(out);
         if (r->body_len && !pr.json)
-            job_error(j, 0, "%s returned a malformed response (not JSON, %zu bytes). Try again; "
-                            "if it persists the provider has a problem.",
-                      j->a->display, r->body_len);
+            job_error(j, 0, "%s returned a malformed response (not JSON, %zu bytes). %s",
+                      j->a->display, r->body_len,
+                      j->action ? "The action may or may not have happened: check with "
+                                  "get_document before trying again."
+                                : "Try again; if it persists the provider has a problem.");
         else
             job_error(j, 0, "%s returned an answer signbridge does not understand: %s.",
                       j->a->display, err[0] ? err : "unexpected shape");

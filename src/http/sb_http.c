@@ -711,8 +711,11 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         .principal_len = sizeof r->principal,
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
-    /* per-credential cap on tools/call in flight: the slot is held until the request ends */
-    if (r->h->o.ratelimit && strcmp(method, "POST") == 0 && r->body.data &&
+    /* per-credential cap on tools/call in flight: the slot is held until the request ends (the
+     * body is parsed a second time only while a cap is configured) */
+    sb_ratelimit_limits rll;
+    sb_ratelimit_get(r->h->o.ratelimit, &rll);
+    if (rll.max_concurrent_calls && strcmp(method, "POST") == 0 && r->body.data &&
         memmem(r->body.data, r->body.len, "tools/call", 10)) {
         cJSON *msg = cJSON_ParseWithLength(r->body.data, r->body.len);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(msg, "method");

@@ -12,6 +12,7 @@ buckets are cumulative, ordered, end with le="+Inf" equal to _count, and have a 
 Standard library only.
 """
 
+import json
 import math
 import os
 import re
@@ -238,7 +239,10 @@ def main(t):
                          ("signbridge_upstream_requests_total", "counter"),
                          ("signbridge_sessions", "gauge"),
                          ("signbridge_admissions_total", "counter"),
-                         ("signbridge_upstream_in_flight", "gauge")):
+                         ("signbridge_upstream_in_flight", "gauge"),
+                         ("signbridge_store_operation_duration_seconds", "histogram"),
+                         ("signbridge_ratelimit_refusals_total", "counter"),
+                         ("signbridge_oauth_events_total", "counter")):
             assert fam in fams, "family %s missing; have %s" % (fam, sorted(fams))
             assert fams[fam]["type"] == typ, "%s is a %s" % (fam, fams[fam]["type"])
             assert fams[fam]["help"], "%s has an empty HELP" % fam
@@ -266,6 +270,10 @@ def main(t):
         assert not res.is_error, "list_documents (2nd session): " + res.describe()
         r = request(port, "GET", "/no/such/path-%d" % os.getpid(), [], None)
         assert r.status == 404, "GET /no/such/path: " + r.describe()
+        # an OAuth token request from an unknown client: refused (an OAuth event)
+        r = request(port, "POST", "/token", [("Content-Type", "application/x-www-form-urlencoded")],
+                    b"grant_type=refresh_token&refresh_token=nope&client_id=no-such-client")
+        assert r.status in (400, 401), "POST /token: " + r.describe()
         return "2 sessions, 4 list_documents, 1 failing get_document"
     t.check("load: initialize, tools/list, list_documents x4, a failing call, a 404", load)
 
@@ -297,6 +305,7 @@ def main(t):
              {"provider": "boldsign", "outcome": "ok"}, 1),
             ("admission cached", "signbridge_admissions_total",
              {"provider": "boldsign", "outcome": "cached"}, 1),
+            ("OAuth token refused", "signbridge_oauth_events_total", {"event": "token_refused"}, 1),
         ]
         last = []
 
@@ -310,6 +319,13 @@ def main(t):
         uptest.wait_until(ok, timeout=10.0, step=0.2)
         assert not last, "; ".join("%s: %s -> %s (want +%d)" % x for x in last)
         a = state["after"]
+        store_ops = sum(v for sn, _, v in a["signbridge_store_operation_duration_seconds"]["samples"]
+                        if sn.endswith("_count"))
+        store_before = sum(v for sn, _, v in
+                           b["signbridge_store_operation_duration_seconds"]["samples"]
+                           if sn.endswith("_count"))
+        assert store_ops > store_before, "store latency histogram did not move"
+        assert value(a, "signbridge_ratelimit_refusals_total", limit="rate") == 0, "refusals"
         assert value(a, "signbridge_sessions") >= 2, "sessions gauge %s" % value(a, "signbridge_sessions")
         sums = value(a, "signbridge_upstream_request_duration_seconds_sum",
                      provider="boldsign", region="us")
@@ -323,7 +339,7 @@ def main(t):
         assert "/no/such/path" not in text and "path-%d" % os.getpid() not in text, \
             "a raw path reached the exposition"
         routes = {ld.get("route") for _, ld, _ in state["after"]["signbridge_http_requests_total"]["samples"]}
-        assert routes <= {"mcp", "healthz", "readyz", "metrics", "files", "not_found"}, routes
+        assert routes <= {"mcp", "healthz", "readyz", "metrics", "files", "oauth", "not_found"}, routes
         return "routes %s" % sorted(routes)
     t.check("route labels are route kinds, never raw paths", no_raw_paths)
 
@@ -340,20 +356,38 @@ def main(t):
         return "405 for POST; methods outside the usual set count as OTHER"
     t.check("POST /metrics is 405, HEAD is 200; unknown methods are not labels", bad_methods)
 
+    def readyz():
+        r = request(port, "GET", "/readyz", [], None)
+        assert r.status == 200, "/readyz: " + r.describe()
+        o = json.loads(r.body)
+        assert o.get("status") == "ready" and o.get("keys_loaded") is True, o
+        return json.dumps(o)
+    t.check("/readyz says the signing keys are loaded", readyz)
+
     def disabled():
-        br2 = uptest.Bridge(sbx, env={"SIGNBRIDGE_METRICS_ENABLED": "false"})
+        br2 = uptest.Bridge(sbx, env={"SIGNBRIDGE_METRICS_ENABLED": "false",
+                                      "SIGNBRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
+                                      "SIGNBRIDGE_ADMIN_TOKEN": "metrics-test-operator-token"})
+        admin_port_file = os.path.join(br2.dir, "admin-port")
+        br2.args += ["--admin-port-file", admin_port_file]
         br2.start()
         try:
             r = request(br2.port, "GET", "/metrics", [], None)
             assert r.status == 404, "GET /metrics with metrics.enabled=false: " + r.describe()
             r = request(br2.port, "GET", "/healthz", [], None)
             assert r.status == 200, "/healthz: " + r.describe()
+            with open(admin_port_file) as f:
+                aport = int(f.read())
+            r = request(aport, "GET", "/metrics", [], None)
+            assert r.status == 200, "admin GET /metrics: " + r.describe()
+            fams = parse_exposition(r.body.decode("utf-8"))
+            assert "signbridge_build_info" in fams, sorted(fams)
         finally:
             rc = br2.stop()
             br2.tmp.cleanup()
         assert rc == 0, "the second signbridge exited %r" % rc
         return "404"
-    t.check("metrics.enabled=false: GET /metrics is 404", disabled)
+    t.check("metrics.enabled=false: GET /metrics is 404 there, 200 on the admin listener", disabled)
 
     def parser_is_strict():
         good = ('# HELP a_total A.\n# TYPE a_total counter\na_total{x="1\\"\\\\\\n"} 3\n'
