@@ -70,6 +70,8 @@ async def inflight_then_term(t, br, n, sessions_n, until_received, term_timeout)
         except Exception as e:  # noqa: BLE001
             out[i] = (0, {}, b"", None, "%s: %s" % (type(e).__name__, e))
     tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    probe = uptest.AsyncConn(br.port)  # a load balancer's kept-alive readiness connection
+    await probe.open()
     deadline = time.monotonic() + until_received
     got = 0
     while time.monotonic() < deadline:
@@ -80,6 +82,17 @@ async def inflight_then_term(t, br, n, sessions_n, until_received, term_timeout)
     print("# %d of %d calls reached the sandbox before SIGTERM" % (got, n), flush=True)
     t_term = time.monotonic()
     br.proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.2)
+    # readiness turns false first: while the calls are still running, /readyz answers 503
+    probe.writer.write(sbtest.build_request("GET", "/readyz", [], None, port=br.port))
+    await probe.writer.drain()
+    try:
+        rst, _, rbody = await asyncio.wait_for(probe.read_response(), 5)
+    except Exception as e:  # noqa: BLE001
+        rst, rbody = 0, str(e).encode()
+    pending_then = sum(1 for tk in tasks if not tk.done())
+    t.ready_after_term = (rst, rbody[:120], pending_then)
+    probe.close()
     await asyncio.gather(*tasks)
     loop = asyncio.get_running_loop()
     rc = await loop.run_in_executor(None, lambda: br.proc.wait(term_timeout))
@@ -127,6 +140,13 @@ def main(t):
             t.checks.fail("every in-flight call gets a response (a result or a clean error)", bad)
         else:
             t.checks.ok("every in-flight call gets a response (%s)" % summary)
+        rst, rbody, pending_then = getattr(t, "ready_after_term", (0, b"", 0))
+        if rst == 503 and b"draining" in rbody and pending_then > 0:
+            t.checks.ok("readiness turns false first: /readyz 503 draining while %d calls were "
+                        "still in flight" % pending_then)
+        else:
+            t.checks.fail("readiness turns false first (/readyz 503 while calls are in flight)",
+                          "status %r body %r, calls pending then %d" % (rst, rbody, pending_then))
         if summary.get("ok", 0) == 500:
             t.checks.ok("all 500 in-flight calls completed with their documents during the drain")
         else:
