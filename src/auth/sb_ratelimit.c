@@ -21,6 +21,10 @@
 #define SB_RL_KEY 97
 #define SB_RL_NS "ratelimit"
 #define SB_RL_CAS_TRIES 32
+#define SB_RL_SLOT_NS "ratelimit_slot"
+#define SB_RL_MAX_SHARED_SLOTS 64
+/* A shared concurrency slot is a lease: a replica that dies holding one frees it this late. */
+#define SB_RL_SLOT_LEASE_MS (600LL * 1000)
 
 typedef struct rl_ent {
     struct rl_ent *next;
@@ -29,6 +33,7 @@ typedef struct rl_ent {
     int64_t last_ms;
     int bucket_used; /* the local bucket has been touched */
     unsigned inflight;
+    uint64_t slots; /* shared mode: the store slots ("<key>:<i>") this process holds */
 } rl_ent;
 
 typedef struct {
@@ -263,10 +268,61 @@ int sb_ratelimit_take(sb_ratelimit *rl, const char *key, sb_ratelimit_refusal *o
     return 1;
 }
 
+/* Shared mode: claim one of the credential's `cap` slot records in the store (claim-if-absent,
+ * with a lease). 0 = got slot *idx, 1 = every slot is taken, -1 = the store did not answer. */
+static int slot_claim(sb_ratelimit *rl, const char *key, unsigned cap, uint64_t held, int *idx)
+{
+    if (cap > SB_RL_MAX_SHARED_SLOTS) cap = SB_RL_MAX_SHARED_SLOTS;
+    for (unsigned i = 0; i < cap; i++) {
+        if (held & (1ULL << i)) continue;
+        char k[SB_RL_KEY + 8];
+        snprintf(k, sizeof k, "%s:%u", key, i);
+        int created = 0;
+        int rc = sb_store_claim(rl->store, SB_RL_SLOT_NS, k, "1", 1,
+                                sb_store_now_ms() + SB_RL_SLOT_LEASE_MS, &created, NULL, NULL);
+        if (rc != SB_STORE_OK) return -1;
+        if (created) {
+            *idx = (int)i;
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int sb_ratelimit_call_begin(sb_ratelimit *rl, const char *key, sb_ratelimit_refusal *out)
 {
     if (!rl || !key || !out) return -1;
     unsigned cap = atomic_load(&rl->max_conc);
+    if (cap && rl->shared && strlen(key) < SB_RL_KEY) {
+        /* replicas share the cap: one store slot per call in flight */
+        uint64_t h = hash_key(key);
+        rl_stripe *s = &rl->s[h % SB_RL_STRIPES];
+        size_t slot = (size_t)((h / SB_RL_STRIPES) % SB_RL_BUCKETS);
+        unsigned rpm = atomic_load(&rl->rpm), burst = atomic_load(&rl->burst);
+        double rate_u_ms = (double)rpm * (double)SB_RL_UNIT / 60000.0;
+        pthread_mutex_lock(&s->mu);
+        rl_ent *e = ent_get(rl, s, slot, key, sb_mono_ms(), rate_u_ms, (int64_t)burst * SB_RL_UNIT);
+        uint64_t held = e ? e->slots : 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!e) return 0;
+        int idx = -1;
+        int rc = slot_claim(rl, key, cap, held, &idx);
+        if (rc < 0) return 0; /* fail open, like the rate limit */
+        if (rc == 0) {
+            pthread_mutex_lock(&s->mu);
+            e = ent_get(rl, s, slot, key, sb_mono_ms(), rate_u_ms, (int64_t)burst * SB_RL_UNIT);
+            if (e) {
+                e->slots |= 1ULL << idx;
+                e->inflight++;
+            }
+            pthread_mutex_unlock(&s->mu);
+            return 0;
+        }
+        *out = (sb_ratelimit_refusal){.kind = SB_RATELIMIT_CONCURRENCY, .retry_after_s = 1};
+        sb_ratelimit_get(rl, &out->limits);
+        sb_metrics_inc(rl->m_conc);
+        return 1;
+    }
     uint64_t h = hash_key(key);
     rl_stripe *s = &rl->s[h % SB_RL_STRIPES];
     size_t slot = (size_t)((h / SB_RL_STRIPES) % SB_RL_BUCKETS);
@@ -296,11 +352,21 @@ void sb_ratelimit_call_end(sb_ratelimit *rl, const char *key)
     uint64_t h = hash_key(key);
     rl_stripe *s = &rl->s[h % SB_RL_STRIPES];
     size_t slot = (size_t)((h / SB_RL_STRIPES) % SB_RL_BUCKETS);
+    int idx = -1;
     pthread_mutex_lock(&s->mu);
     for (rl_ent *e = s->b[slot]; e; e = e->next)
         if (strcmp(e->key, key) == 0) {
             if (e->inflight) e->inflight--;
+            if (e->slots) {
+                idx = __builtin_ctzll(e->slots); /* slots are interchangeable: free any one */
+                e->slots &= e->slots - 1;
+            }
             break;
         }
     pthread_mutex_unlock(&s->mu);
+    if (idx >= 0 && rl->store) {
+        char k[SB_RL_KEY + 8];
+        snprintf(k, sizeof k, "%s:%d", key, idx);
+        sb_store_delete(rl->store, SB_RL_SLOT_NS, k, 0);
+    }
 }

@@ -1,6 +1,7 @@
 /* sb_ratelimit: per-credential limits on MCP requests: a token bucket per credential fingerprint
  * (in memory on one machine, in the store when replicas share PostgreSQL) and a cap on the
- * tools/call requests one credential has in flight on this replica. docs/operations.md. */
+ * tools/call requests one credential has in flight (per process on one machine; across replicas
+ * through leased slot records in the store when shared, at most 64). docs/operations.md. */
 #ifndef SB_RATELIMIT_H
 #define SB_RATELIMIT_H
 #include <stddef.h>

@@ -101,6 +101,38 @@ def main(t):
             return desc
         t.check("A and B hammered alternately with one credential: accepted within 10%% of "
                 "burst + %d/min x elapsed" % L, hammer)
+
+        def shared_cap():
+            # a third credential (fresh bucket): two slow calls on A, then one on B -> 429
+            third = uptest.xkey(sbx.key("boldsign", "ca"))
+            sbx.add_fault(provider="boldsign", region="ca", method="GET",
+                          route="/v1/document/list", mode="latency", latency_ms=1500)
+            path = "/boldsign/ca/mcp"
+            sids = {}
+            for srv in (a, b):
+                sids[srv.port], _, _ = sbtest.initialize(srv.port, extra=third, path=path,
+                                                         timeout=20.0)
+            res = {}
+
+            def call(srv, tag):
+                r, msg = sbtest.rpc(srv.port, sids[srv.port], "tools/call",
+                                    {"name": "list_documents", "arguments": {"page_size": 1}},
+                                    id_=hash(tag) % 100000, extra=third, path=path, timeout=20.0)
+                res[tag] = (r.status, msg)
+            th = [threading.Thread(target=call, args=(a, "a%d" % i)) for i in range(2)]
+            for x in th:
+                x.start()
+            time.sleep(0.5)
+            call(b, "b")
+            for x in th:
+                x.join()
+            assert res["b"][0] == 429, "B let a third concurrent call through: %r" % (res["b"],)
+            assert res["a0"][0] == 200 and res["a1"][0] == 200, (res["a0"], res["a1"])
+            sbx.clear_faults()
+            call(b, "b2")
+            assert res["b2"][0] == 200, "after the calls ended, B refused: %r" % (res["b2"],)
+        t.check("the concurrency cap (2) is shared: two calls in flight on A, a third on B -> 429; "
+                "after they end B serves", shared_cap)
     finally:
         uptest.stop_checked(t.checks, b, "signbridge B")
         b.tmp.cleanup()
@@ -113,7 +145,7 @@ SCHEMA = "rl_" + uuid.uuid4().hex[:12]
 psql(PG, "CREATE SCHEMA %s" % SCHEMA)
 STORE = schema_url(PG, SCHEMA)
 LIMITS = {"SIGNBRIDGE_RATELIMIT_REQUESTS_PER_MINUTE": str(L), "SIGNBRIDGE_RATELIMIT_BURST": str(B),
-          "SIGNBRIDGE_LOG_LEVEL": "info"}
+          "SIGNBRIDGE_RATELIMIT_MAX_CONCURRENT_CALLS": "2", "SIGNBRIDGE_LOG_LEVEL": "info"}
 try:
     env = {"SIGNBRIDGE_STORE_URL": STORE}
     env.update(LIMITS)
