@@ -2130,6 +2130,21 @@ static int token_refresh(sb_oauth *o, const form *f, const cJSON *client, sb_oau
     return rc;
 }
 
+/* Parse the form body into *f and authenticate the client. The client record (caller frees it,
+ * and frees *f with form_free), or NULL with *out answered and *f already freed. */
+static cJSON *form_client(sb_oauth *o, const sb_oauth_req *rq, form *f, sb_oauth_resp *out)
+{
+    form_parse(f, rq->body, rq->body_len);
+    if (f->bad) {
+        form_free(f);
+        oauth_error(out, 400, "invalid_request", "malformed or repeated parameters");
+        return NULL;
+    }
+    cJSON *client = client_auth(o, rq, f, out);
+    if (!client) form_free(f);
+    return client;
+}
+
 /* POST /token */
 static int do_token(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out)
 {
@@ -2138,16 +2153,8 @@ static int do_token(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out)
         return oauth_error(out, 400, "invalid_request",
                            "send the token request as application/x-www-form-urlencoded");
     form f;
-    form_parse(&f, rq->body, rq->body_len);
-    if (f.bad) {
-        form_free(&f);
-        return oauth_error(out, 400, "invalid_request", "malformed or repeated parameters");
-    }
-    cJSON *client = client_auth(o, rq, &f, out);
-    if (!client) {
-        form_free(&f);
-        return 0;
-    }
+    cJSON *client = form_client(o, rq, &f, out);
+    if (!client) return 0;
     const char *gt = form_get(&f, "grant_type");
     int rc;
     if (gt && !strcmp(gt, "authorization_code"))
@@ -2166,16 +2173,8 @@ static int do_token(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out)
 static int do_revoke(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out)
 {
     form f;
-    form_parse(&f, rq->body, rq->body_len);
-    if (f.bad) {
-        form_free(&f);
-        return oauth_error(out, 400, "invalid_request", "malformed or repeated parameters");
-    }
-    cJSON *client = client_auth(o, rq, &f, out);
-    if (!client) {
-        form_free(&f);
-        return 0;
-    }
+    cJSON *client = form_client(o, rq, &f, out);
+    if (!client) return 0;
     const char *tok = form_get(&f, "token");
     if (!tok) {
         cJSON_Delete(client);

@@ -289,47 +289,52 @@ static int slot_claim(sb_ratelimit *rl, const char *key, unsigned cap, uint64_t 
     return 1;
 }
 
-int sb_ratelimit_call_begin(sb_ratelimit *rl, const char *key, sb_ratelimit_refusal *out)
+/* The credential's entry (created if absent) with its stripe locked: unlock with
+ * pthread_mutex_unlock(&(*sp)->mu). NULL (stripe still locked) when the table is full. */
+static rl_ent *entry_locked(sb_ratelimit *rl, const char *key, rl_stripe **sp)
 {
-    if (!rl || !key || !out) return -1;
-    unsigned cap = atomic_load(&rl->max_conc);
-    if (cap && rl->shared && strlen(key) < SB_RL_KEY) {
-        /* replicas share the cap: one store slot per call in flight */
-        uint64_t h = hash_key(key);
-        rl_stripe *s = &rl->s[h % SB_RL_STRIPES];
-        size_t slot = (size_t)((h / SB_RL_STRIPES) % SB_RL_BUCKETS);
-        unsigned rpm = atomic_load(&rl->rpm), burst = atomic_load(&rl->burst);
-        double rate_u_ms = (double)rpm * (double)SB_RL_UNIT / 60000.0;
-        pthread_mutex_lock(&s->mu);
-        rl_ent *e = ent_get(rl, s, slot, key, sb_mono_ms(), rate_u_ms, (int64_t)burst * SB_RL_UNIT);
-        uint64_t held = e ? e->slots : 0;
-        pthread_mutex_unlock(&s->mu);
-        if (!e) return 0;
-        int idx = -1;
-        int rc = slot_claim(rl, key, cap, held, &idx);
-        if (rc < 0) return 0; /* fail open, like the rate limit */
-        if (rc == 0) {
-            pthread_mutex_lock(&s->mu);
-            e = ent_get(rl, s, slot, key, sb_mono_ms(), rate_u_ms, (int64_t)burst * SB_RL_UNIT);
-            if (e) {
-                e->slots |= 1ULL << idx;
-                e->inflight++;
-            }
-            pthread_mutex_unlock(&s->mu);
-            return 0;
-        }
-        *out = (sb_ratelimit_refusal){.kind = SB_RATELIMIT_CONCURRENCY, .retry_after_s = 1};
-        sb_ratelimit_get(rl, &out->limits);
-        sb_metrics_inc(rl->m_conc);
-        return 1;
-    }
     uint64_t h = hash_key(key);
     rl_stripe *s = &rl->s[h % SB_RL_STRIPES];
     size_t slot = (size_t)((h / SB_RL_STRIPES) % SB_RL_BUCKETS);
     unsigned rpm = atomic_load(&rl->rpm), burst = atomic_load(&rl->burst);
     double rate_u_ms = (double)rpm * (double)SB_RL_UNIT / 60000.0;
     pthread_mutex_lock(&s->mu);
-    rl_ent *e = ent_get(rl, s, slot, key, sb_mono_ms(), rate_u_ms, (int64_t)burst * SB_RL_UNIT);
+    *sp = s;
+    return ent_get(rl, s, slot, key, sb_mono_ms(), rate_u_ms, (int64_t)burst * SB_RL_UNIT);
+}
+
+static int refuse_concurrency(sb_ratelimit *rl, sb_ratelimit_refusal *out)
+{
+    *out = (sb_ratelimit_refusal){.kind = SB_RATELIMIT_CONCURRENCY, .retry_after_s = 1};
+    sb_ratelimit_get(rl, &out->limits);
+    sb_metrics_inc(rl->m_conc);
+    return 1;
+}
+
+int sb_ratelimit_call_begin(sb_ratelimit *rl, const char *key, sb_ratelimit_refusal *out)
+{
+    if (!rl || !key || !out) return -1;
+    unsigned cap = atomic_load(&rl->max_conc);
+    rl_stripe *s;
+    if (cap && rl->shared && strlen(key) < SB_RL_KEY) {
+        /* replicas share the cap: one store slot per call in flight */
+        rl_ent *e = entry_locked(rl, key, &s);
+        uint64_t held = e ? e->slots : 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!e) return 0;
+        int idx = -1;
+        int rc = slot_claim(rl, key, cap, held, &idx);
+        if (rc < 0) return 0; /* fail open, like the rate limit */
+        if (rc == 1) return refuse_concurrency(rl, out);
+        e = entry_locked(rl, key, &s);
+        if (e) {
+            e->slots |= 1ULL << idx;
+            e->inflight++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    rl_ent *e = entry_locked(rl, key, &s);
     int refused = 0;
     if (e) {
         if (cap && e->inflight >= cap)
@@ -338,12 +343,8 @@ int sb_ratelimit_call_begin(sb_ratelimit *rl, const char *key, sb_ratelimit_refu
             e->inflight++;
     }
     pthread_mutex_unlock(&s->mu);
-    if (!e) return 0; /* table full: admitted without a slot; _end finds nothing to release */
-    if (!refused) return 0;
-    *out = (sb_ratelimit_refusal){.kind = SB_RATELIMIT_CONCURRENCY, .retry_after_s = 1};
-    sb_ratelimit_get(rl, &out->limits);
-    sb_metrics_inc(rl->m_conc);
-    return 1;
+    if (!e || !refused) return 0; /* table full: admitted without a slot */
+    return refuse_concurrency(rl, out);
 }
 
 void sb_ratelimit_call_end(sb_ratelimit *rl, const char *key)
