@@ -164,6 +164,12 @@ void sb_launch_print_accounts(const sb_launch *l, const char *public_url)
     }
     if (!doc) printf("  (could not read %s)\n", url);
     printf("These are sandbox keys for local testing only.\n");
+    printf("OAuth clients (Claude, ChatGPT, MCP Inspector): connect to %s/mcp; the consent page "
+           "takes one of these keys or \"Sign in with BoldSign\" (docs/auth.md).\n",
+           public_url);
+    printf("Narrower keys for agents: signbridge keys create --sandbox-url %s --provider boldsign "
+           "--api-key <key> --name my-agent --scope read (docs/keys.md).\n",
+           l->url);
     fflush(stdout);
     cJSON_Delete(doc);
 }
