@@ -37,6 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 extern char **environ;
 
@@ -524,6 +527,14 @@ static void reload_config(sb_config *cfg, const char *file, const cJSON *ov, int
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* A fixed mmap threshold: buffers of 256 KiB and more (upstream answers up to
+     * upstream.max_response_bytes, request bodies, files) are mapped and given back on free.
+     * glibc's default raises the threshold after the first such free, so later big buffers
+     * come from the worker threads' arenas and stay resident: the soak saw RSS step up by
+     * 2 MiB after oversized upstream answers and not come back (docs/benchmarks.md "Soak"). */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     if (argc > 1 && strcmp(argv[1], "keys") == 0) return sb_keys_cli(argc - 1, argv + 1, environ);
     const char *config_file = NULL, *port_file = NULL, *admin_port_file = NULL;
     int check_only = 0, conformance = 0, want_sandbox = 0;
