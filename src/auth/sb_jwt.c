@@ -345,6 +345,22 @@ int sb_jwk_from_pem(sb_jwk **out, const char *pem, size_t len, const char *alg, 
         seterr(err, errlen, "not a PEM private or public key (or encrypted)");
         return SB_JWT_EMALFORMED;
     }
+    /* the checks sb_jwks_parse applies to a published key (sane modulus and exponent, point on the
+     * curve), and for a private key that it matches its public half: else a corrupt PEM would be
+     * accepted here and publish a JWK no verifier accepts (found by fuzz_jwk). Keys over 8192
+     * bits are refused by jwk_wrap without the (slow) checks. */
+    int ok = 1;
+    if (EVP_PKEY_get_bits(pkey) <= 8192) {
+        EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        ok = chk && EVP_PKEY_public_check(chk) == 1 && (!priv || EVP_PKEY_pairwise_check(chk) == 1);
+        EVP_PKEY_CTX_free(chk);
+    }
+    ERR_clear_error();
+    if (!ok) {
+        EVP_PKEY_free(pkey);
+        seterr(err, errlen, "the key fails OpenSSL's consistency checks");
+        return SB_JWT_EMALFORMED;
+    }
     *out = jwk_wrap(pkey, want, priv, NULL, err, errlen);
     return *out ? 0 : SB_JWT_EALG;
 }
