@@ -43,6 +43,10 @@
 
 extern char **environ;
 
+/* The command-line overrides, kept from start to exit for SIGHUP reloads (a global: reachable, so
+ * an early exit does not report it as a leak). */
+cJSON *g_flags_kept;
+
 static const char usage[] =
     "usage: signbridge [options]\n"
     "       signbridge keys create|list|show|rotate|revoke ...   (signbridge keys --help)\n"
@@ -607,7 +611,9 @@ int main(int argc, char **argv)
         cJSON_Delete(ov);
         return 2;
     }
-    /* ov (the flags) is kept for SIGHUP: flags still win over the reloaded file */
+    /* ov (the flags) is kept for SIGHUP: flags still win over the reloaded file. Held in a
+     * static too, so an early exit below does not count as a leak (it lives until exit). */
+    g_flags_kept = ov;
     if (check_only) {
         cJSON_Delete(ov);
         cJSON *j = sb_config_to_json(&cfg);
