@@ -51,13 +51,6 @@ static int base62(char *out, size_t n)
     return 0;
 }
 
-static void sha256_hex(const char *s, size_t n, char out[65])
-{
-    unsigned char md[32];
-    SHA256((const unsigned char *)s, n, md);
-    sb_hex_encode(md, 32, out);
-}
-
 int sb_keys_is_key(const char *s, size_t n)
 {
     if (!s || n != SB_KEY_LEN || strncmp(s, SB_KEY_PREFIX, 4) != 0) return 0;
@@ -342,7 +335,7 @@ static int make_key(sb_keys *k, sb_key_info *info, const char *cred, size_t len,
         return -1;
     }
     char h[65];
-    sha256_hex(key_out, strlen(key_out), h);
+    sb_sha256_hex(key_out, strlen(key_out), h);
     cJSON *r = info_to_rec(info);
     cJSON_AddStringToObject(r, "cred", sealed);
     free(sealed);
@@ -588,7 +581,7 @@ int sb_keys_authenticate(sb_keys *k, const char *key, size_t len, sb_principal *
         return -1;
     }
     char h[65];
-    sha256_hex(key, len, h);
+    sb_sha256_hex(key, len, h);
     unsigned idx = (unsigned)strtoul((char[9]){h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], 0},
                                      NULL, 16) % CACHE;
     slot s;

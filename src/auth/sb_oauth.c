@@ -82,13 +82,6 @@ struct sb_oauth_pending {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static void sha256_hex(const char *s, size_t n, char out[65])
-{
-    unsigned char md[32];
-    SHA256((const unsigned char *)s, n, md);
-    sb_hex_encode(md, 32, out);
-}
-
 static int rand_token(char *out, size_t cap, size_t nbytes, const char *prefix)
 {
     unsigned char r[48];
@@ -859,7 +852,7 @@ static int do_register(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out)
             cJSON_Delete(in);
             return oauth_error(out, 500, "server_error", NULL);
         }
-        sha256_hex(secret, strlen(secret), sh);
+        sb_sha256_hex(secret, strlen(secret), sh);
     }
     int64_t now = (int64_t)(sb_wall_ms() / 1000);
     cJSON *rec = cJSON_CreateObject();
@@ -964,7 +957,7 @@ static cJSON *client_lookup(sb_oauth *o, const char *id)
     if (!id || !id[0] || strlen(id) > 1000) return NULL;
     if (is_cimd_id(o, id)) {
         char h[65];
-        sha256_hex(id, strlen(id), h);
+        sb_sha256_hex(id, strlen(id), h);
         return store_get_json(o, NS_CIMD, h, NULL);
     }
     if (!sb_store_valid_key(id)) return NULL;
@@ -1339,7 +1332,7 @@ static int authorize_with_client(sb_oauth *o, const sb_oauth_req *rq, cJSON *cli
         (!nonce[0] && rand_token(nonce, sizeof nonce, 24, "") != 0))
         return html_error(out, 500, "Out of randomness.");
     char nh[65];
-    sha256_hex(nonce, strlen(nonce), nh);
+    sb_sha256_hex(nonce, strlen(nonce), nh);
     cJSON *rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "client_id", jstr(client, "client_id"));
     cJSON_AddStringToObject(rec, "client_name", jstr(client, "client_name") ? jstr(client, "client_name") : "");
@@ -1425,7 +1418,7 @@ static int cimd_continue(sb_oauth *o, sb_oauth_pending *p, const sb_oauth_req *r
         return html_error(out, 400, msg);
     }
     char h[65];
-    sha256_hex(cid, strlen(cid), h);
+    sb_sha256_hex(cid, strlen(cid), h);
     store_put_json(o, NS_CIMD, h, rec, cimd_ttl(p->cache_control));
     int rc = authorize_with_client(o, rq, rec, out);
     cJSON_Delete(rec);
@@ -1492,7 +1485,7 @@ static int finish_with_code(sb_oauth *o, sb_oauth_resp *out, const cJSON *req, c
     char code[64], h[65];
     if (rand_token(code, sizeof code, 32, "") != 0)
         return html_error(out, 500, "Out of randomness.");
-    sha256_hex(code, strlen(code), h);
+    sb_sha256_hex(code, strlen(code), h);
     cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "gid", gid);
     cJSON_AddStringToObject(c, "client_id", jstr(req, "client_id"));
@@ -1575,7 +1568,7 @@ static int start_provider_signin(sb_oauth *o, sb_oauth_resp *out, const char *re
         return html_error(out, 500, "Out of randomness.");
     SHA256((const unsigned char *)verifier, strlen(verifier), md);
     sb_base64url_encode(md, 32, challenge);
-    sha256_hex(nonce, strlen(nonce), nh);
+    sb_sha256_hex(nonce, strlen(nonce), nh);
     cJSON *u = cJSON_CreateObject();
     cJSON_AddStringToObject(u, "req_id", req_id);
     cJSON_AddStringToObject(u, "provider", prov);
@@ -1629,7 +1622,7 @@ static int do_consent(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out,
     }
     char nonce[64], want[64], nh[65];
     cookie_nonce(o, rq, nonce);
-    sha256_hex(nonce, strlen(nonce), nh);
+    sb_sha256_hex(nonce, strlen(nonce), nh);
     hmac_b64(o, req_id, nonce, want);
     const char *rnh = jstr(req, "nonce_sha256");
     if (!nonce[0] || !csrf || !rnh || !sb_ct_equal(nh, strlen(nh), rnh, strlen(rnh)) ||
@@ -1755,7 +1748,7 @@ static int do_callback(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out,
     if (!u) return html_error(out, 400, "This provider sign-in expired or was already used.");
     char nonce[64], nh[65];
     cookie_nonce(o, rq, nonce);
-    sha256_hex(nonce, strlen(nonce), nh);
+    sb_sha256_hex(nonce, strlen(nonce), nh);
     const char *unh = jstr(u, "nonce_sha256");
     if (!nonce[0] || !unh || !sb_ct_equal(nh, strlen(nh), unh, strlen(unh)) ||
         strcmp(prov, jstr(u, "provider")) != 0) {
@@ -1907,7 +1900,7 @@ static cJSON *client_auth(sb_oauth *o, const sb_oauth_req *rq, const form *f, sb
     const char *sh = jstr(c, "secret_sha256");
     if (sh) {
         char got[65];
-        sha256_hex(secret ? secret : "", secret ? strlen(secret) : 0, got);
+        sb_sha256_hex(secret ? secret : "", secret ? strlen(secret) : 0, got);
         if (!secret || !sb_ct_equal(got, 64, sh, strlen(sh))) {
             explicit_bzero(bsec, sizeof bsec);
             cJSON_Delete(c);
@@ -1947,7 +1940,7 @@ static int issue_tokens(sb_oauth *o, sb_oauth_resp *out, const char *gid, const 
         sb_buf_free(&at);
         return oauth_error(out, 500, "server_error", "cannot sign the access token");
     }
-    sha256_hex(rt, strlen(rt), h);
+    sb_sha256_hex(rt, strlen(rt), h);
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "gid", gid);
     cJSON_AddStringToObject(r, "client_id", client_id);
@@ -1990,7 +1983,7 @@ static int token_code(sb_oauth *o, const form *f, const cJSON *client, sb_oauth_
     const char *cid = jstr(client, "client_id");
     if (!code || !code[0]) return oauth_error(out, 400, "invalid_request", "code is missing");
     char h[65];
-    sha256_hex(code, strlen(code), h);
+    sb_sha256_hex(code, strlen(code), h);
     cJSON *c = store_take_json(o, NS_CODE, h);
     if (!c) {
         cJSON *used = store_get_json(o, NS_CODE_USED, h, NULL);
@@ -2061,7 +2054,7 @@ static int token_refresh(sb_oauth *o, const form *f, const cJSON *client, sb_oau
     const char *cid = jstr(client, "client_id");
     if (!rt || !rt[0]) return oauth_error(out, 400, "invalid_request", "refresh_token is missing");
     char h[65];
-    sha256_hex(rt, strlen(rt), h);
+    sb_sha256_hex(rt, strlen(rt), h);
     int64_t ver = 0;
     cJSON *r = store_get_json(o, NS_REFRESH, h, &ver);
     if (!r) {
@@ -2184,7 +2177,7 @@ static int do_revoke(sb_oauth *o, const sb_oauth_req *rq, sb_oauth_resp *out)
     const char *cid = jstr(client, "client_id");
     if (!strncmp(tok, "sbr_", 4)) {
         char h[65];
-        sha256_hex(tok, strlen(tok), h);
+        sb_sha256_hex(tok, strlen(tok), h);
         cJSON *r = store_get_json(o, NS_REFRESH, h, NULL);
         if (r && !strcmp(jstr(r, "client_id"), cid)) {
             grant_revoke(o, jstr(r, "gid"), "revoked by the client");

@@ -11,7 +11,6 @@
 #include "core/sb_util.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,14 +23,7 @@ struct sb_bridge_sessions {
 
 static void store_key(const char *id, char out[65])
 {
-    unsigned char h[32];
-    SHA256((const unsigned char *)id, strlen(id), h);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[h[i] >> 4];
-        out[2 * i + 1] = hex[h[i] & 15];
-    }
-    out[64] = '\0';
+    sb_sha256_hex(id, strlen(id), out);
 }
 
 static int64_t expiry(const sb_bridge_sessions *ss)

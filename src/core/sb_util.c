@@ -1,5 +1,7 @@
 #include "core/sb_util.h"
 
+#include <openssl/sha.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -295,4 +297,11 @@ size_t sb_strlcpy(char *dst, const char *src, size_t cap)
         dst[c] = '\0';
     }
     return n;
+}
+
+void sb_sha256_hex(const void *s, size_t n, char out[65])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)s, n, md);
+    sb_hex_encode(md, sizeof md, out);
 }

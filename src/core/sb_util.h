@@ -8,6 +8,8 @@
 int sb_random_bytes(void *buf, size_t n);
 /* Write 2n lowercase hex digits plus NUL into out (size >= 2n+1). */
 void sb_hex_encode(const unsigned char *in, size_t n, char *out);
+/* Lowercase hex SHA-256 of s[0..n) into out (65 bytes): store keys for secrets and ids. */
+void sb_sha256_hex(const void *s, size_t n, char out[65]);
 /* base64url without padding. out must hold sb_base64url_len(n)+1 bytes; returns length written. */
 size_t sb_base64url_len(size_t n);
 size_t sb_base64url_encode(const unsigned char *in, size_t n, char *out);
