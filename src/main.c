@@ -745,6 +745,8 @@ int main(int argc, char **argv)
         .connect_timeout_ms = cfg.upstream.connect_timeout_ms,
         .max_response_bytes = cfg.upstream.max_response_bytes,
         .max_retries = cfg.upstream.max_retries,
+        /* one serving lane per HTTP thread: each runs a daemon and its calls' transfers */
+        .lanes = cfg.http_threads,
     };
     sb_up *up = NULL;
     sb_bridge *bridge = NULL;
@@ -842,7 +844,7 @@ int main(int argc, char **argv)
         .ptoken = ptctx.pt,
         .keys = keys,
         .metrics_render = metrics_cb, .metrics_ud = &mctx, .ready = ready_cb, .ready_ud = &rctx,
-        .ratelimit = ratelimit, .keys_pending = !conformance && cfg.oauth.enabled};
+        .ratelimit = ratelimit, .keys_pending = !conformance && cfg.oauth.enabled, .up = up};
     sb_http *http = sb_http_start(&ho, err, sizeof err);
     if (!http) {
         fprintf(stderr, "signbridge: %s\n", err);

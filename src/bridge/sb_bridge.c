@@ -321,6 +321,7 @@ static int submit(sb_bridge *b, const sb_adapter *a, const sb_pctx *ctx, sb_preq
         .idempotent = r->idempotent,
         .timeout_ms = timeout_ms,
         .max_response = r->max_response,
+        .local = 1, /* on the caller's lane: nothing here waits for the answer */
     };
     (void)b;
     return sb_up_submit(g_up, &rq, done, arg, id);
@@ -886,7 +887,7 @@ static int start_step(tool_job *j, sb_preq *r)
                             .headers = (const char *const *)r->headers,
                             .body = r->body.len ? r->body.data : NULL, .body_len = r->body.len,
                             .idempotent = r->idempotent, .timeout_ms = left,
-                            .max_response = r->max_response};
+                            .max_response = r->max_response, .local = 1};
         rc = sb_up_submit(g_up, &rq, tool_done, j, &id);
     } else {
         rc = submit(j->b, j->a, &ctx, r, left, tool_done, j, &id);

@@ -35,6 +35,10 @@ struct sb_loop {
     timer **hash;
     size_t nhash; /* buckets, power of two */
     uint64_t next_id;
+    /* when the loop thread will look at its timers again (UINT64_MAX: only when woken); a timer
+     * due later needs no wake-up -- a call's deadline timer, added and cancelled per call, then
+     * costs no cross-thread wake-up */
+    uint64_t wake_at_ms;
 };
 
 static __thread const sb_loop *tl_current;
@@ -128,17 +132,17 @@ static void *run(void *arg)
         }
         /* due timers */
         uint64_t now = sb_mono_ms();
-        int timeout = -1;
+        int timeout;
         for (;;) {
             pthread_mutex_lock(&l->mu);
-            if (l->nheap == 0) {
-                pthread_mutex_unlock(&l->mu);
-                break;
-            }
-            timer *tm = l->heap[0];
-            if (tm->due_ms > now) {
-                uint64_t d = tm->due_ms - now;
-                timeout = d > 60000 ? 60000 : (int)d;
+            timer *tm = l->nheap ? l->heap[0] : NULL;
+            if (!tm || tm->due_ms > now) {
+                /* plan the wait under the same lock as the look at the heap, so a timer added
+                 * after it compares with the planned wake-up (sb_loop_after) */
+                uint64_t d = tm ? tm->due_ms - now : 1000;
+                /* sleep at most 1 s, so timers due later never need a wake-up */
+                timeout = l->head ? 0 : d > 1000 ? 1000 : (int)d;
+                l->wake_at_ms = now + (uint64_t)timeout;
                 pthread_mutex_unlock(&l->mu);
                 break;
             }
@@ -147,10 +151,8 @@ static void *run(void *arg)
             pthread_mutex_unlock(&l->mu);
             tm->fn(tm->arg);
             free(tm);
+            now = sb_mono_ms();
         }
-        pthread_mutex_lock(&l->mu);
-        if (l->head) timeout = 0;
-        pthread_mutex_unlock(&l->mu);
         struct epoll_event ev[8];
         int n = epoll_wait(l->epfd, ev, 8, timeout);
         if (n > 0) {
@@ -172,6 +174,7 @@ sb_loop *sb_loop_start(void)
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->next_id = 1;
+    l->wake_at_ms = 0; /* until the thread has planned its first wait, always wake it */
     if (!l->hash || l->epfd < 0 || l->evfd < 0) goto fail;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) < 0) goto fail;
@@ -251,7 +254,7 @@ uint64_t sb_loop_after(sb_loop *l, uint64_t ms, sb_loop_fn fn, void *arg)
     heap_up(l, t->heap_idx);
     t->hnext = l->hash[t->id & (l->nhash - 1)];
     l->hash[t->id & (l->nhash - 1)] = t;
-    int first = l->heap[0] == t;
+    int first = l->heap[0] == t && t->due_ms < l->wake_at_ms;
     uint64_t id = t->id;
     pthread_mutex_unlock(&l->mu);
     if (first && !sb_loop_on_thread(l)) wake(l);

@@ -11,6 +11,7 @@
 #include "core/sb_util.h"
 #include "mcp/sb_jsonrpc.h"
 #include "upstream/sb_region.h"
+#include "upstream/sb_up.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,7 +39,13 @@ typedef struct origin_list {
 } origin_list;
 
 struct sb_http {
-    struct MHD_Daemon *d;
+    struct MHD_Daemon *d;         /* without lanes: one daemon with its own epoll thread pool */
+    /* with lanes (o.up has serving lanes): one external-epoll daemon per lane, all accepting on
+     * one listening socket that this server owns */
+    struct MHD_Daemon *ds[SB_UP_MAX_LANES];
+    unsigned nd;
+    int lsock;
+    int quiesced;
     _Atomic(origin_list *) origins;
     atomic_int keys_loaded;
     sb_http_options o;
@@ -83,12 +91,16 @@ typedef struct req_ctx {
     char rpc_method[48];
     char session[12];
     int rl_slot;                  /* holds a concurrency slot of h->o.ratelimit */
+    int lane;                     /* the upstream lane running this connection's daemon, or -1 */
     /* SSE output */
     char *ev;                     /* current event bytes */
     size_t ev_len, ev_off;
     int stream_done;
     size_t bytes_out;
 } req_ctx;
+
+/* the serving lane whose daemon this thread runs (-1: none) */
+static __thread int tl_lane = -1;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -331,6 +343,9 @@ static void wake_conn(void *ctx)
 {
     req_ctx *r = ctx;
     MHD_resume_connection(r->conn);
+    /* libmicrohttpd has no wake-up channel of its own in external mode: the lane that runs this
+     * connection's daemon is told to run it (at once, on that lane's own thread) */
+    if (r->lane >= 0) sb_up_lane_kick(r->h->o.up, (unsigned)r->lane);
 }
 
 static int sse_event(req_ctx *r, char *json, size_t len)
@@ -889,6 +904,7 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         if (!r) return MHD_NO;
         *con_cls = r;
         r->h = h;
+        r->lane = tl_lane;
         r->conn = conn;
         r->start_us = sb_mono_us();
         r->method = method;
@@ -1103,6 +1119,139 @@ int sb_http_parse_listen(const char *l, struct sockaddr_storage *ss, socklen_t *
     return 0;
 }
 
+/* ---- daemons ------------------------------------------------------------------------------ */
+
+static unsigned daemon_flags(const struct sockaddr_storage *ss, unsigned mode)
+{
+    unsigned flags = mode | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss->ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    return flags;
+}
+
+/* Without lanes: one daemon, its own epoll threads (http_threads of them). */
+static int start_pool(sb_http *h, struct sockaddr_storage *ss)
+{
+    const sb_config *c = h->o.cfg;
+    h->d = MHD_start_daemon(
+        daemon_flags(ss, MHD_USE_EPOLL_INTERNAL_THREAD), 0, NULL, NULL, on_request, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)c->http_threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->max_header_bytes,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
+    if (!h->d) return -1;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : 0;
+    return 0;
+}
+
+static void lane_run(void *arg)
+{
+    MHD_run(arg);
+}
+
+static long lane_timeout(void *arg)
+{
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(arg, &t) != MHD_YES) return -1;
+    return t > (MHD_UNSIGNED_LONG_LONG)INT_MAX ? INT_MAX : (long)t;
+}
+
+typedef struct lane_op {
+    sb_http *h;
+    unsigned i;
+    int rc;
+} lane_op;
+
+static void lane_attach_fn(void *arg)
+{
+    lane_op *op = arg;
+    struct MHD_Daemon *d = op->h->ds[op->i];
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+    tl_lane = (int)op->i; /* this thread runs lane i from now on */
+    op->rc = di ? sb_up_lane_attach(op->h->o.up, op->i, di->epoll_fd, lane_run, lane_timeout, d)
+                : -1;
+}
+
+static void lane_quiesce_fn(void *arg)
+{
+    lane_op *op = arg;
+    /* the listening socket is shared and ours: each daemon only lets go of it */
+    if (op->h->ds[op->i]) MHD_quiesce_daemon(op->h->ds[op->i]);
+}
+
+static void lane_stop_fn(void *arg)
+{
+    lane_op *op = arg;
+    struct MHD_Daemon *d = op->h->ds[op->i];
+    if (!d) return;
+    sb_up_lane_attach(op->h->o.up, op->i, -1, NULL, NULL, NULL);
+    /* quiesced first, so MHD does not close the shared listening socket */
+    if (!op->h->quiesced) MHD_quiesce_daemon(d);
+    MHD_stop_daemon(d); /* suspended connections are resumed and closed; on this thread */
+    op->h->ds[op->i] = NULL;
+}
+
+static void stop_lanes(sb_http *h)
+{
+    for (unsigned i = 0; i < h->nd; i++) {
+        lane_op op = {.h = h, .i = i};
+        if (!h->ds[i]) continue;
+        if (sb_up_lane_call(h->o.up, i, lane_stop_fn, &op) < 0) {
+            /* the lane is gone (engine stopped first): nothing runs the daemon any more */
+            if (!h->quiesced) MHD_quiesce_daemon(h->ds[i]);
+            MHD_stop_daemon(h->ds[i]);
+            h->ds[i] = NULL;
+        }
+    }
+    h->nd = 0;
+    if (h->lsock >= 0) close(h->lsock);
+    h->lsock = -1;
+}
+
+/* With lanes: one listening socket, one daemon per serving lane of the upstream engine, each
+ * run by its lane's thread (MHD in external epoll mode). A proxied call is parsed, sent upstream,
+ * mapped and answered on one thread. */
+static int start_lanes(sb_http *h, struct sockaddr_storage *ss, socklen_t sl, unsigned nl)
+{
+    const sb_config *c = h->o.cfg;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    if (bind(fd, (struct sockaddr *)ss, sl) < 0 || listen(fd, 4096) < 0 ||
+        getsockname(fd, (struct sockaddr *)&bound, &bl) < 0) {
+        close(fd);
+        return -1;
+    }
+    h->lsock = fd;
+    h->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    /* the connection limit is shared out between the daemons */
+    unsigned limit = (unsigned)((c->max_connections + nl - 1) / nl);
+    if (limit < 1) limit = 1;
+    for (unsigned i = 0; i < nl; i++) {
+        h->ds[i] = MHD_start_daemon(
+            daemon_flags(ss, MHD_USE_EPOLL), 0, NULL, NULL, on_request, h,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, limit,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout_s,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->max_header_bytes,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+            h, MHD_OPTION_END);
+        if (!h->ds[i]) break;
+        h->nd = i + 1;
+        lane_op op = {.h = h, .i = i, .rc = -1};
+        if (sb_up_lane_call(h->o.up, i, lane_attach_fn, &op) < 0 || op.rc < 0) break;
+    }
+    if (h->nd == nl && h->ds[nl - 1]) return 0;
+    stop_lanes(h);
+    return -1;
+}
+
 sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
 {
     sb_http *h = calloc(1, sizeof *h);
@@ -1143,25 +1292,15 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
         free(h);
         return NULL;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->cfg->http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->cfg->max_header_bytes,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_END);
-    if (!h->d) {
+    h->lsock = -1;
+    unsigned nl = o->up ? sb_up_lanes(o->up) : 0;
+    if (nl > 0 ? start_lanes(h, &ss, sl, nl) < 0 : start_pool(h, &ss) < 0) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)",
                  o->cfg->listen);
         free(atomic_load(&h->origins));
         free(h);
         return NULL;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = di ? di->port : 0;
     if (o->cfg->public_url[0]) {
         sb_strlcpy(h->public_url, o->cfg->public_url, sizeof h->public_url);
         size_t n = strlen(h->public_url);
@@ -1221,8 +1360,19 @@ const char *sb_http_public_url(const sb_http *h)
 void sb_http_quiesce(sb_http *h)
 {
     atomic_store(&h->draining, 1);
-    MHD_socket s = MHD_quiesce_daemon(h->d);
-    if (s != MHD_INVALID_SOCKET) close(s);
+    if (h->d) {
+        MHD_socket s = MHD_quiesce_daemon(h->d);
+        if (s != MHD_INVALID_SOCKET) close(s);
+        return;
+    }
+    if (h->quiesced) return;
+    for (unsigned i = 0; i < h->nd; i++) {
+        lane_op op = {.h = h, .i = i};
+        sb_up_lane_call(h->o.up, i, lane_quiesce_fn, &op);
+    }
+    h->quiesced = 1;
+    if (h->lsock >= 0) close(h->lsock); /* no daemon watches it any more */
+    h->lsock = -1;
 }
 
 unsigned sb_http_in_flight(const sb_http *h)
@@ -1233,7 +1383,10 @@ unsigned sb_http_in_flight(const sb_http *h)
 void sb_http_stop(sb_http *h)
 {
     if (!h) return;
-    MHD_stop_daemon(h->d);
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    else
+        stop_lanes(h);
     for (origin_list *ol = atomic_load(&h->origins); ol;) {
         origin_list *next = ol->retired;
         free(ol);

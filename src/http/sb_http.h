@@ -39,6 +39,10 @@ typedef struct sb_http_options {
     struct sb_ratelimit *ratelimit;
     /* 1: /readyz answers 503 "keys_not_loaded" until sb_http_set_keys_loaded(h, 1) */
     int keys_pending;
+    /* The upstream engine (borrowed; must outlive sb_http_stop). When it has serving lanes, one
+     * daemon runs on each lane's thread (requests, upstream transfers and replies on one thread);
+     * NULL or no lanes: libmicrohttpd's own pool of cfg->http_threads epoll threads. */
+    struct sb_up *up;
 } sb_http_options;
 
 /* Parse "ADDR:PORT" ("[v6]:PORT", "localhost:PORT") into a socket address; *loopback = 1 for a

@@ -1357,15 +1357,8 @@ void sb_mcp_admit_refuse(sb_mcp_call *c, int status, const char *www, cJSON *bod
 static size_t end_session_calls(sb_session *s, int shutdown)
 {
     size_t n = 0;
-    for (;;) {
-        pthread_mutex_lock(&s->mu);
-        sb_session_entry *e = s->calls;
-        char key[80] = "";
-        if (e) sb_strlcpy(key, e->key, sizeof key);
-        pthread_mutex_unlock(&s->mu);
-        if (!e) break;
-        sb_mcp_call *c = sb_session_take(s, &s->calls, key);
-        if (!c) continue;
+    sb_mcp_call *c;
+    while ((c = sb_session_take_any(s, &s->calls)) != NULL) {
         pthread_mutex_lock(&c->mu);
         c->tracked = 0;
         pthread_mutex_unlock(&c->mu);

@@ -34,13 +34,19 @@ sb_sessions *sb_sessions_new(unsigned max, unsigned idle_s)
     return t;
 }
 
-static void free_entries(sb_session_entry *e)
+static void map_free(sb_session_map *m)
 {
-    while (e) {
-        sb_session_entry *n = e->next;
-        free(e);
-        e = n;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        sb_session_entry *e = m->buckets[i];
+        while (e) {
+            sb_session_entry *n = e->next;
+            free(e);
+            e = n;
+        }
     }
+    free(m->buckets);
+    m->buckets = NULL;
+    m->nbuckets = m->count = 0;
 }
 
 void sb_session_ref(sb_session *s)
@@ -57,8 +63,8 @@ void sb_session_release(sb_session *s)
     int last = --s->refs == 0;
     pthread_mutex_unlock(&s->mu);
     if (!last) return;
-    free_entries(s->calls);
-    free_entries(s->pending);
+    map_free(&s->calls);
+    map_free(&s->pending);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -89,7 +95,7 @@ static size_t sweep_locked(sb_sessions *t, uint64_t now)
         while (*pp) {
             sb_session *s = *pp;
             pthread_mutex_lock(&s->mu);
-            int expired = s->ended || (now - s->last_used_ms > idle_ms && s->calls == NULL);
+            int expired = s->ended || (now - s->last_used_ms > idle_ms && s->calls.count == 0);
             if (expired) s->ended = 1;
             pthread_mutex_unlock(&s->mu);
             if (expired) {
@@ -205,7 +211,7 @@ sb_session *sb_sessions_get(sb_sessions *t, const char *id, const char *fingerpr
         uint64_t now = sb_mono_ms();
         pthread_mutex_lock(&s->mu);
         int ok = !s->ended && s->admitted && owner_matches(s, fingerprint) &&
-                 (now - s->last_used_ms <= (uint64_t)t->idle_s * 1000 || s->calls != NULL);
+                 (now - s->last_used_ms <= (uint64_t)t->idle_s * 1000 || s->calls.count > 0);
         if (ok) {
             s->refs++;
             s->last_used_ms = now;
@@ -276,7 +282,60 @@ int sb_sessions_snapshot(sb_sessions *t, sb_session ***out, size_t *n)
     return arr ? 0 : -1;
 }
 
-int sb_session_put(sb_session *s, sb_session_entry **table, const char *key, void *ptr)
+/* ---- per-session keyed tables (s->mu held inside) ------------------------------------------ */
+
+#define MAP_MIN_BUCKETS 8
+
+static uint32_t key_hash(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* Double the bucket array (or allocate the first one). On allocation failure the map keeps its
+ * buckets: chains get longer, nothing is lost. */
+static void map_grow(sb_session_map *m)
+{
+    size_t n = m->nbuckets ? m->nbuckets * 2 : MAP_MIN_BUCKETS;
+    sb_session_entry **b = calloc(n, sizeof *b);
+    if (!b) return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        sb_session_entry *e = m->buckets[i];
+        while (e) {
+            sb_session_entry *next = e->next;
+            size_t j = e->hash & (n - 1);
+            e->next = b[j];
+            b[j] = e;
+            e = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+}
+
+/* The link pointing at the entry for key (hash h), or NULL when absent. */
+static sb_session_entry **map_find(sb_session_map *m, const char *key, uint32_t h)
+{
+    if (m->nbuckets == 0) return NULL;
+    for (sb_session_entry **pp = &m->buckets[h & (m->nbuckets - 1)]; *pp; pp = &(*pp)->next)
+        if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0) return pp;
+    return NULL;
+}
+
+/* Unlink and free the entry *pp points at; returns its pointer. */
+static void *map_unlink(sb_session_map *m, sb_session_entry **pp)
+{
+    sb_session_entry *e = *pp;
+    void *p = e->ptr;
+    *pp = e->next;
+    free(e);
+    m->count--;
+    return p;
+}
+
+int sb_session_put(sb_session *s, sb_session_map *table, const char *key, void *ptr)
 {
     sb_session_entry *e = calloc(1, sizeof *e);
     if (!e) return -1;
@@ -285,30 +344,46 @@ int sb_session_put(sb_session *s, sb_session_entry **table, const char *key, voi
         return -1;
     }
     e->ptr = ptr;
+    e->hash = key_hash(e->key);
     pthread_mutex_lock(&s->mu);
-    for (sb_session_entry *x = *table; x; x = x->next) {
-        if (strcmp(x->key, key) == 0) {
-            pthread_mutex_unlock(&s->mu);
-            free(e);
-            return -1;
-        }
+    if (map_find(table, e->key, e->hash)) {
+        pthread_mutex_unlock(&s->mu);
+        free(e);
+        return -1;
     }
-    e->next = *table;
-    *table = e;
+    if (table->nbuckets == 0) map_grow(table);
+    if (table->nbuckets == 0) { /* the first bucket array could not be allocated */
+        pthread_mutex_unlock(&s->mu);
+        free(e);
+        return -1;
+    }
+    size_t b = e->hash & (table->nbuckets - 1);
+    e->next = table->buckets[b];
+    table->buckets[b] = e;
+    table->count++;
+    if (table->count > table->nbuckets) map_grow(table);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
-void *sb_session_take(sb_session *s, sb_session_entry **table, const char *key)
+void *sb_session_take(sb_session *s, sb_session_map *table, const char *key)
+{
+    uint32_t h = key_hash(key);
+    void *p = NULL;
+    pthread_mutex_lock(&s->mu);
+    sb_session_entry **pp = map_find(table, key, h);
+    if (pp) p = map_unlink(table, pp);
+    pthread_mutex_unlock(&s->mu);
+    return p;
+}
+
+void *sb_session_take_any(sb_session *s, sb_session_map *table)
 {
     void *p = NULL;
     pthread_mutex_lock(&s->mu);
-    for (sb_session_entry **pp = table; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->key, key) == 0) {
-            sb_session_entry *e = *pp;
-            *pp = e->next;
-            p = e->ptr;
-            free(e);
+    for (size_t i = 0; table->count > 0 && i < table->nbuckets; i++) {
+        if (table->buckets[i]) {
+            p = map_unlink(table, &table->buckets[i]);
             break;
         }
     }
@@ -316,18 +391,15 @@ void *sb_session_take(sb_session *s, sb_session_entry **table, const char *key)
     return p;
 }
 
-int sb_session_remove(sb_session *s, sb_session_entry **table, const char *key, void *ptr)
+int sb_session_remove(sb_session *s, sb_session_map *table, const char *key, void *ptr)
 {
+    uint32_t h = key_hash(key);
     int removed = 0;
     pthread_mutex_lock(&s->mu);
-    for (sb_session_entry **pp = table; *pp; pp = &(*pp)->next) {
-        if ((*pp)->ptr == ptr && strcmp((*pp)->key, key) == 0) {
-            sb_session_entry *e = *pp;
-            *pp = e->next;
-            free(e);
-            removed = 1;
-            break;
-        }
+    sb_session_entry **pp = map_find(table, key, h);
+    if (pp && (*pp)->ptr == ptr) {
+        map_unlink(table, pp);
+        removed = 1;
     }
     pthread_mutex_unlock(&s->mu);
     return removed;

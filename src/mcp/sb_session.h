@@ -11,10 +11,19 @@
 #define SB_FP_MAX 200         /* owner key capacity: credential fingerprint + route */
 
 typedef struct sb_session_entry {
-    struct sb_session_entry *next;
-    char key[80]; /* sb_rpc_id_key */
-    void *ptr;
+    struct sb_session_entry *next; /* bucket chain */
+    uint32_t hash;                 /* FNV-1a of key */
+    char key[80];                  /* sb_rpc_id_key */
+    void *ptr;                     /* not owned */
 } sb_session_entry;
+
+/* A per-session keyed table: a chained hash table, empty (no buckets) until the first put, doubling
+ * when it holds more entries than buckets. Owns its entries; freed with the session. */
+typedef struct sb_session_map {
+    sb_session_entry **buckets;    /* nbuckets chains (NULL while empty) */
+    size_t nbuckets;               /* 0 or a power of two */
+    size_t count;                  /* entries */
+} sb_session_map;
 
 typedef struct sb_session {
     char id[SB_SESSION_ID_LEN + 1];
@@ -35,8 +44,8 @@ typedef struct sb_session {
     int ended;
     uint64_t last_used_ms;
     uint64_t alive_checked_ms;    /* when the shared store last confirmed it (sb_mcp hooks) */
-    sb_session_entry *calls;      /* in-flight client requests: key -> sb_mcp_call* */
-    sb_session_entry *pending;    /* server-to-client requests awaiting a reply: key -> void* */
+    sb_session_map calls;         /* in-flight client requests: key -> sb_mcp_call* */
+    sb_session_map pending;       /* server-to-client requests awaiting a reply: key -> void* */
     struct sb_session *hnext;     /* table chain (table lock) */
 } sb_session;
 
@@ -68,11 +77,15 @@ int sb_sessions_snapshot(sb_sessions *t, sb_session ***out, size_t *n);
 void sb_session_ref(sb_session *s);
 void sb_session_release(sb_session *s);
 
-/* Per-session keyed tables (thread-safe). put fails (-1) if the key exists or allocation fails. */
-int sb_session_put(sb_session *s, sb_session_entry **table, const char *key, void *ptr);
+/* Per-session keyed tables (&s->calls, &s->pending; thread-safe: all under s->mu; O(1) expected).
+ * Keys are copied (at most 79 characters); pointers are not owned. put fails (-1) if the key
+ * exists, is too long, or allocation fails. */
+int sb_session_put(sb_session *s, sb_session_map *table, const char *key, void *ptr);
 /* Remove and return the entry's pointer (NULL if absent). */
-void *sb_session_take(sb_session *s, sb_session_entry **table, const char *key);
+void *sb_session_take(sb_session *s, sb_session_map *table, const char *key);
+/* Remove and return some entry's pointer (NULL if the table is empty). For draining a table. */
+void *sb_session_take_any(sb_session *s, sb_session_map *table);
 /* Remove the entry only if it still maps to ptr. 1 if removed, 0 if absent. */
-int sb_session_remove(sb_session *s, sb_session_entry **table, const char *key, void *ptr);
+int sb_session_remove(sb_session *s, sb_session_map *table, const char *key, void *ptr);
 
 #endif

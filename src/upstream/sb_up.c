@@ -22,6 +22,7 @@
 
 #define MAX_HDR_BYTES 65536
 #define POOL_MAX 256
+#define LANE_ID_MUL 32 /* job id = sequence * 32 + lane index */
 
 typedef struct net {
     int family;
@@ -47,7 +48,47 @@ typedef struct job {
     sb_up_done_fn done;
     void *arg;
     struct sb_up *u;
+    struct lane *l;               /* the lane that runs it */
 } job;
+
+/* A function to run on a lane's thread (sb_up_lane_call), with its caller waiting. */
+typedef struct lane_task {
+    struct lane_task *next;
+    void (*fn)(void *);
+    void *arg;
+    int done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} lane_task;
+
+/* One event-loop thread with its own libcurl multi handle. Lane 0 takes requests from any
+ * thread; lanes 1..n also run one external event source (the HTTP server's daemon), so a call's
+ * request, upstream transfer and reply stay on one thread. */
+typedef struct lane {
+    struct sb_up *u;
+    unsigned idx;
+    CURLM *multi;
+    int ep, evfd;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;        /* protects queue, cancels, tasks, stopping */
+    job *q_head, *q_tail;
+    uint64_t *cancels;
+    size_t n_cancels, cap_cancels;
+    lane_task *tasks;
+    int stopping;
+    /* lane-thread only */
+    job *active;
+    job *backoff;              /* sorted by retry_at_ms */
+    uint64_t curl_deadline_ms; /* 0 = none */
+    CURL *pool[POOL_MAX];
+    size_t npool;
+    atomic_int src_kick;       /* sb_up_lane_kick: run the source this turn */
+    int src_fd;                /* the external source, or -1 */
+    void (*src_run)(void *);
+    long (*src_timeout)(void *);
+    void *src_arg;
+} lane;
 
 struct sb_up {
     sb_up_options o;
@@ -55,23 +96,14 @@ struct sb_up {
     size_t n_http_prefixes;
     net nets[SB_UP_MAX_ALLOW];
     size_t n_nets;
-    CURLM *multi;
-    int ep, evfd;
-    pthread_t thread;
-    pthread_mutex_t mu;        /* protects queue, cancels, stopping */
-    job *q_head, *q_tail;
-    uint64_t *cancels;
-    size_t n_cancels, cap_cancels;
-    int stopping;
     atomic_uint in_flight;
     atomic_uint_fast64_t next_id;
-    /* engine-thread only */
-    job *active;
-    job *backoff;              /* sorted by retry_at_ms */
-    uint64_t curl_deadline_ms; /* 0 = none */
-    CURL *pool[POOL_MAX];
-    size_t npool;
+    unsigned nlanes;           /* 1 + o.lanes */
+    lane lanes[1 + SB_UP_MAX_LANES];
 };
+
+/* the lane whose thread this is, or NULL */
+static __thread lane *tl_lane;
 
 /* ---- address policy ------------------------------------------------------------------------ */
 
@@ -207,7 +239,7 @@ static size_t header_cb(char *p, size_t sz, size_t nm, void *ud)
 
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    sb_up *u = userp;
+    lane *u = userp;
     (void)e;
     struct epoll_event ev = {0};
     ev.data.fd = s;
@@ -230,7 +262,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
-    sb_up *u = userp;
+    lane *u = userp;
     (void)m;
     u->curl_deadline_ms = timeout_ms < 0 ? 0 : sb_mono_ms() + (uint64_t)timeout_ms;
     if (timeout_ms >= 0 && u->curl_deadline_ms == 0) u->curl_deadline_ms = 1;
@@ -246,12 +278,12 @@ static int http_allowed(const sb_up *u, const char *url)
     return 0;
 }
 
-static void job_free(sb_up *u, job *j)
+static void job_free(lane *l, job *j)
 {
     if (j->easy) {
-        if (u->npool < POOL_MAX) {
+        if (l->npool < POOL_MAX) {
             curl_easy_reset(j->easy);
-            u->pool[u->npool++] = j->easy;
+            l->pool[l->npool++] = j->easy;
         } else {
             curl_easy_cleanup(j->easy);
         }
@@ -265,23 +297,23 @@ static void job_free(sb_up *u, job *j)
     free(j);
 }
 
-static void active_remove(sb_up *u, job *j)
+static void active_remove(lane *l, job *j)
 {
     if (j->prev_a)
         j->prev_a->next_a = j->next_a;
-    else if (u->active == j)
-        u->active = j->next_a;
+    else if (l->active == j)
+        l->active = j->next_a;
     if (j->next_a) j->next_a->prev_a = j->prev_a;
     j->prev_a = j->next_a = NULL;
 }
 
-static void finish(sb_up *u, job *j, int error, int status, const char *text)
+static void finish(lane *l, job *j, int error, int status, const char *text)
 {
     if (j->in_multi) {
-        curl_multi_remove_handle(u->multi, j->easy);
+        curl_multi_remove_handle(l->multi, j->easy);
         j->in_multi = 0;
     }
-    active_remove(u, j);
+    active_remove(l, j);
     if (j->resp.data == NULL) sb_buf_append(&j->resp, "", 0);
     if (j->hdrs.data == NULL) sb_buf_append(&j->hdrs, "", 0);
     sb_up_result r = {
@@ -295,20 +327,20 @@ static void finish(sb_up *u, job *j, int error, int status, const char *text)
         .hdrs_ = j->hdrs.data,
     };
     j->done(&r, j->arg);
-    job_free(u, j);
-    atomic_fetch_sub(&u->in_flight, 1);
+    job_free(l, j);
+    atomic_fetch_sub(&l->u->in_flight, 1);
 }
 
-static int start_attempt(sb_up *u, job *j)
+static int start_attempt(lane *l, job *j)
 {
     uint64_t now = sb_mono_ms();
     if (now >= j->deadline_ms) {
-        finish(u, j, SB_UP_ETIMEDOUT, 0, "deadline passed before the request could be sent");
+        finish(l, j, SB_UP_ETIMEDOUT, 0, "deadline passed before the request could be sent");
         return -1;
     }
-    if (!j->easy) j->easy = u->npool ? u->pool[--u->npool] : curl_easy_init();
+    if (!j->easy) j->easy = l->npool ? l->pool[--l->npool] : curl_easy_init();
     if (!j->easy) {
-        finish(u, j, SB_UP_EIO, 0, "out of memory");
+        finish(l, j, SB_UP_EIO, 0, "out of memory");
         return -1;
     }
     CURL *e = j->easy;
@@ -324,7 +356,7 @@ static int start_attempt(sb_up *u, job *j)
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, j->policy == SB_UP_POLICY_TRUSTED ||
                                                  (j->policy == SB_UP_POLICY_DEFAULT &&
-                                                  http_allowed(u, j->url))
+                                                  http_allowed(l->u, j->url))
                                              ? "http,https"
                                              : "https");
     /* Wait for a connection's HTTP/2 answer only where multiplexing can happen (https + ALPN):
@@ -332,7 +364,7 @@ static int start_attempt(sb_up *u, job *j)
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(j->url, "https://", 8) == 0 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)u->o.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)l->u->o.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(j->deadline_ms - now));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
@@ -341,14 +373,14 @@ static int start_attempt(sb_up *u, job *j)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
-    if (!j->idempotent || u->o.max_retries == 0) {
+    if (!j->idempotent || l->u->o.max_retries == 0) {
         /* libcurl silently resends a request whose reused connection dies before the first
          * response byte: an action must go out exactly once, so it gets a connection of its own */
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "signbridge");
-    if (u->o.ca_file && *u->o.ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, u->o.ca_file);
+    if (l->u->o.ca_file && *l->u->o.ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, l->u->o.ca_file);
     if (strcmp(j->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {
@@ -358,8 +390,8 @@ static int start_attempt(sb_up *u, job *j)
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body ? j->body : "");
         }
     }
-    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
-        finish(u, j, SB_UP_EIO, 0, "cannot start the transfer");
+    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
+        finish(l, j, SB_UP_EIO, 0, "cannot start the transfer");
         return -1;
     }
     j->in_multi = 1;
@@ -391,24 +423,24 @@ static long wait_hint_s(const char *hdrs)
     return -1;
 }
 
-static void backoff_insert(sb_up *u, job *j)
+static void backoff_insert(lane *l, job *j)
 {
-    job **pp = &u->backoff;
+    job **pp = &l->backoff;
     while (*pp && (*pp)->retry_at_ms <= j->retry_at_ms) pp = &(*pp)->next_q;
     j->next_q = *pp;
     *pp = j;
 }
 
 /* Decide whether to retry; returns 1 if scheduled. */
-static int maybe_retry(sb_up *u, job *j, int retryable, long hint_s)
+static int maybe_retry(lane *l, job *j, int retryable, long hint_s)
 {
-    if (!j->idempotent || !retryable || j->cancel || j->attempts > u->o.max_retries) return 0;
+    if (!j->idempotent || !retryable || j->cancel || j->attempts > l->u->o.max_retries) return 0;
     uint64_t now = sb_mono_ms();
     uint64_t wait;
     if (hint_s >= 0) {
         wait = (uint64_t)hint_s * 1000;
     } else {
-        uint64_t cap = (uint64_t)u->o.backoff_base_ms << (j->attempts - 1);
+        uint64_t cap = (uint64_t)l->u->o.backoff_base_ms << (j->attempts - 1);
         if (cap > 5000) cap = 5000;
         uint32_t r;
         sb_random_bytes(&r, sizeof r);
@@ -416,157 +448,212 @@ static int maybe_retry(sb_up *u, job *j, int retryable, long hint_s)
     }
     if (now + wait + 50 >= j->deadline_ms) return 0; /* would not fit in the deadline */
     if (j->in_multi) {
-        curl_multi_remove_handle(u->multi, j->easy);
+        curl_multi_remove_handle(l->multi, j->easy);
         j->in_multi = 0;
     }
     j->retry_at_ms = now + wait;
-    backoff_insert(u, j);
+    backoff_insert(l, j);
     return 1;
 }
 
-static void on_done(sb_up *u, CURL *e, CURLcode code)
+static void on_done(lane *l, CURL *e, CURLcode code)
 {
     job *j = NULL;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&j);
     if (!j) return;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(u->multi, e);
+    curl_multi_remove_handle(l->multi, e);
     j->in_multi = 0;
     if (j->cancel) {
-        finish(u, j, SB_UP_ECANCELLED, (int)status, "cancelled");
+        finish(l, j, SB_UP_ECANCELLED, (int)status, "cancelled");
         return;
     }
     if (j->too_big) {
         char msg[96];
         snprintf(msg, sizeof msg, "response larger than %zu bytes", j->max_resp);
-        finish(u, j, SB_UP_ETOOBIG, (int)status, msg);
+        finish(l, j, SB_UP_ETOOBIG, (int)status, msg);
         return;
     }
     if (j->refused) {
-        finish(u, j, SB_UP_EREFUSED, 0, "destination address refused by policy (private or "
+        finish(l, j, SB_UP_EREFUSED, 0, "destination address refused by policy (private or "
                                         "loopback network not allow-listed)");
         return;
     }
     if (code == CURLE_OK) {
         int retryable = status == 429 || status == 502 || status == 503 || status == 504;
-        if (retryable && maybe_retry(u, j, 1, wait_hint_s(j->hdrs.data ? j->hdrs.data : "")))
+        if (retryable && maybe_retry(l, j, 1, wait_hint_s(j->hdrs.data ? j->hdrs.data : "")))
             return;
-        finish(u, j, SB_UP_OK, (int)status, NULL);
+        finish(l, j, SB_UP_OK, (int)status, NULL);
         return;
     }
     const char *text = curl_easy_strerror(code);
     switch (code) {
     case CURLE_UNSUPPORTED_PROTOCOL:
-        finish(u, j, SB_UP_EREFUSED, 0, "scheme not allowed (https only)");
+        finish(l, j, SB_UP_EREFUSED, 0, "scheme not allowed (https only)");
         return;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
-        if (maybe_retry(u, j, 1, -1)) return;
-        finish(u, j, SB_UP_ECONNECT, 0, text);
+        if (maybe_retry(l, j, 1, -1)) return;
+        finish(l, j, SB_UP_ECONNECT, 0, text);
         return;
     case CURLE_OPERATION_TIMEDOUT:
-        if (sb_mono_ms() + 50 < j->deadline_ms && status == 0 && maybe_retry(u, j, 1, -1)) return;
-        finish(u, j, sb_mono_ms() + 50 >= j->deadline_ms ? SB_UP_ETIMEDOUT : SB_UP_ECONNECT,
+        if (sb_mono_ms() + 50 < j->deadline_ms && status == 0 && maybe_retry(l, j, 1, -1)) return;
+        finish(l, j, sb_mono_ms() + 50 >= j->deadline_ms ? SB_UP_ETIMEDOUT : SB_UP_ECONNECT,
                (int)status, text);
         return;
     default:
-        finish(u, j, SB_UP_EIO, (int)status, text);
+        finish(l, j, SB_UP_EIO, (int)status, text);
         return;
     }
 }
 
-static void check_info(sb_up *u)
+/* Completed transfers: their callbacks run here. Returns how many. */
+static int check_info(lane *l)
 {
     CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(u->multi, &left)))
-        if (m->msg == CURLMSG_DONE) on_done(u, m->easy_handle, m->data.result);
+    int left, n = 0;
+    while ((m = curl_multi_info_read(l->multi, &left)))
+        if (m->msg == CURLMSG_DONE) {
+            on_done(l, m->easy_handle, m->data.result);
+            n++;
+        }
+    return n;
 }
 
-static void drain_commands(sb_up *u, int *stopping)
+/* Take what other threads (or this one) queued: new jobs, cancellations, tasks. */
+static void drain_commands(lane *l, int *stopping)
 {
-    uint64_t v;
-    ssize_t r = read(u->evfd, &v, sizeof v);
-    (void)r;
-    pthread_mutex_lock(&u->mu);
-    job *q = u->q_head;
-    u->q_head = u->q_tail = NULL;
-    uint64_t *cancels = u->cancels;
-    size_t nc = u->n_cancels;
-    u->cancels = NULL;
-    u->n_cancels = u->cap_cancels = 0;
-    *stopping = u->stopping;
-    pthread_mutex_unlock(&u->mu);
+    pthread_mutex_lock(&l->mu);
+    job *q = l->q_head;
+    l->q_head = l->q_tail = NULL;
+    uint64_t *cancels = l->cancels;
+    size_t nc = l->n_cancels;
+    l->cancels = NULL;
+    l->n_cancels = l->cap_cancels = 0;
+    lane_task *tasks = l->tasks;
+    l->tasks = NULL;
+    *stopping = l->stopping;
+    pthread_mutex_unlock(&l->mu);
     while (q) {
         job *n = q->next_q;
         q->next_q = NULL;
-        q->next_a = u->active;
-        if (u->active) u->active->prev_a = q;
-        u->active = q;
-        start_attempt(u, q);
+        q->next_a = l->active;
+        if (l->active) l->active->prev_a = q;
+        l->active = q;
+        start_attempt(l, q);
         q = n;
     }
     for (size_t i = 0; i < nc; i++) {
-        for (job *j = u->active; j; j = j->next_a) {
+        for (job *j = l->active; j; j = j->next_a) {
             if (j->id != cancels[i]) continue;
             j->cancel = 1;
             /* in backoff: take it out of the list */
-            for (job **pp = &u->backoff; *pp; pp = &(*pp)->next_q)
+            for (job **pp = &l->backoff; *pp; pp = &(*pp)->next_q)
                 if (*pp == j) {
                     *pp = j->next_q;
                     break;
                 }
-            finish(u, j, SB_UP_ECANCELLED, 0, "cancelled");
+            finish(l, j, SB_UP_ECANCELLED, 0, "cancelled");
             break;
         }
     }
     free(cancels);
+    /* tasks were pushed newest first: run them in order */
+    lane_task *rev = NULL;
+    while (tasks) {
+        lane_task *n = tasks->next;
+        tasks->next = rev;
+        rev = tasks;
+        tasks = n;
+    }
+    while (rev) {
+        lane_task *n = rev->next;
+        rev->fn(rev->arg);
+        pthread_mutex_lock(&rev->mu);
+        rev->done = 1; /* the waiter frees the task once it sees this */
+        pthread_cond_signal(&rev->cv);
+        pthread_mutex_unlock(&rev->mu);
+        rev = n;
+    }
+}
+
+static int has_commands(lane *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int any = l->q_head || l->n_cancels || l->tasks || l->stopping;
+    pthread_mutex_unlock(&l->mu);
+    return any;
 }
 
 static void *run(void *arg)
 {
-    sb_up *u = arg;
+    lane *l = arg;
+    tl_lane = l;
     int stopping = 0;
     for (;;) {
         uint64_t now = sb_mono_ms();
         long timeout = 1000;
-        if (u->curl_deadline_ms) timeout = u->curl_deadline_ms > now ? (long)(u->curl_deadline_ms - now) : 0;
-        if (u->backoff) {
-            long b = u->backoff->retry_at_ms > now ? (long)(u->backoff->retry_at_ms - now) : 0;
+        if (l->curl_deadline_ms) timeout = l->curl_deadline_ms > now ? (long)(l->curl_deadline_ms - now) : 0;
+        if (l->backoff) {
+            long b = l->backoff->retry_at_ms > now ? (long)(l->backoff->retry_at_ms - now) : 0;
             if (b < timeout) timeout = b;
         }
+        uint64_t src_due = 0;
+        if (l->src_timeout) {
+            long st = l->src_timeout(l->src_arg);
+            if (st >= 0) src_due = now + (uint64_t)st;
+            if (st >= 0 && st < timeout) timeout = st;
+        }
+        /* work queued by this thread itself (a source that submitted, a callback that
+         * cancelled) must not wait for the next event */
+        if (timeout > 0 && (has_commands(l) || atomic_load(&l->src_kick))) timeout = 0;
         struct epoll_event evs[128];
-        int n = epoll_wait(u->ep, evs, 128, (int)timeout);
-        int running;
+        int n = epoll_wait(l->ep, evs, 128, (int)timeout);
+        int running, src_ready = 0;
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.fd == u->evfd) {
-                drain_commands(u, &stopping);
+            int fd = evs[i].data.fd;
+            if (fd == l->evfd) {
+                uint64_t v;
+                ssize_t r = read(l->evfd, &v, sizeof v);
+                (void)r;
+                continue;
+            }
+            if (fd == l->src_fd && l->src_run) {
+                src_ready = 1;
                 continue;
             }
             int flags = 0;
             if (evs[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
             if (evs[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
             if (evs[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
-            curl_multi_socket_action(u->multi, evs[i].data.fd, flags, &running);
+            curl_multi_socket_action(l->multi, fd, flags, &running);
         }
         now = sb_mono_ms();
-        if (u->curl_deadline_ms && now >= u->curl_deadline_ms) {
-            u->curl_deadline_ms = 0;
-            curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        if (l->curl_deadline_ms && now >= l->curl_deadline_ms) {
+            l->curl_deadline_ms = 0;
+            curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         }
-        check_info(u);
-        while (u->backoff && u->backoff->retry_at_ms <= sb_mono_ms()) {
-            job *j = u->backoff;
-            u->backoff = j->next_q;
+        int completed = check_info(l);
+        while (l->backoff && l->backoff->retry_at_ms <= sb_mono_ms()) {
+            job *j = l->backoff;
+            l->backoff = j->next_q;
             j->next_q = NULL;
-            start_attempt(u, j);
+            start_attempt(l, j);
         }
+        /* the source runs after the transfers' callbacks, so what they resumed is served in
+         * this same turn; it also runs when its own timeout is due */
+        int kicked = atomic_exchange(&l->src_kick, 0);
+        if (l->src_run &&
+            (src_ready || completed || kicked || (src_due && sb_mono_ms() >= src_due)))
+            l->src_run(l->src_arg);
+        drain_commands(l, &stopping);
         if (stopping) break;
     }
     /* shutdown: everything still running is cancelled */
-    u->backoff = NULL; /* those jobs are on the active list too */
-    while (u->active) finish(u, u->active, SB_UP_ECANCELLED, 0, "engine stopping");
+    l->backoff = NULL; /* those jobs are on the active list too */
+    while (l->active) finish(l, l->active, SB_UP_ECANCELLED, 0, "engine stopping");
+    tl_lane = NULL;
     return NULL;
 }
 
@@ -597,17 +684,50 @@ const char *sb_up_header(const sb_up_result *r, const char *name)
     return NULL;
 }
 
+static void lane_free(lane *l)
+{
+    for (size_t i = 0; i < l->npool; i++) curl_easy_cleanup(l->pool[i]);
+    l->npool = 0;
+    if (l->multi) curl_multi_cleanup(l->multi);
+    if (l->ep >= 0) close(l->ep);
+    if (l->evfd >= 0) close(l->evfd);
+    free(l->cancels);
+    pthread_mutex_destroy(&l->mu);
+}
+
+static int lane_init(sb_up *u, lane *l, unsigned idx)
+{
+    l->u = u;
+    l->idx = idx;
+    l->src_fd = -1;
+    pthread_mutex_init(&l->mu, NULL);
+    l->multi = curl_multi_init();
+    l->ep = epoll_create1(EPOLL_CLOEXEC);
+    l->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!l->multi || l->ep < 0 || l->evfd < 0) return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->evfd};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, l->evfd, &ev) < 0) return -1;
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)u->o.max_host_connections);
+    curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return 0;
+}
+
 sb_up *sb_up_start(const sb_up_options *o, char *err, size_t errlen)
 {
     sb_up *u = calloc(1, sizeof *u);
     if (!u) return NULL;
-    u->ep = u->evfd = -1;
     u->o = *o;
     if (!u->o.max_host_connections) u->o.max_host_connections = 1024;
     if (!u->o.connect_timeout_ms) u->o.connect_timeout_ms = 5000;
     if (!u->o.max_response_bytes) u->o.max_response_bytes = (size_t)8 << 20;
     if (!u->o.backoff_base_ms) u->o.backoff_base_ms = 200;
+    if (u->o.lanes > SB_UP_MAX_LANES) u->o.lanes = SB_UP_MAX_LANES;
     u->o.ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
+    u->nlanes = 0;
     for (const char *const *p = o->http_allowed_prefixes; p && *p; p++) {
         char **np = realloc(u->http_prefixes, (u->n_http_prefixes + 1) * sizeof *np);
         if (!np) break;
@@ -621,33 +741,37 @@ sb_up *sb_up_start(const sb_up_options *o, char *err, size_t errlen)
         }
         u->n_nets++;
     }
-    pthread_mutex_init(&u->mu, NULL);
     atomic_init(&u->in_flight, 0);
     atomic_init(&u->next_id, 1);
-    u->multi = curl_multi_init();
-    u->ep = epoll_create1(EPOLL_CLOEXEC);
-    u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!u->multi || u->ep < 0 || u->evfd < 0) {
-        snprintf(err, errlen, "upstream: cannot create the event loop");
-        goto fail;
+    for (unsigned i = 0; i < 1 + u->o.lanes; i++) {
+        u->nlanes = i + 1;
+        if (lane_init(u, &u->lanes[i], i) < 0) {
+            snprintf(err, errlen, "upstream: cannot create the event loop");
+            goto fail;
+        }
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = u->evfd};
-    epoll_ctl(u->ep, EPOLL_CTL_ADD, u->evfd, &ev);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)u->o.max_host_connections);
-    curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    if (pthread_create(&u->thread, NULL, run, u) != 0) {
-        snprintf(err, errlen, "upstream: cannot start the engine thread");
-        goto fail;
+    for (unsigned i = 0; i < u->nlanes; i++) {
+        if (pthread_create(&u->lanes[i].thread, NULL, run, &u->lanes[i]) != 0) {
+            snprintf(err, errlen, "upstream: cannot start the engine thread");
+            goto fail;
+        }
+        u->lanes[i].started = 1;
     }
     return u;
 fail:
-    if (u->multi) curl_multi_cleanup(u->multi);
-    if (u->ep >= 0) close(u->ep);
-    if (u->evfd >= 0) close(u->evfd);
+    for (unsigned i = 0; i < u->nlanes; i++) {
+        lane *l = &u->lanes[i];
+        if (l->started) {
+            pthread_mutex_lock(&l->mu);
+            l->stopping = 1;
+            pthread_mutex_unlock(&l->mu);
+            uint64_t one = 1;
+            ssize_t w = write(l->evfd, &one, sizeof one);
+            (void)w;
+            pthread_join(l->thread, NULL);
+        }
+        lane_free(l);
+    }
     for (size_t i = 0; i < u->n_http_prefixes; i++) free(u->http_prefixes[i]);
     free(u->http_prefixes);
     free((char *)u->o.ca_file);
@@ -655,10 +779,13 @@ fail:
     return NULL;
 }
 
-static void wake(sb_up *u)
+/* Wake lane l's thread unless it is the calling thread (which drains its commands before it
+ * sleeps again). */
+static void wake(lane *l)
 {
+    if (tl_lane == l) return;
     uint64_t one = 1;
-    ssize_t w = write(u->evfd, &one, sizeof one);
+    ssize_t w = write(l->evfd, &one, sizeof one);
     (void)w;
 }
 
@@ -666,7 +793,9 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
 {
     job *j = calloc(1, sizeof *j);
     if (!j) return -1;
+    lane *l = rq->local && tl_lane && tl_lane->u == u ? tl_lane : &u->lanes[0];
     j->u = u;
+    j->l = l;
     j->method = strdup(rq->method ? rq->method : "GET");
     j->url = strdup(rq->url);
     if (rq->body) {
@@ -697,47 +826,51 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
     sb_buf_init(&j->hdrs, MAX_HDR_BYTES);
     j->done = done;
     j->arg = arg;
-    j->id = atomic_fetch_add(&u->next_id, 1);
+    /* the low bits say which lane runs it (for sb_up_cancel) */
+    j->id = atomic_fetch_add(&u->next_id, 1) * LANE_ID_MUL + l->idx;
     if (!ok) {
         j->easy = NULL;
-        job_free(u, j);
+        job_free(l, j);
         return -1;
     }
-    pthread_mutex_lock(&u->mu);
-    if (u->stopping) {
-        pthread_mutex_unlock(&u->mu);
-        job_free(u, j);
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
+        pthread_mutex_unlock(&l->mu);
+        job_free(l, j);
         return -1;
     }
     atomic_fetch_add(&u->in_flight, 1);
-    if (u->q_tail)
-        u->q_tail->next_q = j;
+    if (l->q_tail)
+        l->q_tail->next_q = j;
     else
-        u->q_head = j;
-    u->q_tail = j;
+        l->q_head = j;
+    l->q_tail = j;
     uint64_t jid = j->id;
-    pthread_mutex_unlock(&u->mu);
+    pthread_mutex_unlock(&l->mu);
     if (id) *id = jid;
-    wake(u);
+    wake(l);
     return 0;
 }
 
 void sb_up_cancel(sb_up *u, uint64_t id)
 {
-    pthread_mutex_lock(&u->mu);
-    if (u->n_cancels == u->cap_cancels) {
-        size_t nc = u->cap_cancels ? u->cap_cancels * 2 : 16;
-        uint64_t *n = realloc(u->cancels, nc * sizeof *n);
+    unsigned idx = (unsigned)(id % LANE_ID_MUL);
+    if (idx >= u->nlanes) return;
+    lane *l = &u->lanes[idx];
+    pthread_mutex_lock(&l->mu);
+    if (l->n_cancels == l->cap_cancels) {
+        size_t nc = l->cap_cancels ? l->cap_cancels * 2 : 16;
+        uint64_t *n = realloc(l->cancels, nc * sizeof *n);
         if (!n) {
-            pthread_mutex_unlock(&u->mu);
+            pthread_mutex_unlock(&l->mu);
             return;
         }
-        u->cancels = n;
-        u->cap_cancels = nc;
+        l->cancels = n;
+        l->cap_cancels = nc;
     }
-    u->cancels[u->n_cancels++] = id;
-    pthread_mutex_unlock(&u->mu);
-    wake(u);
+    l->cancels[l->n_cancels++] = id;
+    pthread_mutex_unlock(&l->mu);
+    wake(l);
 }
 
 unsigned sb_up_in_flight(const sb_up *u)
@@ -745,23 +878,88 @@ unsigned sb_up_in_flight(const sb_up *u)
     return atomic_load(&((sb_up *)u)->in_flight);
 }
 
+unsigned sb_up_lanes(const sb_up *u)
+{
+    return u ? u->o.lanes : 0;
+}
+
+int sb_up_lane_call(sb_up *u, unsigned i, void (*fn)(void *), void *arg)
+{
+    if (!u || i >= u->o.lanes) return -1;
+    lane *l = &u->lanes[1 + i];
+    if (tl_lane == l) {
+        fn(arg);
+        return 0;
+    }
+    lane_task t = {.fn = fn, .arg = arg};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
+        pthread_mutex_unlock(&l->mu);
+        pthread_cond_destroy(&t.cv);
+        pthread_mutex_destroy(&t.mu);
+        return -1;
+    }
+    t.next = l->tasks;
+    l->tasks = &t;
+    pthread_mutex_unlock(&l->mu);
+    wake(l);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done) pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    pthread_cond_destroy(&t.cv);
+    pthread_mutex_destroy(&t.mu);
+    return 0;
+}
+
+void sb_up_lane_kick(sb_up *u, unsigned i)
+{
+    if (!u || i >= u->o.lanes) return;
+    lane *l = &u->lanes[1 + i];
+    if (atomic_exchange(&l->src_kick, 1) == 0) wake(l);
+}
+
+int sb_up_lane_attach(sb_up *u, unsigned i, int fd, void (*run_fn)(void *),
+                      long (*timeout_fn)(void *), void *arg)
+{
+    if (!u || i >= u->o.lanes) return -1;
+    lane *l = &u->lanes[1 + i];
+    if (tl_lane != l) return -1; /* only from the lane's own thread (inside sb_up_lane_call) */
+    if (l->src_fd >= 0) {
+        epoll_ctl(l->ep, EPOLL_CTL_DEL, l->src_fd, NULL);
+        l->src_fd = -1;
+    }
+    l->src_run = NULL;
+    l->src_timeout = NULL;
+    l->src_arg = NULL;
+    if (fd < 0) return 0;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return -1;
+    l->src_fd = fd;
+    l->src_run = run_fn;
+    l->src_timeout = timeout_fn;
+    l->src_arg = arg;
+    return 0;
+}
+
 void sb_up_stop(sb_up *u)
 {
     if (!u) return;
-    pthread_mutex_lock(&u->mu);
-    u->stopping = 1;
-    pthread_mutex_unlock(&u->mu);
-    wake(u);
-    pthread_join(u->thread, NULL);
-    /* jobs queued after the thread stopped (none: submit refuses once stopping) */
-    for (size_t i = 0; i < u->npool; i++) curl_easy_cleanup(u->pool[i]);
-    curl_multi_cleanup(u->multi);
-    close(u->ep);
-    close(u->evfd);
+    for (unsigned i = 0; i < u->nlanes; i++) {
+        lane *l = &u->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        l->stopping = 1;
+        pthread_mutex_unlock(&l->mu);
+        uint64_t one = 1;
+        ssize_t w = write(l->evfd, &one, sizeof one);
+        (void)w;
+    }
+    for (unsigned i = 0; i < u->nlanes; i++) pthread_join(u->lanes[i].thread, NULL);
+    /* jobs queued after a thread stopped: none (submit refuses once stopping) */
+    for (unsigned i = 0; i < u->nlanes; i++) lane_free(&u->lanes[i]);
     for (size_t i = 0; i < u->n_http_prefixes; i++) free(u->http_prefixes[i]);
     free(u->http_prefixes);
-    free(u->cancels);
     free((char *)u->o.ca_file);
-    pthread_mutex_destroy(&u->mu);
     free(u);
 }

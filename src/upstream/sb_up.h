@@ -1,7 +1,13 @@
-/* sb_up: the asynchronous upstream HTTP engine: one thread owning one libcurl multi handle
- * (socket-action + epoll), connection reuse and HTTP/2, deadlines on everything, bounded
- * responses, retries for idempotent requests only, https only, and a destination-IP filter.
- * It moves bytes and knows no provider protocol. */
+/* sb_up: the asynchronous upstream HTTP engine: event-loop threads ("lanes"), each owning one
+ * libcurl multi handle (socket-action + epoll), connection reuse and HTTP/2, deadlines on
+ * everything, bounded responses, retries for idempotent requests only, https only, and a
+ * destination-IP filter. It moves bytes and knows no provider protocol.
+ *
+ * Lane 0 is the shared engine: it runs requests submitted from any thread. Serving lanes
+ * (options.lanes of them) each also run one external event source -- the HTTP server attaches a
+ * libmicrohttpd daemon to each -- and run the requests their own thread submits with `local`
+ * set, so a proxied call's request, upstream transfer and reply stay on one thread with no
+ * cross-thread wake-up (../shared/reference/c-service-practice.md 2.5, design C). */
 #ifndef SB_UP_H
 #define SB_UP_H
 #include <stddef.h>
@@ -10,6 +16,7 @@
 typedef struct sb_up sb_up;
 
 #define SB_UP_MAX_ALLOW 16
+#define SB_UP_MAX_LANES 16
 
 typedef struct sb_up_options {
     const char *ca_file;              /* PEM bundle for TLS verification; NULL = system store */
@@ -24,6 +31,7 @@ typedef struct sb_up_options {
     /* Destinations in loopback, private, link-local, CGNAT, ULA or unspecified ranges are refused
      * unless listed here as "ADDR" or "ADDR/PREFIX" (IPv4 or IPv6). NULL-terminated, copied. */
     const char *const *allowed_networks;
+    unsigned lanes;                   /* serving lanes besides the shared one (0..SB_UP_MAX_LANES) */
 } sb_up_options;
 
 enum {
@@ -46,6 +54,10 @@ typedef struct sb_up_request {
     unsigned timeout_ms;          /* total deadline including retries and backoff; 0 = 30000 */
     size_t max_response;          /* 0 = the engine default */
     int policy;                   /* SB_UP_POLICY_*: which destinations this request may reach */
+    /* 1: when submitted on a serving lane's thread, run it on that lane (its callback then runs
+     * there too). Only for callers that never block waiting for the result: a lane thread that
+     * waits for its own lane's transfer would wait forever. 0: the shared lane. */
+    int local;
 } sb_up_request;
 
 /* Destination policy per request. DEFAULT: the engine's options (https, or an http prefix it
@@ -69,7 +81,7 @@ typedef struct sb_up_result {
  * per-thread buffer valid until the next sb_up_header call on the same thread. */
 const char *sb_up_header(const sb_up_result *r, const char *name);
 
-/* Called exactly once per accepted request, on the engine thread. The result and everything it
+/* Called exactly once per accepted request, on the thread of the lane that ran it. The result and everything it
  * points to are valid only during the call: copy what you keep. Do not block here. */
 typedef void (*sb_up_done_fn)(const sb_up_result *r, void *arg);
 
@@ -82,7 +94,23 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
 void sb_up_cancel(sb_up *u, uint64_t id);
 /* Requests accepted and not yet completed. */
 unsigned sb_up_in_flight(const sb_up *u);
-/* Cancel everything still running (callbacks run with SB_UP_ECANCELLED), stop the thread, free. */
+/* The number of serving lanes (options.lanes). */
+unsigned sb_up_lanes(const sb_up *u);
+/* Run fn(arg) on serving lane i's thread (0-based) and wait until it returns; on that thread
+ * itself it runs at once. 0, or -1 (no such lane, or stopping: fn did not run). */
+int sb_up_lane_call(sb_up *u, unsigned i, void (*fn)(void *), void *arg);
+/* Only on serving lane i's thread (inside sb_up_lane_call): watch `fd` for reading and call
+ * run(arg) on this thread when it is readable, or when the milliseconds timeout(arg) returns
+ * (-1 = none; asked before every wait) have passed; run also follows the transfers' callbacks
+ * of the same turn. One source per lane: a new one replaces the old; fd < 0 detaches. The
+ * source is borrowed: detach it before freeing it. 0 or -1. */
+int sb_up_lane_attach(sb_up *u, unsigned i, int fd, void (*run)(void *), long (*timeout)(void *),
+                      void *arg);
+/* Make serving lane i run its source soon (at the end of its current turn, or at once if it is
+ * waiting). Thread-safe and cheap: the HTTP server calls it after resuming a connection from any
+ * thread, since libmicrohttpd has no wake-up channel of its own in external mode. */
+void sb_up_lane_kick(sb_up *u, unsigned i);
+/* Cancel everything still running (callbacks run with SB_UP_ECANCELLED), stop the threads, free. */
 void sb_up_stop(sb_up *u);
 
 /* 1 if the address (IPv4 or IPv6, as text) is in a range refused by default. For tests. */

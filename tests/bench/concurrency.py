@@ -4,6 +4,7 @@ each on its own HTTP connection, through signbridge to a sandbox answering that 
 Run by tests/bench/concurrency.sh (which picks the binaries); usage:
     python3 concurrency.py --signbridge BIN --sandbox BIN [--calls 2000] [--latency-ms 1000]
                            [--max-wall 2.5] [--thread-slack 2] [--smoke]
+                           [--client c|python] [--client-bin PATH]
 
 Setup (untimed): sandbox (--no-rate-limits) + signbridge on port 0; a latency fault of
 --latency-ms on BoldSign's GET /v1/document/list; N connections opened to signbridge and kept
@@ -11,6 +12,15 @@ alive; a few MCP sessions initialized (one per --sessions, shared round-robin by
 a session carries many concurrent calls); each call's request bytes built in advance.
 Timed: every connection sends its tools/call at once; the wall time runs from the first send to
 the last complete response.  Meanwhile /proc/PID/status of signbridge is sampled (Threads, VmHWM).
+
+The load client (--client): "c" (the default when --client-bin, tests/bench/conc_client.c built as
+bench_conc_client, is executable) opens the N connections and drives the timed phase and the
+baseline from one epoll thread, run as a subprocess (this script keeps sampling meanwhile; "go" on
+its stdin starts the clock); "python" (the default otherwise) does it all with asyncio here, which
+costs ~5 s of client time for 10,000 calls on its own.  Both feed the same checks and lines.
+Latency: "bench latency" runs from the instant a call's own request write began to its complete
+response (as the asyncio client always measured it); "bench latency from send" from the end of
+that write; "bench latency from t0" from t0, the instant every call was released.
 Prints plain lines of figures, "ok - ..."/"not ok - ..." checks and "N passed, N failed"; exits 1
 unless every call succeeded and (without --smoke) the wall time is within --max-wall and the thread
 count stayed within --thread-slack of its idle value.
@@ -24,6 +34,7 @@ import os
 import re
 import resource
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,7 +57,16 @@ def parse_args():
     # the load generator and the sandbox alone need ~2.9 s on 2 cores (see the baseline line)
     p.add_argument("--page-size", type=int, default=1)
     p.add_argument("--smoke", action="store_true")
-    return p.parse_args()
+    p.add_argument("--client", choices=["c", "python"], default=None,
+                   help="load client: c (default when --client-bin is executable) or python")
+    p.add_argument("--client-bin", default=None, help="bench_conc_client (tests/bench/conc_client.c)")
+    p.add_argument("--client-timeout-s", type=int, default=120,
+                   help="the C client's bound on each of its phases")
+    a = p.parse_args()
+    have_bin = bool(a.client_bin) and os.access(a.client_bin, os.X_OK)
+    if a.client is None:
+        a.client = "c" if have_bin else "python"
+    return a
 
 
 def raise_nofile(need):
@@ -65,7 +85,21 @@ def pct(sorted_vals, p):
 
 
 SENT = {}  # call index -> when its request was fully written
+STARTED = {}  # call index -> when its request write began (the start of its "bench latency")
 CLK = os.sysconf("SC_CLK_TCK")
+
+
+def nofile_of(pid):
+    """The soft RLIMIT_NOFILE of a process, or None."""
+    try:
+        with open("/proc/%d/limits" % pid) as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    v = line.split()[3]
+                    return None if v == "unlimited" else int(v)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def cpu_s(pid):
@@ -96,6 +130,7 @@ async def open_all(port, n, batch=100):
 
 async def timed_call(conn, payload, out, idx):
     t = time.monotonic()
+    STARTED[idx] = t
     try:
         conn.writer.write(payload)
         await conn.writer.drain()
@@ -104,6 +139,109 @@ async def timed_call(conn, payload, out, idx):
         out[idx] = (st, h, b, time.monotonic() - t, None)
     except Exception as e:  # noqa: BLE001
         out[idx] = (0, {}, b"", time.monotonic() - t, "%s: %s" % (type(e).__name__, e))
+
+
+def write_requests(path, payloads):
+    """The C client's --requests file: per request a decimal length line, then the bytes."""
+    with open(path, "wb") as f:
+        for p in payloads:
+            f.write(b"%d\n" % len(p))
+            f.write(p)
+
+
+def parse_headers(raw):
+    """{lower-case name: value} of a raw status line + headers block (as AsyncConn reads them)."""
+    hdrs = {}
+    for ln in raw.decode("latin-1").split("\r\n")[1:]:
+        if ":" in ln:
+            k, v = ln.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    return hdrs
+
+
+def read_client_out(path, n):
+    """Records of the C client's --out file: [(status, headers, body, start_s, sent_s or None,
+    done_s, error or None)], index = call.  Times: seconds since "go"."""
+    with open(path, "rb") as f:
+        data = f.read()
+    recs = [None] * n
+    pos = 0
+    while pos < len(data):
+        nl = data.index(b"\n", pos)
+        fields = data[pos:nl].split()
+        pos = nl + 1
+        i, st = int(fields[0]), int(fields[1])
+        start, sent, done = float(fields[2]), float(fields[3]), float(fields[4])
+        hl, bl, el = int(fields[5]), int(fields[6]), int(fields[7])
+        raw_h = data[pos:pos + hl]
+        body = data[pos + hl:pos + hl + bl]
+        err = data[pos + hl + bl:pos + hl + bl + el].decode("utf-8", "replace")
+        pos += hl + bl + el
+        recs[i] = (st, parse_headers(raw_h) if hl else {}, body, start,
+                   sent if sent >= 0 else None, done, err or None)
+    missing = [i for i, r in enumerate(recs) if r is None]
+    if missing:
+        raise RuntimeError("bench_conc_client: no record for %d calls (first %d)"
+                           % (len(missing), missing[0]))
+    return recs
+
+
+class CClient:
+    """bench_conc_client as a subprocess: start() returns once its N connections are open; go()
+    releases the calls and returns once all are done (a match of "done USER_S SYS_S": the client's
+    CPU seconds); finish() waits for its exit and returns the records (read_client_out)."""
+
+    def __init__(self, binary, port, payloads, workdir, tag, timeout_s):
+        self.binary, self.port, self.timeout_s = binary, port, timeout_s
+        self.req_path = os.path.join(workdir, tag + ".requests")
+        self.out_path = os.path.join(workdir, tag + ".out")
+        self.n = len(payloads)
+        write_requests(self.req_path, payloads)
+        self.proc = None
+
+    async def start(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            self.binary, "--port", str(self.port), "--requests", self.req_path,
+            "--out", self.out_path, "--timeout-s", str(self.timeout_s),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        line = await self._line()
+        if line != "ready %d" % self.n:
+            raise RuntimeError("bench_conc_client: expected \"ready %d\", got %r (exit %s)"
+                               % (self.n, line, self.proc.returncode))
+
+    async def _line(self):
+        try:
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), self.timeout_s + 30)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise RuntimeError("bench_conc_client: no answer within %d s" % (self.timeout_s + 30))
+        if not raw:
+            await self.proc.wait()
+        return raw.decode("utf-8", "replace").strip()
+
+    async def go(self):
+        self.proc.stdin.write(b"go\n")
+        await self.proc.stdin.drain()
+        line = await self._line()
+        m = re.fullmatch(r"done (\S+) (\S+)", line)
+        if not m:
+            rc = await self.proc.wait()
+            raise RuntimeError("bench_conc_client: expected \"done ...\", got %r (exit %s)" % (line, rc))
+        return m
+
+    async def finish(self):
+        """Wait for the exit (after go()); the records."""
+        self.proc.stdin.close()
+        rc = await self.proc.wait()
+        if rc != 0:
+            raise RuntimeError("bench_conc_client exited with %d" % rc)
+        return read_client_out(self.out_path, self.n)
+
+    async def kill(self):
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
 
 
 async def sampler(br, stop, acc):
@@ -125,10 +263,23 @@ async def sampler(br, stop, acc):
 
 
 async def bench(args, checks, sbx, br):
+    work = tempfile.TemporaryDirectory(prefix="conc-bench-") if args.client == "c" else None
+    live = []  # C clients to kill if anything goes wrong
+    try:
+        await bench_run(args, checks, sbx, br, work.name if work else None, live)
+    finally:
+        for c in live:
+            await c.kill()
+        if work is not None:
+            work.cleanup()
+
+
+async def bench_run(args, checks, sbx, br, workdir, live):
     key = sbx.key("boldsign", "us")
     cred = uptest.xkey(key)
     path = "/boldsign/mcp"
     n = args.calls
+    use_c = args.client == "c"
     nofile = raise_nofile(n + 256)
     if nofile < n + 64:
         checks.fail("enough file descriptors for %d connections" % n, "RLIMIT_NOFILE is %d" % nofile)
@@ -136,8 +287,9 @@ async def bench(args, checks, sbx, br):
 
     # -- setup (untimed) --
     t = time.monotonic()
-    conns = await open_all(br.port, n)
     nsess = max(1, min(args.sessions, n))
+    # the C client opens the N connections of the timed phase itself; here only the sessions'
+    conns = await open_all(br.port, nsess if use_c else n)
     sids = []
     for c in conns[:nsess]:
         sids.append(await uptest.async_session(c, path, cred))
@@ -147,8 +299,13 @@ async def bench(args, checks, sbx, br):
                                              {"page_size": args.page_size})
         assert st == 200 and res is not None and not res.is_error, \
             "warm-up call failed: HTTP %d %s" % (st, sbtest.short(b))
-    print("# setup: %d connections open, %d sessions, %.2fs" % (n, nsess, time.monotonic() - t),
-          flush=True)
+    if use_c:
+        for c in conns:  # the sessions live on; the timed calls use the C client's connections
+            c.close()
+        conns = []
+    else:
+        print("# setup: %d connections open, %d sessions, %.2fs" % (n, nsess, time.monotonic() - t),
+              flush=True)
     sbx.add_fault(provider="boldsign", region="us", method="GET", route="/v1/document/list",
                   mode="latency", latency_ms=args.latency_ms)
     payloads = []
@@ -158,6 +315,13 @@ async def bench(args, checks, sbx, br):
                                       "arguments": {"page_size": args.page_size}}}).encode()
         hdrs = sbtest.mcp_headers(session=sids[i % nsess], version=uptest.PROTO, extra=cred)
         payloads.append(sbtest.build_request("POST", path, hdrs, body, port=br.port))
+    client = None
+    if use_c:
+        client = CClient(args.client_bin, br.port, payloads, workdir, "calls", args.client_timeout_s)
+        live.append(client)
+        await client.start()
+        print("# setup: %d connections open (bench_conc_client pid %d), %d sessions, %.2fs"
+              % (n, client.proc.pid, nsess, time.monotonic() - t), flush=True)
     await asyncio.sleep(0.3)
     idle_threads = br.threads()
     idle_fds = br.fd_count()
@@ -172,29 +336,66 @@ async def bench(args, checks, sbx, br):
     cpu0 = (cpu_s(br.pid), cpu_s(sbx.proc.pid), cpu_s(os.getpid()))
     wall0 = time.time()
     t0 = time.monotonic()
-    await asyncio.gather(*(timed_call(conns[i], payloads[i], out, i) for i in range(n)))
+    if use_c:
+        done = await client.go()
+    else:
+        await asyncio.gather(*(timed_call(conns[i], payloads[i], out, i) for i in range(n)))
     wall = time.monotonic() - t0
     stop.set()
     await samp
     peak_rss = br.vm_hwm_kb()
     cpu1 = (cpu_s(br.pid), cpu_s(sbx.proc.pid), cpu_s(os.getpid()))
+    # per call, seconds after t0: write began, request fully written (None: never), complete
+    if use_c:
+        recs = await client.finish()
+        out = [(st, h, b, dn - st0, err) for st, h, b, st0, _, dn, err in recs]
+        starts = [r[3] for r in recs]
+        sends = [r[4] for r in recs]
+        dones = [r[5] for r in recs]
+        wall = max(dones)  # from "go" to the last complete response (or failure)
+        client_cpu = (float(done.group(1)), float(done.group(2)))
+    else:
+        starts = [STARTED[i] - t0 for i in range(n)]
+        sends = [SENT[i] - t0 if i in SENT else None for i in range(n)]
+        dones = [starts[i] + out[i][3] for i in range(n)]
+        client_cpu = (cpu1[2][0] - cpu0[2][0], cpu1[2][1] - cpu0[2][1])
     for c in conns:
         c.close()
+    # what reached the sandbox, read before the baseline adds its own n list requests
+    upstream = sbx.route_count("boldsign", "us", "GET /v1/document/list")
+    arrivals = sorted(iso_ms(r.get("time", "")) - wall0 * 1000.0 for r in sbx.requests(since=seq0)
+                      if r.get("path") == "/v1/document/list")
 
     # -- baseline: the same calls straight to the sandbox (same latency, same page size), so the
     # figure above can be read against what the load generator and the fake upstream cost alone
     base = None
     try:
-        direct = await open_all(sbx.port, n)
         req = ("GET /boldsign/us/v1/document/list?Page=1&PageSize=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                "X-API-KEY: %s\r\n\r\n" % (args.page_size, key)).encode()
-        bout = [None] * n
-        tb = time.monotonic()
-        await asyncio.gather(*(timed_call(direct[i], req, bout, i) for i in range(n)))
-        base = time.monotonic() - tb
-        bok = sum(1 for x in bout if x and x[0] == 200)
-        for c in direct:
-            c.close()
+        try:
+            print("# baseline: the sandbox holds %d descriptors before it (RLIMIT_NOFILE %s)"
+                  % (len(os.listdir("/proc/%d/fd" % sbx.proc.pid)), nofile_of(sbx.proc.pid)),
+                  flush=True)
+        except OSError:
+            pass
+        if use_c:
+            bc = CClient(args.client_bin, sbx.port, [req] * n, workdir, "baseline",
+                         args.client_timeout_s)
+            live.append(bc)
+            await bc.start()
+            await bc.go()
+            brecs = await bc.finish()
+            base = max(r[5] for r in brecs)
+            bok = sum(1 for r in brecs if r[0] == 200)
+        else:
+            direct = await open_all(sbx.port, n)
+            bout = [None] * n
+            tb = time.monotonic()
+            await asyncio.gather(*(timed_call(direct[i], req, bout, i) for i in range(n)))
+            base = time.monotonic() - tb
+            bok = sum(1 for x in bout if x and x[0] == 200)
+            for c in direct:
+                c.close()
         print("bench baseline (the same %d calls straight to the sandbox): wall %.3f s, %d ok; "
               "signbridge adds %.3f s" % (n, base, bok, wall - base), flush=True)
     except Exception as e:  # noqa: BLE001
@@ -229,18 +430,23 @@ async def bench(args, checks, sbx, br):
     lat.sort()
     thr = acc["threads"] or [idle_threads]
     fds = acc["fds"] or [idle_fds]
-    upstream = sbx.route_count("boldsign", "us", "GET /v1/document/list")
-    arrivals = sorted(iso_ms(r.get("time", "")) - wall0 * 1000.0 for r in sbx.requests(since=seq0)
-                      if r.get("path") == "/v1/document/list")
     print("bench concurrency: calls %d, succeeded %d, failed %d, wall %.3f s, upstream latency %d ms"
           % (n, okn, n - okn, wall, args.latency_ms))
-    sent = sorted(v - t0 for v in SENT.values())
+    sent = sorted(v for v in sends if v is not None)
     if sent:
         print("bench client send: first %.3f s, median %.3f s, last %.3f s after t0"
               % (sent[0], pct(sent, 50), sent[-1]))
     print("bench latency: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s"
           % (pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[-1]))
+    from_send = sorted(dones[i] - sends[i] for i in range(n) if sends[i] is not None)
+    if from_send:
+        print("bench latency from send: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s"
+              % (pct(from_send, 50), pct(from_send, 90), pct(from_send, 99), from_send[-1]))
+    from_t0 = sorted(dones)
+    print("bench latency from t0: p50 %.3f s, p90 %.3f s, p99 %.3f s, max %.3f s"
+          % (pct(from_t0, 50), pct(from_t0, 90), pct(from_t0, 99), from_t0[-1]))
     d = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(cpu1, cpu0)]
+    d[2] = client_cpu  # the load client's own CPU: this process, or bench_conc_client
     print("bench cpu during the timed phase (user+system): signbridge %.2f+%.2f s, sandbox %.2f+%.2f s, "
           "client %.2f+%.2f s; response bodies %.1f MiB (mean %.1f KiB)"
           % (d[0][0], d[0][1], d[1][0], d[1][1], d[2][0], d[2][1],
@@ -253,6 +459,15 @@ async def bench(args, checks, sbx, br):
     if arrivals:
         print("bench upstream arrival: first %.3f s, median %.3f s, last %.3f s after the first send"
               % (arrivals[0] / 1000.0, pct(arrivals, 50) / 1000.0, arrivals[-1] / 1000.0))
+        if len(arrivals) < n:
+            print("# upstream arrival: only the last %d of the %d calls' requests are still in the "
+                  "sandbox's request log (a ring of 4096)" % (len(arrivals), n))
+    lim = nofile_of(br.pid)
+    if lim is not None and max(fds) >= lim - max(64, lim // 100):
+        print("# warning: signbridge came within 1%% of its RLIMIT_NOFILE (%d descriptors, peak "
+              "sampled %d; sampled every 0.5 s, the real peak may be the limit): it needs "
+              "about two per call (the client's connection and the upstream one), so these figures "
+              "include waits for descriptors" % (lim, max(fds)))
     if errors:
         print("# failures: " + "; ".join("%d x %s" % (v, k) for k, v in
                                          sorted(errors.items(), key=lambda kv: -kv[1])[:8]))
@@ -288,11 +503,19 @@ def main():
     sbtest.BIN = args.signbridge
     uptest.SANDBOX_BIN = args.sandbox
     checks = sbtest.Checks()
+    if args.client == "c" and not (args.client_bin and os.access(args.client_bin, os.X_OK)):
+        checks.fail("load client", "--client c: %r is not executable (build bench_conc_client)"
+                    % args.client_bin)
+        return checks.finish()
     sbx = uptest.Sandbox(["--no-rate-limits"])
     br = None
     try:
         sbx.start()
-        br = uptest.Bridge(sbx, env={"SIGNBRIDGE_LOG_LEVEL": "info"})
+        # one upstream HTTP/1.1 connection per call in flight (the sandbox speaks HTTP/1.1): the
+        # per-host cap must hold every call, whatever its default
+        cap = max(8192, args.calls + 256)
+        br = uptest.Bridge(sbx, env={"SIGNBRIDGE_LOG_LEVEL": "info",
+                                     "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS": str(cap)})
         br.start()
     except Exception as e:  # noqa: BLE001
         checks.fail("sandbox and signbridge start", e)
@@ -300,9 +523,11 @@ def main():
             br.kill()
         sbx.kill()
         return checks.finish()
-    print("# signbridge %s pid %d port %d; sandbox pid %d port %d; %d calls%s"
+    print("# signbridge %s pid %d port %d; sandbox pid %d port %d; %d calls%s; client %s"
           % (args.signbridge, br.pid, br.port, sbx.proc.pid, sbx.port, args.calls,
-             " (smoke)" if args.smoke else ""), flush=True)
+             " (smoke)" if args.smoke else "",
+             "bench_conc_client (%s)" % args.client_bin if args.client == "c" else "python asyncio"),
+          flush=True)
     try:
         asyncio.run(bench(args, checks, sbx, br))
     except Exception as e:  # noqa: BLE001

@@ -12,13 +12,19 @@
 #
 # Options: --calls N (default 2000; 200 with --smoke), --latency-ms 1000, --max-wall 2.5,
 #          --thread-slack 2, --sessions 20, --page-size 20,
-#          --bin-dir DIR (use DIR/signbridge and DIR/signbridge-sandbox instead of building).
-# Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite).
+#          --bin-dir DIR (use DIR/signbridge and DIR/signbridge-sandbox instead of building),
+#          --client c|python (the load client; default c when bench_conc_client is built: the
+#          C one of tests/bench/conc_client.c, found as <bin dir>/tests/bench_conc_client; python:
+#          the asyncio client of concurrency.py, which needs ~5 s of its own for 10,000 calls).
+# Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
+#      CONC_CLIENT_BIN (the C load client, instead of the one next to the binaries).
 #
 # Prints plain lines of figures, e.g.
 #   bench concurrency: calls 2000, succeeded 2000, failed 0, wall 1.412 s, upstream latency 1000 ms
 #   bench client send: first 0.015 s, median 0.043 s, last 0.059 s after t0
-#   bench latency: p50 1.21 s, p90 1.35 s, p99 1.39 s, max 1.41 s
+#   bench latency: p50 1.21 s, p90 1.35 s, p99 1.39 s, max 1.41 s   (from each call's write)
+#   bench latency from send: p50 ...   (from the end of each call's write)
+#   bench latency from t0: p50 ...     (from t0, when every call is released)
 #   bench cpu during the timed phase (user+system): signbridge 2.1+0.8 s, sandbox ..., client ...
 #   bench threads: idle 5, under load min 5 max 5 (27 samples)
 #   bench memory: VmHWM before 20.8 MiB, peak 140.2 MiB; fds idle 2015, peak 4014
@@ -32,14 +38,16 @@ HERE=$ROOT/tests/bench
 SMOKE=0
 CALLS=
 BIN_DIR=
+CLIENT=
 PASS_ARGS=()
 while (($#)); do
   case $1 in
     --smoke) SMOKE=1 ;;
     --calls) CALLS=$2; shift ;;
     --bin-dir) BIN_DIR=$2; shift ;;
+    --client) CLIENT=$2; shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size) PASS_ARGS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -62,17 +70,26 @@ else
     meson setup "$ROOT/build-release" "$ROOT" --buildtype=release >/dev/null ||
       nok "release build configured" "meson setup build-release failed"
   fi
-  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox >/dev/null ||
-    nok "release build" "ninja -C build-release signbridge signbridge-sandbox failed"
+  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox tests/bench_conc_client >/dev/null ||
+    nok "release build" "ninja -C build-release signbridge signbridge-sandbox tests/bench_conc_client failed"
   SB=$ROOT/build-release/signbridge
   SBX=$ROOT/build-release/signbridge-sandbox
 fi
 [[ -x $SB ]] || nok "signbridge binary" "$SB is not executable"
 [[ -x $SBX ]] || nok "sandbox binary" "$SBX is not executable"
+# The C load client: built next to signbridge (meson puts tests' executables in <build>/tests/).
+CONC_CLIENT=${CONC_CLIENT_BIN:-$(dirname "$SB")/tests/bench_conc_client}
+case $CLIENT in
+  '') ;;
+  c) [[ -x $CONC_CLIENT ]] || nok "C load client" "$CONC_CLIENT is not executable (ninja -C <build> tests/bench_conc_client)" ;;
+  python) ;;
+  *) echo "concurrency.sh: --client must be c or python" >&2; exit 2 ;;
+esac
 
 # 2,000 client connections + signbridge's inbound and upstream sockets + the sandbox's.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-ARGS=(--signbridge "$SB" --sandbox "$SBX" --calls "$CALLS" "${PASS_ARGS[@]}")
+ARGS=(--signbridge "$SB" --sandbox "$SBX" --calls "$CALLS" --client-bin "$CONC_CLIENT" "${PASS_ARGS[@]}")
+[[ -n $CLIENT ]] && ARGS+=(--client "$CLIENT")
 ((SMOKE)) && ARGS+=(--smoke)
 exec python3 "$HERE/concurrency.py" "${ARGS[@]}"

@@ -309,7 +309,18 @@ static void test_session_tables(void **state)
         snprintf(key, sizeof key, "n:%d", 1000 + i);
         assert_ptr_equal(sb_session_take(s, &s->pending, key), &b);
     }
-    /* remaining entries (calls "n:1", pending "n:1" and 100 more) are freed with the session */
+    assert_int_equal(s->pending.count, 101);
+    for (int i = 0; i < 200; i += 2) { /* the survivors are still found after the table grew */
+        snprintf(key, sizeof key, "n:%d", 1000 + i);
+        assert_int_equal(sb_session_put(s, &s->pending, key, &a), -1);
+    }
+
+    /* draining */
+    assert_int_equal(s->calls.count, 1);
+    assert_ptr_equal(sb_session_take_any(s, &s->calls), &c);
+    assert_null(sb_session_take_any(s, &s->calls));
+    assert_int_equal(s->calls.count, 0);
+    /* remaining entries (pending "n:1" and 100 more) are freed with the session */
     sb_session_release(s);
     sb_sessions_free(t);
     sb_session_release(NULL);

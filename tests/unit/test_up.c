@@ -1,15 +1,20 @@
 /* Unit tests for sb_up: the destination-address policy (sb_up_address_is_private), policy refusals
  * made by the engine before any byte is sent (private destinations not allow-listed, plain http
- * outside the allowed prefixes), allowed_networks parsing (and its error path), and response-header
- * lookup. */
+ * outside the allowed prefixes), allowed_networks parsing (and its error path), response-header
+ * lookup, and the lanes: a local request runs and completes on the submitting lane's thread, one
+ * from any other thread on the shared lane; an attached source runs when its fd is readable and
+ * when kicked; a local request is cancelled from another thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -248,6 +253,273 @@ static void test_header_lookup(void **state)
     assert_null(sb_up_header(&none, "Retry-After"));
 }
 
+
+/* ---- lanes -------------------------------------------------------------------------------------- */
+
+/* A loopback HTTP/1.1 server: one thread accepting, one detached thread per connection; answers
+ * "ok" to every request, except a path holding "/hang", which it never answers (that connection
+ * is held until the client closes it). */
+typedef struct mini_srv {
+    int fd;
+    unsigned port;
+    pthread_t th;
+} mini_srv;
+
+static void *mini_conn(void *arg)
+{
+    int c = (int)(intptr_t)arg;
+    for (;;) { /* keep-alive: one request after another */
+        char buf[4096];
+        size_t got = 0;
+        buf[0] = '\0';
+        while (got < sizeof buf - 1 && !strstr(buf, "\r\n\r\n")) {
+            ssize_t n = read(c, buf + got, sizeof buf - 1 - got);
+            if (n <= 0) break;
+            got += (size_t)n;
+            buf[got] = '\0';
+        }
+        if (!strstr(buf, "\r\n\r\n")) break;
+        if (strstr(buf, "/hang")) {
+            char sink[256];
+            while (read(c, sink, sizeof sink) > 0) {
+            }
+            break;
+        }
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        if (write(c, ok, sizeof ok - 1) < 0) break;
+    }
+    close(c);
+    return NULL;
+}
+
+static void *mini_run(void *arg)
+{
+    mini_srv *m = arg;
+    for (;;) {
+        int c = accept(m->fd, NULL, NULL);
+        if (c < 0) return NULL;
+        pthread_t t;
+        if (pthread_create(&t, NULL, mini_conn, (void *)(intptr_t)c) != 0) {
+            close(c);
+            continue;
+        }
+        pthread_detach(t);
+    }
+}
+
+static void mini_start(mini_srv *m)
+{
+    memset(m, 0, sizeof *m);
+    m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(m->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(m->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(m->fd, 16), 0);
+    assert_int_equal(getsockname(m->fd, (struct sockaddr *)&a, &al), 0);
+    m->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&m->th, NULL, mini_run, m), 0);
+}
+
+static void mini_stop(mini_srv *m)
+{
+    shutdown(m->fd, SHUT_RDWR);
+    close(m->fd);
+    pthread_join(m->th, NULL);
+}
+
+typedef struct lane_job {
+    sb_up *u;
+    char url[128];
+    int local;
+    unsigned timeout_ms;
+    pthread_t submit_thread, done_thread;
+    uint64_t id;
+    int submitted;
+    waiter w;
+} lane_job;
+
+static void lane_job_done(const sb_up_result *r, void *arg)
+{
+    lane_job *j = arg;
+    j->done_thread = pthread_self();
+    on_done(r, &j->w);
+}
+
+static void lane_job_submit(void *arg)
+{
+    lane_job *j = arg;
+    j->submit_thread = pthread_self();
+    sb_up_request rq = {.method = "GET", .url = j->url, .idempotent = 1,
+                        .timeout_ms = j->timeout_ms ? j->timeout_ms : 5000, .local = j->local};
+    j->submitted = sb_up_submit(j->u, &rq, lane_job_done, j, &j->id) == 0;
+}
+
+static void lane_job_wait(lane_job *j, int max_s)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += max_s;
+    pthread_mutex_lock(&j->w.mu);
+    while (!j->w.done)
+        if (pthread_cond_timedwait(&j->w.cv, &j->w.mu, &dl) != 0) break;
+    pthread_mutex_unlock(&j->w.mu);
+}
+
+static void lane_job_init(lane_job *j, sb_up *u, const mini_srv *m, const char *path, int local)
+{
+    memset(j, 0, sizeof *j);
+    j->u = u;
+    j->local = local;
+    snprintf(j->url, sizeof j->url, "http://127.0.0.1:%u%s", m->port, path);
+    pthread_mutex_init(&j->w.mu, NULL);
+    pthread_cond_init(&j->w.cv, NULL);
+}
+
+static void test_lanes_local_requests_stay_on_their_lane(void **state)
+{
+    (void)state;
+    mini_srv m;
+    mini_start(&m);
+    const char *http_ok[] = {"http://127.0.0.1:", NULL};
+    const char *nets[] = {"127.0.0.0/8", NULL};
+    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 2};
+    char err[200] = "";
+    sb_up *u = sb_up_start(&o, err, sizeof err);
+    assert_non_null(u);
+    assert_int_equal(sb_up_lanes(u), 2);
+    assert_int_equal(sb_up_lane_call(u, 2, lane_job_submit, NULL), -1); /* no such lane */
+
+    for (unsigned lane = 0; lane < 2; lane++) {
+        lane_job j;
+        lane_job_init(&j, u, &m, "/ok", 1);
+        assert_int_equal(sb_up_lane_call(u, lane, lane_job_submit, &j), 0);
+        assert_true(j.submitted);
+        lane_job_wait(&j, 5);
+        assert_true(j.w.done);
+        assert_int_equal(j.w.error, SB_UP_OK);
+        assert_int_equal(j.w.status, 200);
+        /* submitted and completed on the same lane thread, not the test's */
+        assert_true(pthread_equal(j.submit_thread, j.done_thread));
+        assert_false(pthread_equal(j.done_thread, pthread_self()));
+    }
+    /* local from a thread that is no lane, or not local from a lane: the shared lane runs it */
+    lane_job a, b;
+    lane_job_init(&a, u, &m, "/ok", 1);
+    lane_job_submit(&a);
+    lane_job_wait(&a, 5);
+    assert_int_equal(a.w.status, 200);
+    lane_job_init(&b, u, &m, "/ok", 0);
+    assert_int_equal(sb_up_lane_call(u, 0, lane_job_submit, &b), 0);
+    lane_job_wait(&b, 5);
+    assert_int_equal(b.w.status, 200);
+    assert_false(pthread_equal(b.submit_thread, b.done_thread));
+    assert_true(pthread_equal(a.done_thread, b.done_thread)); /* both on lane 0 */
+
+    /* a local request on a lane, cancelled from this thread: its callback runs at once */
+    lane_job h;
+    lane_job_init(&h, u, &m, "/hang", 1);
+    h.timeout_ms = 20000;
+    assert_int_equal(sb_up_lane_call(u, 1, lane_job_submit, &h), 0);
+    usleep(100000);
+    assert_int_equal(h.w.done, 0);
+    sb_up_cancel(u, h.id);
+    lane_job_wait(&h, 5);
+    assert_true(h.w.done);
+    assert_int_equal(h.w.error, SB_UP_ECANCELLED);
+    assert_true(pthread_equal(h.submit_thread, h.done_thread));
+    sb_up_stop(u);
+    mini_stop(&m);
+}
+
+typedef struct src_state {
+    sb_up *u;
+    int pipefd[2];
+    int runs, attach_rc;
+    pthread_t run_thread, attach_thread;
+    pthread_mutex_t mu;
+} src_state;
+
+static void src_run(void *arg)
+{
+    src_state *s = arg;
+    char b[16];
+    while (read(s->pipefd[0], b, sizeof b) > 0) {
+    }
+    pthread_mutex_lock(&s->mu);
+    s->runs++;
+    s->run_thread = pthread_self();
+    pthread_mutex_unlock(&s->mu);
+}
+
+static long src_timeout(void *arg)
+{
+    (void)arg;
+    return -1;
+}
+
+static void src_attach(void *arg)
+{
+    src_state *s = arg;
+    s->attach_thread = pthread_self();
+    s->attach_rc = sb_up_lane_attach(s->u, 1, s->pipefd[0], src_run, src_timeout, s);
+}
+
+static void src_detach(void *arg)
+{
+    src_state *s = arg;
+    s->attach_rc = sb_up_lane_attach(s->u, 1, -1, NULL, NULL, NULL);
+}
+
+static int src_runs(src_state *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->runs;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static int wait_runs(src_state *s, int want)
+{
+    for (int i = 0; i < 200 && src_runs(s) < want; i++) usleep(10000);
+    return src_runs(s);
+}
+
+static void test_lanes_source_runs_when_ready_and_when_kicked(void **state)
+{
+    (void)state;
+    sb_up_options o = {.lanes = 2};
+    char err[200] = "";
+    sb_up *u = sb_up_start(&o, err, sizeof err);
+    assert_non_null(u);
+    src_state s = {.u = u, .mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(pipe2(s.pipefd, O_NONBLOCK | O_CLOEXEC), 0);
+    /* attaching is only allowed on the lane's own thread */
+    assert_int_equal(sb_up_lane_attach(u, 1, s.pipefd[0], src_run, src_timeout, &s), -1);
+    assert_int_equal(sb_up_lane_call(u, 1, src_attach, &s), 0);
+    assert_int_equal(s.attach_rc, 0);
+    int base = src_runs(&s);
+    assert_int_equal(write(s.pipefd[1], "x", 1), 1);
+    assert_true(wait_runs(&s, base + 1) >= base + 1);
+    assert_true(pthread_equal(s.run_thread, s.attach_thread));
+    /* no event on the fd: a kick alone makes it run */
+    base = src_runs(&s);
+    sb_up_lane_kick(u, 1);
+    assert_true(wait_runs(&s, base + 1) >= base + 1);
+    /* quiet: it does not run by itself (the lane waits up to 1 s per turn) */
+    base = src_runs(&s);
+    usleep(300000);
+    assert_int_equal(src_runs(&s), base);
+    assert_int_equal(sb_up_lane_call(u, 1, src_detach, &s), 0);
+    assert_int_equal(s.attach_rc, 0);
+    assert_int_equal(write(s.pipefd[1], "y", 1), 1);
+    usleep(200000);
+    assert_int_equal(src_runs(&s), base); /* detached */
+    sb_up_stop(u);
+    close(s.pipefd[0]);
+    close(s.pipefd[1]);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -263,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_failed_start_closes_nothing),
         cmocka_unit_test(test_bad_allowed_network),
         cmocka_unit_test(test_header_lookup),
+        cmocka_unit_test(test_lanes_local_requests_stay_on_their_lane),
+        cmocka_unit_test(test_lanes_source_runs_when_ready_and_when_kicked),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -905,6 +905,35 @@ static void test_loop_after_heap_order(void **state)
     pthread_cond_destroy(&g.cv);
 }
 
+static void test_loop_timer_added_while_sleeping(void **state)
+{
+    (void)state;
+    /* The loop thread sleeps at most 1 s and is not woken for a timer due after its planned
+     * wake-up; one due sooner must still wake it, and one due later must still run on time. */
+    sb_loop *l = sb_loop_start();
+    assert_non_null(l);
+    rec r;
+    rec_init(&r, l);
+    tag far = {&r, 5000}, late = {&r, 1400}, soon = {&r, 60};
+    sleep_ms(50); /* the thread is asleep, planning to look again within 1 s */
+    uint64_t start = sb_mono_ms();
+    uint64_t idf = sb_loop_after(l, 5000, rec_fn, &far);
+    assert_true(idf > 0);
+    assert_true(sb_loop_after(l, 1400, rec_fn, &late) > 0);
+    assert_true(sb_loop_after(l, 60, rec_fn, &soon) > 0);
+    assert_int_equal(rec_wait(&r, 1, 5000), 1);
+    assert_int_equal(r.order[0], 60);
+    assert_true(r.at[0] >= start + 60);
+    assert_true(r.at[0] < start + 600); /* woken for it, not at the next 1 s turn */
+    assert_int_equal(rec_wait(&r, 2, 5000), 2);
+    assert_int_equal(r.order[1], 1400);
+    assert_true(r.at[1] >= start + 1400);
+    assert_true(r.at[1] < start + 1900);
+    assert_int_equal(sb_loop_cancel(l, idf), 1);
+    sb_loop_stop(l);
+    rec_destroy(&r);
+}
+
 static void test_loop_cancel(void **state)
 {
     (void)state;
@@ -1097,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_loop_after_runs_in_due_order),
         cmocka_unit_test(test_loop_after_heap_order),
         cmocka_unit_test(test_loop_cancel),
+        cmocka_unit_test(test_loop_timer_added_while_sleeping),
         cmocka_unit_test(test_loop_reentrant_scheduling),
         cmocka_unit_test(test_loop_stop_semantics),
         cmocka_unit_test(test_loop_stop_refuses_new_work),
