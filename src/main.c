@@ -529,9 +529,17 @@ static void reload_config(sb_config *cfg, const char *file, const cJSON *ov, int
     sb_log_set_level(new_level);
 }
 
+#ifdef SB_JEMALLOC
+/* Linked with jemalloc (meson.build, option "allocator"), which reads this at its first
+ * allocation: two arenas instead of four per CPU (the lanes do nearly all the allocating; each
+ * thread keeps its own cache in front of them) and dirty pages returned within a few seconds, so
+ * memory follows the load back down. docs/benchmarks.md has the measurements. */
+const char *malloc_conf = SB_MALLOC_CONF;
+#endif
+
 int main(int argc, char **argv)
 {
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && !defined(SB_JEMALLOC)
     /* A fixed mmap threshold: buffers of 256 KiB and more (upstream answers up to
      * upstream.max_response_bytes, request bodies, files) are mapped and given back on free.
      * glibc's default raises the threshold after the first such free, so later big buffers

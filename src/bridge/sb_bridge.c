@@ -3,6 +3,7 @@
 #include "bridge/sb_bridge_session.h"
 
 #include "auth/sb_cred.h"
+#include "core/sb_buf.h"
 #include "core/sb_embed.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
@@ -778,7 +779,7 @@ static void job_finish(tool_job *j, cJSON *result, int store)
         cJSON *last = content ? cJSON_GetArrayItem(content, cJSON_GetArraySize(content) - 1) : NULL;
         const char *type = sb_jstr(last, "type");
         if (type && strcmp(type, "text") == 0) {
-            char *txt = cJSON_PrintUnformatted(sc);
+            char *txt = sb_json_print(sc);
             if (txt) cJSON_ReplaceItemInObjectCaseSensitive(last, "text", cJSON_CreateString(txt));
             free(txt);
         }
@@ -806,7 +807,7 @@ __attribute__((format(printf, 3, 4))) static void job_error(tool_job *j, int sto
 /* Keep a list result's JSON under MAX_RESULT_TEXT: drop items from the end, and say so. */
 static char *fit_text(cJSON *structured)
 {
-    char *txt = cJSON_PrintUnformatted(structured);
+    char *txt = sb_json_print(structured);
     static const char *const lists[] = {"documents", "templates", "contacts", "users", "teams",
                                         "events"};
     cJSON *arr = NULL;
@@ -824,7 +825,7 @@ static char *fit_text(cJSON *structured)
         while (drop-- > 0 && cJSON_GetArraySize(arr) > 0)
             cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
         free(txt);
-        txt = cJSON_PrintUnformatted(structured);
+        txt = sb_json_print(structured);
     }
     int after = cJSON_GetArraySize(arr);
     char note[400];
@@ -837,7 +838,7 @@ static char *fit_text(cJSON *structured)
     else
         cJSON_AddStringToObject(structured, "note", note);
     free(txt);
-    return cJSON_PrintUnformatted(structured);
+    return sb_json_print(structured);
 }
 
 static void tool_result(tool_job *j, cJSON *structured)
@@ -1715,7 +1716,7 @@ static void confirm_reply(sb_mcp_call *c, const cJSON *result, const cJSON *erro
     cJSON *arr = cJSON_AddArrayToObject(r, "content");
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "type", "text");
-    char *txt = cJSON_PrintUnformatted(sc);
+    char *txt = sb_json_print(sc);
     cJSON_AddStringToObject(t, "text", txt ? txt : msg);
     free(txt);
     cJSON_AddItemToArray(arr, t);

@@ -1,5 +1,8 @@
 #include "core/sb_buf.h"
 
+#include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,12 @@ int sb_buf_append(sb_buf *b, const void *p, size_t n)
     return 0;
 }
 
+int sb_buf_reserve(sb_buf *b, size_t n)
+{
+    if (n > b->max - b->len) return SB_BUF_ETOOBIG;
+    return grow(b, b->len + n);
+}
+
 int sb_buf_puts(sb_buf *b, const char *s)
 {
     return sb_buf_append(b, s, strlen(s));
@@ -70,37 +79,53 @@ int sb_buf_printf(sb_buf *b, const char *fmt, ...)
     return rc;
 }
 
+/* Bytes each byte takes once escaped: 1, 2 (\" \\ \n \r \t \b \f) or 6 (\u00XX). */
+static const unsigned char esc_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 int sb_buf_json_string(sb_buf *b, const char *s)
 {
     static const char hx[] = "0123456789abcdef";
-    if (sb_buf_append(b, "\"", 1) != 0) return SB_BUF_ETOOBIG;
-    const char *run = s;
-    for (const char *p = s;; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c != '\0' && c != '"' && c != '\\' && c >= 0x20) continue;
-        if (p > run && sb_buf_append(b, run, (size_t)(p - run)) != 0) return SB_BUF_ETOOBIG;
-        if (c == '\0') break;
-        char esc[7] = {'\\', (char)c, 0};
-        size_t n = 2;
-        switch (c) {
-        case '"': case '\\': break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+    /* one pass to size it, one to write it: all or nothing, one allocation (a JSON document
+     * escaped into a text block has thousands of quotes: run-by-run appends cost more) */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 2, i;
+    for (i = 0; u[i]; i++) n += esc_len[u[i]];
+    if (n > b->max - b->len) return SB_BUF_ETOOBIG;
+    int rc = grow(b, b->len + n);
+    if (rc) return rc;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (const unsigned char *p = u; *p; p++) {
+        unsigned char c = *p;
+        switch (esc_len[c]) {
+        case 1:
+            *o++ = (char)c;
+            break;
+        case 2:
+            *o++ = '\\';
+            *o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b'
+                 : c == '\f' ? 'f' : (char)c;
+            break;
         default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hx[c >> 4];
-            esc[5] = hx[c & 15];
-            n = 6;
+            memcpy(o, "\\u00", 4);
+            o[4] = hx[c >> 4];
+            o[5] = hx[c & 15];
+            o += 6;
         }
-        if (sb_buf_append(b, esc, n) != 0) return SB_BUF_ETOOBIG;
-        run = p + 1;
     }
-    return sb_buf_append(b, "\"", 1);
+    *o++ = '"';
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 void sb_buf_reset(sb_buf *b)
@@ -124,4 +149,88 @@ char *sb_buf_detach(sb_buf *b, size_t *len)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+/* ---- JSON serialization --------------------------------------------------------------------- */
+
+static int json_number(sb_buf *b, double d)
+{
+    char tmp[32];
+    int n;
+    if (isnan(d) || isinf(d)) return sb_buf_append(b, "null", 4);
+    if (d == 0 && signbit(d)) return sb_buf_append(b, "-0", 2);
+    if (fabs(d) < 1e15 && d == (double)(int64_t)d) {
+        /* an integer: what "%1.15g" prints, without printf */
+        int64_t v = (int64_t)d;
+        uint64_t u = v < 0 ? (uint64_t)(-v) : (uint64_t)v;
+        char *e = tmp + sizeof tmp, *p = e;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (v < 0) *--p = '-';
+        return sb_buf_append(b, p, (size_t)(e - p));
+    }
+    /* cJSON's rule: 15 significant digits, 17 when 15 do not read back as the same double (equal
+     * within its relative epsilon) */
+    n = snprintf(tmp, sizeof tmp, "%1.15g", d);
+    if (n > 0 && (size_t)n < sizeof tmp) {
+        double t = strtod(tmp, NULL), m = fabs(t) > fabs(d) ? fabs(t) : fabs(d);
+        if (!(fabs(t - d) <= m * DBL_EPSILON)) n = snprintf(tmp, sizeof tmp, "%1.17g", d);
+    }
+    if (n <= 0 || (size_t)n >= sizeof tmp) return -3;
+    return sb_buf_append(b, tmp, (size_t)n);
+}
+
+static int json_value(sb_buf *b, const cJSON *v, int depth)
+{
+    int rc;
+    if (!v || depth > 10000) return -3;
+    switch (v->type & 0xFF) {
+    case cJSON_NULL:
+        return sb_buf_append(b, "null", 4);
+    case cJSON_False:
+        return sb_buf_append(b, "false", 5);
+    case cJSON_True:
+        return sb_buf_append(b, "true", 4);
+    case cJSON_Number:
+        return json_number(b, v->valuedouble);
+    case cJSON_String:
+        return v->valuestring ? sb_buf_json_string(b, v->valuestring) : -3;
+    case cJSON_Raw:
+        return v->valuestring ? sb_buf_puts(b, v->valuestring) : -3;
+    case cJSON_Array:
+    case cJSON_Object: {
+        int obj = (v->type & 0xFF) == cJSON_Object;
+        if ((rc = sb_buf_append(b, obj ? "{" : "[", 1)) != 0) return rc;
+        for (const cJSON *c = v->child; c; c = c->next) {
+            if (c != v->child && (rc = sb_buf_append(b, ",", 1)) != 0) return rc;
+            if (obj) {
+                if (!c->string) return -3;
+                if ((rc = sb_buf_json_string(b, c->string)) != 0) return rc;
+                if ((rc = sb_buf_append(b, ":", 1)) != 0) return rc;
+            }
+            if ((rc = json_value(b, c, depth + 1)) != 0) return rc;
+        }
+        return sb_buf_append(b, obj ? "}" : "]", 1);
+    }
+    default:
+        return -3;
+    }
+}
+
+int sb_buf_json_value(sb_buf *b, const cJSON *v)
+{
+    return json_value(b, v, 0);
+}
+
+char *sb_json_print(const cJSON *v)
+{
+    sb_buf b;
+    sb_buf_init(&b, (size_t)1 << 30);
+    if (sb_buf_reserve(&b, 4096) != 0 || json_value(&b, v, 0) != 0) {
+        sb_buf_free(&b);
+        return NULL;
+    }
+    return sb_buf_detach(&b, NULL);
 }

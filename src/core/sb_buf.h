@@ -24,6 +24,20 @@ int sb_buf_vprintf(sb_buf *b, const char *fmt, va_list ap) __attribute__((format
 /* Append s as a JSON string literal (quotes, backslash and control characters escaped; s must be
  * valid UTF-8). */
 int sb_buf_json_string(sb_buf *b, const char *s);
+/* Append v serialized as compact JSON, byte for byte what cJSON_PrintUnformatted gives (numbers:
+ * integers as integers, others with 15 significant digits unless 17 are needed to read back the
+ * same double; NaN and infinities as null; raw items verbatim), several times faster: strings are
+ * escaped by table and integers formatted without printf. 0, SB_BUF_ETOOBIG or SB_BUF_ENOMEM (the
+ * buffer then holds a partial document), -3 for an item cJSON cannot print (invalid type, NULL
+ * string). */
+struct cJSON;
+int sb_buf_json_value(sb_buf *b, const struct cJSON *v);
+/* v as compact JSON in a malloc'd string (sb_buf_json_value's output; free() it), or NULL when it
+ * cannot be printed or memory runs out: a faster cJSON_PrintUnformatted. */
+char *sb_json_print(const struct cJSON *v);
+/* Make room for n more bytes at once (fewer reallocations when the size is known). 0,
+ * SB_BUF_ETOOBIG (len + n over the maximum: nothing changes) or SB_BUF_ENOMEM. */
+int sb_buf_reserve(sb_buf *b, size_t n);
 /* Drop the contents, keep the allocation. */
 void sb_buf_reset(sb_buf *b);
 /* Free the allocation; the buffer may be reused after sb_buf_init. */

@@ -1,5 +1,6 @@
 #include "mcp/sb_jsonrpc.h"
 
+#include "core/sb_buf.h"
 #include "core/sb_util.h"
 
 #include <math.h>
@@ -116,7 +117,7 @@ static cJSON *envelope(const cJSON *id)
 
 static char *finish(cJSON *o)
 {
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    char *s = o ? sb_json_print(o) : NULL;
     cJSON_Delete(o);
     return s;
 }

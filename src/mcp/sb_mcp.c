@@ -397,6 +397,9 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
     cJSON_Delete(structured);
     sb_buf b;
     sb_buf_init(&b, (size_t)256 << 20);
+    /* the text block (escaped: a little more than the JSON) plus the JSON itself, at once */
+    size_t jl = strlen(json);
+    sb_buf_reserve(&b, jl + jl + jl / 4 + 256); /* a hint: appending still checks */
     char *idjson = cJSON_PrintUnformatted(c->id);
     int rc = sb_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":"
                               "\"text\",\"text\":",

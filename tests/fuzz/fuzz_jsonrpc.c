@@ -1,9 +1,13 @@
 /* Fuzz target: JSON-RPC envelopes (src/mcp/sb_jsonrpc.h). The input is a POST body: parse it,
- * classify batch members, key the id, build the responses the engine would send, free it all. */
+ * classify batch members, key the id, build the responses the engine would send, free it all.
+ * Also: sb_json_print (core/sb_buf) prints every parsed document byte for byte as
+ * cJSON_PrintUnformatted does (responses are printed with it). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sb_buf.h"
 #include "mcp/sb_jsonrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,8 +39,24 @@ static void respond(const sb_rpc_msg *m, int rc, const char *err)
     }
 }
 
+static void same_print(const uint8_t *data, size_t size)
+{
+    cJSON *doc = cJSON_ParseWithLength((const char *)data, size);
+    if (!doc) return;
+    char *a = cJSON_PrintUnformatted(doc), *b = sb_json_print(doc);
+    if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0)) {
+        fprintf(stderr, "sb_json_print differs from cJSON_PrintUnformatted:\n%s\n%s\n",
+                a ? a : "(null)", b ? b : "(null)");
+        abort();
+    }
+    free(a);
+    free(b);
+    cJSON_Delete(doc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    same_print(data, size);
     sb_rpc_msg m;
     char err[256];
     int rc = sb_rpc_parse((const char *)data, size, &m, err, sizeof err);

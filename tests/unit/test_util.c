@@ -536,6 +536,39 @@ static void test_buf_append_max(void **state)
     sb_buf_free(&b);
 }
 
+static void test_buf_json_string(void **state)
+{
+    (void)state;
+    sb_buf b;
+    sb_buf_init(&b, 4096);
+    assert_int_equal(sb_buf_json_string(&b, ""), 0);
+    assert_string_equal(b.data, "\"\"");
+    sb_buf_reset(&b);
+    assert_int_equal(sb_buf_json_string(&b, "{\"a\":\"x\\y\"}\n\r\t\b\f\x01\x1f\x7f h\xc3\xa9"), 0);
+    assert_string_equal(b.data,
+                        "\"{\\\"a\\\":\\\"x\\\\y\\\"}\\n\\r\\t\\b\\f\\u0001\\u001f\x7f h\xc3\xa9\"");
+    /* every control character, escaped, and nothing else changed */
+    char all[64];
+    for (int i = 1; i < 64; i++) all[i - 1] = (char)i;
+    all[63] = '\0';
+    sb_buf_reset(&b);
+    assert_int_equal(sb_buf_json_string(&b, all), 0);
+    assert_string_equal(b.data,
+                        "\"\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r"
+                        "\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017"
+                        "\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f !\\\"#$%&'()*+,-./"
+                        "0123456789:;<=>?\"");
+    sb_buf_free(&b);
+    /* all or nothing at the maximum: "ab\"" needs 6 bytes with its quotes */
+    sb_buf_init(&b, 8);
+    assert_int_equal(sb_buf_puts(&b, "xyz"), 0);
+    assert_int_equal(sb_buf_json_string(&b, "ab\""), SB_BUF_ETOOBIG);
+    assert_string_equal(b.data, "xyz");
+    assert_int_equal(sb_buf_json_string(&b, "abc"), 0);
+    assert_string_equal(b.data, "xyz\"abc\"");
+    sb_buf_free(&b);
+}
+
 static void test_buf_printf_max(void **state)
 {
     (void)state;
@@ -1116,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_buf_append_max),
         cmocka_unit_test(test_buf_printf_max),
+        cmocka_unit_test(test_buf_json_string),
         cmocka_unit_test(test_buf_detach),
         cmocka_unit_test(test_buf_max_size_max),
         cmocka_unit_test(test_arena_alignment_and_zero),
