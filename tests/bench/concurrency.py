@@ -5,6 +5,8 @@ Run by tests/bench/concurrency.sh (which picks the binaries); usage:
     python3 concurrency.py --signbridge BIN --sandbox BIN [--calls 2000] [--latency-ms 1000]
                            [--max-wall 2.5] [--thread-slack 2] [--smoke]
                            [--client c|python] [--client-bin PATH]
+                           [--upstream-front none|nginx] [--nginx BIN] [--h2-streams 256]
+                           [--max-host-connections N]
 
 Setup (untimed): sandbox (--no-rate-limits) + signbridge on port 0; a latency fault of
 --latency-ms on BoldSign's GET /v1/document/list; N connections opened to signbridge and kept
@@ -21,6 +23,14 @@ costs ~5 s of client time for 10,000 calls on its own.  Both feed the same check
 Latency: "bench latency" runs from the instant a call's own request write began to its complete
 response (as the asyncio client always measured it); "bench latency from send" from the end of
 that write; "bench latency from t0" from t0, the instant every call was released.
+--upstream-front nginx: signbridge's provider traffic goes through an nginx started here (its own
+prefix, config, throwaway CA from tests/sandbox/make-test-ca.sh and logs in a temp dir; one worker;
+`listen 127.0.0.1:PORT ssl http2`; proxy_pass over HTTP/1.1 keep-alive to the sandbox), as real
+providers answer over TLS + HTTP/2: signbridge gets --sandbox-url https://127.0.0.1:PORT and
+SIGNBRIDGE_UPSTREAM_CA_FILE.  The /_sandbox/ control calls and the baseline still go straight to
+the sandbox (the load client speaks plain HTTP/1.1 only).  The front's connections (sampled from
+/proc/net/tcp, and counted by its stub_status on a second, plain-HTTP listener) are printed, and
+it must exit 0 on SIGQUIT with no [crit]/[alert]/[emerg] in its error log.
 Prints plain lines of figures, "ok - ..."/"not ok - ..." checks and "N passed, N failed"; exits 1
 unless every call succeeded and (without --smoke) the wall time is within --max-wall and the thread
 count stayed within --thread-slack of its idle value.
@@ -33,6 +43,10 @@ import json
 import os
 import re
 import resource
+import signal
+import socket
+import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +76,15 @@ def parse_args():
     p.add_argument("--client-bin", default=None, help="bench_conc_client (tests/bench/conc_client.c)")
     p.add_argument("--client-timeout-s", type=int, default=120,
                    help="the C client's bound on each of its phases")
+    p.add_argument("--upstream-front", choices=["none", "nginx"], default="none",
+                   help="nginx: signbridge reaches the sandbox through an nginx TLS + HTTP/2 front "
+                        "(as real providers answer), not over plain HTTP/1.1")
+    p.add_argument("--nginx", default="/usr/sbin/nginx", help="the nginx binary of --upstream-front nginx")
+    p.add_argument("--h2-streams", type=int, default=256,
+                   help="the front's http2_max_concurrent_streams")
+    p.add_argument("--max-host-connections", type=int, default=None,
+                   help="SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS (per lane); default "
+                        "max(8192, calls + 256): one HTTP/1.1 connection per call in flight")
     a = p.parse_args()
     have_bin = bool(a.client_bin) and os.access(a.client_bin, os.X_OK)
     if a.client is None:
@@ -244,8 +267,232 @@ class CClient:
             await self.proc.wait()
 
 
-async def sampler(br, stop, acc):
-    """Threads every 50 ms; descriptors every 500 ms (listing thousands of /proc/PID/fd entries
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tcp_to(ports):
+    """{port: established IPv4 TCP connections whose remote end is 127.0.0.1:port}, from
+    /proc/net/tcp (the whole network namespace: the client side of every connection to the port)."""
+    with open("/proc/net/tcp", "rb") as f:
+        data = f.read()
+    return {p: data.count(b" 0100007F:%04X 01 " % p) for p in ports}
+
+
+def status_kb(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class NginxFront:
+    """nginx as a TLS + HTTP/2 front of the sandbox (--upstream-front nginx): its own prefix,
+    config, throwaway CA (tests/sandbox/make-test-ca.sh) and logs in a temp dir; one worker;
+    `listen 127.0.0.1:PORT ssl http2`; proxy_pass over HTTP/1.1 keep-alive to the sandbox."""
+
+    def __init__(self, binary, sandbox_port, streams):
+        self.binary, self.sandbox_port, self.streams = binary, sandbox_port, streams
+        self.tmp = tempfile.TemporaryDirectory(prefix="conc-nginx-")
+        self.dir = self.tmp.name
+        self.tls = os.path.join(self.dir, "tls")
+        self.ca_file = os.path.join(self.tls, "ca.pem")
+        self.error_log = os.path.join(self.dir, "error.log")
+        self.proc = None
+        self.port = None
+        self.version = "?"
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.port
+
+    def conf(self):
+        d = self.dir
+        return """# written by tests/bench/concurrency.py (--upstream-front nginx)
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events {
+    worker_connections 20000;
+    multi_accept on;
+}
+http {
+    access_log off;
+    client_body_temp_path %(d)s/tmp/body;
+    proxy_temp_path %(d)s/tmp/proxy;
+    fastcgi_temp_path %(d)s/tmp/fastcgi;
+    uwsgi_temp_path %(d)s/tmp/uwsgi;
+    scgi_temp_path %(d)s/tmp/scgi;
+    upstream sandbox {
+        server 127.0.0.1:%(sport)d;
+        keepalive 20000;
+        keepalive_requests 1000000;
+        keepalive_timeout 120s;
+    }
+    server {
+        listen 127.0.0.1:%(port)d ssl http2;
+        ssl_certificate %(d)s/tls/server.pem;
+        ssl_certificate_key %(d)s/tls/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        http2_max_concurrent_streams %(streams)d;
+        keepalive_requests 1000000;
+        keepalive_timeout 120s;
+        location / {
+            proxy_pass http://sandbox;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_pass_request_headers on;
+            proxy_read_timeout 60s;
+            proxy_buffering on;
+        }
+    }
+    # plain-HTTP stub_status for this script: connections accepted by the front (all listeners)
+    server {
+        listen 127.0.0.1:%(status_port)d;
+        location = /status { stub_status; }
+    }
+}
+""" % {"d": d, "sport": self.sandbox_port, "port": self.port, "streams": self.streams,
+       "status_port": self.status_port}
+
+    def start(self, timeout=15.0):
+        v = subprocess.run([self.binary, "-v"], capture_output=True, text=True)
+        m = re.search(r"nginx/(\S+)", v.stderr + v.stdout)
+        self.version = m.group(1) if m else "?"
+        mk = os.path.join(HERE, "..", "sandbox", "make-test-ca.sh")
+        r = subprocess.run(["bash", mk, self.tls], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("make-test-ca.sh failed: %s" % (r.stderr[-500:]))
+        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(self.dir, "tmp", t), exist_ok=True)
+        self.port = free_port()
+        self.status_port = free_port()
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(self.conf())
+        self._out = open(os.path.join(self.dir, "stderr.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "-p", self.dir + "/", "-e", self.error_log,
+             "-c", os.path.join(self.dir, "nginx.conf"), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._out)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited with %s: %s" % (self.proc.returncode, self.log_tail()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("nginx not listening on %d within %.0f s: %s"
+                                       % (self.port, timeout, self.log_tail()))
+                time.sleep(0.05)
+        # ALPN must select h2 (what signbridge's libcurl asks for on https)
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5.0) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tl:
+                self.alpn = tl.selected_alpn_protocol()
+                self.tls_version = tl.version()
+        if self.alpn != "h2":
+            raise RuntimeError("nginx front: ALPN selected %r, not h2" % self.alpn)
+        return self
+
+    def check_proxy(self, key, page_size):
+        """One GET through the front (TLS, HTTP/1.1): the sandbox must answer it."""
+        import http.client
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        try:
+            c.request("GET", "/boldsign/us/v1/document/list?Page=1&PageSize=%d" % page_size,
+                      headers={"X-API-KEY": key})
+            r = c.getresponse()
+            body = r.read()
+        finally:
+            c.close()
+        if r.status != 200:
+            raise RuntimeError("GET through the nginx front: HTTP %d %r" % (r.status, body[:200]))
+
+    def status(self):
+        """nginx stub_status: {"active", "accepts", "handled", "requests"} (each status query is
+        itself one accepted connection and one request)."""
+        r = sbtest.request(self.status_port, "GET", "/status", [], None, timeout=10)
+        t = r.body.decode("latin-1")
+        m = re.search(r"Active connections:\s*(\d+)\s+server accepts handled requests\s+(\d+)\s+"
+                      r"(\d+)\s+(\d+)", t)
+        if not m:
+            raise RuntimeError("nginx stub_status: %r" % t[:200])
+        return dict(zip(("active", "accepts", "handled", "requests"), (int(x) for x in m.groups())))
+
+    def worker_pids(self):
+        try:
+            with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                return [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            return []
+
+    def log_tail(self, n=2000):
+        out = []
+        for name in ("error.log", "stderr.log"):
+            try:
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    t = f.read()
+                if t.strip():
+                    out.append("%s: %s" % (name, t[-n:]))
+            except OSError:
+                pass
+        return " | ".join(out) or "(no log)"
+
+    def log_levels(self):
+        """{level: count} of the error log's lines ([warn], [error], [crit], [alert], [emerg])."""
+        counts = {}
+        try:
+            with open(self.error_log, errors="replace") as f:
+                for line in f:
+                    m = re.search(r"\[(debug|info|notice|warn|error|crit|alert|emerg)\]", line)
+                    if m:
+                        counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        except OSError:
+            pass
+        return counts
+
+    def stop(self, timeout=20.0):
+        """Graceful stop (SIGQUIT); the exit code (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self):
+        try:
+            self._out.close()
+        except AttributeError:
+            pass
+        self.tmp.cleanup()
+
+
+async def sampler(br, stop, acc, conn_ports=()):
+    """Threads every 50 ms; descriptors (and, with conn_ports, the established connections to
+    those ports, from /proc/net/tcp) every 500 ms (listing thousands of /proc/PID/fd entries
     costs the client real CPU, which it shares with signbridge)."""
     k = 0
     while not stop.is_set():
@@ -253,6 +500,8 @@ async def sampler(br, stop, acc):
             acc["threads"].append(br.threads())
             if k % 10 == 0:
                 acc["fds"].append(br.fd_count())
+                if conn_ports:
+                    acc["conns"].append(tcp_to(conn_ports))
         except (OSError, ValueError, TypeError):
             pass
         k += 1
@@ -262,11 +511,11 @@ async def sampler(br, stop, acc):
             pass
 
 
-async def bench(args, checks, sbx, br):
+async def bench(args, checks, sbx, br, front=None):
     work = tempfile.TemporaryDirectory(prefix="conc-bench-") if args.client == "c" else None
     live = []  # C clients to kill if anything goes wrong
     try:
-        await bench_run(args, checks, sbx, br, work.name if work else None, live)
+        await bench_run(args, checks, sbx, br, work.name if work else None, live, front)
     finally:
         for c in live:
             await c.kill()
@@ -274,7 +523,7 @@ async def bench(args, checks, sbx, br):
             work.cleanup()
 
 
-async def bench_run(args, checks, sbx, br, workdir, live):
+async def bench_run(args, checks, sbx, br, workdir, live, front=None):
     key = sbx.key("boldsign", "us")
     cred = uptest.xkey(key)
     path = "/boldsign/mcp"
@@ -326,14 +575,21 @@ async def bench_run(args, checks, sbx, br, workdir, live):
     idle_threads = br.threads()
     idle_fds = br.fd_count()
     rss_before = br.vm_hwm_kb()
+    # signbridge's upstream connections: to the front, or straight to the sandbox; with a front,
+    # also the front's own to the sandbox (only signbridge connects to the front's port)
+    conn_ports = (front.port, sbx.port) if front else (sbx.port,)
+    idle_conns = tcp_to(conn_ports)
+    workers = front.worker_pids() if front else []
+    fst0 = front.status() if front else None
 
     # -- timed --
     stop = asyncio.Event()
-    acc = {"threads": [], "fds": []}
-    samp = asyncio.ensure_future(sampler(br, stop, acc))
+    acc = {"threads": [], "fds": [], "conns": []}
+    samp = asyncio.ensure_future(sampler(br, stop, acc, conn_ports))
     out = [None] * n
     seq0 = sbx.last_seq()
     cpu0 = (cpu_s(br.pid), cpu_s(sbx.proc.pid), cpu_s(os.getpid()))
+    wcpu0 = [cpu_s(w) for w in workers]
     wall0 = time.time()
     t0 = time.monotonic()
     if use_c:
@@ -345,6 +601,9 @@ async def bench_run(args, checks, sbx, br, workdir, live):
     await samp
     peak_rss = br.vm_hwm_kb()
     cpu1 = (cpu_s(br.pid), cpu_s(sbx.proc.pid), cpu_s(os.getpid()))
+    wcpu1 = [cpu_s(w) for w in workers]
+    conns_after = tcp_to(conn_ports)
+    fst1 = front.status() if front else None
     # per call, seconds after t0: write began, request fully written (None: never), complete
     if use_c:
         recs = await client.finish()
@@ -400,6 +659,9 @@ async def bench_run(args, checks, sbx, br, workdir, live):
               "signbridge adds %.3f s" % (n, base, bok, wall - base), flush=True)
     except Exception as e:  # noqa: BLE001
         print("# baseline not measured: %s" % e, flush=True)
+    if front:
+        print("# baseline through the front not measured: the load client speaks plain HTTP/1.1 "
+              "only, the front TLS + HTTP/2", flush=True)
 
     # -- results (parsed after the clock stopped) --
     okn, errors = 0, {}
@@ -455,6 +717,26 @@ async def bench_run(args, checks, sbx, br, workdir, live):
           % (idle_threads, min(thr), max(thr), len(thr)))
     print("bench memory: VmHWM before %.1f MiB, peak %.1f MiB; fds idle %d, peak %d"
           % (rss_before / 1024.0, peak_rss / 1024.0, idle_fds, max(fds)))
+    conns = acc["conns"] + [conns_after]
+    if front:
+        peak_front = max(c[front.port] for c in conns)
+        peak_fs = max(c[sbx.port] for c in conns)
+        wcpu = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(wcpu1, wcpu0)]
+        whwm = [status_kb(w, "VmHWM") for w in workers]
+        print("bench upstream front: nginx %s TLS+h2 (%s, ALPN %s, http2_max_concurrent_streams %d) "
+              "on port %d; signbridge->front connections idle %d, peak %d; front->sandbox "
+              "connections peak %d (sampled every 0.5 s)"
+              % (front.version, front.tls_version, front.alpn, front.streams, front.port,
+                 idle_conns[front.port], peak_front, peak_fs))
+        print("bench front accepted %d connections and served %d requests during the timed phase "
+              "(stub_status; minus the one status query)"
+              % (fst1["accepts"] - fst0["accepts"] - 1, fst1["requests"] - fst0["requests"] - 1))
+        print("bench front nginx worker: cpu during the timed phase %s s; VmHWM %s MiB"
+              % (", ".join("%.2f+%.2f" % c for c in wcpu) or "?",
+                 ", ".join("%.1f" % (h / 1024.0) for h in whwm if h is not None) or "?"))
+    else:
+        print("bench upstream connections: signbridge->sandbox idle %d, peak %d (sampled every 0.5 s)"
+              % (idle_conns[sbx.port], max(c[sbx.port] for c in conns)))
     print("bench sandbox: %d list requests received in total (%d warm-up)" % (upstream, nsess))
     if arrivals:
         print("bench upstream arrival: first %.3f s, median %.3f s, last %.3f s after the first send"
@@ -466,11 +748,29 @@ async def bench_run(args, checks, sbx, br, workdir, live):
     if lim is not None and max(fds) >= lim - max(64, lim // 100):
         print("# warning: signbridge came within 1%% of its RLIMIT_NOFILE (%d descriptors, peak "
               "sampled %d; sampled every 0.5 s, the real peak may be the limit): it needs "
-              "about two per call (the client's connection and the upstream one), so these figures "
-              "include waits for descriptors" % (lim, max(fds)))
+              "about %s per call (%s), so these figures include waits for descriptors"
+              % (lim, max(fds), "one" if front else "two",
+                 "the client's connection; upstream calls share HTTP/2 connections" if front else
+                 "the client's connection and the upstream one"))
     if errors:
         print("# failures: " + "; ".join("%d x %s" % (v, k) for k, v in
                                          sorted(errors.items(), key=lambda kv: -kv[1])[:8]))
+    # signbridge's warn/error log lines (e.g. upstream transfer failures), counted by event
+    levels, samples = {}, {}
+    for ln in br.stderr_text().splitlines():
+        try:
+            o = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(o, dict) and o.get("level") in ("warn", "warning", "error", "fatal"):
+            k = "%s %s" % (o.get("level"), o.get("event"))
+            levels[k] = levels.get(k, 0) + 1
+            samples.setdefault(k, ln[:400])
+    if levels:
+        print("# signbridge log: " + "; ".join("%d x %s" % (v, k) for k, v in
+                                                sorted(levels.items(), key=lambda kv: -kv[1])[:8]))
+        for k, ln in list(samples.items())[:4]:
+            print("#   e.g. %s" % ln)
 
     if okn == n:
         checks.ok("all %d calls succeeded" % n)
@@ -498,6 +798,32 @@ async def bench_run(args, checks, sbx, br, workdir, live):
                         "under load %d..%d" % (min(thr), max(thr)))
 
 
+def stop_front(checks, front):
+    """Stop the nginx front gracefully: it must exit 0 with no [crit]/[alert]/[emerg] line (and
+    any [error] line is shown); then its temp dir goes."""
+    alive = front.proc.poll() is None
+    rc = front.stop()
+    levels = front.log_levels()
+    if not alive:
+        checks.fail("nginx front alive at the end", "exited early with %r: %s"
+                    % (front.proc.returncode, front.log_tail()))
+    elif rc == 0:
+        checks.ok("nginx front exits 0 on SIGQUIT")
+    else:
+        checks.fail("nginx front exits 0 on SIGQUIT", "exit status %r: %s" % (rc, front.log_tail()))
+    bad = {k: v for k, v in levels.items() if k in ("crit", "alert", "emerg")}
+    if levels:
+        print("# nginx error log: %s" % ", ".join("%d [%s]" % (v, k) for k, v in sorted(levels.items())))
+    if bad or levels.get("error"):
+        print("# nginx error log tail: %s" % front.log_tail(3000))
+    if bad:
+        checks.fail("no [crit]/[alert]/[emerg] in the nginx front's error log", str(bad))
+    else:
+        checks.ok("no [crit]/[alert]/[emerg] in the nginx front's error log (%d [error])"
+                  % levels.get("error", 0))
+    front.cleanup()
+
+
 def main():
     args = parse_args()
     sbtest.BIN = args.signbridge
@@ -509,18 +835,32 @@ def main():
         return checks.finish()
     sbx = uptest.Sandbox(["--no-rate-limits"])
     br = None
+    front = None
     try:
         sbx.start()
         # one upstream HTTP/1.1 connection per call in flight (the sandbox speaks HTTP/1.1): the
         # per-host cap must hold every call, whatever its default
-        cap = max(8192, args.calls + 256)
-        br = uptest.Bridge(sbx, env={"SIGNBRIDGE_LOG_LEVEL": "info",
-                                     "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS": str(cap)})
+        cap = args.max_host_connections or max(8192, args.calls + 256)
+        env = {"SIGNBRIDGE_LOG_LEVEL": "info",
+               "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS": str(cap)}
+        url = None
+        if args.upstream_front == "nginx":
+            # signbridge's provider traffic goes through the front (TLS + HTTP/2, libcurl
+            # multiplexes the calls); this script still drives /_sandbox/ on the sandbox itself
+            front = NginxFront(args.nginx, sbx.port, args.h2_streams).start()
+            front.check_proxy(sbx.key("boldsign", "us"), args.page_size)
+            env["SIGNBRIDGE_UPSTREAM_CA_FILE"] = front.ca_file
+            url = front.url
+        br = uptest.Bridge(sbx, env=env, sandbox_url=url)
         br.start()
     except Exception as e:  # noqa: BLE001
-        checks.fail("sandbox and signbridge start", e)
+        checks.fail("sandbox%s and signbridge start" % (", nginx front" if front or
+                                                         args.upstream_front != "none" else ""), e)
         if br is not None:
             br.kill()
+        if front is not None:
+            front.kill()
+            front.cleanup()
         sbx.kill()
         return checks.finish()
     print("# signbridge %s pid %d port %d; sandbox pid %d port %d; %d calls%s; client %s"
@@ -528,13 +868,22 @@ def main():
              " (smoke)" if args.smoke else "",
              "bench_conc_client (%s)" % args.client_bin if args.client == "c" else "python asyncio"),
           flush=True)
+    print("# SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS %s" % br.extra_env.get(
+        "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS"), flush=True)
+    if front:
+        print("# upstream front: nginx %s pid %d (workers %s) at %s -> sandbox port %d; "
+              "signbridge --sandbox-url %s, SIGNBRIDGE_UPSTREAM_CA_FILE %s"
+              % (front.version, front.proc.pid, front.worker_pids(), front.url, sbx.port,
+                 front.url, front.ca_file), flush=True)
     try:
-        asyncio.run(bench(args, checks, sbx, br))
+        asyncio.run(bench(args, checks, sbx, br, front))
     except Exception as e:  # noqa: BLE001
         import traceback
         checks.fail("benchmark ran", "%s: %s | %s" % (type(e).__name__, e, traceback.format_exc()[-800:]))
     finally:
         uptest.stop_checked(checks, br, "signbridge")
+        if front is not None:
+            stop_front(checks, front)
         uptest.stop_checked(checks, sbx, "the sandbox")
         br.tmp.cleanup()
         sbx.tmp.cleanup()

@@ -15,9 +15,19 @@
 #          --bin-dir DIR (use DIR/signbridge and DIR/signbridge-sandbox instead of building),
 #          --client c|python (the load client; default c when bench_conc_client is built: the
 #          C one of tests/bench/conc_client.c, found as <bin dir>/tests/bench_conc_client; python:
-#          the asyncio client of concurrency.py, which needs ~5 s of its own for 10,000 calls).
+#          the asyncio client of concurrency.py, which needs ~5 s of its own for 10,000 calls),
+#          --upstream-front none|nginx (default none: signbridge talks plain HTTP/1.1 to the
+#          sandbox, one upstream connection per call in flight; nginx: an nginx (NGINX_BIN, default
+#          /usr/sbin/nginx) in a temp dir terminates TLS + HTTP/2 on 127.0.0.1 with a throwaway CA
+#          (tests/sandbox/make-test-ca.sh) and proxies to the sandbox over HTTP/1.1 keep-alive, as
+#          real providers answer: signbridge gets --sandbox-url https://127.0.0.1:PORT and
+#          SIGNBRIDGE_UPSTREAM_CA_FILE, and libcurl multiplexes the calls on a few connections),
+#          --h2-streams N (the front's http2_max_concurrent_streams, default 256),
+#          --max-host-connections N (SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS, per lane; default
+#          max(8192, calls + 256), one HTTP/1.1 connection per call in flight).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
-#      CONC_CLIENT_BIN (the C load client, instead of the one next to the binaries).
+#      CONC_CLIENT_BIN (the C load client, instead of the one next to the binaries);
+#      NGINX_BIN (the nginx of --upstream-front nginx).
 #
 # Prints plain lines of figures, e.g.
 #   bench concurrency: calls 2000, succeeded 2000, failed 0, wall 1.412 s, upstream latency 1000 ms
@@ -28,6 +38,12 @@
 #   bench cpu during the timed phase (user+system): signbridge 2.1+0.8 s, sandbox ..., client ...
 #   bench threads: idle 5, under load min 5 max 5 (27 samples)
 #   bench memory: VmHWM before 20.8 MiB, peak 140.2 MiB; fds idle 2015, peak 4014
+#   bench upstream connections: signbridge->sandbox idle 20, peak 2000 (sampled every 0.5 s)
+#     or, with --upstream-front nginx, instead of that line:
+#     bench upstream front: nginx 1.22.1 TLS+h2 (...) on port N; signbridge->front connections
+#       idle K0, peak K; front->sandbox connections peak M (sampled every 0.5 s)
+#     bench front accepted A connections and served R requests during the timed phase (...)
+#     bench front nginx worker: cpu during the timed phase U+S s; VmHWM X MiB
 #   bench sandbox: 2020 list requests received in total (20 warm-up)
 #   bench upstream arrival: first 0.02 s, median 0.50 s, last 0.62 s after the first send
 # then "ok - ..." / "not ok - ..." checks and a final "N passed, N failed".
@@ -39,6 +55,7 @@ SMOKE=0
 CALLS=
 BIN_DIR=
 CLIENT=
+FRONT=none
 PASS_ARGS=()
 while (($#)); do
   case $1 in
@@ -46,8 +63,10 @@ while (($#)); do
     --calls) CALLS=$2; shift ;;
     --bin-dir) BIN_DIR=$2; shift ;;
     --client) CLIENT=$2; shift ;;
+    --upstream-front) FRONT=$2; shift ;;
+    --h2-streams|--max-host-connections) PASS_ARGS+=("$1" "$2"); shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size) PASS_ARGS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,49p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -84,6 +103,17 @@ case $CLIENT in
   c) [[ -x $CONC_CLIENT ]] || nok "C load client" "$CONC_CLIENT is not executable (ninja -C <build> tests/bench_conc_client)" ;;
   python) ;;
   *) echo "concurrency.sh: --client must be c or python" >&2; exit 2 ;;
+esac
+
+case $FRONT in
+  none) ;;
+  nginx)
+    NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+    [[ -x $NGINX ]] || NGINX=$(command -v nginx || true)
+    [[ -n $NGINX && -x $NGINX ]] || nok "nginx for --upstream-front nginx" "no ${NGINX_BIN:-/usr/sbin/nginx} and none on PATH"
+    command -v openssl >/dev/null || nok "openssl for --upstream-front nginx" "not on PATH"
+    PASS_ARGS+=(--upstream-front nginx --nginx "$NGINX") ;;
+  *) echo "concurrency.sh: --upstream-front must be none or nginx" >&2; exit 2 ;;
 esac
 
 # 2,000 client connections + signbridge's inbound and upstream sockets + the sandbox's.

@@ -140,12 +140,14 @@ class Sandbox(sbtest.Server):
 
 
 class Bridge(sbtest.Server):
-    """signbridge pointed at a sandbox; debug logs unless env says otherwise."""
+    """signbridge pointed at a sandbox; debug logs unless env says otherwise.  sandbox_url: the
+    --sandbox-url to give instead of the sandbox's own origin (e.g. a TLS front proxying to it)."""
 
-    def __init__(self, sandbox, env=None, start_timeout=20.0):
+    def __init__(self, sandbox, env=None, start_timeout=20.0, sandbox_url=None):
         e = {"SIGNBRIDGE_LOG_LEVEL": "debug"}
         e.update(env or {})
-        super().__init__(args=["--sandbox-url", sandbox.origin], env=e, start_timeout=start_timeout)
+        super().__init__(args=["--sandbox-url", sandbox_url or sandbox.origin], env=e,
+                         start_timeout=start_timeout)
 
     @property
     def pid(self):
