@@ -152,7 +152,48 @@ uint64_t sb_wall_ms(void)
 
 void sb_rfc3339(uint64_t wall_ms, char *out, size_t outlen)
 {
-    time_t t = (time_t)(wall_ms / 1000);
+    uint64_t secs = wall_ms / 1000;
+    if (outlen >= 25 && secs < 253402300800ULL) { /* before year 10000: four-digit years */
+        /* civil date from days since 1970-01-01 (H. Hinnant's algorithm), without gmtime_r and
+         * snprintf: result mappers format a time per document field */
+        uint64_t days = secs / 86400, rem = secs % 86400;
+        uint64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+        uint64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        uint64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+        unsigned d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+        unsigned m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+        unsigned y = (unsigned)(yoe + era * 400 + (m <= 2));
+        unsigned hh = (unsigned)(rem / 3600), mi = (unsigned)(rem / 60 % 60), ss = (unsigned)(rem % 60);
+        unsigned ms = (unsigned)(wall_ms % 1000);
+        char *o = out;
+        o[0] = (char)('0' + y / 1000);
+        o[1] = (char)('0' + y / 100 % 10);
+        o[2] = (char)('0' + y / 10 % 10);
+        o[3] = (char)('0' + y % 10);
+        o[4] = '-';
+        o[5] = (char)('0' + m / 10);
+        o[6] = (char)('0' + m % 10);
+        o[7] = '-';
+        o[8] = (char)('0' + d / 10);
+        o[9] = (char)('0' + d % 10);
+        o[10] = 'T';
+        o[11] = (char)('0' + hh / 10);
+        o[12] = (char)('0' + hh % 10);
+        o[13] = ':';
+        o[14] = (char)('0' + mi / 10);
+        o[15] = (char)('0' + mi % 10);
+        o[16] = ':';
+        o[17] = (char)('0' + ss / 10);
+        o[18] = (char)('0' + ss % 10);
+        o[19] = '.';
+        o[20] = (char)('0' + ms / 100);
+        o[21] = (char)('0' + ms / 10 % 10);
+        o[22] = (char)('0' + ms % 10);
+        o[23] = 'Z';
+        o[24] = '\0';
+        return;
+    }
+    time_t t = (time_t)secs;
     struct tm tm;
     gmtime_r(&t, &tm);
     snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,

@@ -239,33 +239,33 @@ static size_t header_cb(char *p, size_t sz, size_t nm, void *ud)
 
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    lane *u = userp;
+    lane *l = userp;
     (void)e;
     struct epoll_event ev = {0};
     ev.data.fd = s;
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(u->ep, EPOLL_CTL_DEL, s, NULL);
-        curl_multi_assign(u->multi, s, NULL);
+        epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
+        curl_multi_assign(l->multi, s, NULL);
         return 0;
     }
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     if (socketp) {
-        if (epoll_ctl(u->ep, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT)
-            epoll_ctl(u->ep, EPOLL_CTL_ADD, s, &ev);
+        if (epoll_ctl(l->ep, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT)
+            epoll_ctl(l->ep, EPOLL_CTL_ADD, s, &ev);
     } else {
-        if (epoll_ctl(u->ep, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
-            epoll_ctl(u->ep, EPOLL_CTL_MOD, s, &ev);
-        curl_multi_assign(u->multi, s, (void *)1);
+        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
+            epoll_ctl(l->ep, EPOLL_CTL_MOD, s, &ev);
+        curl_multi_assign(l->multi, s, (void *)1);
     }
     return 0;
 }
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
-    lane *u = userp;
+    lane *l = userp;
     (void)m;
-    u->curl_deadline_ms = timeout_ms < 0 ? 0 : sb_mono_ms() + (uint64_t)timeout_ms;
-    if (timeout_ms >= 0 && u->curl_deadline_ms == 0) u->curl_deadline_ms = 1;
+    l->curl_deadline_ms = timeout_ms < 0 ? 0 : sb_mono_ms() + (uint64_t)timeout_ms;
+    if (timeout_ms >= 0 && l->curl_deadline_ms == 0) l->curl_deadline_ms = 1;
     return 0;
 }
 
