@@ -695,6 +695,17 @@ static void lane_free(lane *l)
     pthread_mutex_destroy(&l->mu);
 }
 
+/* Tell a lane's thread to finish (it cancels what it still runs) and wake it. */
+static void lane_signal_stop(lane *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->stopping = 1;
+    pthread_mutex_unlock(&l->mu);
+    uint64_t one = 1;
+    ssize_t w = write(l->evfd, &one, sizeof one);
+    (void)w;
+}
+
 static int lane_init(sb_up *u, lane *l, unsigned idx)
 {
     l->u = u;
@@ -762,12 +773,7 @@ fail:
     for (unsigned i = 0; i < u->nlanes; i++) {
         lane *l = &u->lanes[i];
         if (l->started) {
-            pthread_mutex_lock(&l->mu);
-            l->stopping = 1;
-            pthread_mutex_unlock(&l->mu);
-            uint64_t one = 1;
-            ssize_t w = write(l->evfd, &one, sizeof one);
-            (void)w;
+            lane_signal_stop(l);
             pthread_join(l->thread, NULL);
         }
         lane_free(l);
@@ -946,15 +952,7 @@ int sb_up_lane_attach(sb_up *u, unsigned i, int fd, void (*run_fn)(void *),
 void sb_up_stop(sb_up *u)
 {
     if (!u) return;
-    for (unsigned i = 0; i < u->nlanes; i++) {
-        lane *l = &u->lanes[i];
-        pthread_mutex_lock(&l->mu);
-        l->stopping = 1;
-        pthread_mutex_unlock(&l->mu);
-        uint64_t one = 1;
-        ssize_t w = write(l->evfd, &one, sizeof one);
-        (void)w;
-    }
+    for (unsigned i = 0; i < u->nlanes; i++) lane_signal_stop(&u->lanes[i]);
     for (unsigned i = 0; i < u->nlanes; i++) pthread_join(u->lanes[i].thread, NULL);
     /* jobs queued after a thread stopped: none (submit refuses once stopping) */
     for (unsigned i = 0; i < u->nlanes; i++) lane_free(&u->lanes[i]);
