@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,7 +101,12 @@ const char *sb_cred_kind_name(sb_cred_kind k)
 
 void sb_cred_wipe(sb_cred *c)
 {
-    OPENSSL_cleanse(c, sizeof *c);
+    /* the credential's bytes and its NUL: every writer stores len + 1 bytes after wiping what
+     * was there before, so nothing secret lies past them -- and the untouched rest of the 4 KiB
+     * buffer is not brought into memory just to be zeroed */
+    size_t n = c->len < SB_CRED_MAX ? c->len + 1 : sizeof c->secret;
+    OPENSSL_cleanse(c->secret, n);
+    OPENSSL_cleanse(c, offsetof(sb_cred, secret));
 }
 
 static int hexval(int c)

@@ -41,6 +41,24 @@ typedef struct sb_principal {
     sb_cred cred;
 } sb_principal;
 
+/* The bytes of *p that matter: everything up to the credential's terminating NUL. A principal is
+ * copied into each MCP call with this length (a few hundred bytes for an API key instead of the
+ * 4 KiB buffer), so a call's copy must be read through sb_principal_ok. */
+static inline size_t sb_principal_size(const sb_principal *p)
+{
+    size_t n = p->cred.len <= SB_CRED_MAX ? p->cred.len : SB_CRED_MAX;
+    return offsetof(sb_principal, cred.secret) + n + 1;
+}
+
+/* 1 when (p, len) is a principal copied with sb_principal_size: its fields and its credential's
+ * len bytes (plus the NUL) are all inside len. */
+static inline int sb_principal_ok(const void *p, size_t len)
+{
+    const sb_principal *q = p;
+    return p && len >= offsetof(sb_principal, cred.secret) + 1 && len <= sizeof *q &&
+           q->cred.len <= SB_CRED_MAX && len == sb_principal_size(q);
+}
+
 /* Case-insensitive header lookup supplied by the transport; NULL if absent. */
 typedef const char *(*sb_header_fn)(void *ctx, const char *name);
 

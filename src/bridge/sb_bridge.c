@@ -610,7 +610,7 @@ static void admit(sb_mcp_call *c, void *ud)
     sb_bridge *b = ud;
     size_t plen;
     const sb_principal *p = sb_mcp_call_principal(c, &plen);
-    if (!p || plen != sizeof *p || p->anonymous) {
+    if (!sb_principal_ok(p, plen) || p->anonymous) {
         sb_mcp_admit_ok(c, "");
         return;
     }
@@ -646,7 +646,7 @@ static void admit(sb_mcp_call *c, void *ud)
     sb_mcp_call_ref(c);
     st->call = c;
     st->a = a;
-    memcpy(&st->p, p, sizeof st->p);
+    memcpy(&st->p, p, plen); /* the rest of st->p stays zero (calloc) */
     if (p->region_pin[0]) {
         st->phase = 1;
         sb_strlcpy(st->regions[0], p->instance[0] ? "private" : p->region_pin,
@@ -1745,7 +1745,7 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     size_t plen;
     const sb_principal *p = sb_mcp_call_principal(c, &plen);
     const sb_tool *t = sb_mcp_call_tool(c);
-    if (!p || plen != sizeof *p || p->anonymous) {
+    if (!sb_principal_ok(p, plen) || p->anonymous) {
         count_tool(b, c, "", "", "error");
         sb_mcp_call_tool_error(c, "This tool needs a provider API key: connect with X-API-Key.");
         return 0;

@@ -83,7 +83,6 @@ typedef struct req_ctx {
     sb_cred_kind cred_kind;
     char fingerprint[SB_FP_HEX];
     char owner[SB_FP_HEX + 140]; /* session owner key: fingerprint + route */
-    sb_principal principal;     /* holds the raw credential: wiped in on_completed */
     char origin_ok[256];          /* echo in Access-Control-Allow-Origin when non-empty */
     sb_mcp_call *call;
     sb_oauth_pending *opend;      /* an OAuth answer waiting on the network */
@@ -97,7 +96,13 @@ typedef struct req_ctx {
     size_t ev_len, ev_off;
     int stream_done;
     size_t bytes_out;
+    /* last: allocated without zeroing the credential buffer past what is written (a 4 KiB
+     * buffer per request in flight, mostly never touched) */
+    sb_principal principal;     /* holds the raw credential: wiped in on_completed */
 } req_ctx;
+
+/* The bytes of a new req_ctx that start zeroed: everything but the credential buffer's tail. */
+#define REQ_CTX_ZEROED (offsetof(req_ctx, principal) + offsetof(sb_principal, cred.secret) + 1)
 
 /* the serving lane whose daemon this thread runs (-1: none) */
 static __thread int tl_lane = -1;
@@ -723,7 +728,7 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         .fingerprint = r->owner,
         .request_id = r->request_id,
         .principal = &r->principal,
-        .principal_len = sizeof r->principal,
+        .principal_len = sb_principal_size(&r->principal),
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
     /* per-credential cap on tools/call in flight: the slot is held until the request ends (the
@@ -900,8 +905,9 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
     (void)version;
     req_ctx *r = *con_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
+        r = malloc(sizeof *r);
         if (!r) return MHD_NO;
+        memset(r, 0, REQ_CTX_ZEROED);
         *con_cls = r;
         r->h = h;
         r->lane = tl_lane;
@@ -1069,7 +1075,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sb_buf_free(&r->body);
     free(r->ev);
-    explicit_bzero(&r->principal, sizeof r->principal);
+    explicit_bzero(&r->principal, offsetof(sb_principal, cred));
+    sb_cred_wipe(&r->principal.cred);
     free(r);
     sb_metrics_gauge_add(h->m_in_flight, -1);
     atomic_fetch_sub(&h->in_flight, 1);

@@ -49,6 +49,8 @@ typedef struct job {
     void *arg;
     struct sb_up *u;
     struct lane *l;               /* the lane that runs it */
+    int fail_err;                 /* a failure found while starting it from sb_up_submit */
+    const char *fail_text;
 } job;
 
 /* A function to run on a lane's thread (sb_up_lane_call), with its caller waiting. */
@@ -80,6 +82,8 @@ typedef struct lane {
     /* lane-thread only */
     job *active;
     job *backoff;              /* sorted by retry_at_ms */
+    job *failed;               /* started from sb_up_submit and failed: finished by the loop */
+    int direct;                /* inside sb_up_submit's start: failures go to `failed` */
     uint64_t curl_deadline_ms; /* 0 = none */
     CURL *pool[POOL_MAX];
     size_t npool;
@@ -331,16 +335,30 @@ static void finish(lane *l, job *j, int error, int status, const char *text)
     atomic_fetch_sub(&l->u->in_flight, 1);
 }
 
+/* A transfer that cannot start. From sb_up_submit (l->direct) its callback must not run inside
+ * the caller's call: the loop finishes it at the end of the turn. */
+static void start_failed(lane *l, job *j, int error, const char *text)
+{
+    if (!l->direct) {
+        finish(l, j, error, 0, text);
+        return;
+    }
+    j->fail_err = error;
+    j->fail_text = text;
+    j->next_q = l->failed;
+    l->failed = j;
+}
+
 static int start_attempt(lane *l, job *j)
 {
     uint64_t now = sb_mono_ms();
     if (now >= j->deadline_ms) {
-        finish(l, j, SB_UP_ETIMEDOUT, 0, "deadline passed before the request could be sent");
+        start_failed(l, j, SB_UP_ETIMEDOUT, "deadline passed before the request could be sent");
         return -1;
     }
     if (!j->easy) j->easy = l->npool ? l->pool[--l->npool] : curl_easy_init();
     if (!j->easy) {
-        finish(l, j, SB_UP_EIO, 0, "out of memory");
+        start_failed(l, j, SB_UP_EIO, "out of memory");
         return -1;
     }
     CURL *e = j->easy;
@@ -391,7 +409,7 @@ static int start_attempt(lane *l, job *j)
         }
     }
     if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
-        finish(l, j, SB_UP_EIO, 0, "cannot start the transfer");
+        start_failed(l, j, SB_UP_EIO, "cannot start the transfer");
         return -1;
     }
     j->in_multi = 1;
@@ -607,7 +625,7 @@ static void *run(void *arg)
         }
         /* work queued by this thread itself (a source that submitted, a callback that
          * cancelled) must not wait for the next event */
-        if (timeout > 0 && (has_commands(l) || atomic_load(&l->src_kick))) timeout = 0;
+        if (timeout > 0 && (l->failed || has_commands(l) || atomic_load(&l->src_kick))) timeout = 0;
         struct epoll_event evs[128];
         int n = epoll_wait(l->ep, evs, 128, (int)timeout);
         int running, src_ready = 0;
@@ -648,6 +666,12 @@ static void *run(void *arg)
             (src_ready || completed || kicked || (src_due && sb_mono_ms() >= src_due)))
             l->src_run(l->src_arg);
         drain_commands(l, &stopping);
+        while (l->failed) {
+            job *j = l->failed;
+            l->failed = j->next_q;
+            j->next_q = NULL;
+            finish(l, j, j->fail_err, 0, j->fail_text);
+        }
         if (stopping) break;
     }
     /* shutdown: everything still running is cancelled */
@@ -846,6 +870,25 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
         return -1;
     }
     atomic_fetch_add(&u->in_flight, 1);
+    if (l == tl_lane) {
+        /* On the lane's own thread (a request being served): start it now, and let libcurl send
+         * it now, rather than after the turn -- libmicrohttpd may be handling thousands of
+         * requests in this turn. libcurl's socket and timer callbacks only update this lane's
+         * epoll set and deadline; completions are read by the loop, so no `done` runs here. */
+        pthread_mutex_unlock(&l->mu);
+        j->next_a = l->active;
+        if (l->active) l->active->prev_a = j;
+        l->active = j;
+        if (id) *id = j->id;
+        l->direct = 1;
+        int started = start_attempt(l, j) == 0;
+        l->direct = 0;
+        if (started) {
+            int running;
+            curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        return 0;
+    }
     if (l->q_tail)
         l->q_tail->next_q = j;
     else
