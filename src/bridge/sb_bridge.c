@@ -5,6 +5,7 @@
 #include "auth/sb_cred.h"
 #include "core/sb_buf.h"
 #include "core/sb_embed.h"
+#include "core/sb_json.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
 #include "core/sb_util.h"
@@ -1093,7 +1094,7 @@ static void process_result(tool_job *j, const sb_up_result *r)
     if (!urid) urid = sb_up_header(r, "X-Correlation-Id");
     if (urid) sb_strlcpy(j->upstream_request_id, urid, sizeof j->upstream_request_id);
     sb_presp pr = {.status = r->status, .body = r->body, .len = r->body_len};
-    if (r->body_len) pr.json = cJSON_ParseWithLength(r->body, r->body_len);
+    if (r->body_len) pr.json = sb_json_parse(r->body, r->body_len);
     if (r->status < 200 || r->status >= 300) {
         http_error(j, r, &pr);
         cJSON_Delete(pr.json);

@@ -1,13 +1,15 @@
 /* Fuzz target: JSON-RPC envelopes (src/mcp/sb_jsonrpc.h). The input is a POST body: parse it,
  * classify batch members, key the id, build the responses the engine would send, free it all.
  * Also: sb_json_print (core/sb_buf) prints every parsed document byte for byte as
- * cJSON_PrintUnformatted does (responses are printed with it). */
+ * cJSON_PrintUnformatted does (responses are printed with it), and sb_json_parse (core/sb_json)
+ * accepts exactly what cJSON_ParseWithLength accepts, building the same tree. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/sb_buf.h"
+#include "core/sb_json.h"
 #include "mcp/sb_jsonrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,6 +41,24 @@ static void respond(const sb_rpc_msg *m, int rc, const char *err)
     }
 }
 
+static void same_parse(const uint8_t *data, size_t size)
+{
+    cJSON *a = cJSON_ParseWithLength((const char *)data, size);
+    cJSON *b = sb_json_parse((const char *)data, size);
+    char *pa = a ? cJSON_PrintUnformatted(a) : NULL, *pb = b ? cJSON_PrintUnformatted(b) : NULL;
+    if ((a == NULL) != (b == NULL) || (pa == NULL) != (pb == NULL) ||
+        (pa && strcmp(pa, pb) != 0)) {
+        fprintf(stderr, "sb_json_parse differs from cJSON_ParseWithLength:\n%s\n%s\n",
+                pa ? pa : (a ? "(unprintable)" : "(refused)"),
+                pb ? pb : (b ? "(unprintable)" : "(refused)"));
+        abort();
+    }
+    free(pa);
+    free(pb);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
 static void same_print(const uint8_t *data, size_t size)
 {
     cJSON *doc = cJSON_ParseWithLength((const char *)data, size);
@@ -57,6 +77,7 @@ static void same_print(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     same_print(data, size);
+    same_parse(data, size);
     sb_rpc_msg m;
     char err[256];
     int rc = sb_rpc_parse((const char *)data, size, &m, err, sizeof err);

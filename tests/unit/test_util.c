@@ -19,6 +19,7 @@
 
 #include "core/sb_arena.h"
 #include "core/sb_buf.h"
+#include "core/sb_json.h"
 #include "core/sb_loop.h"
 #include "core/sb_util.h"
 
@@ -595,6 +596,57 @@ static void test_buf_json_string(void **state)
     assert_int_equal(sb_buf_json_string(&b, "abc"), 0);
     assert_string_equal(b.data, "xyz\"abc\"");
     sb_buf_free(&b);
+}
+
+/* sb_json_parse accepts and builds exactly what cJSON_ParseWithLength does (fuzz_jsonrpc checks
+ * arbitrary inputs; these are the corners worth naming). */
+static void same_as_cjson(const char *s, size_t n)
+{
+    cJSON *a = cJSON_ParseWithLength(s, n), *b = sb_json_parse(s, n);
+    if ((a == NULL) != (b == NULL))
+        fail_msg("\"%.*s\": cJSON %s, sb_json_parse %s", (int)n, s, a ? "accepts" : "refuses",
+                 b ? "accepts" : "refuses");
+    if (a) {
+        char *pa = cJSON_PrintUnformatted(a), *pb = cJSON_PrintUnformatted(b);
+        if (strcmp(pa, pb) != 0) fail_msg("\"%.*s\": %s vs %s", (int)n, s, pa, pb);
+        free(pa);
+        free(pb);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+}
+
+static void test_json_parse_matches_cjson(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "{}", "[]", "null", "true", "false", "nul", "tru", "-", "1e", "1e5e5", "01", "-0", "1.5",
+        "1.", ".5", "+1", "123456789012345", "1234567890123456", "-999999999999999",
+        "3.141592653589793", "1e400", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}",
+        "{\"a\":1 \"b\":2}", "\"abc", "\"abc\\\"", "\"a\\\\\"", "\"\\u00e9\\u20ac\\ud83d\\ude00\"",
+        "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"\\uZZZZ\"", "\"\\u12\"", "\"\\x\"",
+        "\"\\/\\b\\f\\n\\r\\t\"", "  [ 1 , 2 ]  trailing", "[1] [2]", "\xEF\xBB\xBF[1]",
+        "\xEF\xBB\xBF", "\"\x01\x1f raw controls\"", "{\"a\":{\"b\":[true,false,null]}}",
+        "{\"dup\":1,\"dup\":2}", "[\"\xff\xfe\"]", "  ", "[", "{", "{\"a\":[1,{\"b\":2}]",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        same_as_cjson(cases[i], strlen(cases[i]));
+    /* NUL bytes count as whitespace inside the given length */
+    same_as_cjson("[1,\0 2]", 7);
+    same_as_cjson("\0\0[1]", 5);
+    /* long numbers, and nesting at and past cJSON's limit */
+    char big[2100];
+    memset(big, '7', 300);
+    big[300] = '\0';
+    same_as_cjson(big, 300);
+    for (int depth = 999; depth <= 1001; depth++) {
+        size_t k = 0;
+        for (int d = 0; d < depth; d++) big[k++] = '[';
+        for (int d = 0; d < depth; d++) big[k++] = ']';
+        same_as_cjson(big, k);
+    }
+    assert_null(sb_json_parse(NULL, 0));
+    assert_null(sb_json_parse("1", 0));
 }
 
 static void test_buf_printf_max(void **state)
@@ -1179,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_buf_append_max),
         cmocka_unit_test(test_buf_printf_max),
         cmocka_unit_test(test_buf_json_string),
+        cmocka_unit_test(test_json_parse_matches_cjson),
         cmocka_unit_test(test_buf_detach),
         cmocka_unit_test(test_buf_max_size_max),
         cmocka_unit_test(test_arena_alignment_and_zero),

@@ -1,0 +1,348 @@
+#include "core/sb_json.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The structure follows cJSON 1.7's parser step for step (offsets, the whitespace rule, the
+ * nesting limit, escapes), so that every input gives the same tree or the same refusal; only the
+ * inner loops differ. */
+
+typedef struct pbuf {
+    const unsigned char *c;
+    size_t len, off, depth;
+} pbuf;
+
+#define CAN_ACCESS(b, i) ((b)->off + (i) < (b)->len)
+#define CAN_READ(b, n) ((b)->off + (n) <= (b)->len)
+#define AT(b) ((b)->c + (b)->off)
+
+static int parse_value(cJSON *item, pbuf *b);
+
+static cJSON *new_item(void)
+{
+    cJSON *n = malloc(sizeof *n);
+    if (n) memset(n, 0, sizeof *n);
+    return n;
+}
+
+/* Bytes <= 32 are whitespace; stopping at the end leaves the offset on the last byte. */
+static void skip_ws(pbuf *b)
+{
+    if (!CAN_ACCESS(b, 0)) return;
+    while (CAN_ACCESS(b, 0) && *AT(b) <= 32) b->off++;
+    if (b->off == b->len) b->off--;
+}
+
+static int is_num_char(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == 'e' || ch == 'E' ||
+           ch == '.';
+}
+
+static int parse_number(cJSON *item, pbuf *b)
+{
+    /* the run of number characters, however long (as this cJSON does), then strtod on it */
+    size_t i = 0;
+    while (CAN_ACCESS(b, i) && is_num_char(AT(b)[i])) i++;
+    char small[64], *num = small;
+    if (i >= sizeof small && !(num = malloc(i + 1))) return 0;
+    memcpy(num, AT(b), i);
+    num[i] = '\0';
+    double v;
+    size_t used;
+    /* an integer of at most 15 digits is exact as a double: what strtod would give */
+    size_t neg = num[0] == '-', nd = i - neg;
+    int plain = nd >= 1 && nd <= 15;
+    for (size_t k = neg; plain && k < i; k++) plain = num[k] >= '0' && num[k] <= '9';
+    if (plain) {
+        uint64_t u = 0;
+        for (size_t k = neg; k < i; k++) u = u * 10 + (uint64_t)(num[k] - '0');
+        v = neg ? -(double)u : (double)u;
+        used = i;
+    } else {
+        char *end = NULL;
+        v = strtod(num, &end);
+        used = (size_t)(end - num);
+    }
+    if (num != small) free(num);
+    if (used == 0) return 0;
+    item->valuedouble = v;
+    if (v >= INT_MAX)
+        item->valueint = INT_MAX;
+    else if (v <= (double)INT_MIN)
+        item->valueint = INT_MIN;
+    else
+        item->valueint = (int)v;
+    item->type = cJSON_Number;
+    b->off += used;
+    return 1;
+}
+
+static unsigned hex4(const unsigned char *p)
+{
+    unsigned h = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char ch = p[i];
+        if (ch >= '0' && ch <= '9')
+            h += (unsigned)(ch - '0');
+        else if (ch >= 'A' && ch <= 'F')
+            h += 10u + (unsigned)(ch - 'A');
+        else if (ch >= 'a' && ch <= 'f')
+            h += 10u + (unsigned)(ch - 'a');
+        else
+            return 0; /* as cJSON: an invalid digit reads as code point 0 */
+        if (i < 3) h <<= 4;
+    }
+    return h;
+}
+
+/* \uXXXX (or a surrogate pair) at p, before end: UTF-8 into *o. Returns the escape's length, or
+ * 0 when it is invalid. */
+static unsigned char utf16_escape(const unsigned char *p, const unsigned char *end,
+                                  unsigned char **o)
+{
+    if (end - p < 6) return 0;
+    unsigned long cp;
+    unsigned first = hex4(p + 2);
+    unsigned char seq;
+    if (first >= 0xDC00 && first <= 0xDFFF) return 0;
+    if (first >= 0xD800 && first <= 0xDBFF) {
+        const unsigned char *q = p + 6;
+        if (end - q < 6 || q[0] != '\\' || q[1] != 'u') return 0;
+        unsigned second = hex4(q + 2);
+        if (second < 0xDC00 || second > 0xDFFF) return 0;
+        cp = 0x10000 + (((unsigned long)(first & 0x3FF) << 10) | (second & 0x3FF));
+        seq = 12;
+    } else {
+        cp = first;
+        seq = 6;
+    }
+    unsigned char n, mark = 0;
+    if (cp < 0x80)
+        n = 1;
+    else if (cp < 0x800)
+        n = 2, mark = 0xC0;
+    else if (cp < 0x10000)
+        n = 3, mark = 0xE0;
+    else if (cp <= 0x10FFFF)
+        n = 4, mark = 0xF0;
+    else
+        return 0;
+    for (unsigned char k = (unsigned char)(n - 1); k > 0; k--) {
+        (*o)[k] = (unsigned char)((cp | 0x80) & 0xBF);
+        cp >>= 6;
+    }
+    (*o)[0] = n > 1 ? (unsigned char)((cp | mark) & 0xFF) : (unsigned char)(cp & 0x7F);
+    *o += n;
+    return seq;
+}
+
+/* A string literal at the offset into a malloc'd NUL-terminated string, or NULL. */
+static unsigned char *parse_string_raw(pbuf *b)
+{
+    const unsigned char *q = AT(b), *lim = b->c + b->len;
+    if (*q != '"') return NULL;
+    const unsigned char *start = q + 1, *end = start;
+    size_t skipped = 0;
+    while (end < lim && *end != '"') {
+        if (*end == '\\') {
+            if (end + 1 >= lim) return NULL;
+            skipped++;
+            end++;
+        }
+        end++;
+    }
+    if (end >= lim || *end != '"') return NULL;
+    unsigned char *out = malloc((size_t)(end - q) - skipped + 1);
+    if (!out) return NULL;
+    unsigned char *o = out;
+    const unsigned char *p = start;
+    while (p < end) {
+        const unsigned char *bs = memchr(p, '\\', (size_t)(end - p));
+        if (!bs) {
+            memcpy(o, p, (size_t)(end - p));
+            o += end - p;
+            break;
+        }
+        memcpy(o, p, (size_t)(bs - p));
+        o += bs - p;
+        p = bs;
+        unsigned char seq = 2;
+        switch (p[1]) {
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case '"':
+        case '\\':
+        case '/': *o++ = p[1]; break;
+        case 'u':
+            seq = utf16_escape(p, end, &o);
+            if (seq == 0) {
+                free(out);
+                return NULL;
+            }
+            break;
+        default:
+            free(out);
+            return NULL;
+        }
+        p += seq;
+    }
+    *o = '\0';
+    b->off = (size_t)(end - b->c) + 1;
+    return out;
+}
+
+static int parse_array(cJSON *item, pbuf *b)
+{
+    cJSON *head = NULL, *cur = NULL;
+    if (b->depth >= CJSON_NESTING_LIMIT) return 0;
+    b->depth++;
+    if (*AT(b) != '[') goto fail;
+    b->off++;
+    skip_ws(b);
+    if (CAN_ACCESS(b, 0) && *AT(b) == ']') goto success;
+    if (!CAN_ACCESS(b, 0)) {
+        b->off--;
+        goto fail;
+    }
+    b->off--;
+    do {
+        cJSON *n = new_item();
+        if (!n) goto fail;
+        if (!head) {
+            head = cur = n;
+        } else {
+            cur->next = n;
+            n->prev = cur;
+            cur = n;
+        }
+        b->off++;
+        skip_ws(b);
+        if (!parse_value(cur, b)) goto fail;
+        skip_ws(b);
+    } while (CAN_ACCESS(b, 0) && *AT(b) == ',');
+    if (!CAN_ACCESS(b, 0) || *AT(b) != ']') goto fail;
+success:
+    b->depth--;
+    if (head) head->prev = cur;
+    item->type = cJSON_Array;
+    item->child = head;
+    b->off++;
+    return 1;
+fail:
+    if (head) cJSON_Delete(head);
+    return 0;
+}
+
+static int parse_object(cJSON *item, pbuf *b)
+{
+    cJSON *head = NULL, *cur = NULL;
+    if (b->depth >= CJSON_NESTING_LIMIT) return 0;
+    b->depth++;
+    if (!CAN_ACCESS(b, 0) || *AT(b) != '{') goto fail;
+    b->off++;
+    skip_ws(b);
+    if (CAN_ACCESS(b, 0) && *AT(b) == '}') goto success;
+    if (!CAN_ACCESS(b, 0)) {
+        b->off--;
+        goto fail;
+    }
+    b->off--;
+    do {
+        cJSON *n = new_item();
+        if (!n) goto fail;
+        if (!head) {
+            head = cur = n;
+        } else {
+            cur->next = n;
+            n->prev = cur;
+            cur = n;
+        }
+        b->off++;
+        skip_ws(b);
+        if (!CAN_ACCESS(b, 0)) goto fail;
+        unsigned char *key = parse_string_raw(b);
+        if (!key) goto fail;
+        cur->string = (char *)key;
+        skip_ws(b);
+        if (!CAN_ACCESS(b, 0) || *AT(b) != ':') goto fail;
+        b->off++;
+        skip_ws(b);
+        if (!parse_value(cur, b)) goto fail;
+        skip_ws(b);
+    } while (CAN_ACCESS(b, 0) && *AT(b) == ',');
+    if (!CAN_ACCESS(b, 0) || *AT(b) != '}') goto fail;
+success:
+    b->depth--;
+    if (head) head->prev = cur;
+    item->type = cJSON_Object;
+    item->child = head;
+    b->off++;
+    return 1;
+fail:
+    if (head) cJSON_Delete(head);
+    return 0;
+}
+
+static int parse_value(cJSON *item, pbuf *b)
+{
+    if (!CAN_ACCESS(b, 0)) return 0;
+    switch (*AT(b)) {
+    case 'n':
+        if (CAN_READ(b, 4) && memcmp(AT(b), "null", 4) == 0) {
+            item->type = cJSON_NULL;
+            b->off += 4;
+            return 1;
+        }
+        return 0;
+    case 'f':
+        if (CAN_READ(b, 5) && memcmp(AT(b), "false", 5) == 0) {
+            item->type = cJSON_False;
+            b->off += 5;
+            return 1;
+        }
+        return 0;
+    case 't':
+        if (CAN_READ(b, 4) && memcmp(AT(b), "true", 4) == 0) {
+            item->type = cJSON_True;
+            item->valueint = 1;
+            b->off += 4;
+            return 1;
+        }
+        return 0;
+    case '"': {
+        unsigned char *s = parse_string_raw(b);
+        if (!s) return 0;
+        item->type = cJSON_String;
+        item->valuestring = (char *)s;
+        return 1;
+    }
+    case '[':
+        return parse_array(item, b);
+    case '{':
+        return parse_object(item, b);
+    default:
+        if (*AT(b) == '-' || (*AT(b) >= '0' && *AT(b) <= '9')) return parse_number(item, b);
+        return 0;
+    }
+}
+
+cJSON *sb_json_parse(const char *s, size_t len)
+{
+    if (!s || len == 0) return NULL;
+    pbuf b = {.c = (const unsigned char *)s, .len = len};
+    if (CAN_ACCESS(&b, 4) && memcmp(s, "\xEF\xBB\xBF", 3) == 0) b.off = 3; /* a UTF-8 BOM */
+    cJSON *item = new_item();
+    if (!item) return NULL;
+    skip_ws(&b);
+    if (!parse_value(item, &b)) {
+        cJSON_Delete(item);
+        return NULL;
+    }
+    return item;
+}
