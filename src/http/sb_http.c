@@ -229,8 +229,19 @@ static void make_request_id(req_ctx *r)
             return;
         }
     }
+    /* 128 bits from a per-thread random seed and a counter: unique and unguessable enough for
+     * an id (it is no secret), without a getrandom system call per request (4% of a tools/list) */
+    static __thread uint64_t seed[2], counter;
+    if (seed[0] == 0 && seed[1] == 0) sb_random_bytes(seed, sizeof seed);
+    uint64_t n = ++counter, w[2] = {seed[0] + n * 0x9E3779B97F4A7C15ULL, seed[1] ^ n};
     unsigned char rnd[16];
-    sb_random_bytes(rnd, sizeof rnd);
+    for (int k = 0; k < 2; k++) {
+        uint64_t z = w[k];
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL; /* splitmix64's finalizer */
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        memcpy(rnd + 8 * k, &z, 8);
+    }
     sb_hex_encode(rnd, sizeof rnd, r->request_id);
 }
 
