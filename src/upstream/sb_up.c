@@ -33,6 +33,7 @@ typedef struct net {
 typedef struct job {
     struct job *next_q;           /* submit queue / backoff list */
     struct job *prev_a, *next_a;  /* active list */
+    struct job *hnext;            /* the lane's id table (for sb_up_cancel) */
     uint64_t id;
     char *method, *url, *body;
     size_t body_len;
@@ -83,6 +84,8 @@ typedef struct lane {
     job *active;
     job *backoff;              /* sorted by retry_at_ms */
     job *failed;               /* started from sb_up_submit and failed: finished by the loop */
+    job **ht;                  /* active jobs by id (power-of-two buckets), or NULL */
+    size_t ht_n, ht_count;
     int direct;                /* inside sb_up_submit's start: failures go to `failed` */
     uint64_t curl_deadline_ms; /* 0 = none */
     CURL *pool[POOL_MAX];
@@ -301,8 +304,67 @@ static void job_free(lane *l, job *j)
     free(j);
 }
 
+static size_t slot_of(uint64_t id, size_t n)
+{
+    return (size_t)((id / LANE_ID_MUL) * 0x9E3779B97F4A7C15ULL >> 20) & (n - 1);
+}
+
+/* Make j active: on the list (for shutdown) and in the id table (for cancel). The table is
+ * rebuilt from the list when it grows, so a job added while it could not be allocated is found
+ * again once it can. */
+static void active_add(lane *l, job *j)
+{
+    j->next_a = l->active;
+    if (l->active) l->active->prev_a = j;
+    l->active = j;
+    j->hnext = NULL;
+    if (l->ht_count + 1 > l->ht_n || !l->ht) {
+        size_t n = l->ht_n ? l->ht_n * 2 : 64;
+        job **nt = calloc(n, sizeof *nt);
+        if (nt) {
+            size_t count = 0;
+            for (job *x = l->active; x; x = x->next_a, count++) {
+                size_t b = slot_of(x->id, n);
+                x->hnext = nt[b];
+                nt[b] = x;
+            }
+            free(l->ht);
+            l->ht = nt;
+            l->ht_n = n;
+            l->ht_count = count;
+            return;
+        }
+        if (!l->ht) return; /* no table: active_find walks the list */
+    }
+    size_t b = slot_of(j->id, l->ht_n);
+    j->hnext = l->ht[b];
+    l->ht[b] = j;
+    l->ht_count++;
+}
+
+static job *active_find(const lane *l, uint64_t id)
+{
+    if (!l->ht) { /* no table (it could not be allocated): the list */
+        for (job *j = l->active; j; j = j->next_a)
+            if (j->id == id) return j;
+        return NULL;
+    }
+    for (job *j = l->ht[slot_of(id, l->ht_n)]; j; j = j->hnext)
+        if (j->id == id) return j;
+    return NULL;
+}
+
 static void active_remove(lane *l, job *j)
 {
+    if (l->ht) {
+        for (job **pp = &l->ht[slot_of(j->id, l->ht_n)]; *pp; pp = &(*pp)->hnext)
+            if (*pp == j) {
+                *pp = j->hnext;
+                l->ht_count--;
+                break;
+            }
+        j->hnext = NULL;
+    }
     if (j->prev_a)
         j->prev_a->next_a = j->next_a;
     else if (l->active == j)
@@ -556,25 +618,27 @@ static void drain_commands(lane *l, int *stopping)
     while (q) {
         job *n = q->next_q;
         q->next_q = NULL;
-        q->next_a = l->active;
-        if (l->active) l->active->prev_a = q;
-        l->active = q;
+        active_add(l, q);
         start_attempt(l, q);
         q = n;
     }
     for (size_t i = 0; i < nc; i++) {
-        for (job *j = l->active; j; j = j->next_a) {
-            if (j->id != cancels[i]) continue;
-            j->cancel = 1;
-            /* in backoff: take it out of the list */
-            for (job **pp = &l->backoff; *pp; pp = &(*pp)->next_q)
-                if (*pp == j) {
-                    *pp = j->next_q;
-                    break;
-                }
-            finish(l, j, SB_UP_ECANCELLED, 0, "cancelled");
-            break;
-        }
+        job *j = active_find(l, cancels[i]);
+        if (!j) continue; /* finished already */
+        j->cancel = 1;
+        /* in backoff: take it out of the list */
+        for (job **pp = &l->backoff; *pp; pp = &(*pp)->next_q)
+            if (*pp == j) {
+                *pp = j->next_q;
+                break;
+            }
+        /* started from sb_up_submit and failed: the loop finishes it */
+        for (job **pp = &l->failed; *pp; pp = &(*pp)->next_q)
+            if (*pp == j) {
+                *pp = j->next_q;
+                break;
+            }
+        finish(l, j, SB_UP_ECANCELLED, 0, "cancelled");
     }
     free(cancels);
     /* tasks were pushed newest first: run them in order */
@@ -716,6 +780,7 @@ static void lane_free(lane *l)
     if (l->ep >= 0) close(l->ep);
     if (l->evfd >= 0) close(l->evfd);
     free(l->cancels);
+    free(l->ht);
     pthread_mutex_destroy(&l->mu);
 }
 
@@ -876,9 +941,7 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
          * requests in this turn. libcurl's socket and timer callbacks only update this lane's
          * epoll set and deadline; completions are read by the loop, so no `done` runs here. */
         pthread_mutex_unlock(&l->mu);
-        j->next_a = l->active;
-        if (l->active) l->active->prev_a = j;
-        l->active = j;
+        active_add(l, j);
         if (id) *id = j->id;
         l->direct = 1;
         int started = start_attempt(l, j) == 0;

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -520,6 +521,51 @@ static void test_lanes_source_runs_when_ready_and_when_kicked(void **state)
     close(s.pipefd[1]);
 }
 
+typedef struct many_jobs {
+    lane_job j[40];
+} many_jobs;
+
+static void submit_many(void *arg)
+{
+    many_jobs *m = arg;
+    for (size_t i = 0; i < 40; i++) lane_job_submit(&m->j[i]);
+}
+
+static void test_lanes_cancel_among_many(void **state)
+{
+    (void)state;
+    /* 40 transfers waiting on a lane; each cancelled (newest first) from another thread is
+     * found by its id and ends at once; the others keep waiting */
+    mini_srv m;
+    mini_start(&m);
+    const char *http_ok[] = {"http://127.0.0.1:", NULL};
+    const char *nets[] = {"127.0.0.0/8", NULL};
+    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 1};
+    char err[200] = "";
+    sb_up *u = sb_up_start(&o, err, sizeof err);
+    assert_non_null(u);
+    many_jobs *mj = calloc(1, sizeof *mj);
+    assert_non_null(mj);
+    for (size_t i = 0; i < 40; i++) {
+        lane_job_init(&mj->j[i], u, &m, "/hang", 1);
+        mj->j[i].timeout_ms = 20000;
+    }
+    assert_int_equal(sb_up_lane_call(u, 0, submit_many, mj), 0);
+    usleep(100000);
+    for (int i = 39; i >= 0; i--) {
+        assert_true(mj->j[i].submitted);
+        sb_up_cancel(u, mj->j[i].id);
+        lane_job_wait(&mj->j[i], 5);
+        assert_true(mj->j[i].w.done);
+        assert_int_equal(mj->j[i].w.error, SB_UP_ECANCELLED);
+        if (i > 0) assert_int_equal(mj->j[i - 1].w.done, 0);
+    }
+    sb_up_cancel(u, mj->j[0].id); /* a second cancel of a finished transfer: nothing happens */
+    sb_up_stop(u);
+    mini_stop(&m);
+    free(mj);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -537,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_header_lookup),
         cmocka_unit_test(test_lanes_local_requests_stay_on_their_lane),
         cmocka_unit_test(test_lanes_source_runs_when_ready_and_when_kicked),
+        cmocka_unit_test(test_lanes_cancel_among_many),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
