@@ -197,15 +197,18 @@ static unsigned char *parse_string_raw(pbuf *b)
     return out;
 }
 
-static int parse_array(cJSON *item, pbuf *b)
+/* An array or an object (cJSON's parse_array / parse_object, which differ only in the name and
+ * ':' before each member's value). */
+static int parse_container(cJSON *item, pbuf *b, int object)
 {
+    const unsigned char open = object ? '{' : '[', close = object ? '}' : ']';
     cJSON *head = NULL, *cur = NULL;
     if (b->depth >= CJSON_NESTING_LIMIT) return 0;
     b->depth++;
-    if (*AT(b) != '[') goto fail;
+    if (!CAN_ACCESS(b, 0) || *AT(b) != open) goto fail;
     b->off++;
     skip_ws(b);
-    if (CAN_ACCESS(b, 0) && *AT(b) == ']') goto success;
+    if (CAN_ACCESS(b, 0) && *AT(b) == close) goto success;
     if (!CAN_ACCESS(b, 0)) {
         b->off--;
         goto fail;
@@ -223,64 +226,24 @@ static int parse_array(cJSON *item, pbuf *b)
         }
         b->off++;
         skip_ws(b);
-        if (!parse_value(cur, b)) goto fail;
-        skip_ws(b);
-    } while (CAN_ACCESS(b, 0) && *AT(b) == ',');
-    if (!CAN_ACCESS(b, 0) || *AT(b) != ']') goto fail;
-success:
-    b->depth--;
-    if (head) head->prev = cur;
-    item->type = cJSON_Array;
-    item->child = head;
-    b->off++;
-    return 1;
-fail:
-    if (head) cJSON_Delete(head);
-    return 0;
-}
-
-static int parse_object(cJSON *item, pbuf *b)
-{
-    cJSON *head = NULL, *cur = NULL;
-    if (b->depth >= CJSON_NESTING_LIMIT) return 0;
-    b->depth++;
-    if (!CAN_ACCESS(b, 0) || *AT(b) != '{') goto fail;
-    b->off++;
-    skip_ws(b);
-    if (CAN_ACCESS(b, 0) && *AT(b) == '}') goto success;
-    if (!CAN_ACCESS(b, 0)) {
-        b->off--;
-        goto fail;
-    }
-    b->off--;
-    do {
-        cJSON *n = new_item();
-        if (!n) goto fail;
-        if (!head) {
-            head = cur = n;
-        } else {
-            cur->next = n;
-            n->prev = cur;
-            cur = n;
+        if (object) {
+            if (!CAN_ACCESS(b, 0)) goto fail;
+            unsigned char *key = parse_string_raw(b);
+            if (!key) goto fail;
+            cur->string = (char *)key;
+            skip_ws(b);
+            if (!CAN_ACCESS(b, 0) || *AT(b) != ':') goto fail;
+            b->off++;
+            skip_ws(b);
         }
-        b->off++;
-        skip_ws(b);
-        if (!CAN_ACCESS(b, 0)) goto fail;
-        unsigned char *key = parse_string_raw(b);
-        if (!key) goto fail;
-        cur->string = (char *)key;
-        skip_ws(b);
-        if (!CAN_ACCESS(b, 0) || *AT(b) != ':') goto fail;
-        b->off++;
-        skip_ws(b);
         if (!parse_value(cur, b)) goto fail;
         skip_ws(b);
     } while (CAN_ACCESS(b, 0) && *AT(b) == ',');
-    if (!CAN_ACCESS(b, 0) || *AT(b) != '}') goto fail;
+    if (!CAN_ACCESS(b, 0) || *AT(b) != close) goto fail;
 success:
     b->depth--;
     if (head) head->prev = cur;
-    item->type = cJSON_Object;
+    item->type = object ? cJSON_Object : cJSON_Array;
     item->child = head;
     b->off++;
     return 1;
@@ -323,9 +286,9 @@ static int parse_value(cJSON *item, pbuf *b)
         return 1;
     }
     case '[':
-        return parse_array(item, b);
+        return parse_container(item, b, 0);
     case '{':
-        return parse_object(item, b);
+        return parse_container(item, b, 1);
     default:
         if (*AT(b) == '-' || (*AT(b) >= '0' && *AT(b) <= '9')) return parse_number(item, b);
         return 0;

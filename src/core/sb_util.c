@@ -165,32 +165,14 @@ void sb_rfc3339(uint64_t wall_ms, char *out, size_t outlen)
         unsigned y = (unsigned)(yoe + era * 400 + (m <= 2));
         unsigned hh = (unsigned)(rem / 3600), mi = (unsigned)(rem / 60 % 60), ss = (unsigned)(rem % 60);
         unsigned ms = (unsigned)(wall_ms % 1000);
-        char *o = out;
-        o[0] = (char)('0' + y / 1000);
-        o[1] = (char)('0' + y / 100 % 10);
-        o[2] = (char)('0' + y / 10 % 10);
-        o[3] = (char)('0' + y % 10);
-        o[4] = '-';
-        o[5] = (char)('0' + m / 10);
-        o[6] = (char)('0' + m % 10);
-        o[7] = '-';
-        o[8] = (char)('0' + d / 10);
-        o[9] = (char)('0' + d % 10);
-        o[10] = 'T';
-        o[11] = (char)('0' + hh / 10);
-        o[12] = (char)('0' + hh % 10);
-        o[13] = ':';
-        o[14] = (char)('0' + mi / 10);
-        o[15] = (char)('0' + mi % 10);
-        o[16] = ':';
-        o[17] = (char)('0' + ss / 10);
-        o[18] = (char)('0' + ss % 10);
-        o[19] = '.';
-        o[20] = (char)('0' + ms / 100);
-        o[21] = (char)('0' + ms / 10 % 10);
-        o[22] = (char)('0' + ms % 10);
-        o[23] = 'Z';
-        o[24] = '\0';
+        /* "YYYY-MM-DDTHH:MM:SS.mmmZ": each field written right to left over its digits */
+        const struct {
+            unsigned v, at, width;
+        } f[] = {{y, 0, 4}, {m, 5, 2}, {d, 8, 2}, {hh, 11, 2}, {mi, 14, 2}, {ss, 17, 2}, {ms, 20, 3}};
+        memcpy(out, "0000-00-00T00:00:00.000Z", 25);
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            for (unsigned k = f[i].width, v = f[i].v; k > 0; k--, v /= 10)
+                out[f[i].at + k - 1] = (char)('0' + v % 10);
         return;
     }
     time_t t = (time_t)secs;

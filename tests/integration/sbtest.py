@@ -281,6 +281,25 @@ class Response:
             self.status, self.reason, dict((k.lower(), v) for k, v in self.headers), short(self.body))
 
 
+def proc_status_kb(pid, field):
+    """A kB figure of /proc/PID/status (VmRSS, VmHWM, ...), 0 when absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def under_asan(pid):
+    """True when the process runs with AddressSanitizer (its quarantine makes RSS meaningless;
+    LeakSanitizer checks leaks at exit instead, and the stop check reports its findings)."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 def short(b, n=300):
     if isinstance(b, bytes):
         b = b.decode("utf-8", "replace")

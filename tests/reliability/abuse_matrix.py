@@ -140,24 +140,6 @@ LOOP_NEAR = [
 ]
 
 
-def proc_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def under_asan(pid):
-    """True when the process runs with AddressSanitizer (its quarantine makes RSS meaningless;
-    LeakSanitizer checks leaks at exit instead, and the stop check reports its findings)."""
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            return "libasan" in f.read()
-    except OSError:
-        return False
-
-
 def main(t):
     sbx, br = t.sbx, t.br
     sess = {p: br.session(path, uptest.xkey(sbx.key(p, region)))
@@ -178,7 +160,7 @@ def main(t):
             tool(p, "list_documents", {"page_size": 3})
         L.register(br.port, [HTTPS_RU])
     time.sleep(0.5)
-    fd0, rss0 = br.fd_count(), proc_kb(br.pid, "VmRSS")
+    fd0, rss0 = br.fd_count(), sbtest.proc_status_kb(br.pid, "VmRSS")
     print("# after warm-up: %d fds, VmRSS %d kB" % (fd0, rss0), flush=True)
 
     # ---- ids that reach upstream URLs and headers --------------------------------------------
@@ -462,13 +444,13 @@ def main(t):
     while fd1 > fd0 + FD_SLACK and time.monotonic() < deadline:
         time.sleep(0.25)
         fd1 = br.fd_count()
-    rss1 = proc_kb(br.pid, "VmRSS")
+    rss1 = sbtest.proc_status_kb(br.pid, "VmRSS")
     t.check("descriptors bounded (%d after warm-up, %d after, slack %d)" % (fd0, fd1, FD_SLACK),
             lambda: None if fd1 <= fd0 + FD_SLACK else (_ for _ in ()).throw(
                 AssertionError("%d -> %d" % (fd0, fd1))))
     t.check("VmRSS bounded (%d kB after warm-up, %d kB after, slack %d kB%s)"
-            % (rss0, rss1, RSS_SLACK_KB, "; not judged under ASan" if under_asan(br.pid) else ""),
-            lambda: None if rss1 <= rss0 + RSS_SLACK_KB or under_asan(br.pid) else (_ for _ in ()).throw(
+            % (rss0, rss1, RSS_SLACK_KB, "; not judged under ASan" if sbtest.under_asan(br.pid) else ""),
+            lambda: None if rss1 <= rss0 + RSS_SLACK_KB or sbtest.under_asan(br.pid) else (_ for _ in ()).throw(
                 AssertionError("%d -> %d kB" % (rss0, rss1))))
 
 

@@ -187,6 +187,16 @@ class Provider:
         except Exception as e:  # noqa: BLE001
             self.results.append((label, None, "%s: %s" % (type(e).__name__, e)))
 
+    def check_outcome(self, res, want_err, pats):
+        """The result is an error exactly when expected, its text matches every pattern, and an
+        error names the provider."""
+        assert res.is_error == want_err, "expected %s: %s" % (
+            "isError" if want_err else "success", res.describe())
+        for pat in pats:
+            assert re.search(pat, res.text), "text does not match /%s/: %r" % (pat, res.text)
+        if want_err:
+            assert self.display in res.text, "text does not name %s: %r" % (self.display, res.text)
+
     def read_row(self, name, rule, want_err, pats, lo, hi, min_reqs):
         fid = self.fault(self.list_mr, rule)
         try:
@@ -196,13 +206,8 @@ class Provider:
             n = len(self.lists_since(seq))
         finally:
             self.unfault(fid)
-        assert res.is_error == want_err, "expected %s: %s" % (
-            "isError" if want_err else "success", res.describe())
-        for pat in pats:
-            assert re.search(pat, res.text), "text does not match /%s/: %r" % (pat, res.text)
-        if want_err:
-            assert self.display in res.text, "text does not name %s: %r" % (self.display, res.text)
-        else:
+        self.check_outcome(res, want_err, pats)
+        if not want_err:
             assert (res.structured or {}).get("documents"), "no documents: " + res.describe()
         assert lo <= res.elapsed <= hi, "answered after %.2f s, expected %.2f..%.2f s" % (
             res.elapsed, lo, hi)
@@ -222,12 +227,7 @@ class Provider:
         sent = self.sends_since(seq)
         assert len(sent) == 1, "the send went out %d times during one call (statuses %s), " \
             "expected exactly once" % (len(sent), [q.get("status") for q in sent])
-        assert res.is_error == want_err, "expected %s: %s" % (
-            "isError" if want_err else "success", res.describe())
-        for pat in pats:
-            assert re.search(pat, res.text), "text does not match /%s/: %r" % (pat, res.text)
-        if want_err:
-            assert self.display in res.text, "text does not name %s: %r" % (self.display, res.text)
+        self.check_outcome(res, want_err, pats)
         note = "%.2f s, sent once" % res.elapsed
         if retry == "replay":
             did = (res.structured or {}).get("document_id")
@@ -264,24 +264,6 @@ class Provider:
                      lambda a=(i, name, rule, want_err, pats, retry): self.action_row(*a))
 
 
-def proc_status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def under_asan(pid):
-    """True when the process runs with AddressSanitizer (its quarantine makes RSS meaningless;
-    LeakSanitizer checks leaks at exit instead, and the stop check reports its findings)."""
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            return "libasan" in f.read()
-    except OSError:
-        return False
-
-
 def settle(fn, limit, timeout=10.0):
     v = fn()
     deadline = time.monotonic() + timeout
@@ -308,7 +290,7 @@ def main(t):
         list(ex.map(warm, range(30)))
     time.sleep(1.0)
     fd0 = br.fd_count()
-    rss0 = proc_status_kb(br.pid, "VmRSS")
+    rss0 = sbtest.proc_status_kb(br.pid, "VmRSS")
     print("# after warm-up: %d fds, VmRSS %d kB" % (fd0, rss0), flush=True)
 
     t0 = time.monotonic()
@@ -339,7 +321,7 @@ def main(t):
         t.check("after the matrix: a normal %s read succeeds" % p.name, normal)
 
     fd1 = settle(br.fd_count, fd0 + FD_SLACK)
-    rss1 = proc_status_kb(br.pid, "VmRSS")
+    rss1 = sbtest.proc_status_kb(br.pid, "VmRSS")
 
     def fds():
         assert fd1 <= fd0 + FD_SLACK, "%d fds after warm-up, %d after the matrix (slack %d)" % (
@@ -348,7 +330,7 @@ def main(t):
             fds)
 
     def rss():
-        if under_asan(br.pid):
+        if sbtest.under_asan(br.pid):
             print("# VmRSS %d -> %d kB not checked: ASan build (LeakSanitizer runs at exit)" % (
                 rss0, rss1), flush=True)
             return

@@ -80,24 +80,6 @@ class Stats:
                 self.problems.append(what)
 
 
-def status_kb(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def under_asan(pid):
-    """True when the process runs with AddressSanitizer (its quarantine makes RSS meaningless;
-    LeakSanitizer checks leaks at exit instead, and the stop check reports its findings)."""
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            return "libasan" in f.read()
-    except OSError:
-        return False
-
-
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -286,7 +268,7 @@ def main():
                 break
             with st.mu:
                 calls = st.n.get("reads", 0) + st.n.get("sends", 0) + st.n.get("oauth refreshes", 0)
-            samples.append((el, status_kb(pid, "VmRSS"), fd_count(pid), calls))
+            samples.append((el, sbtest.proc_status_kb(pid, "VmRSS"), fd_count(pid), calls))
             if el >= total:
                 break
             time.sleep(min(interval, max(0.0, total - el)) or interval)
@@ -325,7 +307,7 @@ def main():
     checks.check("no HTTP-level failure, no refused refresh, no replayed send reaching the sandbox",
                  no_problems)
 
-    asan = under_asan(pid)
+    asan = sbtest.under_asan(pid)
 
     def rss():
         assert len(post) >= 2, "only %d samples after the warm-up" % len(post)
