@@ -6,9 +6,12 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +88,51 @@ void sb_cred_fingerprint(const unsigned char *secret, size_t secret_len, const c
         mdlen < 32)
         memset(md, 0, 32); /* only without a working libcrypto; fails closed to one constant */
     OPENSSL_cleanse(data, sizeof data);
+    sb_hex_encode(md, 32, out);
+}
+
+struct sb_cred_fpkey {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *keyed; /* initialized with the secret, never updated: each use works on a copy */
+};
+
+sb_cred_fpkey *sb_cred_fpkey_new(const unsigned char *secret, size_t secret_len)
+{
+    sb_cred_fpkey *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    k->keyed = k->mac ? EVP_MAC_CTX_new(k->mac) : NULL;
+    if (!k->keyed || !EVP_MAC_init(k->keyed, secret, secret_len, params)) {
+        sb_cred_fpkey_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void sb_cred_fpkey_free(sb_cred_fpkey *k)
+{
+    if (!k) return;
+    EVP_MAC_CTX_free(k->keyed); /* the HMAC context cleanses its key */
+    EVP_MAC_free(k->mac);
+    free(k);
+}
+
+void sb_cred_fingerprint_k(const sb_cred_fpkey *k, const char *provider, const sb_cred *c,
+                           char out[SB_FP_HEX])
+{
+    unsigned char md[32];
+    size_t mdlen = 0;
+    size_t pl = strnlen(provider, 63);
+    EVP_MAC_CTX *x = EVP_MAC_CTX_dup(k->keyed);
+    if (!x || !EVP_MAC_update(x, (const unsigned char *)provider, pl) ||
+        !EVP_MAC_update(x, (const unsigned char *)"\n", 1) ||
+        !EVP_MAC_update(x, (const unsigned char *)c->secret, c->len) ||
+        !EVP_MAC_final(x, md, &mdlen, sizeof md) || mdlen != 32)
+        memset(md, 0, sizeof md); /* as sb_cred_fingerprint: fails closed to one constant */
+    EVP_MAC_CTX_free(x);
     sb_hex_encode(md, 32, out);
 }
 

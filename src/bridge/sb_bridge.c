@@ -41,6 +41,11 @@ typedef struct file_entry {
     uint64_t expires_ms;
 } file_entry;
 
+#define TOOL_SLOTS 64
+#define N_ADAPTERS 3
+static const sb_adapter *const k_adapters[N_ADAPTERS] = {
+    &sb_adapter_boldsign, &sb_adapter_dropboxsign, &sb_adapter_iinkedsign};
+
 struct sb_bridge {
     sb_bridge_options o;
     pthread_mutex_t cache_mu;
@@ -58,6 +63,10 @@ struct sb_bridge {
     sb_loop *loop;                /* the engine's (sb_bridge_attach): store writes off the
                                      upstream thread */
     sb_bridge_sessions *shared_sessions;
+    /* each registered tool's entry in each adapter (NULL: not served there), by registry position,
+     * so tools/list does not look tools up by name: filled by sb_bridge_register_tools */
+    const sb_tool *slot_tool[TOOL_SLOTS];
+    const sb_ptool *slot_ptool[N_ADAPTERS][TOOL_SLOTS];
     /* metrics (docs/operations.md), families of sb_metrics_global() */
     sb_mfamily *m_tools, *m_up_duration, *m_up_requests, *m_admissions;
 };
@@ -679,13 +688,22 @@ static int in_list(const char *list, const char *name)
     return 0;
 }
 
+/* a's entry for tool t (NULL when a does not serve it) */
+static const sb_ptool *adapter_tool(const sb_bridge *b, const sb_adapter *a, const sb_tool *t)
+{
+    if (t->index < TOOL_SLOTS && b->slot_tool[t->index] == t)
+        for (size_t k = 0; k < N_ADAPTERS; k++)
+            if (k_adapters[k] == a) return b->slot_ptool[k][t->index];
+    return sb_adapter_tool(a, t->name);
+}
+
 static int visible(const sb_tool *t, const void *principal, char *www, size_t wwwlen, void *ud)
 {
     sb_bridge *b = ud;
     const sb_principal *p = principal;
     if (!p || p->anonymous) return 0;
     const sb_adapter *a = sb_adapter_find(p->provider);
-    if (!a || !sb_adapter_tool(a, t->name)) return 1;
+    if (!a || !adapter_tool(b, a, t)) return 1;
     if (p->tools[0] && !in_list(p->tools, t->name)) {
         /* a signbridge key limited to some tools: the others are out of its scope */
         snprintf(www, wwwlen,
@@ -1752,7 +1770,7 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
         return 0;
     }
     const sb_adapter *a = sb_adapter_find(p->provider);
-    const sb_ptool *pt = a ? sb_adapter_tool(a, t->name) : NULL;
+    const sb_ptool *pt = a ? adapter_tool(b, a, t) : NULL;
     if (!pt) {
         count_tool(b, c, p->provider, sb_mcp_call_region(c), "error");
         sb_mcp_call_tool_error(c, "%s cannot do %s.", a ? a->display : p->provider, t->name);
@@ -1873,6 +1891,13 @@ int sb_bridge_register_tools(sb_bridge *b, sb_registry *r, char *err, size_t err
         const char *n = sb_embedded_files[i].name;
         if (strncmp(n, "tools/", 6) != 0) continue;
         if (sb_registry_add_embedded(r, n, tool_call, b, err, errlen) < 0) return -1;
+    }
+    for (size_t i = 0; i < sb_registry_count(r) && i < TOOL_SLOTS; i++) {
+        const sb_tool *t = sb_registry_at(r, i);
+        if (t->fn != tool_call || t->ud != b) continue;
+        b->slot_tool[i] = t;
+        for (size_t k = 0; k < N_ADAPTERS; k++)
+            b->slot_ptool[k][i] = sb_adapter_tool(k_adapters[k], t->name);
     }
     return 0;
 }

@@ -14,7 +14,9 @@
 #include "upstream/sb_up.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,17 +40,47 @@ typedef struct origin_list {
     char o[SB_MAX_ORIGINS][256];
 } origin_list;
 
+#define INBOX_MAX 256   /* connections handed to a lane and not yet taken by it */
+#define ACCEPT_BATCH 64 /* accepted per wake-up, so one lane's burst cannot starve its calls */
+
+typedef struct handed {
+    int fd;
+    socklen_t len;
+    struct sockaddr_storage addr;
+} handed;
+
+/* One serving lane as the HTTP server sees it. The lanes' daemons have no listening socket of
+ * their own: each lane watches the shared one and gives every connection it accepts to the lane
+ * holding the fewest (itself on a tie), so 50 connections opened at once end up 25 and 25, not 40
+ * and 10 -- an uneven split left one core idle and tripled the p99 of the busy one. */
+typedef struct lane_srv {
+    struct sb_http *h;
+    unsigned i;
+    atomic_int conns;   /* connections its daemon holds (libmicrohttpd's notifications) */
+    atomic_int pending; /* handed to it and not yet added */
+    pthread_mutex_t mu; /* inbox and open */
+    int open;           /* takes connections: set once attached, cleared when stopping */
+    handed inbox[INBOX_MAX];
+    size_t ninbox;
+    int watching;       /* the listening socket is in this lane's watch (lane thread only) */
+    uint64_t resume_ms; /* accepting paused (descriptors ran out) until then; 0 = not paused */
+} lane_srv;
+
 struct sb_http {
     struct MHD_Daemon *d;         /* without lanes: one daemon with its own epoll thread pool */
-    /* with lanes (o.up has serving lanes): one external-epoll daemon per lane, all accepting on
-     * one listening socket that this server owns */
+    /* with lanes (o.up has serving lanes): one external-epoll daemon per lane; the lanes accept
+     * on one listening socket that this server owns (lane_accept) */
     struct MHD_Daemon *ds[SB_UP_MAX_LANES];
+    lane_srv ls[SB_UP_MAX_LANES];
+    unsigned nl;                  /* serving lanes (ls[0..nl-1]), set before any starts */
     unsigned nd;
+    unsigned lane_limit;          /* connections per lane (limits.max_connections shared out) */
     int lsock;
     int quiesced;
     _Atomic(origin_list *) origins;
     atomic_int keys_loaded;
     sb_http_options o;
+    sb_cred_fpkey *fp; /* o.secret, keyed once for the per-request fingerprints */
     unsigned port;
     int loopback;
     char public_url[300];
@@ -555,7 +587,7 @@ static int provider_token(req_ctx *r, const char *tok, size_t tl, char *err, siz
                                cJSON_IsString(iss) ? iss->valuestring : "",
                                cJSON_IsString(sub) ? sub->valuestring : "");
     if (who.len >= sizeof who.secret) who.len = sizeof who.secret - 1;
-    sb_cred_fingerprint(r->h->o.secret, 32, p->provider, &who, p->fingerprint);
+    sb_cred_fingerprint_k(r->h->fp, p->provider, &who, p->fingerprint);
     sb_cred_wipe(&who);
     sb_strlcpy(r->fingerprint, p->fingerprint, sizeof r->fingerprint);
     p->cred.kind = SB_CRED_BEARER;
@@ -681,7 +713,7 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
             }
             sb_strlcpy(r->fingerprint, p->fingerprint, sizeof r->fingerprint);
         } else {
-            sb_cred_fingerprint(h->o.secret, 32, p->provider, &p->cred, r->fingerprint);
+            sb_cred_fingerprint_k(h->fp, p->provider, &p->cred, r->fingerprint);
         }
     } else if (!h->o.anonymous_ok) {
         return unauthorized(r, NULL, NULL);
@@ -1164,16 +1196,146 @@ static int start_pool(sb_http *h, struct sockaddr_storage *ss)
     return 0;
 }
 
+static int lane_load(lane_srv *l)
+{
+    return atomic_load(&l->conns) + atomic_load(&l->pending);
+}
+
+static void lane_accept(void *arg);
+
+/* Watch the listening socket on this lane (or stop): lane thread only. */
+static void lane_listen(lane_srv *l, int on)
+{
+    sb_http *h = l->h;
+    on = on && !atomic_load(&h->draining) && h->lsock >= 0;
+    if (on == l->watching) return;
+    if (sb_up_lane_watch(h->o.up, l->i, on ? h->lsock : -1, lane_accept, l) == 0) l->watching = on;
+}
+
+/* A connection accepted by lane l: to the lane holding the fewest (l itself on a tie, or when
+ * the other's inbox is full); libmicrohttpd closes it if the daemon cannot take it. */
+static void lane_place(lane_srv *l, handed *c)
+{
+    sb_http *h = l->h;
+    lane_srv *best = l;
+    int bl = lane_load(l);
+    for (unsigned k = 0; k < h->nl; k++) {
+        int ld = lane_load(&h->ls[k]);
+        if (ld < bl) best = &h->ls[k], bl = ld;
+    }
+    if (best != l) {
+        pthread_mutex_lock(&best->mu);
+        int ok = best->open && best->ninbox < INBOX_MAX;
+        if (ok) {
+            best->inbox[best->ninbox++] = *c;
+            atomic_fetch_add(&best->pending, 1);
+        }
+        pthread_mutex_unlock(&best->mu);
+        if (ok) {
+            sb_up_lane_kick(h->o.up, best->i);
+            return;
+        }
+    }
+    MHD_add_connection(h->ds[l->i], c->fd, (struct sockaddr *)&c->addr, c->len);
+}
+
+/* The listening socket is readable on lane l's thread. */
+static void lane_accept(void *arg)
+{
+    lane_srv *l = arg;
+    sb_http *h = l->h;
+    for (int n = 0; n < ACCEPT_BATCH; n++) {
+        /* every lane full: leave the rest in the kernel's queue until a connection closes (what
+         * libmicrohttpd does at its limit) */
+        int room = 0;
+        for (unsigned k = 0; k < h->nl && !room; k++)
+            room = lane_load(&h->ls[k]) < (int)h->lane_limit;
+        if (!room) {
+            lane_listen(l, 0);
+            return;
+        }
+        handed c = {.len = sizeof c.addr};
+        c.fd = accept4(h->lsock, (struct sockaddr *)&c.addr, &c.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c.fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: a level-triggered socket would wake this lane in a loop */
+                sb_log_msg(SB_LOG_WARN, "http_accept", "%s; not accepting for 100 ms", strerror(errno));
+                lane_listen(l, 0);
+                l->resume_ms = sb_mono_ms() + 100;
+            }
+            return; /* EAGAIN: taken by another lane, or none left */
+        }
+        lane_place(l, &c);
+    }
+}
+
+/* Connections start and close on their lane's thread. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)c;
+    (void)socket_context;
+    sb_http *h = cls;
+    if (tl_lane < 0 || (unsigned)tl_lane >= h->nl) return;
+    lane_srv *l = &h->ls[tl_lane];
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&l->conns, 1);
+    } else {
+        atomic_fetch_sub(&l->conns, 1);
+        if (!l->watching && !l->resume_ms) lane_listen(l, 1); /* room again */
+    }
+}
+
 static void lane_run(void *arg)
 {
-    MHD_run(arg);
+    lane_srv *l = arg;
+    sb_http *h = l->h;
+    if (l->resume_ms && sb_mono_ms() >= l->resume_ms) {
+        l->resume_ms = 0;
+        lane_listen(l, 1);
+    }
+    handed in[INBOX_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&l->mu);
+    if (l->ninbox) {
+        n = l->ninbox;
+        memcpy(in, l->inbox, n * sizeof in[0]);
+        l->ninbox = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    for (size_t k = 0; k < n; k++) {
+        /* counted by the daemon's notification from here on */
+        atomic_fetch_sub(&l->pending, 1);
+        MHD_add_connection(h->ds[l->i], in[k].fd, (struct sockaddr *)&in[k].addr, in[k].len);
+    }
+    MHD_run(h->ds[l->i]);
 }
 
 static long lane_timeout(void *arg)
 {
+    lane_srv *l = arg;
     MHD_UNSIGNED_LONG_LONG t;
-    if (MHD_get_timeout(arg, &t) != MHD_YES) return -1;
-    return t > (MHD_UNSIGNED_LONG_LONG)INT_MAX ? INT_MAX : (long)t;
+    long ms = -1;
+    if (MHD_get_timeout(l->h->ds[l->i], &t) == MHD_YES)
+        ms = t > (MHD_UNSIGNED_LONG_LONG)INT_MAX ? INT_MAX : (long)t;
+    if (l->resume_ms) {
+        uint64_t now = sb_mono_ms();
+        long r = l->resume_ms > now ? (long)(l->resume_ms - now) : 0;
+        if (ms < 0 || r < ms) ms = r;
+    }
+    return ms;
+}
+
+/* Stop taking connections, and close what was handed to lane l and never added. */
+static void lane_drop_inbox(lane_srv *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->open = 0;
+    for (size_t k = 0; k < l->ninbox; k++) close(l->inbox[k].fd);
+    atomic_fetch_sub(&l->pending, (int)l->ninbox);
+    l->ninbox = 0;
+    pthread_mutex_unlock(&l->mu);
 }
 
 typedef struct lane_op {
@@ -1185,18 +1347,26 @@ typedef struct lane_op {
 static void lane_attach_fn(void *arg)
 {
     lane_op *op = arg;
-    struct MHD_Daemon *d = op->h->ds[op->i];
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+    lane_srv *l = &op->h->ls[op->i];
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(op->h->ds[op->i], MHD_DAEMON_INFO_EPOLL_FD);
     tl_lane = (int)op->i; /* this thread runs lane i from now on */
-    op->rc = di ? sb_up_lane_attach(op->h->o.up, op->i, di->epoll_fd, lane_run, lane_timeout, d)
+    op->rc = di ? sb_up_lane_attach(op->h->o.up, op->i, di->epoll_fd, lane_run, lane_timeout, l)
                 : -1;
+    if (op->rc == 0) {
+        lane_listen(l, 1);
+        if (!l->watching) op->rc = -1;
+    }
+    if (op->rc == 0) {
+        pthread_mutex_lock(&l->mu);
+        l->open = 1;
+        pthread_mutex_unlock(&l->mu);
+    }
 }
 
 static void lane_quiesce_fn(void *arg)
 {
     lane_op *op = arg;
-    /* the listening socket is shared and ours: each daemon only lets go of it */
-    if (op->h->ds[op->i]) MHD_quiesce_daemon(op->h->ds[op->i]);
+    lane_listen(&op->h->ls[op->i], 0); /* the listening socket is ours: the lane lets go of it */
 }
 
 static void lane_stop_fn(void *arg)
@@ -1204,9 +1374,9 @@ static void lane_stop_fn(void *arg)
     lane_op *op = arg;
     struct MHD_Daemon *d = op->h->ds[op->i];
     if (!d) return;
+    lane_listen(&op->h->ls[op->i], 0);
     sb_up_lane_attach(op->h->o.up, op->i, -1, NULL, NULL, NULL);
-    /* quiesced first, so MHD does not close the shared listening socket */
-    if (!op->h->quiesced) MHD_quiesce_daemon(d);
+    lane_drop_inbox(&op->h->ls[op->i]);
     MHD_stop_daemon(d); /* suspended connections are resumed and closed; on this thread */
     op->h->ds[op->i] = NULL;
 }
@@ -1218,7 +1388,7 @@ static void stop_lanes(sb_http *h)
         if (!h->ds[i]) continue;
         if (sb_up_lane_call(h->o.up, i, lane_stop_fn, &op) < 0) {
             /* the lane is gone (engine stopped first): nothing runs the daemon any more */
-            if (!h->quiesced) MHD_quiesce_daemon(h->ds[i]);
+            lane_drop_inbox(&h->ls[i]);
             MHD_stop_daemon(h->ds[i]);
             h->ds[i] = NULL;
         }
@@ -1252,14 +1422,21 @@ static int start_lanes(sb_http *h, struct sockaddr_storage *ss, socklen_t sl, un
     /* the connection limit is shared out between the daemons */
     unsigned limit = (unsigned)((c->max_connections + nl - 1) / nl);
     if (limit < 1) limit = 1;
+    h->lane_limit = limit;
+    h->nl = nl;
+    for (unsigned i = 0; i < nl; i++) {
+        h->ls[i].h = h;
+        h->ls[i].i = i;
+        pthread_mutex_init(&h->ls[i].mu, NULL);
+    }
     for (unsigned i = 0; i < nl; i++) {
         h->ds[i] = MHD_start_daemon(
-            daemon_flags(ss, MHD_USE_EPOLL), 0, NULL, NULL, on_request, h,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, limit,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout_s,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->max_header_bytes,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-            h, MHD_OPTION_END);
+            daemon_flags(ss, MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET), 0, NULL, NULL, on_request,
+            h, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)c->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)c->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_EXTERNAL_LOGGER,
+            on_mhd_log, h, MHD_OPTION_END);
         if (!h->ds[i]) break;
         h->nd = i + 1;
         lane_op op = {.h = h, .i = i, .rc = -1};
@@ -1278,8 +1455,11 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     atomic_init(&h->in_flight, 0);
     atomic_init(&h->keys_loaded, !o->keys_pending);
     atomic_init(&h->origins, NULL);
-    if (sb_http_set_allowed_origins(h, o->cfg->allowed_origins, o->cfg->n_allowed_origins) < 0) {
+    h->fp = sb_cred_fpkey_new(o->secret, 32);
+    if (!h->fp ||
+        sb_http_set_allowed_origins(h, o->cfg->allowed_origins, o->cfg->n_allowed_origins) < 0) {
         snprintf(err, errlen, "out of memory");
+        sb_cred_fpkey_free(h->fp);
         free(h);
         return NULL;
     }
@@ -1307,6 +1487,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
     if (sb_http_parse_listen(o->cfg->listen, &ss, &sl, &h->loopback) < 0) {
         snprintf(err, errlen, "listen: cannot parse address %s", o->cfg->listen);
         free(atomic_load(&h->origins));
+        sb_cred_fpkey_free(h->fp);
         free(h);
         return NULL;
     }
@@ -1316,6 +1497,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)",
                  o->cfg->listen);
         free(atomic_load(&h->origins));
+        sb_cred_fpkey_free(h->fp);
         free(h);
         return NULL;
     }
@@ -1410,5 +1592,7 @@ void sb_http_stop(sb_http *h)
         free(ol);
         ol = next;
     }
+    sb_cred_fpkey_free(h->fp);
+    for (unsigned i = 0; i < h->nl; i++) pthread_mutex_destroy(&h->ls[i].mu);
     free(h);
 }

@@ -400,11 +400,9 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
     /* the text block (escaped: a little more than the JSON) plus the JSON itself, at once */
     size_t jl = strlen(json);
     sb_buf_reserve(&b, jl + jl + jl / 4 + 256); /* a hint: appending still checks */
-    char *idjson = cJSON_PrintUnformatted(c->id);
-    int rc = sb_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":"
-                              "\"text\",\"text\":",
-                           idjson ? idjson : "null");
-    free(idjson);
+    int rc = sb_buf_puts(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    if (rc == 0) rc = c->id ? sb_buf_json_value(&b, c->id) : sb_buf_puts(&b, "null");
+    if (rc == 0) rc = sb_buf_puts(&b, ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
     if (rc == 0) rc = sb_buf_json_string(&b, json);
     if (rc == 0) rc = sb_buf_puts(&b, "}],\"structuredContent\":");
     if (rc == 0) rc = sb_buf_puts(&b, json);
@@ -918,10 +916,11 @@ static void do_tools_list(sb_mcp *m, const sb_mcp_req *req, const sb_rpc_msg *ms
     }
     sb_buf b;
     sb_buf_init(&b, (size_t)64 << 20);
-    char *idjson = cJSON_PrintUnformatted(msg->id);
-    int rc = sb_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"tools\":[",
-                           idjson ? idjson : "null");
-    free(idjson);
+    /* room for every listing at once: growing by doubling moved ~40 KB around several times */
+    int rc = sb_buf_reserve(&b, sb_registry_listing_bytes(m->tools) + total + 256);
+    if (rc == 0) rc = sb_buf_puts(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    if (rc == 0) rc = msg->id ? sb_buf_json_value(&b, msg->id) : sb_buf_puts(&b, "null");
+    if (rc == 0) rc = sb_buf_puts(&b, ",\"result\":{\"tools\":[");
     /* `off` counts visible tools: walk the registry, skipping hidden ones */
     size_t seen = 0, emitted = 0, i = 0;
     char www[8];

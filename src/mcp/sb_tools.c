@@ -11,6 +11,7 @@
 struct sb_registry {
     sb_tool **tools;
     size_t n, cap;
+    size_t listing_bytes; /* sum of the tools' listing_len */
 };
 
 sb_registry *sb_registry_new(void)
@@ -104,6 +105,7 @@ int sb_registry_add(sb_registry *r, cJSON *contract, sb_tool_fn fn, void *ud, ch
         return -1;
     }
     t->listing_len = strlen(t->listing);
+    r->listing_bytes += t->listing_len;
     sb_strlcpy(t->name, nm, sizeof t->name);
     t->contract = contract;
     t->input_schema = in;
@@ -111,6 +113,7 @@ int sb_registry_add(sb_registry *r, cJSON *contract, sb_tool_fn fn, void *ud, ch
     t->read_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ann, "readOnlyHint"));
     t->fn = fn;
     t->ud = ud;
+    t->index = r->n;
     r->tools[r->n++] = t;
     return 0;
 }
@@ -145,6 +148,11 @@ const sb_tool *sb_registry_find(const sb_registry *r, const char *name)
 size_t sb_registry_count(const sb_registry *r)
 {
     return r->n;
+}
+
+size_t sb_registry_listing_bytes(const sb_registry *r)
+{
+    return r->listing_bytes;
 }
 
 const sb_tool *sb_registry_at(const sb_registry *r, size_t i)

@@ -21,6 +21,7 @@ typedef struct sb_tool {
     char *listing;               /* owned: the contract serialized once, for tools/list */
     size_t listing_len;
     int read_only;               /* annotations.readOnlyHint */
+    size_t index;                /* position in its registry */
     unsigned long outputs;       /* results produced (atomic): output validation samples them */
     sb_tool_fn fn;
     void *ud;
@@ -41,6 +42,8 @@ int sb_registry_add_embedded(sb_registry *r, const char *name, sb_tool_fn fn, vo
                              size_t errlen);
 const sb_tool *sb_registry_find(const sb_registry *r, const char *name);
 size_t sb_registry_count(const sb_registry *r);
+/* The bytes of every tool's listing together (a tools/list page is at most this plus commas). */
+size_t sb_registry_listing_bytes(const sb_registry *r);
 const sb_tool *sb_registry_at(const sb_registry *r, size_t i);
 
 /* Opaque pagination cursors: encode an offset; decode returns -1 for anything not minted here. */

@@ -95,6 +95,9 @@ typedef struct lane {
     void (*src_run)(void *);
     long (*src_timeout)(void *);
     void *src_arg;
+    int w_fd;                  /* sb_up_lane_watch: a second descriptor, or -1 */
+    void (*w_ready)(void *);
+    void *w_arg;
 } lane;
 
 struct sb_up {
@@ -692,7 +695,7 @@ static void *run(void *arg)
         if (timeout > 0 && (l->failed || has_commands(l) || atomic_load(&l->src_kick))) timeout = 0;
         struct epoll_event evs[128];
         int n = epoll_wait(l->ep, evs, 128, (int)timeout);
-        int running, src_ready = 0;
+        int running, src_ready = 0, w_ready = 0;
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == l->evfd) {
@@ -703,6 +706,10 @@ static void *run(void *arg)
             }
             if (fd == l->src_fd && l->src_run) {
                 src_ready = 1;
+                continue;
+            }
+            if (fd == l->w_fd && l->w_ready) {
+                w_ready = 1;
                 continue;
             }
             int flags = 0;
@@ -726,6 +733,10 @@ static void *run(void *arg)
         /* the source runs after the transfers' callbacks, so what they resumed is served in
          * this same turn; it also runs when its own timeout is due */
         int kicked = atomic_exchange(&l->src_kick, 0);
+        if (w_ready) {
+            l->w_ready(l->w_arg);
+            src_ready = 1;
+        }
         if (l->src_run &&
             (src_ready || completed || kicked || (src_due && sb_mono_ms() >= src_due)))
             l->src_run(l->src_arg);
@@ -800,6 +811,7 @@ static int lane_init(sb_up *u, lane *l, unsigned idx)
     l->u = u;
     l->idx = idx;
     l->src_fd = -1;
+    l->w_fd = -1;
     pthread_mutex_init(&l->mu, NULL);
     l->multi = curl_multi_init();
     l->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1052,6 +1064,24 @@ int sb_up_lane_attach(sb_up *u, unsigned i, int fd, void (*run_fn)(void *),
     l->src_run = run_fn;
     l->src_timeout = timeout_fn;
     l->src_arg = arg;
+    return 0;
+}
+
+int sb_up_lane_watch(sb_up *u, unsigned i, int fd, void (*ready)(void *), void *arg)
+{
+    if (!u || i >= u->o.lanes) return -1;
+    lane *l = &u->lanes[1 + i];
+    if (tl_lane != l) return -1; /* only from the lane's own thread */
+    if (l->w_fd >= 0) epoll_ctl(l->ep, EPOLL_CTL_DEL, l->w_fd, NULL);
+    l->w_fd = -1;
+    l->w_ready = NULL;
+    l->w_arg = NULL;
+    if (fd < 0) return 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = fd};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return -1;
+    l->w_fd = fd;
+    l->w_ready = ready;
+    l->w_arg = arg;
     return 0;
 }
 

@@ -106,6 +106,11 @@ int sb_up_lane_call(sb_up *u, unsigned i, void (*fn)(void *), void *arg);
  * source is borrowed: detach it before freeing it. 0 or -1. */
 int sb_up_lane_attach(sb_up *u, unsigned i, int fd, void (*run)(void *), long (*timeout)(void *),
                       void *arg);
+/* Only on serving lane i's thread (inside sb_up_lane_call): also watch `fd` for reading (with
+ * EPOLLEXCLUSIVE, so one listening socket watched by every lane wakes one of them per event) and
+ * call ready(arg) on this thread when it is readable, just before the source runs in that turn.
+ * One watch per lane; fd < 0 removes it. 0 or -1. */
+int sb_up_lane_watch(sb_up *u, unsigned i, int fd, void (*ready)(void *), void *arg);
 /* Make serving lane i run its source soon (at the end of its current turn, or at once if it is
  * waiting). Thread-safe and cheap: the HTTP server calls it after resuming a connection from any
  * thread, since libmicrohttpd has no wake-up channel of its own in external mode. */

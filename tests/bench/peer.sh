@@ -87,13 +87,15 @@ else
     meson setup "$ROOT/build-release" "$ROOT" --buildtype=release >/dev/null || {
       nok "release build configured" "meson setup build-release failed"; finish; }
   fi
-  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox >/dev/null || {
-    nok "release build" "ninja -C build-release signbridge signbridge-sandbox failed"; finish; }
+  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox tests/bench_mhd_floor >/dev/null || {
+    nok "release build" "ninja -C build-release signbridge signbridge-sandbox tests/bench_mhd_floor failed"; finish; }
   SB=$ROOT/build-release/signbridge
   SBX=$ROOT/build-release/signbridge-sandbox
 fi
 [[ -x $SB ]] || { nok "signbridge binary" "$SB is not executable"; finish; }
 [[ -x $SBX ]] || { nok "sandbox binary" "$SBX is not executable"; finish; }
+MHD_FLOOR=${MHD_FLOOR_BIN:-$(dirname "$SB")/tests/bench_mhd_floor}
+[[ -x $MHD_FLOOR ]] || { nok "floor server" "$MHD_FLOOR is not executable (ninja -C <build> tests/bench_mhd_floor)"; finish; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/peer-bench.XXXXXX")
 PIDS=()
@@ -245,6 +247,25 @@ read -r R1 P50 P90 P99 BAD SOCK TOT < <(wrk_run t1 -t2 -c50 -d"$DURATION" -s "$L
 report "target 1 signbridge tools/list -t2 -c50" "$R1" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
 check "target 1: tools/list >= 40000 requests/s at 50 connections" "$R1 >= 40000" "$R1 requests/s"
 check "target 1: tools/list p99 <= 2 ms at 50 connections" "$P99 <= 2000" "p99 $(ms "$P99") ms"
+# The floor: bare libmicrohttpd (tests/bench/mhd_floor.c, 2 threads like signbridge's default
+# lanes) answering signbridge's own tools/list bytes, same wrk, same cores: what any server on
+# libmicrohttpd gets here. Printed for reading target 1 against; no threshold.
+curl -sS --max-time 20 -o "$WORK/tools_list.out" -H "Content-Type: application/json" \
+  -H "Accept: application/json, text/event-stream" "${SB_H[@]}" --data-binary @"$TOOLS" "$SB_URL"
+"$MHD_FLOOR" --body-file "$WORK/tools_list.out" --port-file "$WORK/floor.port" --threads 2 \
+  2>"$WORK/floor.log" &
+FLOOR_PID=$!; PIDS+=("$FLOOR_PID")
+FLOOR_PORT=$(wait_port "$WORK/floor.port" "$FLOOR_PID")
+if [[ -n $FLOOR_PORT ]]; then
+  read -r RF P50F P90F P99F BAD SOCK TOT < <(wrk_run t1.floor -t2 -c50 -d"$DURATION" -s "$LUA" \
+    "http://127.0.0.1:$FLOOR_PORT/")
+  report "target 1 floor: bare libmicrohttpd, the same $(stat -c %s "$WORK/tools_list.out") bytes -t2 -c50" \
+    "$RF" "$P50F" "$P90F" "$P99F" "$BAD" "$SOCK" "$TOT"
+  echo "bench peer: target 1 against the floor: $R1 vs $RF requests/s ($(python3 -c "print('%.2f' % ($R1 / max($RF, 1)))") of it), p99 $(ms "$P99") vs $(ms "$P99F") ms"
+else
+  nok "floor server starts" "$(tail -n 5 "$WORK/floor.log" | tr '\n' ' ')"
+fi
+kill "$FLOOR_PID" 2>/dev/null; wait "$FLOOR_PID" 2>/dev/null
 
 # -- target 2: tools/call list_documents, signbridge / peer alternating -------------------------
 WRK_BODY_FILE=$LIST WRK_UNIQUE_IDS=1

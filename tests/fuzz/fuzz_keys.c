@@ -82,6 +82,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char fp[SB_FP_HEX];
         sb_cred_fingerprint(secret, sizeof secret, "boldsign", c, fp);
         if (strlen(fp) != SB_FP_HEX - 1) abort();
+        /* the keyed-once form the server uses gives the same fingerprint */
+        static sb_cred_fpkey *fk;
+        if (!fk && !(fk = sb_cred_fpkey_new(secret, sizeof secret))) abort();
+        char fp2[SB_FP_HEX];
+        sb_cred_fingerprint_k(fk, "boldsign", c, fp2);
+        if (strcmp(fp, fp2) != 0) abort();
         (void)sb_keys_is_key(c->secret, c->len);
         (void)sb_cred_kind_name(c->kind);
     } else if (rc == -1) {
