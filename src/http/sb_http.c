@@ -58,6 +58,7 @@ typedef struct lane_srv {
     unsigned i;
     atomic_int conns;   /* connections its daemon holds (libmicrohttpd's notifications) */
     atomic_int pending; /* handed to it and not yet added */
+    sb_mseries *m_conns; /* signbridge_http_connections{lane}, or NULL */
     pthread_mutex_t mu; /* inbox and open */
     int open;           /* takes connections: set once attached, cleared when stopping */
     handed inbox[INBOX_MAX];
@@ -1281,8 +1282,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     lane_srv *l = &h->ls[tl_lane];
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&l->conns, 1);
+        if (l->m_conns) sb_metrics_gauge_add(l->m_conns, 1);
     } else {
         atomic_fetch_sub(&l->conns, 1);
+        if (l->m_conns) sb_metrics_gauge_add(l->m_conns, -1);
         if (!l->watching && !l->resume_ms) lane_listen(l, 1); /* room again */
     }
 }
@@ -1481,6 +1484,17 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
             sb_metrics_family(m, SB_METRIC_GAUGE, "signbridge_http_in_flight",
                               "HTTP requests in progress.", 0, NULL),
             NULL);
+        unsigned nl = o->up ? sb_up_lanes(o->up) : 0;
+        sb_mfamily *lc = nl ? sb_metrics_family(
+                                  m, SB_METRIC_GAUGE, "signbridge_http_connections",
+                                  "Open client connections, by the serving lane that holds them.",
+                                  1, (const char *const[]){"lane"})
+                            : NULL;
+        for (unsigned i = 0; lc && i < nl && i < SB_UP_MAX_LANES; i++) {
+            char v[12];
+            snprintf(v, sizeof v, "%u", i);
+            h->ls[i].m_conns = sb_metrics_series(lc, (const char *const[]){v});
+        }
     }
     struct sockaddr_storage ss;
     socklen_t sl;

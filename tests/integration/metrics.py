@@ -234,6 +234,7 @@ def main(t):
                          ("signbridge_http_requests_total", "counter"),
                          ("signbridge_http_request_duration_seconds", "histogram"),
                          ("signbridge_http_in_flight", "gauge"),
+                         ("signbridge_http_connections", "gauge"),
                          ("signbridge_tool_calls_total", "counter"),
                          ("signbridge_upstream_request_duration_seconds", "histogram"),
                          ("signbridge_upstream_requests_total", "counter"),
@@ -363,6 +364,36 @@ def main(t):
         assert o.get("status") == "ready" and o.get("keys_loaded") is True, o
         return json.dumps(o)
     t.check("/readyz says the signing keys are loaded", readyz)
+
+    def lanes_balanced():
+        # 40 connections opened at once and left idle (each lane holds what it accepted until
+        # the connection timeout): the lanes (limits.http_threads of them) hold about half each,
+        # whichever lane the kernel wakes to accept them
+        import socket
+        socks = []
+        try:
+            for _ in range(40):
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            deadline = time.monotonic() + 5
+            while True:
+                _, fams = scrape(port)
+                fam = fams.get("signbridge_http_connections")
+                assert fam and fam["type"] == "gauge" and fam["help"], \
+                    "signbridge_http_connections missing"
+                per = {ld["lane"]: v for _, ld, v in fam["samples"]}
+                # the scrape's own connection counts too (while it is open)
+                if sum(per.values()) >= 40 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            for s in socks:
+                s.close()
+        assert len(per) >= 2, "lanes: %r" % per
+        assert sum(per.values()) >= 40, "the 40 connections are not all counted: %r" % per
+        assert max(per.values()) - min(per.values()) <= 2, "lanes out of balance: %r" % per
+        return "per lane: " + ", ".join("%s=%d" % (k, v) for k, v in sorted(per.items()))
+    t.check("40 connections opened at once are shared evenly between the serving lanes",
+            lanes_balanced)
 
     def disabled():
         br2 = uptest.Bridge(sbx, env={"SIGNBRIDGE_METRICS_ENABLED": "false",
