@@ -29,6 +29,9 @@
 #   target 3  wrk -t1 -c1: the sandbox's GET {base}/v1/document/list?Page=1&PageSize=10 directly
 #             vs tools/call list_documents through signbridge, alternating twice; the p50
 #             difference (means of the two) <= 100 us (the peer's is printed for comparison)
+#   floors    printed beside targets 1-3, no thresholds: bare libmicrohttpd serving signbridge's
+#             tools/list bytes (tests/bench/mhd_floor.c); the sandbox alone at 50 connections;
+#             nginx proxy_pass in front of the sandbox at 1 connection (skipped without nginx)
 #   target 5  idle RSS (VmRSS, 0.5 s after ready, no request served) <= 10 MB; start to ready
 #             (exec until the port file exists and GET /healthz answers 200), median of --starts
 #             starts, <= 100 ms (the peer's figures are printed for comparison)
@@ -301,6 +304,11 @@ P99R=$(python3 -c "print('%.1f' % (${SUM[peer.p99]} / max(1, ${SUM[signbridge.p9
 echo "bench peer: target 2 ratios: throughput signbridge/peer ${TPUT}x, p99 peer/signbridge ${P99R}x"
 check "target 2: list_documents throughput >= 10x the peer's" "$TPUT >= 10" "${TPUT}x"
 check "target 2: list_documents p99 <= 1/5 of the peer's" "$P99R >= 5" "peer p99 / signbridge p99 = ${P99R}x"
+# The floor: the sandbox alone at 50 connections (no proxy at all). A proxied call costs the
+# sandbox and wrk what a direct one does, plus the proxy's own work, on the same two cores.
+read -r R P50 P90 P99 BAD SOCK TOT < <(wrk_run t2.direct -t2 -c50 -d"$DURATION" -H "X-API-KEY: $KEY" "$DIRECT_URL")
+report "target 2 floor: sandbox direct GET list -t2 -c50" "$R" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
+echo "bench peer: target 2 against the floor: 10x the peer is $(( SUM[peer.rps] * 10 / 2 )) requests/s; the sandbox alone serves $R; signbridge $(( SUM[signbridge.rps] / 2 ))"
 
 # -- target 3: latency added at 1 connection ----------------------------------------------------
 WRK_UNIQUE_IDS=0
@@ -319,6 +327,45 @@ ADDED=$(( (C1[sb] - C1[direct]) / 2 ))
 PEER_ADDED=$(( P50 - C1[direct] / 2 ))
 echo "bench peer: target 3 p50 at 1 connection: sandbox direct $(( C1[direct] / 2 )) us, through signbridge $(( C1[sb] / 2 )) us, added by signbridge $ADDED us (the peer adds $PEER_ADDED us)"
 check "target 3: p50 added by signbridge at 1 connection <= 100 us" "$ADDED <= 100" "$ADDED us"
+# The floor: what a proxy that does no work of its own adds here -- nginx (NGINX_BIN, default
+# /usr/sbin/nginx; one worker, proxy_pass with keep-alive to the sandbox) in front of the same
+# GET, alternating with the direct one. Printed for reading target 3 against; no threshold.
+NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+if [[ -x $NGINX ]]; then
+  NG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream sandbox { server 127.0.0.1:$SBX_PORT; keepalive 16; }
+  server {
+    listen 127.0.0.1:$NG_PORT;
+    location / { proxy_pass http://sandbox; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+  "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
+  NG_PID=$!; PIDS+=("$NG_PID")
+  NG_URL=http://127.0.0.1:$NG_PORT${DIRECT_URL#http://127.0.0.1:$SBX_PORT}
+  for _ in $(seq 100); do curl -s -o /dev/null -H "X-API-KEY: $KEY" "$NG_URL" && break; sleep 0.05; done
+  declare -A NG
+  for round in 1 2; do
+    read -r R P50 P90 P99 BAD SOCK TOT < <(wrk_run "t3.direct2.$round" -t1 -c1 -d"$DURATION" -H "X-API-KEY: $KEY" "$DIRECT_URL")
+    NG[direct]=$(( ${NG[direct]:-0} + P50 ))
+    read -r R P50 P90 P99 BAD SOCK TOT < <(wrk_run "t3.nginx.$round" -t1 -c1 -d"$DURATION" -H "X-API-KEY: $KEY" "$NG_URL")
+    report "target 3 floor: nginx proxy_pass to the sandbox GET list -t1 -c1 (run $round)" "$R" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
+    NG[nginx]=$(( ${NG[nginx]:-0} + P50 ))
+  done
+  echo "bench peer: target 3 against the floor: a pure proxy (nginx) adds $(( (NG[nginx] - NG[direct]) / 2 )) us at 1 connection; signbridge adds $ADDED us"
+  kill "$NG_PID" 2>/dev/null; wait "$NG_PID" 2>/dev/null
+else
+  echo "bench peer: target 3 floor skipped: no nginx at $NGINX"
+fi
 
 # -- target 5: idle RSS and start to ready ------------------------------------------------------
 # startup NAME STARTS CMD...: CMD gets --listen 127.0.0.1:0 --port-file FILE appended; prints
