@@ -1,18 +1,26 @@
-/* tests/bench/mhd_floor.c: the floor under target 1 of issue 8 -- a bare libmicrohttpd server
- * that answers every request with the same bytes (read once from a file) and does nothing else,
- * run by peer.sh beside signbridge with signbridge's own tools/list answer, so the target's
- * figures can be read against what this machine gives any server built on libmicrohttpd.
+/* tests/bench/mhd_floor.c: floors for issue 8's targets, run by peer.sh beside signbridge so the
+ * targets' figures can be read against what this machine gives any server built on the same
+ * libraries.
  *
- *   bench_mhd_floor --body-file F --port-file P [--threads 2]
+ *   target 1: bench_mhd_floor --body-file F --port-file P [--threads 2]
+ *     a bare libmicrohttpd server answering every request with F's bytes (signbridge's own
+ *     tools/list answer) and doing nothing else
+ *   target 5: bench_mhd_floor --libs --listen 127.0.0.1:0 --port-file P
+ *     the same server that also loads and starts what signbridge cannot run without -- libcurl
+ *     (curl_global_init, which initializes OpenSSL, and a multi handle per lane) and SQLite (an
+ *     in-memory database) -- then idles: the least resident memory a server on these shared
+ *     libraries holds here
  *
  * Listens on 127.0.0.1 (an ephemeral port, written to P), libmicrohttpd's epoll thread pool of
- * --threads threads; reads and drops request bodies; answers 200 application/json with F's bytes.
- * Runs until SIGTERM or SIGINT. */
+ * --threads threads; reads and drops request bodies; answers 200 application/json with F's bytes
+ * ({"status":"ok"} without --body-file). Runs until SIGTERM or SIGINT. */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,22 +78,55 @@ int main(int argc, char **argv)
 {
     const char *body_file = NULL, *port_file = NULL;
     unsigned threads = 2;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--body-file") == 0) body_file = argv[i + 1];
-        else if (strcmp(argv[i], "--port-file") == 0) port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--threads") == 0) threads = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    int libs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--libs") == 0) {
+            libs = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_mhd_floor: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--body-file") == 0) body_file = argv[++i];
+        else if (strcmp(argv[i], "--port-file") == 0) port_file = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0) threads = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--listen") == 0 && strcmp(argv[i + 1], "127.0.0.1:0") == 0) i++;
         else {
-            fprintf(stderr, "bench_mhd_floor: unknown option %s\n", argv[i]);
+            fprintf(stderr, "bench_mhd_floor: unknown option %s (--listen takes 127.0.0.1:0 only)\n",
+                    argv[i]);
             return 2;
         }
     }
-    if (!body_file || !port_file || threads < 1 || threads > 64) {
-        fprintf(stderr, "usage: bench_mhd_floor --body-file F --port-file P [--threads 1..64]\n");
+    if (!port_file || threads < 1 || threads > 64) {
+        fprintf(stderr, "usage: bench_mhd_floor [--body-file F] --port-file P [--threads 1..64] "
+                        "[--libs] [--listen 127.0.0.1:0]\n");
         return 2;
     }
-    if (!(g_body = read_file(body_file, &g_len))) {
+    if (!body_file) {
+        static char ok[] = "{\"status\":\"ok\"}";
+        g_body = malloc(sizeof ok);
+        if (g_body) memcpy(g_body, ok, sizeof ok);
+        g_len = sizeof ok - 1;
+    } else {
+        g_body = read_file(body_file, &g_len);
+    }
+    if (!g_body) {
         fprintf(stderr, "bench_mhd_floor: cannot read %s\n", body_file);
         return 1;
+    }
+    CURLM *multi[64] = {NULL};
+    sqlite3 *db = NULL;
+    if (libs) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
+        for (unsigned k = 0; k <= threads; k++) /* the shared lane and one per serving lane */
+            if (!(multi[k] = curl_multi_init())) return 1;
+        if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
+            sqlite3_exec(db, "CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB)", NULL, NULL, NULL) !=
+                SQLITE_OK) {
+            fprintf(stderr, "bench_mhd_floor: sqlite: %s\n", db ? sqlite3_errmsg(db) : "open");
+            return 1;
+        }
     }
     sigset_t set;
     sigemptyset(&set);
@@ -111,6 +152,11 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     MHD_stop_daemon(d);
+    if (libs) {
+        sqlite3_close(db);
+        for (unsigned k = 0; k <= threads; k++) curl_multi_cleanup(multi[k]);
+        curl_global_cleanup();
+    }
     free(g_body);
     return 0;
 }

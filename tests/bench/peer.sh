@@ -31,7 +31,8 @@
 #             difference (means of the two) <= 100 us (the peer's is printed for comparison)
 #   floors    printed beside targets 1-3, no thresholds: bare libmicrohttpd serving signbridge's
 #             tools/list bytes (tests/bench/mhd_floor.c); the sandbox alone at 50 connections;
-#             nginx proxy_pass in front of the sandbox at 1 connection (skipped without nginx)
+#             nginx proxy_pass in front of the sandbox at 1 connection (skipped without nginx);
+#             beside target 5, the idle RSS of bench_mhd_floor --libs
 #   target 5  idle RSS (VmRSS, 0.5 s after ready, no request served) <= 10 MB; start to ready
 #             (exec until the port file exists and GET /healthz answers 200), median of --starts
 #             starts, <= 100 ms (the peer's figures are printed for comparison)
@@ -430,6 +431,14 @@ echo "bench peer: target 5 signbridge: start to ready median $MED ms (min $MIN, 
 read -r PMED PMIN PMAX PRSS < <(startup peer "$STARTS" "$NODE" "$HERE/peer/server.mjs" --base "$BASE")
 [[ $PMED != -1 ]] &&
   echo "bench peer: target 5 peer: start to ready median $PMED ms (min $PMIN, max $PMAX, $STARTS starts), idle RSS $(python3 -c "print('%.1f' % ($PRSS / 1024))") MiB ($PRSS kB VmRSS)"
+# The floor: a server that only loads and starts the shared libraries signbridge cannot run
+# without (libmicrohttpd, libcurl with OpenSSL, SQLite) and idles -- tests/bench/mhd_floor.c --libs.
+read -r FMED FMIN FMAX FRSS < <(startup floor "$STARTS" "$MHD_FLOOR" --libs)
+if [[ $FMED != -1 ]]; then
+  echo "bench peer: target 5 floor: libmicrohttpd + libcurl + SQLite loaded and started, nothing else: idle RSS $(python3 -c "print('%.1f' % ($FRSS / 1024))") MiB ($FRSS kB VmRSS), start to ready $FMED ms"
+else
+  nok "target 5 floor server starts" "no /healthz answer within 20 s"
+fi
 check "target 5: signbridge idle RSS <= 10 MB" "$RSS * 1024 <= 10 * 1000 * 1000" "$RSS kB"
 check "target 5: signbridge start to ready <= 100 ms (median)" "$MED <= 100" "$MED ms"
 
