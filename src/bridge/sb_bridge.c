@@ -3,6 +3,7 @@
 #include "bridge/sb_bridge_session.h"
 
 #include "auth/sb_cred.h"
+#include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_embed.h"
 #include "core/sb_json.h"
@@ -1112,10 +1113,18 @@ static void process_result(tool_job *j, const sb_up_result *r)
     if (!urid) urid = sb_up_header(r, "X-Correlation-Id");
     if (urid) sb_strlcpy(j->upstream_request_id, urid, sizeof j->upstream_request_id);
     sb_presp pr = {.status = r->status, .body = r->body, .len = r->body_len};
-    if (r->body_len) pr.json = sb_json_parse(r->body, r->body_len);
+    /* the answer's tree lives in an arena, released in one go: mappers and error messages only
+     * read it and copy what they keep (sb_json_parse_in); a node can take 32 times the bytes it
+     * was parsed from ("[1,1,...]"), so that bounds the arena */
+    sb_arena *tree = NULL;
+    if (r->body_len) {
+        size_t cap = r->body_len < SIZE_MAX / 40 ? r->body_len * 40 + 65536 : SIZE_MAX / 2;
+        tree = sb_arena_new(cap);
+        pr.json = sb_json_parse_in(r->body, r->body_len, tree);
+    }
     if (r->status < 200 || r->status >= 300) {
         http_error(j, r, &pr);
-        cJSON_Delete(pr.json);
+        sb_arena_free(tree);
         job_free(j);
         return;
     }
@@ -1133,7 +1142,7 @@ static void process_result(tool_job *j, const sb_up_result *r)
         sb_preq next = j->step.next;
         sb_preq_init(&j->step.next, "GET", 1);
         j->step.step++;
-        cJSON_Delete(pr.json);
+        sb_arena_free(tree);
         int sr = start_step(j, &next);
         sb_preq_free(&next);
         if (sr == 0) return; /* the job lives on */
@@ -1159,7 +1168,7 @@ static void process_result(tool_job *j, const sb_up_result *r)
                       j->a->display, err[0] ? err : "unexpected shape");
     }
     sb_preq_free(&j->step.next);
-    cJSON_Delete(pr.json);
+    sb_arena_free(tree);
     job_free(j);
 }
 

@@ -27,14 +27,14 @@ sb_arena *sb_arena_new(size_t max_bytes)
     return a;
 }
 
-void *sb_arena_alloc(sb_arena *a, size_t n)
+/* n bytes at a multiple of `al` (a power of two), not zeroed */
+static void *take(sb_arena *a, size_t n, size_t al)
 {
-    const size_t al = alignof(max_align_t);
     if (n > a->max) return NULL; /* also keeps the rounding below from wrapping */
-    n = (n + al - 1) & ~(al - 1);
-    if (n == 0) n = al;
+    if (n == 0) n = 1;
     block *b = a->head;
-    if (!b || b->size - b->used < n) {
+    size_t at = b ? (b->used + al - 1) & ~(al - 1) : 0;
+    if (!b || at > b->size || b->size - at < n) {
         size_t size = n > BLOCK_MIN ? n : BLOCK_MIN;
         if (b && b->size * 2 > size && b->size * 2 <= (size_t)1 << 20) size = b->size * 2;
         if (size > a->max - a->total) {
@@ -49,11 +49,26 @@ void *sb_arena_alloc(sb_arena *a, size_t n)
         a->head = nb;
         a->total += size;
         b = nb;
+        at = 0; /* mem is aligned for any type */
     }
-    void *p = b->mem + b->used;
-    b->used += n;
-    memset(p, 0, n);
+    void *p = b->mem + at;
+    b->used = at + n;
     return p;
+}
+
+void *sb_arena_alloc(sb_arena *a, size_t n)
+{
+    const size_t al = alignof(max_align_t);
+    if (n > a->max) return NULL;
+    n = (n + al - 1) & ~(al - 1);
+    void *p = take(a, n ? n : al, al);
+    if (p) memset(p, 0, n ? n : al);
+    return p;
+}
+
+void *sb_arena_alloc_bytes(sb_arena *a, size_t n)
+{
+    return take(a, n, 1);
 }
 
 char *sb_arena_strndup(sb_arena *a, const char *s, size_t n)

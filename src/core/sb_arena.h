@@ -10,6 +10,8 @@ typedef struct sb_arena sb_arena;
 sb_arena *sb_arena_new(size_t max_bytes);
 /* Allocate n zeroed bytes aligned for any type; owned by the arena. NULL when over the limit. */
 void *sb_arena_alloc(sb_arena *a, size_t n);
+/* Allocate n bytes with no alignment and not zeroed (string bytes); NULL when over the limit. */
+void *sb_arena_alloc_bytes(sb_arena *a, size_t n);
 /* Copy a string (n bytes, NUL added) into the arena. */
 char *sb_arena_strndup(sb_arena *a, const char *s, size_t n);
 char *sb_arena_strdup(sb_arena *a, const char *s);

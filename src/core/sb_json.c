@@ -1,5 +1,7 @@
 #include "core/sb_json.h"
 
+#include "core/sb_arena.h"
+
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 typedef struct pbuf {
     const unsigned char *c;
     size_t len, off, depth;
+    sb_arena *arena; /* NULL: malloc (the tree is freed with cJSON_Delete) */
 } pbuf;
 
 #define CAN_ACCESS(b, i) ((b)->off + (i) < (b)->len)
@@ -20,11 +23,18 @@ typedef struct pbuf {
 
 static int parse_value(cJSON *item, pbuf *b);
 
-static cJSON *new_item(void)
+static cJSON *new_item(pbuf *b)
 {
+    if (b->arena) return sb_arena_alloc(b->arena, sizeof(cJSON)); /* zeroed */
     cJSON *n = malloc(sizeof *n);
     if (n) memset(n, 0, sizeof *n);
     return n;
+}
+
+/* Free what the parser allocated, unless the arena owns it. */
+static void drop(pbuf *b, void *p)
+{
+    if (!b->arena) free(p);
 }
 
 /* Bytes <= 32 are whitespace; stopping at the end leaves the offset on the last byte. */
@@ -146,6 +156,17 @@ static unsigned char *parse_string_raw(pbuf *b)
     if (*q != '"') return NULL;
     const unsigned char *start = q + 1, *end = start;
     size_t skipped = 0;
+    /* most strings have no escape: find the closing quote and copy the run at once */
+    const unsigned char *qt = memchr(start, '"', (size_t)(lim - start));
+    if (qt && !memchr(start, '\\', (size_t)(qt - start))) {
+        size_t n = (size_t)(qt - start);
+        unsigned char *out = b->arena ? sb_arena_alloc_bytes(b->arena, n + 1) : malloc(n + 1);
+        if (!out) return NULL;
+        memcpy(out, start, n);
+        out[n] = '\0';
+        b->off = (size_t)(qt - b->c) + 1;
+        return out;
+    }
     while (end < lim && *end != '"') {
         if (*end == '\\') {
             if (end + 1 >= lim) return NULL;
@@ -155,7 +176,8 @@ static unsigned char *parse_string_raw(pbuf *b)
         end++;
     }
     if (end >= lim || *end != '"') return NULL;
-    unsigned char *out = malloc((size_t)(end - q) - skipped + 1);
+    size_t n = (size_t)(end - q) - skipped + 1;
+    unsigned char *out = b->arena ? sb_arena_alloc_bytes(b->arena, n) : malloc(n);
     if (!out) return NULL;
     unsigned char *o = out;
     const unsigned char *p = start;
@@ -182,12 +204,12 @@ static unsigned char *parse_string_raw(pbuf *b)
         case 'u':
             seq = utf16_escape(p, end, &o);
             if (seq == 0) {
-                free(out);
+                drop(b, out);
                 return NULL;
             }
             break;
         default:
-            free(out);
+            drop(b, out);
             return NULL;
         }
         p += seq;
@@ -215,7 +237,7 @@ static int parse_container(cJSON *item, pbuf *b, int object)
     }
     b->off--;
     do {
-        cJSON *n = new_item();
+        cJSON *n = new_item(b);
         if (!n) goto fail;
         if (!head) {
             head = cur = n;
@@ -248,7 +270,7 @@ success:
     b->off++;
     return 1;
 fail:
-    if (head) cJSON_Delete(head);
+    if (head && !b->arena) cJSON_Delete(head);
     return 0;
 }
 
@@ -295,17 +317,27 @@ static int parse_value(cJSON *item, pbuf *b)
     }
 }
 
-cJSON *sb_json_parse(const char *s, size_t len)
+static cJSON *parse(const char *s, size_t len, sb_arena *arena)
 {
     if (!s || len == 0) return NULL;
-    pbuf b = {.c = (const unsigned char *)s, .len = len};
+    pbuf b = {.c = (const unsigned char *)s, .len = len, .arena = arena};
     if (CAN_ACCESS(&b, 4) && memcmp(s, "\xEF\xBB\xBF", 3) == 0) b.off = 3; /* a UTF-8 BOM */
-    cJSON *item = new_item();
+    cJSON *item = new_item(&b);
     if (!item) return NULL;
     skip_ws(&b);
     if (!parse_value(item, &b)) {
-        cJSON_Delete(item);
+        if (!arena) cJSON_Delete(item);
         return NULL;
     }
     return item;
+}
+
+cJSON *sb_json_parse(const char *s, size_t len)
+{
+    return parse(s, len, NULL);
+}
+
+cJSON *sb_json_parse_in(const char *s, size_t len, sb_arena *a)
+{
+    return a ? parse(s, len, a) : NULL;
 }

@@ -240,27 +240,30 @@ double sb_jnum(const cJSON *o, const char *key, double def)
     return x;
 }
 
-void sb_jadd_str(cJSON *o, const char *key, const char *v)
+/* o[key] = v, key constant (a literal: see the macros in sb_provider.h) */
+static void add_cs(cJSON *o, const char *key, cJSON *v)
 {
-    if (v)
-        cJSON_AddStringToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
+    if (v && !cJSON_AddItemToObjectCS(o, key, v)) cJSON_Delete(v);
 }
 
-void sb_jadd_epoch(cJSON *o, const char *key, double epoch_s)
+void sb_jadd_str_(cJSON *o, const char *key, const char *v)
+{
+    add_cs(o, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+void sb_jadd_epoch_(cJSON *o, const char *key, double epoch_s)
 {
     /* 1970 .. 9999: anything else (or not a number) is no time at all */
     if (!(epoch_s > 0 && epoch_s < 253402300800.0)) {
-        cJSON_AddNullToObject(o, key);
+        add_cs(o, key, cJSON_CreateNull());
         return;
     }
     char ts[40];
     sb_rfc3339((uint64_t)(epoch_s * 1000.0), ts, sizeof ts);
-    cJSON_AddStringToObject(o, key, ts);
+    add_cs(o, key, cJSON_CreateString(ts));
 }
 
-void sb_jadd_iso(cJSON *o, const char *key, const char *iso)
+void sb_jadd_iso_(cJSON *o, const char *key, const char *iso)
 {
     int64_t ms;
     if (!iso || sb_parse_rfc3339(iso, &ms) < 0) {
@@ -270,21 +273,18 @@ void sb_jadd_iso(cJSON *o, const char *key, const char *iso)
             snprintf(buf, sizeof buf, "%sZ", iso);
             if (sb_parse_rfc3339(buf, &ms) == 0) goto ok;
         }
-        cJSON_AddNullToObject(o, key);
+        add_cs(o, key, cJSON_CreateNull());
         return;
     }
 ok:;
     char ts[40];
     sb_rfc3339((uint64_t)ms, ts, sizeof ts);
-    cJSON_AddStringToObject(o, key, ts);
+    add_cs(o, key, cJSON_CreateString(ts));
 }
 
-void sb_jadd_int_or_null(cJSON *o, const char *key, double v)
+void sb_jadd_int_or_null_(cJSON *o, const char *key, double v)
 {
-    if (v < 0)
-        cJSON_AddNullToObject(o, key);
-    else
-        cJSON_AddNumberToObject(o, key, v);
+    add_cs(o, key, v < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(v));
 }
 
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap)

@@ -139,14 +139,21 @@ const char *sb_jstr(const cJSON *o, const char *key);       /* string or NULL */
 int sb_jbool(const cJSON *o, const char *key, int def);
 /* A number, or def when absent or not finite; clamped to +-2^53 so integer casts are defined. */
 double sb_jnum(const cJSON *o, const char *key, double def);
+/* Adding members to a result. The key must be a string literal (the macros refuse anything else):
+ * it is linked as a constant key, not copied, which saves an allocation and a free for each of
+ * the hundreds of fields a list result has. */
 /* Add a string or JSON null. */
-void sb_jadd_str(cJSON *o, const char *key, const char *v);
+#define sb_jadd_str(o, key, v) sb_jadd_str_((o), "" key, (v))
+void sb_jadd_str_(cJSON *o, const char *key, const char *v);
 /* Add an RFC 3339 time from epoch seconds (<= 0 or absent -> null). */
-void sb_jadd_epoch(cJSON *o, const char *key, double epoch_s);
+#define sb_jadd_epoch(o, key, epoch_s) sb_jadd_epoch_((o), "" key, (epoch_s))
+void sb_jadd_epoch_(cJSON *o, const char *key, double epoch_s);
 /* Add an RFC 3339 time from a provider's ISO 8601 string (normalized to UTC; unparsable -> null). */
-void sb_jadd_iso(cJSON *o, const char *key, const char *iso);
+#define sb_jadd_iso(o, key, iso) sb_jadd_iso_((o), "" key, (iso))
+void sb_jadd_iso_(cJSON *o, const char *key, const char *iso);
 /* Add an integer or null when absent (v < 0 means absent). */
-void sb_jadd_int_or_null(cJSON *o, const char *key, double v);
+#define sb_jadd_int_or_null(o, key, v) sb_jadd_int_or_null_((o), "" key, (v))
+void sb_jadd_int_or_null_(cJSON *o, const char *key, double v);
 
 /* "a, b, c": the string `field` of each object in `arr`, joined for messages ("none" if empty). */
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap);

@@ -2,12 +2,14 @@
  * classify batch members, key the id, build the responses the engine would send, free it all.
  * Also: sb_json_print (core/sb_buf) prints every parsed document byte for byte as
  * cJSON_PrintUnformatted does (responses are printed with it), and sb_json_parse (core/sb_json)
- * accepts exactly what cJSON_ParseWithLength accepts, building the same tree. */
+ * accepts exactly what cJSON_ParseWithLength accepts, building the same tree (also when it
+ * allocates the tree from an arena, sb_json_parse_in). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_json.h"
 #include "mcp/sb_jsonrpc.h"
@@ -53,6 +55,19 @@ static void same_parse(const uint8_t *data, size_t size)
                 pb ? pb : (b ? "(unprintable)" : "(refused)"));
         abort();
     }
+    /* the arena-allocated form builds the same tree too (freed with its arena) */
+    sb_arena *ar = sb_arena_new(0);
+    if (!ar) abort();
+    cJSON *c = sb_json_parse_in((const char *)data, size, ar);
+    char *pc = c ? cJSON_PrintUnformatted(c) : NULL;
+    if ((c == NULL) != (b == NULL) || (pc == NULL) != (pb == NULL) || (pc && strcmp(pc, pb) != 0)) {
+        fprintf(stderr, "sb_json_parse_in differs from sb_json_parse:\n%s\n%s\n",
+                pb ? pb : (b ? "(unprintable)" : "(refused)"),
+                pc ? pc : (c ? "(unprintable)" : "(refused)"));
+        abort();
+    }
+    free(pc);
+    sb_arena_free(ar);
     free(pa);
     free(pb);
     cJSON_Delete(a);

@@ -756,6 +756,42 @@ static void test_arena_alignment_and_zero(void **state)
     sb_arena_free(NULL);
 }
 
+static void test_arena_bytes(void **state)
+{
+    (void)state;
+    sb_arena *a = sb_arena_new(0);
+    assert_non_null(a);
+    const size_t al = alignof(max_align_t);
+    /* string bytes are packed one after the other; an aligned allocation after them is still
+     * aligned and zeroed, and the next bytes do not overlap it */
+    char *s1 = sb_arena_alloc_bytes(a, 3), *s2 = sb_arena_alloc_bytes(a, 5);
+    assert_non_null(s1);
+    assert_ptr_equal(s2, s1 + 3);
+    memcpy(s1, "ab", 3);
+    memcpy(s2, "cdef", 5);
+    unsigned char *p = sb_arena_alloc(a, 24);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % al, 0);
+    for (int k = 0; k < 24; k++) assert_int_equal(p[k], 0);
+    memset(p, 0xEE, 24);
+    char *s3 = sb_arena_alloc_bytes(a, 2);
+    assert_true(s3 >= (char *)p + 24 || s3 + 2 <= (char *)p);
+    assert_string_equal(s1, "ab");
+    assert_string_equal(s2, "cdef");
+    /* many small ones across blocks */
+    for (int i = 0; i < 20000; i++) {
+        char *q = sb_arena_alloc_bytes(a, (size_t)(i % 13) + 1);
+        assert_non_null(q);
+        memset(q, 'x', (size_t)(i % 13) + 1);
+    }
+    sb_arena_free(a);
+    /* the limit holds for bytes too */
+    a = sb_arena_new(100);
+    assert_non_null(sb_arena_alloc_bytes(a, 60));
+    assert_null(sb_arena_alloc_bytes(a, 60));
+    sb_arena_free(a);
+}
+
 static void test_arena_limit(void **state)
 {
     (void)state;
@@ -1235,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_buf_detach),
         cmocka_unit_test(test_buf_max_size_max),
         cmocka_unit_test(test_arena_alignment_and_zero),
+        cmocka_unit_test(test_arena_bytes),
         cmocka_unit_test(test_arena_limit),
         cmocka_unit_test(test_arena_huge_requests),
         cmocka_unit_test(test_arena_total_overflow),
