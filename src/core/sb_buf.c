@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void sb_buf_init(sb_buf *b, size_t max)
 {
@@ -91,38 +94,99 @@ static const unsigned char esc_len[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-int sb_buf_json_string(sb_buf *b, const char *s)
+/* One escaped byte (esc_len[c] of 2 or 6) at o; returns the bytes written. */
+static size_t esc_one(unsigned char *o, unsigned char c)
 {
     static const char hx[] = "0123456789abcdef";
-    /* one pass to size it, one to write it: all or nothing, one allocation (a JSON document
-     * escaped into a text block has thousands of quotes: run-by-run appends cost more) */
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = 2, i;
-    for (i = 0; u[i]; i++) n += esc_len[u[i]];
-    if (n > b->max - b->len) return SB_BUF_ETOOBIG;
-    int rc = grow(b, b->len + n);
-    if (rc) return rc;
-    char *o = b->data + b->len;
-    *o++ = '"';
-    for (const unsigned char *p = u; *p; p++) {
-        unsigned char c = *p;
-        switch (esc_len[c]) {
-        case 1:
-            *o++ = (char)c;
-            break;
-        case 2:
-            *o++ = '\\';
-            *o++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b'
-                 : c == '\f' ? 'f' : (char)c;
-            break;
-        default:
-            memcpy(o, "\\u00", 4);
-            o[4] = hx[c >> 4];
-            o[5] = hx[c & 15];
-            o += 6;
-        }
+    if (esc_len[c] == 2) {
+        o[0] = '\\';
+        o[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b' : c == '\f' ? 'f' : c;
+        return 2;
     }
-    *o++ = '"';
+    memcpy(o, "\\u00", 4);
+    o[4] = (unsigned char)hx[c >> 4];
+    o[5] = (unsigned char)hx[c & 15];
+    return 6;
+}
+
+#ifdef __SSE2__
+/* The bytes of 16 at p that need escaping: a quote, a backslash or a control character. */
+static unsigned special16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+    __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(q, bs)));
+}
+#endif
+
+/* Write u[0..len) escaped at o; returns the end. With `slack` (16 bytes of room past the escaped
+ * text) and SSE2 it copies the 16 bytes ahead of each escape at once, past the end too. */
+static unsigned char *esc_write(unsigned char *o, const unsigned char *p, size_t len, int slack)
+{
+    const unsigned char *end = p + len;
+#ifdef __SSE2__
+    while (slack && end - p >= 16) {
+        unsigned m = special16(p);
+        memcpy(o, p, 16);
+        if (!m) {
+            p += 16;
+            o += 16;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(m);
+        p += k;
+        o += k;
+        o += esc_one(o, *p++);
+    }
+#else
+    (void)slack;
+#endif
+    for (; p < end; p++) {
+        if (esc_len[*p] == 1)
+            *o++ = *p;
+        else
+            o += esc_one(o, *p);
+    }
+    return o;
+}
+
+int sb_buf_json_string(sb_buf *b, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = strlen(s), room = b->max - b->len;
+    /* a short string (keys, most values): room for the worst case (every byte \u00XX), one pass */
+    if (len <= 256 && 6 * len + 2 + 16 <= room) {
+        int rc = grow(b, b->len + 6 * len + 2 + 16);
+        if (rc) return rc;
+        unsigned char *o = (unsigned char *)b->data + b->len;
+        *o = '"';
+        unsigned char *e = esc_write(o + 1, u, len, 1);
+        *e++ = '"';
+        b->len += (size_t)(e - o);
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    /* a long one: one pass to size it, one to write it -- all or nothing, one allocation (a JSON
+     * document escaped into a text block has thousands of quotes: run-by-run appends cost more) */
+    size_t n = 2, i = 0;
+#ifdef __SSE2__
+    for (; i + 16 <= len; i += 16) {
+        unsigned m = special16(u + i);
+        n += 16;
+        for (; m; m &= m - 1) n += esc_len[u[i + (unsigned)__builtin_ctz(m)]] - 1u;
+    }
+#endif
+    for (; i < len; i++) n += esc_len[u[i]];
+    if (n > room) return SB_BUF_ETOOBIG;
+    int slack = n + 16 <= room;
+    int rc = grow(b, b->len + n + (slack ? 16 : 0)); /* and the NUL */
+    if (rc) return rc;
+    unsigned char *o = (unsigned char *)b->data + b->len;
+    *o = '"';
+    unsigned char *e = esc_write(o + 1, u, len, slack);
+    *e = '"';
     b->len += n;
     b->data[b->len] = '\0';
     return 0;

@@ -4,6 +4,7 @@
 #   tests/bench/peer.sh                      targets 1, 2, 3 and 5 (start-up, idle RSS), side by
 #                                            side with the TypeScript-SDK peer
 #   build-release/tests/bench_jwt_verify     target 5 (token verification with a cached key)
+#   tests/bench/mapping.sh                   the profile's mapping phases, per provider
 #   tests/bench/concurrency.sh --calls N     targets 4 and 6 at N = 100, 1,000, 10,000
 # Each script prints its own figures and checks; this one prints them all, then a growth table.
 # Options: --bin-dir DIR (default build-release, set up and built when missing), --duration 10s
@@ -21,7 +22,7 @@ while (($#)); do
     --bin-dir) BIN_DIR=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --calls) CALLS=$2; shift ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "all.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -31,7 +32,7 @@ if [[ ! -x $BIN_DIR/signbridge ]]; then
   [[ -d $BIN_DIR ]] || meson setup "$BIN_DIR" "$ROOT" --buildtype=release >/dev/null || exit 1
 fi
 ninja -C "$BIN_DIR" signbridge signbridge-sandbox tests/bench_jwt_verify tests/bench_conc_client \
-  >/dev/null || { echo "all.sh: release build failed" >&2; exit 1; }
+  tests/bench_mhd_floor tests/bench_mapping >/dev/null || { echo "all.sh: release build failed" >&2; exit 1; }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
 rc=0
@@ -39,6 +40,8 @@ echo "## peer.sh"
 "$HERE/peer.sh" --bin-dir "$BIN_DIR" --duration "$DURATION" || true
 echo "## bench_jwt_verify"
 "$BIN_DIR/tests/bench_jwt_verify" || rc=1
+echo "## mapping.sh"
+"$HERE/mapping.sh" --bin-dir "$BIN_DIR" || rc=1
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for n in $CALLS; do
