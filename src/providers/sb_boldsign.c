@@ -37,7 +37,7 @@ static void bs_error(const sb_presp *r, char *out, size_t cap)
     if (!e) e = sb_jstr(r->json, "title"); /* ASP.NET ProblemDetails */
     if (e) sb_strlcpy(out, e, cap);
     /* ProblemDetails: {"errors":{"Field":["message"]}} -> name the first field */
-    const cJSON *errs = cJSON_GetObjectItemCaseSensitive(r->json, "errors");
+    const cJSON *errs = sb_jget(r->json, "errors");
     if (cJSON_IsObject(errs) && errs->child) {
         const cJSON *f = errs->child;
         const cJSON *m = cJSON_IsArray(f) ? cJSON_GetArrayItem(f, 0) : f;
@@ -310,8 +310,8 @@ static cJSON *map_document(const cJSON *d)
 {
     const char *id = sb_jstr(d, "documentId");
     if (!id) return NULL;
-    const cJSON *signers = cJSON_GetObjectItemCaseSensitive(d, "signerDetails");
-    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(d, "documentHistory");
+    const cJSON *signers = sb_jget(d, "signerDetails");
+    const cJSON *hist = sb_jget(d, "documentHistory");
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(d, "messageTitle"));
@@ -322,7 +322,7 @@ static cJSON *map_document(const cJSON *d)
     sb_jadd_epoch(o, "updated_at", sb_jnum(d, "activityDate", -1));
     sb_jadd_epoch(o, "expires_at", sb_jnum(d, "expiryDate", -1));
     sb_jadd_str(o, "message", sb_jstr(d, "documentDescription"));
-    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(d, "senderDetail");
+    const cJSON *sd = sb_jget(d, "senderDetail");
     cJSON *sender = cJSON_AddObjectToObject(o, "sender");
     sb_jadd_str(sender, "name", sb_jstr(sd, "name"));
     sb_jadd_str(sender, "email", sb_jstr(sd, "emailAddress"));
@@ -346,7 +346,7 @@ static cJSON *map_document(const cJSON *d)
     }
     cJSON *cc = cJSON_AddArrayToObject(o, "cc");
     const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(d, "ccDetails"))
+    cJSON_ArrayForEach(c, sb_jget(d, "ccDetails"))
     {
         const char *e = sb_jstr(c, "emailAddress");
         if (e) cJSON_AddItemToArray(cc, cJSON_CreateString(e));
@@ -403,7 +403,7 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     const cJSON *st;
     const char *sent[16];
     size_t ns = 0;
-    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(a, "status"))
+    cJSON_ArrayForEach(st, sb_jget(a, "status"))
     {
         const char *b[2];
         size_t nb = cJSON_IsString(st) ? status_to_bs(st->valuestring, b) : 0;
@@ -436,8 +436,8 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
                     cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "result");
-    const cJSON *pd = cJSON_GetObjectItemCaseSensitive(r->json, "pageDetails");
+    const cJSON *res = sb_jget(r->json, "result");
+    const cJSON *pd = sb_jget(r->json, "pageDetails");
     if (!cJSON_IsArray(res))
         return fail(err, errlen, "BoldSign's document list has no \"result\" array");
     cJSON *items = cJSON_CreateArray();
@@ -448,7 +448,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         cJSON *m = map_document(d);
         if (!m) continue;
         /* BoldSign has one InProgress status for both sent and in_progress */
-        if (!sb_status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring)) {
+        if (!sb_status_wanted(a, sb_jget(m, "status")->valuestring)) {
             cJSON_Delete(m);
             dropped++;
             continue;
@@ -537,7 +537,7 @@ static int history_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     (void)step;
     if (!sb_jstr(r->json, "documentId"))
         return fail(err, errlen, "BoldSign's document properties have no documentId");
-    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(r->json, "documentHistory");
+    const cJSON *hist = sb_jget(r->json, "documentHistory");
     int n = cJSON_IsArray(hist) ? cJSON_GetArraySize(hist) : 0;
     hist_item *items = n ? calloc((size_t)n, sizeof *items) : NULL;
     if (n && !items) return fail(err, errlen, "out of memory");
@@ -692,7 +692,7 @@ static int remind_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
     if (action_req(c, r, "POST", "/v1/document/remind", "documentId", id, err, errlen) < 0)
         return -1;
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(a, "signer_emails"))
+    cJSON_ArrayForEach(e, sb_jget(a, "signer_emails"))
     {
         if (cJSON_IsString(e) && sb_preq_query(r, "receiverEmails", e->valuestring) < 0)
             return fail(err, errlen,
@@ -712,7 +712,7 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     (void)r;
     (void)err;
     (void)errlen;
-    const cJSON *emails = cJSON_GetObjectItemCaseSensitive(a, "signer_emails");
+    const cJSON *emails = sb_jget(a, "signer_emails");
     cJSON *o = action_result(c, emails ? "BoldSign sent a reminder to the signers named."
                                        : "BoldSign sent a reminder to the signers who have not "
                                          "signed yet.");
@@ -981,7 +981,7 @@ static void common_send_fields(const cJSON *a, cJSON *b)
     const char *title = sb_jstr(a, "title"), *msg = sb_jstr(a, "message");
     if (title) cJSON_AddStringToObject(b, "title", title);
     if (msg) cJSON_AddStringToObject(b, "message", msg);
-    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(a, "cc");
+    const cJSON *cc = sb_jget(a, "cc");
     if (cJSON_GetArraySize(cc) > 0) {
         cJSON *arr = cJSON_AddArrayToObject(b, "cc");
         const cJSON *e;
@@ -1007,7 +1007,7 @@ static int signers_json(const cJSON *a, cJSON *arr, char *err, size_t errlen)
     int ordered = sb_jbool(a, "signing_order", 0);
     int i = 0;
     const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(a, "signers"))
+    cJSON_ArrayForEach(s, sb_jget(a, "signers"))
     {
         cJSON *x = cJSON_CreateObject();
         cJSON_AddItemToArray(arr, x);
@@ -1019,7 +1019,7 @@ static int signers_json(const cJSON *a, cJSON *arr, char *err, size_t errlen)
             cJSON_AddNumberToObject(x, "signerOrder", order);
         else if (ordered)
             cJSON_AddNumberToObject(x, "signerOrder", i + 1);
-        const cJSON *au = cJSON_GetObjectItemCaseSensitive(s, "authentication");
+        const cJSON *au = sb_jget(s, "authentication");
         const char *type = sb_jstr(au, "type");
         const char *code = sb_jstr(au, "access_code"), *phone = sb_jstr(au, "phone");
         if (!type) type = "none";
@@ -1065,7 +1065,7 @@ static int send_result(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSO
     snprintf(msg, sizeof msg,
              "BoldSign accepted the document and is sending it to %d signer(s). It may take a "
              "few seconds before get_document can see it.",
-             cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(a, "signers")));
+             cJSON_GetArraySize(sb_jget(a, "signers")));
     cJSON *o = action_result(c, msg);
     cJSON_AddStringToObject(o, "document_id", id);
     cJSON_AddStringToObject(o, "status", "sent");
@@ -1095,7 +1095,7 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
                       size_t errlen)
 {
     if (test_mode_refused(a, err, errlen) < 0) return -1;
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(a, "files");
+    const cJSON *files = sb_jget(a, "files");
     int nurl = 0, nb64 = 0, i = 0;
     size_t total = 0;
     const cJSON *f;
@@ -1173,7 +1173,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
 {
     const char *phase = sb_jstr(step->scratch, "phase");
     if (!phase || strcmp(phase, "fetch") != 0) return send_result(c, a, r, out, err, errlen);
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(a, "files");
+    const cJSON *files = sb_jget(a, "files");
     int idx = (int)sb_jnum(step->scratch, "idx", -1);
     const char *mime = r->body ? sb_sniff_mime((const unsigned char *)r->body, r->len) : NULL;
     if (!mime) {
@@ -1262,7 +1262,7 @@ static int find_field(const cJSON *roles, const char *name, const char **fid)
         cJSON_ArrayForEach(ro, roles)
         {
             const cJSON *ff;
-            cJSON_ArrayForEach(ff, cJSON_GetObjectItemCaseSensitive(ro, "formFields"))
+            cJSON_ArrayForEach(ff, sb_jget(ro, "formFields"))
             {
                 const char *id = sb_jstr(ff, "id");
                 if (id && (pass ? strcasecmp(id, name) : strcmp(id, name)) == 0) {
@@ -1301,7 +1301,7 @@ static int tsend_roles(const cJSON *a, const cJSON *roles, cJSON *body, char *er
     if (nroles > BS_MAX_ROLES) return fail(err, errlen, "the template has too many roles");
     int i = 0;
     const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(a, "signers"))
+    cJSON_ArrayForEach(s, sb_jget(a, "signers"))
     {
         const char *role = sb_jstr(s, "role");
         int k = role ? find_role(roles, role) : -1;
@@ -1329,7 +1329,7 @@ static int tsend_roles(const cJSON *a, const cJSON *roles, cJSON *body, char *er
         i++;
     }
     i = 0;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(a, "prefill"))
+    cJSON_ArrayForEach(s, sb_jget(a, "prefill"))
     {
         const char *name = sb_jstr(s, "field"), *fid = NULL;
         int k = name ? find_field(roles, name, &fid) : -1;
@@ -1385,7 +1385,7 @@ static int tsend_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                      cJSON **out, char *err, size_t errlen)
 {
     if (sb_jstr(step->scratch, "phase")) return send_result(c, a, r, out, err, errlen);
-    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(r->json, "roles");
+    const cJSON *roles = sb_jget(r->json, "roles");
     if (!sb_jstr(r->json, "templateId") || !cJSON_IsArray(roles))
         return fail(err, errlen, "BoldSign's template properties have no templateId or roles");
     cJSON *body = cJSON_CreateObject();
@@ -1445,7 +1445,7 @@ static cJSON *map_tpl_item(const cJSON *t)
     sb_jadd_str(o, "description", sb_jstr(t, "templateDescription"));
     cJSON *roles = cJSON_AddArrayToObject(o, "roles");
     const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(t, "signerDetails"))
+    cJSON_ArrayForEach(s, sb_jget(t, "signerDetails"))
     {
         cJSON_AddItemToArray(roles, map_role(sb_jstr(s, "signerRole"), sb_jnum(s, "order", -1),
                                              sb_jstr(s, "signerName"), sb_jstr(s, "signerEmail"),
@@ -1453,7 +1453,7 @@ static cJSON *map_tpl_item(const cJSON *t)
     }
     sb_jadd_epoch(o, "created_at", sb_jnum(t, "createdDate", -1));
     sb_jadd_epoch(o, "updated_at", sb_jnum(t, "activityDate", -1));
-    add_person(o, "owner", cJSON_GetObjectItemCaseSensitive(t, "senderDetail"));
+    add_person(o, "owner", sb_jget(t, "senderDetail"));
     return o;
 }
 
@@ -1466,7 +1466,7 @@ static void add_field(cJSON *arr, const cJSON *ff, const char *role)
     const char *type = sb_jstr(ff, "type");
     sb_jadd_str(x, "type", type ? type : sb_jstr(ff, "fieldType"));
     sb_jadd_str(x, "role", role);
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(ff, "isRequired");
+    const cJSON *req = sb_jget(ff, "isRequired");
     if (cJSON_IsBool(req))
         cJSON_AddBoolToObject(x, "required", cJSON_IsTrue(req));
     else
@@ -1486,24 +1486,24 @@ static cJSON *map_tpl_props(const cJSON *t)
     cJSON *roles = cJSON_AddArrayToObject(o, "roles");
     cJSON *fields = cJSON_AddArrayToObject(o, "fields");
     const cJSON *ro, *ff;
-    cJSON_ArrayForEach(ro, cJSON_GetObjectItemCaseSensitive(t, "roles"))
+    cJSON_ArrayForEach(ro, sb_jget(t, "roles"))
     {
         const char *name = sb_jstr(ro, "name");
         cJSON_AddItemToArray(
             roles, map_role(name, sb_jnum(ro, "signerOrder", -1), sb_jstr(ro, "defaultSignerName"),
                             sb_jstr(ro, "defaultSignerEmail"), sb_jstr(ro, "signerType")));
-        cJSON_ArrayForEach(ff, cJSON_GetObjectItemCaseSensitive(ro, "formFields"))
+        cJSON_ArrayForEach(ff, sb_jget(ro, "formFields"))
         {
             add_field(fields, ff, name);
         }
     }
-    cJSON_ArrayForEach(ff, cJSON_GetObjectItemCaseSensitive(t, "commonFields"))
+    cJSON_ArrayForEach(ff, sb_jget(t, "commonFields"))
     {
         add_field(fields, ff, NULL);
     }
     sb_jadd_epoch(o, "created_at", sb_jnum(t, "createdDate", -1));
     cJSON_AddNullToObject(o, "updated_at");
-    add_person(o, "owner", cJSON_GetObjectItemCaseSensitive(t, "createdBy"));
+    add_person(o, "owner", sb_jget(t, "createdBy"));
     return o;
 }
 
@@ -1518,7 +1518,7 @@ static int tlist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                      cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "result");
+    const cJSON *res = sb_jget(r->json, "result");
     if (!cJSON_IsArray(res))
         return fail(err, errlen, "BoldSign's template list has no \"result\" array");
     cJSON *items = cJSON_CreateArray();
@@ -1529,7 +1529,7 @@ static int tlist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         if (m) cJSON_AddItemToArray(items, m);
     }
     *out =
-        list_out(c, a, "templates", items, cJSON_GetObjectItemCaseSensitive(r->json, "pageDetails"),
+        list_out(c, a, "templates", items, sb_jget(r->json, "pageDetails"),
                  cJSON_GetArraySize(res));
     return 0;
 }
@@ -1562,7 +1562,7 @@ static cJSON *map_contact(const cJSON *x)
     const char *id = sb_jstr(x, "id");
     if (!id) return NULL;
     char ph[64];
-    phone_str(cJSON_GetObjectItemCaseSensitive(x, "phoneNumber"), ph, sizeof ph);
+    phone_str(sb_jget(x, "phoneNumber"), ph, sizeof ph);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
     sb_jadd_str(o, "name", sb_jstr(x, "name"));
@@ -1585,7 +1585,7 @@ static int clist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                      cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "result");
+    const cJSON *res = sb_jget(r->json, "result");
     if (!cJSON_IsArray(res))
         return fail(err, errlen, "BoldSign's contact list has no \"result\" array");
     cJSON *items = cJSON_CreateArray();
@@ -1596,7 +1596,7 @@ static int clist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         if (m) cJSON_AddItemToArray(items, m);
     }
     *out =
-        list_out(c, a, "contacts", items, cJSON_GetObjectItemCaseSensitive(r->json, "pageDetails"),
+        list_out(c, a, "contacts", items, sb_jget(r->json, "pageDetails"),
                  cJSON_GetArraySize(res));
     return 0;
 }
@@ -1662,7 +1662,7 @@ static int ccreate_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
 {
     (void)step;
     const cJSON *made =
-        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r->json, "createdContacts"), 0);
+        cJSON_GetArrayItem(sb_jget(r->json, "createdContacts"), 0);
     const char *id = sb_jstr(made, "id");
     if (!id) return fail(err, errlen, "BoldSign's answer has no createdContacts[0].id");
     cJSON *x = cJSON_CreateObject();
@@ -1721,7 +1721,7 @@ static int cupdate_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
         cJSON_Delete(b);
         return -1;
     }
-    const cJSON *curph = cJSON_GetObjectItemCaseSensitive(cur, "phoneNumber");
+    const cJSON *curph = sb_jget(cur, "phoneNumber");
     if (!phone && cJSON_IsObject(curph) && nonempty(sb_jstr(curph, "number")))
         phone = cJSON_Duplicate(curph, 1);
     if (phone) cJSON_AddItemToObject(b, "phoneNumber", phone);
@@ -1789,7 +1789,7 @@ static cJSON *map_user(const cJSON *u, const char *role_key, const char *team_id
     sb_jadd_str(o, "status", sb_jstr(u, "userStatus"));
     sb_jadd_str(o, "team_id", team_id ? team_id : nonempty(sb_jstr(u, "teamId")));
     sb_jadd_str(o, "team_name", team_name ? team_name : sb_jstr(u, "teamName"));
-    if (cJSON_GetObjectItemCaseSensitive(u, "createdDate"))
+    if (sb_jget(u, "createdDate"))
         sb_jadd_epoch(o, "created_at", sb_jnum(u, "createdDate", -1));
     return o;
 }
@@ -1805,7 +1805,7 @@ static int ulist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                      cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "result");
+    const cJSON *res = sb_jget(r->json, "result");
     if (!cJSON_IsArray(res))
         return fail(err, errlen, "BoldSign's user list has no \"result\" array");
     cJSON *items = cJSON_CreateArray();
@@ -1815,7 +1815,7 @@ static int ulist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         cJSON *m = map_user(u, "role", NULL, NULL);
         if (m) cJSON_AddItemToArray(items, m);
     }
-    *out = list_out(c, a, "users", items, cJSON_GetObjectItemCaseSensitive(r->json, "pageDetails"),
+    *out = list_out(c, a, "users", items, sb_jget(r->json, "pageDetails"),
                     cJSON_GetArraySize(res));
     return 0;
 }
@@ -1852,7 +1852,7 @@ static cJSON *map_team(const cJSON *t, int members)
     if (members) {
         cJSON *arr = cJSON_AddArrayToObject(o, "members");
         const cJSON *u;
-        cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(t, "users"))
+        cJSON_ArrayForEach(u, sb_jget(t, "users"))
         {
             cJSON *m = map_user(u, "userRole", id, sb_jstr(t, "teamName"));
             if (m) cJSON_AddItemToArray(arr, m);
@@ -1873,7 +1873,7 @@ static int tmlist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
 {
     (void)step;
     /* teams/list is the one envelope with "results" (plural) */
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "results");
+    const cJSON *res = sb_jget(r->json, "results");
     if (!cJSON_IsArray(res))
         return fail(err, errlen, "BoldSign's team list has no \"results\" array");
     cJSON *items = cJSON_CreateArray();
@@ -1883,7 +1883,7 @@ static int tmlist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         cJSON *m = map_team(t, 0);
         if (m) cJSON_AddItemToArray(items, m);
     }
-    *out = list_out(c, a, "teams", items, cJSON_GetObjectItemCaseSensitive(r->json, "pageDetails"),
+    *out = list_out(c, a, "teams", items, sb_jget(r->json, "pageDetails"),
                     cJSON_GetArraySize(res));
     return 0;
 }
@@ -1929,7 +1929,7 @@ static int acct_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
 {
     (void)a;
     if (!sb_jstr(step->scratch, "phase")) {
-        const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "result");
+        const cJSON *res = sb_jget(r->json, "result");
         if (!cJSON_IsArray(res))
             return fail(err, errlen, "BoldSign's user list has no \"result\" array");
         const cJSON *u, *admin = NULL;
@@ -1956,7 +1956,7 @@ static int acct_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
             return fail(err, errlen, "out of memory");
         return SB_PMAP_NEXT;
     }
-    const cJSON *bal = cJSON_GetObjectItemCaseSensitive(r->json, "BalanceCredits");
+    const cJSON *bal = sb_jget(r->json, "BalanceCredits");
     if (!cJSON_IsNumber(bal)) return fail(err, errlen, "BoldSign's answer has no BalanceCredits");
     cJSON *acct = cJSON_DetachItemFromObjectCaseSensitive(step->scratch, "account");
     if (!acct) return fail(err, errlen, "lost the account between steps");

@@ -45,7 +45,7 @@ static int dx_probe(const sb_pctx *c, sb_preq *r)
 static void dx_error(const sb_presp *r, char *out, size_t cap)
 {
     out[0] = '\0';
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+    const cJSON *e = sb_jget(r->json, "error");
     const char *m = sb_jstr(e, "error_msg");
     const char *n = sb_jstr(e, "error_name");
     const char *p = sb_jstr(e, "error_path");
@@ -73,7 +73,7 @@ static void add_where(cJSON *o, const sb_pctx *c)
 /* "Dropbox Sign warned: <msg> (<name>); ..." for the warnings[] of a 200 body, or "". */
 static void warnings_text(const cJSON *root, sb_buf *out)
 {
-    const cJSON *w, *ws = cJSON_GetObjectItemCaseSensitive(root, "warnings");
+    const cJSON *w, *ws = sb_jget(root, "warnings");
     int n = 0;
     cJSON_ArrayForEach(w, ws)
     {
@@ -171,7 +171,7 @@ static cJSON *map_signer(const cJSON *s)
     cJSON_AddStringToObject(x, "status", signer_status(s));
     sb_jadd_str(x, "provider_status", sb_jstr(s, "status_code"));
     /* Dropbox Sign counts from 0; the neutral order counts from 1 (as send_document's input) */
-    const cJSON *ord = cJSON_GetObjectItemCaseSensitive(s, "order");
+    const cJSON *ord = sb_jget(s, "order");
     sb_jadd_int_or_null(x, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
     sb_jadd_epoch(x, "signed_at", sb_jnum(s, "signed_at", -1));
     sb_jadd_epoch(x, "viewed_at", sb_jnum(s, "last_viewed_at", -1));
@@ -184,7 +184,7 @@ static cJSON *map_request(const cJSON *d)
 {
     const char *id = sb_jstr(d, "signature_request_id");
     if (!id) return NULL;
-    const cJSON *sigs = cJSON_GetObjectItemCaseSensitive(d, "signatures");
+    const cJSON *sigs = sb_jget(d, "signatures");
     int complete = sb_jbool(d, "is_complete", 0), declined = sb_jbool(d, "is_declined", 0);
     int error = sb_jbool(d, "has_error", 0);
     double expires = sb_jnum(d, "expires_at", -1), created = sb_jnum(d, "created_at", -1);
@@ -234,11 +234,11 @@ static cJSON *map_request(const cJSON *d)
     }
     cJSON *cc = cJSON_AddArrayToObject(o, "cc");
     const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(d, "cc_email_addresses"))
+    cJSON_ArrayForEach(c, sb_jget(d, "cc_email_addresses"))
     {
         if (cJSON_IsString(c)) cJSON_AddItemToArray(cc, cJSON_CreateString(c->valuestring));
     }
-    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(d, "test_mode");
+    const cJSON *tm = sb_jget(d, "test_mode");
     if (cJSON_IsBool(tm)) cJSON_AddBoolToObject(o, "test_mode", cJSON_IsTrue(tm));
     return o;
 }
@@ -246,7 +246,7 @@ static cJSON *map_request(const cJSON *d)
 /* The signature_request object of an answer, or NULL with err. */
 static const cJSON *answer_request(const sb_presp *r, char *err, size_t errlen)
 {
-    const cJSON *sr = cJSON_GetObjectItemCaseSensitive(r->json, "signature_request");
+    const cJSON *sr = sb_jget(r->json, "signature_request");
     if (!cJSON_IsObject(sr) || !sb_jstr(sr, "signature_request_id")) {
         snprintf(err, errlen, "Dropbox Sign's answer has no signature_request");
         return NULL;
@@ -269,7 +269,7 @@ static const char *closed_reason(const cJSON *sr)
 static const cJSON *find_signature(const cJSON *sr, const char *email)
 {
     const cJSON *s, *found = NULL;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(sr, "signatures"))
+    cJSON_ArrayForEach(s, sb_jget(sr, "signatures"))
     {
         const char *e = sb_jstr(s, "signer_email_address");
         if (!e || !sb_strcaseeq(e, email)) continue;
@@ -283,7 +283,7 @@ static const cJSON *find_signature(const cJSON *sr, const char *email)
 /* "a@x, b@y" of sr's signers, for messages. */
 static void signer_emails(const cJSON *sr, char *out, size_t cap)
 {
-    sb_join_field(cJSON_GetObjectItemCaseSensitive(sr, "signatures"), "signer_email_address", out, cap);
+    sb_join_field(sb_jget(sr, "signatures"), "signer_email_address", out, cap);
 }
 
 /* Step 0 of the tools that read the signature request first. */
@@ -311,7 +311,7 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     sb_buf_init(&q, 1024);
     const char *text = sb_jstr(a, "query");
     if (text) sb_buf_puts(&q, text);
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(a, "status");
+    const cJSON *st = sb_jget(a, "status");
     if (cJSON_GetArraySize(st) == 1) {
         const char *s = cJSON_GetArrayItem(st, 0)->valuestring;
         const char *term = strcmp(s, "completed") == 0  ? "complete:true"
@@ -332,8 +332,8 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
                     cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "signature_requests");
-    const cJSON *li = cJSON_GetObjectItemCaseSensitive(r->json, "list_info");
+    const cJSON *res = sb_jget(r->json, "signature_requests");
+    const cJSON *li = sb_jget(r->json, "list_info");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "Dropbox Sign's list has no \"signature_requests\" array");
         return -1;
@@ -345,7 +345,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     {
         cJSON *m = map_request(d);
         if (!m) continue;
-        if (!sb_status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring)) {
+        if (!sb_status_wanted(a, sb_jget(m, "status")->valuestring)) {
             cJSON_Delete(m);
             dropped++;
             continue;
@@ -379,7 +379,7 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
 {
     (void)step;
     (void)a;
-    cJSON *d = map_request(cJSON_GetObjectItemCaseSensitive(r->json, "signature_request"));
+    cJSON *d = map_request(sb_jget(r->json, "signature_request"));
     if (!d) {
         snprintf(err, errlen, "Dropbox Sign's answer has no signature_request");
         return -1;
@@ -494,7 +494,7 @@ static int url_ok(const char *u)
 static int signer_auth(const cJSON *s, const char *path, int test_mode, cJSON *out, char *err,
                        size_t errlen)
 {
-    const cJSON *au = cJSON_GetObjectItemCaseSensitive(s, "authentication");
+    const cJSON *au = sb_jget(s, "authentication");
     const char *type = sb_jstr(au, "type");
     if (!type || strcmp(type, "none") == 0) return 0;
     if (strcmp(type, "access_code") == 0) {
@@ -561,7 +561,7 @@ static cJSON *send_body(const cJSON *a, long long expires_at, char *err, size_t 
     cJSON *signers = cJSON_AddArrayToObject(b, "signers");
     const cJSON *s;
     int i = 0;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(a, "signers"))
+    cJSON_ArrayForEach(s, sb_jget(a, "signers"))
     {
         char path[32];
         snprintf(path, sizeof path, "signers[%d]", i);
@@ -580,7 +580,7 @@ static cJSON *send_body(const cJSON *a, long long expires_at, char *err, size_t 
         }
         i++;
     }
-    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(a, "cc");
+    const cJSON *cc = sb_jget(a, "cc");
     if (cJSON_GetArraySize(cc) > 0)
         cJSON_AddItemToObject(b, "cc_email_addresses", cJSON_Duplicate(cc, 1));
     if (expires_at > 0) cJSON_AddNumberToObject(b, "expires_at", (double)expires_at);
@@ -594,7 +594,7 @@ static int check_files(const cJSON *a, int *nurl, int *nb64, char *err, size_t e
     const cJSON *f;
     int i = 0;
     *nurl = *nb64 = 0;
-    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(a, "files"))
+    cJSON_ArrayForEach(f, sb_jget(a, "files"))
     {
         const char *url = sb_jstr(f, "url"), *b64 = sb_jstr(f, "base64");
         const char *name = sb_jstr(f, "name");
@@ -685,7 +685,7 @@ static int check_uploads(const cJSON *a, char *err, size_t errlen)
     const char *type;
     int i = 0;
     const cJSON *f;
-    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(a, "files"))
+    cJSON_ArrayForEach(f, sb_jget(a, "files"))
     {
         const char *b64 = sb_jstr(f, "base64");
         if (b64) {
@@ -745,11 +745,11 @@ static int send_multipart(const sb_pctx *c, const cJSON *a, const cJSON *scratch
         snprintf(err, errlen, "the send could not be encoded");
         return -1;
     }
-    const cJSON *fetched = cJSON_GetObjectItemCaseSensitive(scratch, "fetched");
+    const cJSON *fetched = sb_jget(scratch, "fetched");
     size_t total = 0;
     int i = 0;
     const cJSON *f;
-    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(a, "files"))
+    cJSON_ArrayForEach(f, sb_jget(a, "files"))
     {
         const char *b64 = sb_jstr(f, "base64"), *url = sb_jstr(f, "url");
         const char *name = sb_jstr(f, "name");
@@ -777,7 +777,7 @@ static int send_multipart(const sb_pctx *c, const cJSON *a, const cJSON *scratch
 /* The next URL file to fetch at or after index `from`, or -1. */
 static int next_url_file(const cJSON *a, int from)
 {
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(a, "files");
+    const cJSON *files = sb_jget(a, "files");
     for (int i = from; i < cJSON_GetArraySize(files); i++) {
         const cJSON *f = cJSON_GetArrayItem(files, i);
         if (sb_jstr(f, "url") && !sb_jstr(f, "base64")) return i;
@@ -788,7 +788,7 @@ static int next_url_file(const cJSON *a, int from)
 /* A GET of the caller's file URL without the provider credential. */
 static int fetch_request(sb_preq *r, const cJSON *a, int i)
 {
-    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(a, "files"), i);
+    const cJSON *f = cJSON_GetArrayItem(sb_jget(a, "files"), i);
     sb_preq_init(r, "GET", 1);
     r->no_auth = 1;
     r->max_response = DX_UPLOAD_MAX;
@@ -811,7 +811,7 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
         /* every file by URL: Dropbox Sign downloads them itself (file_urls, JSON body) */
         cJSON *urls = cJSON_AddArrayToObject(body, "file_urls");
         const cJSON *f;
-        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(a, "files"))
+        cJSON_ArrayForEach(f, sb_jget(a, "files"))
         {
             cJSON_AddItemToArray(urls, cJSON_CreateString(sb_jstr(f, "url")));
         }
@@ -850,10 +850,10 @@ static int sent_result(const sb_pctx *c, const cJSON *a, const sb_presp *r, cons
     cJSON_AddStringToObject(o, "outcome", "done");
     cJSON_AddStringToObject(o, "document_id", sb_jstr(sr, "signature_request_id"));
     cJSON_AddStringToObject(o, "status",
-                            cJSON_GetObjectItemCaseSensitive(doc, "status")->valuestring);
+                            sb_jget(doc, "status")->valuestring);
     sb_buf m;
     sb_buf_init(&m, 8192);
-    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(sr, "signatures"));
+    int n = cJSON_GetArraySize(sb_jget(sr, "signatures"));
     sb_buf_printf(&m, "Dropbox Sign sent \"%s\"%s to %d signer%s%s. Follow it with get_document.",
                   sb_jstr(sr, "title") ? sb_jstr(sr, "title") : "", what, n, n == 1 ? "" : "s",
                   sb_jbool(sr, "test_mode", 0) ? " in test mode (not legally binding)" : "");
@@ -869,7 +869,7 @@ static int sent_result(const sb_pctx *c, const cJSON *a, const sb_presp *r, cons
 static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
                     cJSON **out, char *err, size_t errlen)
 {
-    const cJSON *fetching = cJSON_GetObjectItemCaseSensitive(step->scratch, "fetching");
+    const cJSON *fetching = sb_jget(step->scratch, "fetching");
     if (!cJSON_IsNumber(fetching)) return sent_result(c, a, r, "", out, err, errlen);
     /* a caller's file URL was fetched: keep it, fetch the next, or upload everything */
     int i = fetching->valueint;
@@ -887,7 +887,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         return -1;
     }
     sb_base64_encode((const unsigned char *)r->body, r->len, b64);
-    cJSON *slot = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(step->scratch, "fetched"), i);
+    cJSON *slot = cJSON_GetArrayItem(sb_jget(step->scratch, "fetched"), i);
     cJSON_AddStringToObject(slot, "b64", b64);
     free(b64);
     int nxt = next_url_file(a, i + 1);
@@ -910,7 +910,7 @@ static int tpl_send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_p
                           size_t errlen)
 {
     (void)step;
-    if (cJSON_GetObjectItemCaseSensitive(a, "expires_in_days")) {
+    if (sb_jget(a, "expires_in_days")) {
         snprintf(err, errlen,
                  "expires_in_days: Dropbox Sign's send_with_template takes no expiry (only "
                  "/signature_request/send has expires_at). Send without expires_in_days, then "
@@ -927,7 +927,7 @@ static int tpl_send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_p
 static int tpl_has_role(const cJSON *t, const char *list, const char *name)
 {
     const cJSON *x;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(t, list))
+    cJSON_ArrayForEach(x, sb_jget(t, list))
     {
         const char *n = sb_jstr(x, "name");
         if (n && strcmp(n, name) == 0) return 1;
@@ -940,7 +940,7 @@ static void tpl_names(const cJSON *t, const char *list, char *out, size_t cap)
     size_t o = 0;
     out[0] = '\0';
     const cJSON *x;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(t, list))
+    cJSON_ArrayForEach(x, sb_jget(t, list))
     {
         const char *n = sb_jstr(x, "name");
         if (!n) continue;
@@ -957,9 +957,9 @@ static int tpl_has_field(const cJSON *t, const char *name, char *names, size_t c
     int found = 0;
     names[0] = '\0';
     const cJSON *d, *f;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(t, "documents"))
+    cJSON_ArrayForEach(d, sb_jget(t, "documents"))
     {
-        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "custom_fields"))
+        cJSON_ArrayForEach(f, sb_jget(d, "custom_fields"))
         {
             const char *n = sb_jstr(f, "name"), *id = sb_jstr(f, "api_id");
             if ((n && strcmp(n, name) == 0) || (id && strcmp(id, name) == 0)) found = 1;
@@ -976,7 +976,7 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
                         cJSON **out, char *err, size_t errlen)
 {
     if (step->step > 0) return sent_result(c, a, r, " from the template", out, err, errlen);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "template");
+    const cJSON *t = sb_jget(r->json, "template");
     if (!cJSON_IsObject(t)) {
         snprintf(err, errlen, "Dropbox Sign's answer has no template");
         return -1;
@@ -994,7 +994,7 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
     cJSON *signers = cJSON_AddArrayToObject(b, "signers");
     const cJSON *s;
     int i = 0;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(a, "signers"))
+    cJSON_ArrayForEach(s, sb_jget(a, "signers"))
     {
         const char *role = sb_jstr(s, "role");
         if (!role || !tpl_has_role(t, "signer_roles", role)) {
@@ -1014,8 +1014,8 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
         i++;
     }
     /* CCs go by CC role: the cc emails fill the template's CC roles in order */
-    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(a, "cc");
-    const cJSON *roles = cJSON_GetObjectItemCaseSensitive(t, "cc_roles");
+    const cJSON *cc = sb_jget(a, "cc");
+    const cJSON *roles = sb_jget(t, "cc_roles");
     int ncc = cJSON_GetArraySize(cc), nroles = cJSON_GetArraySize(roles);
     if (ncc != nroles) {
         tpl_names(t, "cc_roles", names, sizeof names);
@@ -1037,7 +1037,7 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
             cJSON_AddItemToArray(ccs, x);
         }
     }
-    const cJSON *pf = cJSON_GetObjectItemCaseSensitive(a, "prefill");
+    const cJSON *pf = sb_jget(a, "prefill");
     if (cJSON_GetArraySize(pf) > 0) {
         cJSON *cf = cJSON_AddArrayToObject(b, "custom_fields");
         const cJSON *p;
@@ -1087,7 +1087,7 @@ static int remind_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
 static int remind_next(const sb_pctx *c, const cJSON *a, sb_pstep *step, int i)
 {
     const cJSON *t =
-        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(step->scratch, "targets"), i);
+        cJSON_GetArrayItem(sb_jget(step->scratch, "targets"), i);
     if (next_with_id(step, c, "POST", 0, "/signature_request/remind/", sb_jstr(a, "document_id")) <
         0)
         return -1;
@@ -1109,8 +1109,8 @@ static int remind_plan(const cJSON *a, const cJSON *sr, cJSON *scratch, sb_buf *
                  why);
         return -1;
     }
-    const cJSON *sigs = cJSON_GetObjectItemCaseSensitive(sr, "signatures");
-    const cJSON *want = cJSON_GetObjectItemCaseSensitive(a, "signer_emails");
+    const cJSON *sigs = sb_jget(sr, "signatures");
+    const cJSON *want = sb_jget(a, "signer_emails");
     cJSON *targets = cJSON_AddArrayToObject(scratch, "targets");
     long long now = now_s();
     /* who may sign now: in an ordered request, the lowest order still awaiting */
@@ -1119,7 +1119,7 @@ static int remind_plan(const cJSON *a, const cJSON *sr, cJSON *scratch, sb_buf *
     cJSON_ArrayForEach(s, sigs)
     {
         const char *st = sb_jstr(s, "status_code");
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(s, "order");
+        const cJSON *o = sb_jget(s, "order");
         if (st && strcmp(st, "awaiting_signature") == 0 && cJSON_IsNumber(o) &&
             (turn < 0 || o->valuedouble < turn))
             turn = o->valuedouble;
@@ -1161,7 +1161,7 @@ static int remind_plan(const cJSON *a, const cJSON *sr, cJSON *scratch, sb_buf *
                               st ? st : "unknown");
             continue;
         }
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(s, "order");
+        const cJSON *o = sb_jget(s, "order");
         if (!listed && turn >= 0 && cJSON_IsNumber(o) && o->valuedouble > turn) continue;
         double last = sb_jnum(s, "last_reminded_at", -1);
         if (last > 0 && now - (long long)last < DX_REMIND_GAP_S) {
@@ -1217,7 +1217,7 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         return rc;
     }
     /* the answer to reminder step-1 */
-    const cJSON *targets = cJSON_GetObjectItemCaseSensitive(sc, "targets");
+    const cJSON *targets = sb_jget(sc, "targets");
     int done = step->step - 1;
     cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(sc, "reminded"),
                          cJSON_CreateString(sb_jstr(cJSON_GetArrayItem(targets, done), "email")));
@@ -1226,7 +1226,7 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "outcome", "done");
     cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON *rem = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sc, "reminded"), 1);
+    cJSON *rem = cJSON_Duplicate(sb_jget(sc, "reminded"), 1);
     sb_buf m;
     sb_buf_init(&m, 8192);
     int n = cJSON_GetArraySize(rem);
@@ -1373,7 +1373,7 @@ static int extend_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         /* /update needs a signature_id even for the expiry: any signer's will do; prefer one
          * who has not signed */
         const cJSON *s, *pick = NULL;
-        cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(sr, "signatures"))
+        cJSON_ArrayForEach(s, sb_jget(sr, "signatures"))
         {
             const char *st = sb_jstr(s, "status_code");
             if (!sb_jstr(s, "signature_id")) continue;
@@ -1508,7 +1508,7 @@ static int link_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         }
         return next_with_id(step, c, "GET", 1, "/embedded/sign_url/", sid) == 0 ? SB_PMAP_NEXT : -1;
     }
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "embedded");
+    const cJSON *e = sb_jget(r->json, "embedded");
     const char *url = sb_jstr(e, "sign_url");
     if (!url) {
         snprintf(err, errlen, "Dropbox Sign's answer has no embedded.sign_url");
@@ -1536,18 +1536,18 @@ static cJSON *map_template(const cJSON *t)
     sb_jadd_str(o, "description", sb_jstr(t, "message"));
     cJSON *roles = cJSON_AddArrayToObject(o, "roles");
     const cJSON *x;
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(t, "signer_roles"))
+    cJSON_ArrayForEach(x, sb_jget(t, "signer_roles"))
     {
         const char *n = sb_jstr(x, "name");
         if (!n) continue;
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "name", n);
-        const cJSON *ord = cJSON_GetObjectItemCaseSensitive(x, "order");
+        const cJSON *ord = sb_jget(x, "order");
         sb_jadd_int_or_null(r, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
         cJSON_AddStringToObject(r, "kind", "signer");
         cJSON_AddItemToArray(roles, r);
     }
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(t, "cc_roles"))
+    cJSON_ArrayForEach(x, sb_jget(t, "cc_roles"))
     {
         const char *n = sb_jstr(x, "name");
         if (!n) continue;
@@ -1560,9 +1560,9 @@ static cJSON *map_template(const cJSON *t)
     /* fields: the merge fields (prefill by name) first, then the signers' form fields */
     cJSON *fields = cJSON_AddArrayToObject(o, "fields");
     const cJSON *d, *f;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(t, "documents"))
+    cJSON_ArrayForEach(d, sb_jget(t, "documents"))
     {
-        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "custom_fields"))
+        cJSON_ArrayForEach(f, sb_jget(d, "custom_fields"))
         {
             const char *n = sb_jstr(f, "name");
             if (!n) continue;
@@ -1570,7 +1570,7 @@ static cJSON *map_template(const cJSON *t)
             cJSON_AddStringToObject(y, "name", n);
             sb_jadd_str(y, "type", sb_jstr(f, "type"));
             cJSON_AddNullToObject(y, "role");
-            const cJSON *req = cJSON_GetObjectItemCaseSensitive(f, "required");
+            const cJSON *req = sb_jget(f, "required");
             if (cJSON_IsBool(req))
                 cJSON_AddBoolToObject(y, "required", cJSON_IsTrue(req));
             else
@@ -1578,9 +1578,9 @@ static cJSON *map_template(const cJSON *t)
             cJSON_AddItemToArray(fields, y);
         }
     }
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(t, "documents"))
+    cJSON_ArrayForEach(d, sb_jget(t, "documents"))
     {
-        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(d, "form_fields"))
+        cJSON_ArrayForEach(f, sb_jget(d, "form_fields"))
         {
             const char *n = sb_jstr(f, "name");
             if (!n) continue;
@@ -1591,7 +1591,7 @@ static cJSON *map_template(const cJSON *t)
              * only when it names one of the template's signer roles */
             const char *sg = sb_jstr(f, "signer");
             sb_jadd_str(y, "role", sg && tpl_has_role(t, "signer_roles", sg) ? sg : NULL);
-            const cJSON *req = cJSON_GetObjectItemCaseSensitive(f, "required");
+            const cJSON *req = sb_jget(f, "required");
             if (cJSON_IsBool(req))
                 cJSON_AddBoolToObject(y, "required", cJSON_IsTrue(req));
             else
@@ -1621,8 +1621,8 @@ static int tpl_list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
                         cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "templates");
-    const cJSON *li = cJSON_GetObjectItemCaseSensitive(r->json, "list_info");
+    const cJSON *res = sb_jget(r->json, "templates");
+    const cJSON *li = sb_jget(r->json, "list_info");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "Dropbox Sign's list has no \"templates\" array");
         return -1;
@@ -1658,7 +1658,7 @@ static int tpl_get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
 {
     (void)step;
     (void)a;
-    cJSON *t = map_template(cJSON_GetObjectItemCaseSensitive(r->json, "template"));
+    cJSON *t = map_template(sb_jget(r->json, "template"));
     if (!t) {
         snprintf(err, errlen, "Dropbox Sign's answer has no template");
         return -1;
@@ -1685,7 +1685,7 @@ static int account_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pr
 
 static const cJSON *answer_account(const sb_presp *r, char *err, size_t errlen)
 {
-    const cJSON *ac = cJSON_GetObjectItemCaseSensitive(r->json, "account");
+    const cJSON *ac = sb_jget(r->json, "account");
     if (!cJSON_IsObject(ac) || !sb_jstr(ac, "account_id")) {
         snprintf(err, errlen, "Dropbox Sign's answer has no account");
         return NULL;
@@ -1709,7 +1709,7 @@ static int account_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     sb_jadd_str(x, "role", sb_jstr(ac, "role_code"));
     cJSON *q = cJSON_AddObjectToObject(x, "quotas");
     const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(ac, "quotas"))
+    cJSON_ArrayForEach(e, sb_jget(ac, "quotas"))
     {
         if (cJSON_IsNumber(e))
             cJSON_AddNumberToObject(q, e->string, e->valuedouble);
@@ -1773,8 +1773,8 @@ static int users_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                                 "This Dropbox Sign account is not on a team: it is its only user.");
         return 0;
     }
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "team_members");
-    const cJSON *li = cJSON_GetObjectItemCaseSensitive(r->json, "list_info");
+    const cJSON *res = sb_jget(r->json, "team_members");
+    const cJSON *li = sb_jget(r->json, "list_info");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "Dropbox Sign's answer has no \"team_members\" array");
         return -1;
@@ -1832,21 +1832,21 @@ static int user_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     } else {
         const char *uid = sb_jstr(a, "user_id");
         const cJSON *m;
-        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(r->json, "team_members"))
+        cJSON_ArrayForEach(m, sb_jget(r->json, "team_members"))
         {
             const char *id = sb_jstr(m, "account_id");
             if (id && strcmp(id, uid) == 0) role = sb_jstr(m, "role");
         }
-        const cJSON *li = cJSON_GetObjectItemCaseSensitive(r->json, "list_info");
+        const cJSON *li = sb_jget(r->json, "list_info");
         long page = (long)sb_jnum(li, "page", step->step),
              pages = (long)sb_jnum(li, "num_pages", 0);
         if (!role && page < pages && step->step < DX_MEMBER_PAGES_MAX) {
-            const cJSON *ac = cJSON_GetObjectItemCaseSensitive(sc, "account");
+            const cJSON *ac = sb_jget(sc, "account");
             if (members_request(c, step, sb_jstr(ac, "team_id"), page + 1, 100) == 0)
                 return SB_PMAP_NEXT;
         }
     }
-    const cJSON *ac = cJSON_GetObjectItemCaseSensitive(sc, "account");
+    const cJSON *ac = sb_jget(sc, "account");
     const char *team = sb_jstr(ac, "team_id");
     cJSON *u = map_user(ac, role ? role : (team ? sb_jstr(ac, "role_code") : NULL), team);
     if (!u) {
@@ -1882,7 +1882,7 @@ static int teams_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         cJSON_AddStringToObject(*out, "note", "This Dropbox Sign account is not on a team.");
         return 0;
     }
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "team");
+    const cJSON *t = sb_jget(r->json, "team");
     const char *id = sb_jstr(t, "team_id");
     if (!id) {
         snprintf(err, errlen, "Dropbox Sign's team info has no team_id");
@@ -1927,7 +1927,7 @@ static int team_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
 {
     const char *id = sb_jstr(a, "team_id");
     if (step->step == 0) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "team");
+        const cJSON *t = sb_jget(r->json, "team");
         if (!cJSON_IsObject(t)) {
             snprintf(err, errlen, "Dropbox Sign's answer has no team");
             return -1;
@@ -1936,7 +1936,7 @@ static int team_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         if (members_request(c, step, id, 1, 100) < 0) return -1;
         return SB_PMAP_NEXT;
     }
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "team_members");
+    const cJSON *res = sb_jget(r->json, "team_members");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "Dropbox Sign's answer has no \"team_members\" array");
         return -1;

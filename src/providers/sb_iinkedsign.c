@@ -98,7 +98,7 @@ static int package_url(sb_preq *r, const sb_pctx *c, const char *id, const char 
 /* The package object of an answer: {packageId, package:{...}} or the package itself. */
 static const cJSON *package_of(const cJSON *j)
 {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "package");
+    const cJSON *p = sb_jget(j, "package");
     return cJSON_IsObject(p) ? p : j;
 }
 
@@ -181,9 +181,9 @@ static int64_t first_opened(const cJSON *pkg, const char *sid)
     int64_t best = -1;
     if (!sid) return -1;
     const cJSON *d, *rv;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(pkg, "documents"))
+    cJSON_ArrayForEach(d, sb_jget(pkg, "documents"))
     {
-        cJSON_ArrayForEach(rv, cJSON_GetObjectItemCaseSensitive(d, "revisions"))
+        cJSON_ArrayForEach(rv, sb_jget(d, "revisions"))
         {
             const char *rs = sb_jstr(rv, "signerId");
             int64_t t;
@@ -226,8 +226,8 @@ static cJSON *map_signer(const cJSON *s, const cJSON *pkg, int *acted, int *decl
                 : done ? "executed"
                        : (sb_jbool(s, "isNext", 0) ? "next" : "waiting"));
     /* iinked's index is 0-based; the neutral order is the 1-based signing position */
-    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(s, "index");
-    if (!cJSON_IsNumber(idx)) idx = cJSON_GetObjectItemCaseSensitive(s, "order");
+    const cJSON *idx = sb_jget(s, "index");
+    if (!cJSON_IsNumber(idx)) idx = sb_jget(s, "order");
     sb_jadd_int_or_null(x, "order",
                         cJSON_IsNumber(idx) && idx->valuedouble >= 0 ? idx->valuedouble + 1 : -1);
     sb_jadd_iso(x, "signed_at", sb_jstr(s, "timeExecuted"));
@@ -261,7 +261,7 @@ static cJSON *map_package(const cJSON *d)
     int acted = 0, declined = 0;
     cJSON *arr = cJSON_CreateArray();
     const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(d, "signers"))
+    cJSON_ArrayForEach(s, sb_jget(d, "signers"))
     {
         if (cJSON_IsObject(s)) cJSON_AddItemToArray(arr, map_signer(s, d, &acted, &declined));
     }
@@ -280,7 +280,7 @@ static cJSON *map_package(const cJSON *d)
     cJSON_AddItemToObject(o, "signers", arr);
     cJSON *cc = cJSON_AddArrayToObject(o, "cc");
     const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(d, "recipients"))
+    cJSON_ArrayForEach(c, sb_jget(d, "recipients"))
     {
         const char *e = sb_jstr(c, "email");
         if (e) cJSON_AddItemToArray(cc, cJSON_CreateString(e));
@@ -293,7 +293,7 @@ static const cJSON *signer_by_email(const cJSON *pkg, const char *email, int *in
 {
     int i = 0;
     const cJSON *s;
-    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(pkg, "signers"))
+    cJSON_ArrayForEach(s, sb_jget(pkg, "signers"))
     {
         const char *e = sb_jstr(s, "email");
         if (e && sb_strcaseeq(e, email)) {
@@ -308,7 +308,7 @@ static const cJSON *signer_by_email(const cJSON *pkg, const char *email, int *in
 /* "a@x, b@y" -- the signers' emails, for messages that say which exist. */
 static void signer_emails(const cJSON *pkg, char *out, size_t cap)
 {
-    sb_join_field(cJSON_GetObjectItemCaseSensitive(pkg, "signers"), "email", out, cap);
+    sb_join_field(sb_jget(pkg, "signers"), "email", out, cap);
 }
 
 /* ---- list_documents, get_document, revoke_document ------------------------------------------- */
@@ -342,7 +342,7 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     if (q) cJSON_AddStringToObject(b, "search", q);
     const cJSON *st;
     cJSON *states = NULL;
-    cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(a, "status"))
+    cJSON_ArrayForEach(st, sb_jget(a, "status"))
     {
         const char *s = cJSON_IsString(st) ? state_of(st->valuestring) : NULL;
         if (!s) continue;
@@ -371,7 +371,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
                     cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "items");
+    const cJSON *res = sb_jget(r->json, "items");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "iinked Sign's package list has no \"items\" array");
         return -1;
@@ -383,7 +383,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     {
         cJSON *m = map_package(d);
         if (!m) continue;
-        if (!sb_status_wanted(a, cJSON_GetObjectItemCaseSensitive(m, "status")->valuestring) ||
+        if (!sb_status_wanted(a, sb_jget(m, "status")->valuestring) ||
             !in_range(a, m)) {
             cJSON_Delete(m);
             dropped++;
@@ -492,7 +492,7 @@ static int test_mode_ok(const sb_pctx *c, const cJSON *a, char *err, size_t errl
  * Checks names, duplicates and authentication; signing_order sorts by order. */
 static cJSON *signers_json(const cJSON *a, int with_role, char *err, size_t errlen)
 {
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(a, "signers");
+    const cJSON *in = sb_jget(a, "signers");
     int n = cJSON_GetArraySize(in);
     if (n <= 0 || n > 50) {
         snprintf(err, errlen, "signers: give 1 to 50 signers");
@@ -526,7 +526,7 @@ static cJSON *signers_json(const cJSON *a, int with_role, char *err, size_t errl
                      i, name ? name : "");
             goto fail;
         }
-        const cJSON *auth = cJSON_GetObjectItemCaseSensitive(s, "authentication");
+        const cJSON *auth = sb_jget(s, "authentication");
         const char *at = sb_jstr(auth, "type");
         if (at && strcmp(at, "none") != 0) {
             snprintf(err, errlen,
@@ -581,7 +581,7 @@ static cJSON *add_body(const sb_pctx *c, const cJSON *a, int with_role, char *er
         cJSON_AddStringToObject(b, "timeSignBy", ts);
     }
     cJSON_AddItemToObject(b, "signers", signers);
-    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(a, "cc");
+    const cJSON *cc = sb_jget(a, "cc");
     if (cJSON_GetArraySize(cc) > 0) {
         cJSON *rc = cJSON_AddArrayToObject(b, "recipients");
         const cJSON *e;
@@ -625,7 +625,7 @@ static cJSON *add_body(const sb_pctx *c, const cJSON *a, int with_role, char *er
 static int sent_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON **out, char *err,
                     size_t errlen)
 {
-    const cJSON *pkg = cJSON_GetObjectItemCaseSensitive(r->json, "package");
+    const cJSON *pkg = sb_jget(r->json, "package");
     const char *id = sb_jstr(r->json, "packageId");
     if (!id && cJSON_IsObject(pkg)) id = sb_jstr(pkg, "packageId");
     if (!id) {
@@ -633,7 +633,7 @@ static int sent_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON *
         return -1;
     }
     cJSON *doc = cJSON_IsObject(pkg) ? map_package(pkg) : NULL;
-    int nsig = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(a, "signers"));
+    int nsig = cJSON_GetArraySize(sb_jget(a, "signers"));
     char msg[600];
     if (doc && strcmp(sb_jstr(doc, "status"), "draft") == 0)
         snprintf(msg, sizeof msg,
@@ -674,7 +674,7 @@ static int ends_with_ci(const char *s, const char *suffix)
 static int file_of(const cJSON *a, int i, ik_file *f, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
-    const cJSON *x = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(a, "files"), i);
+    const cJSON *x = cJSON_GetArrayItem(sb_jget(a, "files"), i);
     if (!cJSON_IsObject(x)) {
         snprintf(err, errlen, "files[%d] is missing", i);
         return -1;
@@ -828,7 +828,7 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     cJSON *b = add_body(c, a, 0, err, errlen);
     if (!b) return -1;
     cJSON_Delete(b);
-    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(a, "files"));
+    int n = cJSON_GetArraySize(sb_jget(a, "files"));
     if (n <= 0 || n > 10) {
         snprintf(err, errlen, "files: give 1 to 10 files");
         return -1;
@@ -850,7 +850,7 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
 static const char *uploaded_id(const cJSON *j)
 {
     if (cJSON_IsArray(j)) return sb_jstr(cJSON_GetArrayItem(j, 0), "fileId");
-    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+    const cJSON *items = sb_jget(j, "items");
     if (cJSON_IsArray(items)) return sb_jstr(cJSON_GetArrayItem(items, 0), "fileId");
     return sb_jstr(j, "fileId");
 }
@@ -888,7 +888,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         const char *nm = sb_jstr(step->scratch, "name");
         if (nm) cJSON_AddStringToObject(doc, "fileName", nm);
         cJSON_AddItemToArray(files, doc);
-        int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(a, "files"));
+        int n = cJSON_GetArraySize(sb_jget(a, "files"));
         if (i + 1 < n)
             return file_step(c, a, step, i + 1, &step->next, err, errlen) == 0 ? SB_PMAP_NEXT : -1;
         /* every file is up: create the package, sent at once (state open) */
@@ -898,7 +898,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
                                 sb_jbool(a, "signing_order", 0) ? "Sequential" : "concurrent");
         cJSON_AddItemToObject(
             b, "documents",
-            cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(step->scratch, "files"), 1));
+            cJSON_Duplicate(sb_jget(step->scratch, "files"), 1));
         set_item(step->scratch, "phase", cJSON_CreateString("add"));
         sb_preq_init(&step->next, "POST", 0);
         if (sb_preq_url(&step->next, c->base_url, "/packages/add") < 0) {
@@ -918,7 +918,7 @@ static int tsend_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq
     (void)step;
     const char *tid = sb_jstr(a, "template_id");
     if (bad_id(tid, "template_id", "template", err, errlen) < 0) return -1;
-    if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(a, "prefill")) > 0) {
+    if (cJSON_GetArraySize(sb_jget(a, "prefill")) > 0) {
         snprintf(err, errlen,
                  "prefill: iinked Sign's API cannot prefill template fields when a package is "
                  "created; send without prefill (signers fill the fields)");
@@ -1015,7 +1015,7 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         cJSON *arr = cJSON_AddArrayToObject(b, "signers");
         int i = 0;
         const cJSON *x;
-        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(pkg, "signers"))
+        cJSON_ArrayForEach(x, sb_jget(pkg, "signers"))
         {
             /* a sent package takes the changed signer alone (by signerId); a draft gets its
              * whole list back, so a replace leaves the other signers as they are */
@@ -1233,7 +1233,7 @@ static cJSON *role_json(const cJSON *p, const char *kind, int index)
     cJSON *x = cJSON_CreateObject();
     cJSON_AddStringToObject(x, "name", role ? role : fallback);
     if (strcmp(kind, "signer") == 0) {
-        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(p, "index");
+        const cJSON *idx = sb_jget(p, "index");
         sb_jadd_int_or_null(x, "order",
                             cJSON_IsNumber(idx) && idx->valuedouble >= 0 ? idx->valuedouble + 1
                                                                          : index + 1);
@@ -1260,12 +1260,12 @@ static cJSON *map_template(const cJSON *t)
     cJSON *roles = cJSON_AddArrayToObject(o, "roles");
     int i = 0;
     const cJSON *p;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(t, "signers"))
+    cJSON_ArrayForEach(p, sb_jget(t, "signers"))
     {
         if (cJSON_IsObject(p)) cJSON_AddItemToArray(roles, role_json(p, "signer", i++));
     }
     i = 0;
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(t, "recipients"))
+    cJSON_ArrayForEach(p, sb_jget(t, "recipients"))
     {
         if (cJSON_IsObject(p)) cJSON_AddItemToArray(roles, role_json(p, "cc", i++));
     }
@@ -1299,7 +1299,7 @@ static int tlist_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                      cJSON **out, char *err, size_t errlen)
 {
     (void)step;
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "items");
+    const cJSON *res = sb_jget(r->json, "items");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "iinked Sign's template list has no \"items\" array");
         return -1;
@@ -1332,7 +1332,7 @@ static int tget_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
                     cJSON **out, char *err, size_t errlen)
 {
     const char *id = sb_jstr(a, "template_id");
-    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r->json, "items");
+    const cJSON *res = sb_jget(r->json, "items");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "iinked Sign's template list has no \"items\" array");
         return -1;

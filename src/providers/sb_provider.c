@@ -217,21 +217,31 @@ int sb_id_ok(const char *id)
     return 1;
 }
 
+const cJSON *sb_jget(const cJSON *o, const char *key)
+{
+    /* cJSON_GetObjectItemCaseSensitive's walk, comparing a member's first byte before calling
+     * strcmp: a mapper looks up some twenty names in objects of thirty members */
+    if (!o || !key) return NULL;
+    const cJSON *c = o->child;
+    while (c && c->string && (c->string[0] != key[0] || strcmp(c->string, key) != 0)) c = c->next;
+    return c && c->string ? c : NULL;
+}
+
 const char *sb_jstr(const cJSON *o, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    const cJSON *v = sb_jget(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 int sb_jbool(const cJSON *o, const char *key, int def)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    const cJSON *v = sb_jget(o, key);
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
 }
 
 double sb_jnum(const cJSON *o, const char *key, double def)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    const cJSON *v = sb_jget(o, key);
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return def;
     /* provider numbers are untrusted: keep them where any integer conversion is defined */
     double x = v->valuedouble;
