@@ -100,7 +100,12 @@ static size_t esc_one(unsigned char *o, unsigned char c)
     static const char hx[] = "0123456789abcdef";
     if (esc_len[c] == 2) {
         o[0] = '\\';
-        o[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : c == '\b' ? 'b' : c == '\f' ? 'f' : c;
+        o[1] = c == '\n'   ? 'n'
+               : c == '\r' ? 'r'
+               : c == '\t' ? 't'
+               : c == '\b' ? 'b'
+               : c == '\f' ? 'f'
+                           : c; /* '"' and '\\' stand for themselves */
         return 2;
     }
     memcpy(o, "\\u00", 4);

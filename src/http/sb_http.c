@@ -64,6 +64,7 @@ typedef struct lane_srv {
     handed inbox[INBOX_MAX];
     size_t ninbox;
     int watching;       /* the listening socket is in this lane's watch (lane thread only) */
+    int closing;        /* its daemon is being stopped: never watch again (lane thread only) */
     uint64_t resume_ms; /* accepting paused (descriptors ran out) until then; 0 = not paused */
 } lane_srv;
 
@@ -1208,7 +1209,7 @@ static void lane_accept(void *arg);
 static void lane_listen(lane_srv *l, int on)
 {
     sb_http *h = l->h;
-    on = on && !atomic_load(&h->draining) && h->lsock >= 0;
+    on = on && !l->closing && !atomic_load(&h->draining) && h->lsock >= 0;
     if (on == l->watching) return;
     if (sb_up_lane_watch(h->o.up, l->i, on ? h->lsock : -1, lane_accept, l) == 0) l->watching = on;
 }
@@ -1298,19 +1299,23 @@ static void lane_run(void *arg)
         l->resume_ms = 0;
         lane_listen(l, 1);
     }
-    handed in[INBOX_MAX];
-    size_t n = 0;
-    pthread_mutex_lock(&l->mu);
-    if (l->ninbox) {
-        n = l->ninbox;
-        memcpy(in, l->inbox, n * sizeof in[0]);
-        l->ninbox = 0;
-    }
-    pthread_mutex_unlock(&l->mu);
-    for (size_t k = 0; k < n; k++) {
-        /* counted by the daemon's notification from here on */
-        atomic_fetch_sub(&l->pending, 1);
-        MHD_add_connection(h->ds[l->i], in[k].fd, (struct sockaddr *)&in[k].addr, in[k].len);
+    /* connections handed over by other lanes (a hand-off always kicks this lane, so reading no
+     * pending ones without the lock misses none) */
+    while (atomic_load(&l->pending) > 0) {
+        handed in[16];
+        size_t n = 0;
+        pthread_mutex_lock(&l->mu);
+        n = l->ninbox < sizeof in / sizeof in[0] ? l->ninbox : sizeof in / sizeof in[0];
+        memcpy(in, l->inbox, n * sizeof in[0]); /* oldest first */
+        memmove(l->inbox, l->inbox + n, (l->ninbox - n) * sizeof in[0]);
+        l->ninbox -= n;
+        pthread_mutex_unlock(&l->mu);
+        if (!n) break;
+        for (size_t k = 0; k < n; k++) {
+            /* counted by the daemon's notification from here on */
+            atomic_fetch_sub(&l->pending, 1);
+            MHD_add_connection(h->ds[l->i], in[k].fd, (struct sockaddr *)&in[k].addr, in[k].len);
+        }
     }
     MHD_run(h->ds[l->i]);
 }
@@ -1378,6 +1383,7 @@ static void lane_stop_fn(void *arg)
     struct MHD_Daemon *d = op->h->ds[op->i];
     if (!d) return;
     lane_listen(&op->h->ls[op->i], 0);
+    op->h->ls[op->i].closing = 1; /* connections closing below must not re-arm the accept */
     sb_up_lane_attach(op->h->o.up, op->i, -1, NULL, NULL, NULL);
     lane_drop_inbox(&op->h->ls[op->i]);
     MHD_stop_daemon(d); /* suspended connections are resumed and closed; on this thread */

@@ -733,7 +733,7 @@ static void *run(void *arg)
         /* the source runs after the transfers' callbacks, so what they resumed is served in
          * this same turn; it also runs when its own timeout is due */
         int kicked = atomic_exchange(&l->src_kick, 0);
-        if (w_ready) {
+        if (w_ready && l->w_ready) {
             l->w_ready(l->w_arg);
             src_ready = 1;
         }
