@@ -124,6 +124,7 @@ typedef struct req_ctx {
     char rpc_method[48];
     char session[12];
     int rl_slot;                  /* holds a concurrency slot of h->o.ratelimit */
+    int deferred;                 /* no body: first_step runs at the next call (keep-alive) */
     int lane;                     /* the upstream lane running this connection's daemon, or -1 */
     /* SSE output */
     char *ev;                     /* current event bytes */
@@ -942,6 +943,113 @@ static void count_request(sb_http *h, const req_ctx *r, uint64_t dur_us)
 
 /* ---- libmicrohttpd callbacks -------------------------------------------------------------- */
 
+/* The first step of a request, once its headers are in: request id, Origin and Host checks,
+ * routing; answers what can be answered without a body. MHD_YES without an answer queued means
+ * the request goes on (its body, then the final step in on_request). */
+static MHD_RESULT_T first_step(req_ctx *r, const char *url, const char *method)
+{
+    sb_http *h = r->h;
+    const char *origin = hdr(r, "Origin");
+    if (origin) {
+        /* browser-based clients read metadata and call /token and /register cross-origin;
+         * only the consent form must come from this origin */
+        int open = r->route == R_OAUTH && strcmp(r->path, "/consent") != 0;
+        if (!origin_allowed(h, origin) && !open)
+            return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR,
+                                   "Forbidden: Origin not allowed", NULL);
+        if (!open) sb_strlcpy(r->origin_ok, origin, sizeof r->origin_ok);
+    }
+    if (!host_allowed(h, hdr(r, "Host")))
+        return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
+                               NULL);
+    if (atomic_load(&h->draining) && r->route != R_HEALTH && r->route != R_READY &&
+        r->route != R_METRICS) {
+        const char *extra[] = {"Retry-After", "1", "Connection", "close", NULL, NULL};
+        return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR,
+                               "Service Unavailable: this server is shutting down; retry",
+                               extra);
+    }
+    switch (r->route) {
+    case R_HEALTH: {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", "ok");
+        return queue_json(r, 200, o, NULL);
+    }
+    case R_READY: {
+        /* not ready while draining: load balancers stop sending before the listener closes */
+        int draining = atomic_load(&h->draining);
+        /* and not ready while a dependency (the store) does not answer */
+        int unready = !draining && h->o.ready && h->o.ready(h->o.ready_ud) != 0;
+        /* and not before the OAuth signing keys are loaded */
+        int nokeys = !atomic_load(&h->keys_loaded);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status",
+                                draining ? "draining"
+                                : unready ? "store_unavailable"
+                                : nokeys  ? "keys_not_loaded"
+                                          : "ready");
+        cJSON_AddBoolToObject(o, "keys_loaded", !nokeys);
+        cJSON_AddNumberToObject(o, "in_flight", atomic_load(&h->in_flight));
+        return queue_json(r, draining || unready || nokeys ? 503 : 200, o, NULL);
+    }
+    case R_MCP:
+        return mcp_precheck(r, method);
+    case R_OAUTH: {
+        int needs_body = 0;
+        sb_oauth_is_endpoint(r->path, &needs_body);
+        if (!needs_body || strcmp(method, "POST") != 0) return oauth_run(r, method);
+        const char *cl = hdr(r, "Content-Length");
+        int64_t n;
+        if (cl && sb_parse_i64(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > SB_OAUTH_MAX_BODY) {
+            r->too_big = 1;
+            return too_large(r);
+        }
+        sb_buf_free(&r->body);
+        sb_buf_init(&r->body, SB_OAUTH_MAX_BODY);
+        return MHD_YES;
+    }
+    case R_METRICS:
+        return serve_metrics(r, method);
+    case R_FILE: {
+        size_t len = 0;
+        char mime[96] = "", name[160] = "", disp[220];
+        void *data = h->o.file_get && strcmp(method, "GET") == 0
+                         ? h->o.file_get(h->o.file_ud, url + 7, &len, mime, sizeof mime,
+                                         name, sizeof name)
+                         : NULL;
+        if (!data) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "error", "not_found");
+            cJSON_AddStringToObject(o, "error_description",
+                                    "No such file, or its link has expired: download it again "
+                                    "with download_document.");
+            return queue_json(r, 404, o, NULL);
+        }
+        for (char *c = name; *c; c++)
+            if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '_';
+        snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
+        const char *extra[] = {"Content-Disposition", disp, "Cache-Control", "no-store",
+                               NULL, NULL};
+        return queue(r, 200, mime[0] ? mime : "application/octet-stream", data, len, extra);
+    }
+    default: {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", "not_found");
+        cJSON_AddStringToObject(o, "error_description",
+                                "No such endpoint. MCP endpoints: /mcp, /{provider}/mcp, "
+                                "/{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.");
+        return queue_json(r, 404, o, NULL);
+    }
+    }
+}
+
+/* A request that carries a body (Content-Length above 0, or chunked). */
+static int has_body(req_ctx *r)
+{
+    const char *cl = hdr(r, "Content-Length");
+    return (cl && strcmp(cl, "0") != 0) || hdr(r, "Transfer-Encoding") != NULL;
+}
+
 static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -964,98 +1072,20 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         sb_buf_init(&r->body, h->o.cfg->max_body_bytes);
         make_request_id(r);
         r->route = (enum route)parse_route(r, url);
-        const char *origin = hdr(r, "Origin");
-        if (origin) {
-            /* browser-based clients read metadata and call /token and /register cross-origin;
-             * only the consent form must come from this origin */
-            int open = r->route == R_OAUTH && strcmp(r->path, "/consent") != 0;
-            if (!origin_allowed(h, origin) && !open)
-                return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR,
-                                       "Forbidden: Origin not allowed", NULL);
-            if (!open) sb_strlcpy(r->origin_ok, origin, sizeof r->origin_ok);
-        }
-        if (!host_allowed(h, hdr(r, "Host")))
-            return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
-                                   NULL);
-        if (atomic_load(&h->draining) && r->route != R_HEALTH && r->route != R_READY &&
-            r->route != R_METRICS) {
-            const char *extra[] = {"Retry-After", "1", "Connection", "close", NULL, NULL};
-            return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR,
-                                   "Service Unavailable: this server is shutting down; retry",
-                                   extra);
-        }
-        switch (r->route) {
-        case R_HEALTH: {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "status", "ok");
-            return queue_json(r, 200, o, NULL);
-        }
-        case R_READY: {
-            /* not ready while draining: load balancers stop sending before the listener closes */
-            int draining = atomic_load(&h->draining);
-            /* and not ready while a dependency (the store) does not answer */
-            int unready = !draining && h->o.ready && h->o.ready(h->o.ready_ud) != 0;
-            /* and not before the OAuth signing keys are loaded */
-            int nokeys = !atomic_load(&h->keys_loaded);
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "status",
-                                    draining ? "draining"
-                                    : unready ? "store_unavailable"
-                                    : nokeys  ? "keys_not_loaded"
-                                              : "ready");
-            cJSON_AddBoolToObject(o, "keys_loaded", !nokeys);
-            cJSON_AddNumberToObject(o, "in_flight", atomic_load(&h->in_flight));
-            return queue_json(r, draining || unready || nokeys ? 503 : 200, o, NULL);
-        }
-        case R_MCP:
-            return mcp_precheck(r, method);
-        case R_OAUTH: {
-            int needs_body = 0;
-            sb_oauth_is_endpoint(r->path, &needs_body);
-            if (!needs_body || strcmp(method, "POST") != 0) return oauth_run(r, method);
-            const char *cl = hdr(r, "Content-Length");
-            int64_t n;
-            if (cl && sb_parse_i64(cl, 0, INT64_MAX, &n) == 0 && (uint64_t)n > SB_OAUTH_MAX_BODY) {
-                r->too_big = 1;
-                return too_large(r);
-            }
-            sb_buf_free(&r->body);
-            sb_buf_init(&r->body, SB_OAUTH_MAX_BODY);
+        /* libmicrohttpd (0.9.75) closes the connection after an answer queued while it still
+         * reads the request, even one without a body: a GET (health checks, metadata, metrics,
+         * JWKS) is answered from the next call instead, and the connection stays open */
+        if (!has_body(r)) {
+            r->deferred = 1;
             return MHD_YES;
         }
-        case R_METRICS:
-            return serve_metrics(r, method);
-        case R_FILE: {
-            size_t len = 0;
-            char mime[96] = "", name[160] = "", disp[220];
-            void *data = h->o.file_get && strcmp(method, "GET") == 0
-                             ? h->o.file_get(h->o.file_ud, url + 7, &len, mime, sizeof mime,
-                                             name, sizeof name)
-                             : NULL;
-            if (!data) {
-                cJSON *o = cJSON_CreateObject();
-                cJSON_AddStringToObject(o, "error", "not_found");
-                cJSON_AddStringToObject(o, "error_description",
-                                        "No such file, or its link has expired: download it again "
-                                        "with download_document.");
-                return queue_json(r, 404, o, NULL);
-            }
-            for (char *c = name; *c; c++)
-                if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '_';
-            snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
-            const char *extra[] = {"Content-Disposition", disp, "Cache-Control", "no-store",
-                                   NULL, NULL};
-            return queue(r, 200, mime[0] ? mime : "application/octet-stream", data, len, extra);
-        }
-        default: {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "error", "not_found");
-            cJSON_AddStringToObject(o, "error_description",
-                                    "No such endpoint. MCP endpoints: /mcp, /{provider}/mcp, "
-                                    "/{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.");
-            return queue_json(r, 404, o, NULL);
-        }
-        }
+        return first_step(r, url, method);
+    }
+    if (r->deferred) {
+        r->deferred = 0;
+        MHD_RESULT_T rc = first_step(r, url, method);
+        if (rc != MHD_YES || r->status || r->call || r->opend) return rc;
+        /* nothing answered yet: on to the final step, in this same call */
     }
     if (r->status) {
         /* already answered (refusal queued early): discard any body */

@@ -365,6 +365,36 @@ def main(t):
         return json.dumps(o)
     t.check("/readyz says the signing keys are loaded", readyz)
 
+    def keep_alive():
+        # answers to GET requests (health checks, metadata, scrapes) leave the connection open:
+        # three requests on one connection, each answered 200 without "Connection: close"
+        import socket
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            buf = b""
+            for path in ("/healthz", "/readyz", "/metrics"):
+                s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+                while b"\r\n\r\n" not in buf:
+                    chunk = s.recv(65536)
+                    assert chunk, "%s: the connection was closed" % path
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                assert lines[0].startswith("HTTP/1.1 200"), "%s: %s" % (path, lines[0])
+                hdrs = {k.strip().lower(): v.strip() for k, _, v in
+                        (ln.partition(":") for ln in lines[1:])}
+                assert hdrs.get("connection", "").lower() != "close", "%s: Connection: close" % path
+                n = int(hdrs["content-length"])
+                while len(buf) < n:
+                    chunk = s.recv(65536)
+                    assert chunk, "%s: body cut short" % path
+                    buf += chunk
+                buf = buf[n:]
+        finally:
+            s.close()
+        return "3 answers on one connection"
+    t.check("GET /healthz, /readyz and /metrics keep the connection open", keep_alive)
+
     def lanes_balanced():
         # 40 connections opened at once and left idle (each lane holds what it accepted until
         # the connection timeout): the lanes (limits.http_threads of them) hold about half each,
