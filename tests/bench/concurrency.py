@@ -85,7 +85,13 @@ def parse_args():
     p.add_argument("--max-host-connections", type=int, default=None,
                    help="SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS (per lane); default "
                         "max(8192, calls + 256): one HTTP/1.1 connection per call in flight")
+    p.add_argument("--sb-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable for signbridge (the harness passes no other "
+                        "SIGNBRIDGE_* through); repeatable")
     a = p.parse_args()
+    for kv in a.sb_env:
+        if "=" not in kv or not kv.split("=", 1)[0]:
+            p.error("--sb-env wants NAME=VALUE, got %r" % kv)
     have_bin = bool(a.client_bin) and os.access(a.client_bin, os.X_OK)
     if a.client is None:
         a.client = "c" if have_bin else "python"
@@ -843,6 +849,7 @@ def main():
         cap = args.max_host_connections or max(8192, args.calls + 256)
         env = {"SIGNBRIDGE_LOG_LEVEL": "info",
                "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS": str(cap)}
+        env.update(kv.split("=", 1) for kv in args.sb_env)
         url = None
         if args.upstream_front == "nginx":
             # signbridge's provider traffic goes through the front (TLS + HTTP/2, libcurl

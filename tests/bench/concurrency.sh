@@ -24,7 +24,10 @@
 #          SIGNBRIDGE_UPSTREAM_CA_FILE, and libcurl multiplexes the calls on a few connections),
 #          --h2-streams N (the front's http2_max_concurrent_streams, default 256),
 #          --max-host-connections N (SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS, per lane; default
-#          max(8192, calls + 256), one HTTP/1.1 connection per call in flight).
+#          max(8192, calls + 256), one HTTP/1.1 connection per call in flight),
+#          --sb-env NAME=VALUE (repeatable: signbridge's environment, e.g.
+#          SIGNBRIDGE_LIMITS_MAX_HEADER_BYTES=8192; the test harness passes no other SIGNBRIDGE_*
+#          variable through, and MALLOC_CONF from the caller's environment).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
 #      CONC_CLIENT_BIN (the C load client, instead of the one next to the binaries);
 #      NGINX_BIN (the nginx of --upstream-front nginx).
@@ -64,9 +67,9 @@ while (($#)); do
     --bin-dir) BIN_DIR=$2; shift ;;
     --client) CLIENT=$2; shift ;;
     --upstream-front) FRONT=$2; shift ;;
-    --h2-streams|--max-host-connections) PASS_ARGS+=("$1" "$2"); shift ;;
+    --h2-streams|--max-host-connections|--sb-env) PASS_ARGS+=("$1" "$2"); shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size) PASS_ARGS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,49p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,52p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
