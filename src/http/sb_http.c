@@ -943,6 +943,15 @@ static void count_request(sb_http *h, const req_ctx *r, uint64_t dur_us)
 
 /* ---- libmicrohttpd callbacks -------------------------------------------------------------- */
 
+/* 404 {"error":"not_found","error_description":...} */
+static MHD_RESULT_T not_found(req_ctx *r, const char *description)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", "not_found");
+    cJSON_AddStringToObject(o, "error_description", description);
+    return queue_json(r, 404, o, NULL);
+}
+
 /* The first step of a request, once its headers are in: request id, Origin and Host checks,
  * routing; answers what can be answered without a body. MHD_YES without an answer queued means
  * the request goes on (its body, then the final step in on_request). */
@@ -1017,14 +1026,9 @@ static MHD_RESULT_T first_step(req_ctx *r, const char *url, const char *method)
                          ? h->o.file_get(h->o.file_ud, url + 7, &len, mime, sizeof mime,
                                          name, sizeof name)
                          : NULL;
-        if (!data) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "error", "not_found");
-            cJSON_AddStringToObject(o, "error_description",
-                                    "No such file, or its link has expired: download it again "
-                                    "with download_document.");
-            return queue_json(r, 404, o, NULL);
-        }
+        if (!data)
+            return not_found(r, "No such file, or its link has expired: download it again with "
+                                "download_document.");
         for (char *c = name; *c; c++)
             if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '_';
         snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", name);
@@ -1032,14 +1036,9 @@ static MHD_RESULT_T first_step(req_ctx *r, const char *url, const char *method)
                                NULL, NULL};
         return queue(r, 200, mime[0] ? mime : "application/octet-stream", data, len, extra);
     }
-    default: {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "error", "not_found");
-        cJSON_AddStringToObject(o, "error_description",
-                                "No such endpoint. MCP endpoints: /mcp, /{provider}/mcp, "
-                                "/{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.");
-        return queue_json(r, 404, o, NULL);
-    }
+    default:
+        return not_found(r, "No such endpoint. MCP endpoints: /mcp, /{provider}/mcp, "
+                            "/{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.");
     }
 }
 
