@@ -7,7 +7,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
-#include <openssl/hmac.h>
 #include <openssl/params.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -74,23 +73,6 @@ int sb_cred_extract(sb_header_fn get, void *ctx, sb_cred *out, char *err, size_t
     return 1;
 }
 
-void sb_cred_fingerprint(const unsigned char *secret, size_t secret_len, const char *provider,
-                         const sb_cred *c, char out[SB_FP_HEX])
-{
-    unsigned char data[64 + SB_CRED_MAX + 2];
-    size_t pl = strnlen(provider, 63);
-    memcpy(data, provider, pl);
-    data[pl] = '\n';
-    memcpy(data + pl + 1, c->secret, c->len);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!HMAC(EVP_sha256(), secret, (int)secret_len, data, pl + 1 + c->len, md, &mdlen) ||
-        mdlen < 32)
-        memset(md, 0, 32); /* only without a working libcrypto; fails closed to one constant */
-    OPENSSL_cleanse(data, sizeof data);
-    sb_hex_encode(md, 32, out);
-}
-
 struct sb_cred_fpkey {
     EVP_MAC *mac;
     EVP_MAC_CTX *keyed; /* initialized with the secret, never updated: each use works on a copy */
@@ -131,7 +113,7 @@ void sb_cred_fingerprint_k(const sb_cred_fpkey *k, const char *provider, const s
         !EVP_MAC_update(x, (const unsigned char *)"\n", 1) ||
         !EVP_MAC_update(x, (const unsigned char *)c->secret, c->len) ||
         !EVP_MAC_final(x, md, &mdlen, sizeof md) || mdlen != 32)
-        memset(md, 0, sizeof md); /* as sb_cred_fingerprint: fails closed to one constant */
+        memset(md, 0, sizeof md); /* only without a working libcrypto: fails closed */
     EVP_MAC_CTX_free(x);
     sb_hex_encode(md, 32, out);
 }

@@ -65,18 +65,17 @@ typedef const char *(*sb_header_fn)(void *ctx, const char *name);
 /* Extract the credential. Returns 0 with *out set, 1 when none was sent, -1 when one was sent but
  * is malformed (err says how, without echoing it). Precedence: X-API-Key, Authorization, api_key. */
 int sb_cred_extract(sb_header_fn get, void *ctx, sb_cred *out, char *err, size_t errlen);
-/* Hex HMAC-SHA256(secret, provider "\n" credential) into out (65 bytes). */
-void sb_cred_fingerprint(const unsigned char *secret, size_t secret_len, const char *provider,
-                         const sb_cred *c, char out[SB_FP_HEX]);
-/* The same fingerprint with the HMAC key set up once. OpenSSL's one-shot HMAC() looks the algorithm
- * up and keys it on every call (10% of a tools/list); a server makes one of these at start and
- * fingerprints every request with it. Safe to use from many threads at once. */
+/* Credential fingerprints: hex HMAC-SHA256(server secret, provider "\n" credential). The HMAC key
+ * is set up once (OpenSSL's one-shot HMAC() looks the algorithm up and keys it on every call: 10%
+ * of a tools/list); a server makes one at start and fingerprints every request with it. Safe to
+ * use from many threads at once. */
 typedef struct sb_cred_fpkey sb_cred_fpkey;
 /* A new key for secret (copied); NULL without memory or a working libcrypto. Free with
  * sb_cred_fpkey_free (it wipes the key). */
 sb_cred_fpkey *sb_cred_fpkey_new(const unsigned char *secret, size_t secret_len);
 void sb_cred_fpkey_free(sb_cred_fpkey *k);
-/* Exactly what sb_cred_fingerprint gives for the key's secret. */
+/* The fingerprint of c on provider into out (65 bytes); 64 zeros only without a working
+ * libcrypto (fails closed to one constant). */
 void sb_cred_fingerprint_k(const sb_cred_fpkey *k, const char *provider, const sb_cred *c,
                            char out[SB_FP_HEX]);
 const char *sb_cred_kind_name(sb_cred_kind k);

@@ -43,9 +43,6 @@ typedef struct file_entry {
 } file_entry;
 
 #define TOOL_SLOTS 64
-#define N_ADAPTERS 3
-static const sb_adapter *const k_adapters[N_ADAPTERS] = {
-    &sb_adapter_boldsign, &sb_adapter_dropboxsign, &sb_adapter_iinkedsign};
 
 struct sb_bridge {
     sb_bridge_options o;
@@ -67,7 +64,7 @@ struct sb_bridge {
     /* each registered tool's entry in each adapter (NULL: not served there), by registry position,
      * so tools/list does not look tools up by name: filled by sb_bridge_register_tools */
     const sb_tool *slot_tool[TOOL_SLOTS];
-    const sb_ptool *slot_ptool[N_ADAPTERS][TOOL_SLOTS];
+    const sb_ptool *slot_ptool[SB_N_ADAPTERS][TOOL_SLOTS];
     /* metrics (docs/operations.md), families of sb_metrics_global() */
     sb_mfamily *m_tools, *m_up_duration, *m_up_requests, *m_admissions;
 };
@@ -693,8 +690,8 @@ static int in_list(const char *list, const char *name)
 static const sb_ptool *adapter_tool(const sb_bridge *b, const sb_adapter *a, const sb_tool *t)
 {
     if (t->index < TOOL_SLOTS && b->slot_tool[t->index] == t)
-        for (size_t k = 0; k < N_ADAPTERS; k++)
-            if (k_adapters[k] == a) return b->slot_ptool[k][t->index];
+        for (size_t k = 0; k < SB_N_ADAPTERS; k++)
+            if (sb_adapter_at(k) == a) return b->slot_ptool[k][t->index];
     return sb_adapter_tool(a, t->name);
 }
 
@@ -1905,8 +1902,8 @@ int sb_bridge_register_tools(sb_bridge *b, sb_registry *r, char *err, size_t err
         const sb_tool *t = sb_registry_at(r, i);
         if (t->fn != tool_call || t->ud != b) continue;
         b->slot_tool[i] = t;
-        for (size_t k = 0; k < N_ADAPTERS; k++)
-            b->slot_ptool[k][i] = sb_adapter_tool(k_adapters[k], t->name);
+        for (size_t k = 0; k < SB_N_ADAPTERS; k++)
+            b->slot_ptool[k][i] = sb_adapter_tool(sb_adapter_at(k), t->name);
     }
     return 0;
 }

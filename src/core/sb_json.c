@@ -274,32 +274,27 @@ fail:
     return 0;
 }
 
+/* null, false or true at the offset (cJSON sets valueint 1 for true) */
+static int literal(cJSON *item, pbuf *b, const char *word, int type)
+{
+    size_t n = strlen(word);
+    if (!CAN_READ(b, n) || memcmp(AT(b), word, n) != 0) return 0;
+    item->type = type;
+    item->valueint = type == cJSON_True;
+    b->off += n;
+    return 1;
+}
+
 static int parse_value(cJSON *item, pbuf *b)
 {
     if (!CAN_ACCESS(b, 0)) return 0;
     switch (*AT(b)) {
     case 'n':
-        if (CAN_READ(b, 4) && memcmp(AT(b), "null", 4) == 0) {
-            item->type = cJSON_NULL;
-            b->off += 4;
-            return 1;
-        }
-        return 0;
+        return literal(item, b, "null", cJSON_NULL);
     case 'f':
-        if (CAN_READ(b, 5) && memcmp(AT(b), "false", 5) == 0) {
-            item->type = cJSON_False;
-            b->off += 5;
-            return 1;
-        }
-        return 0;
+        return literal(item, b, "false", cJSON_False);
     case 't':
-        if (CAN_READ(b, 4) && memcmp(AT(b), "true", 4) == 0) {
-            item->type = cJSON_True;
-            item->valueint = 1;
-            b->off += 4;
-            return 1;
-        }
-        return 0;
+        return literal(item, b, "true", cJSON_True);
     case '"': {
         unsigned char *s = parse_string_raw(b);
         if (!s) return 0;

@@ -8,11 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const sb_adapter *const k_adapters[SB_N_ADAPTERS] = {
+    &sb_adapter_boldsign, &sb_adapter_dropboxsign, &sb_adapter_iinkedsign};
+
+const sb_adapter *sb_adapter_at(size_t i)
+{
+    return i < SB_N_ADAPTERS ? k_adapters[i] : NULL;
+}
+
 const sb_adapter *sb_adapter_find(const char *provider)
 {
-    if (strcmp(provider, "boldsign") == 0) return &sb_adapter_boldsign;
-    if (strcmp(provider, "dropboxsign") == 0) return &sb_adapter_dropboxsign;
-    if (strcmp(provider, "iinkedsign") == 0) return &sb_adapter_iinkedsign;
+    for (size_t i = 0; i < SB_N_ADAPTERS; i++)
+        if (strcmp(provider, k_adapters[i]->name) == 0) return k_adapters[i];
     return NULL;
 }
 

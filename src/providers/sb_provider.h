@@ -97,6 +97,9 @@ extern const sb_adapter sb_adapter_boldsign;
 extern const sb_adapter sb_adapter_dropboxsign;
 extern const sb_adapter sb_adapter_iinkedsign;
 
+/* Every adapter, in a fixed order: sb_adapter_at(i) for i < SB_N_ADAPTERS. */
+#define SB_N_ADAPTERS 3
+const sb_adapter *sb_adapter_at(size_t i);
 /* The adapter for a provider name, or NULL. */
 const sb_adapter *sb_adapter_find(const char *provider);
 /* The adapter's implementation of a tool, or NULL when the provider cannot do it. */
