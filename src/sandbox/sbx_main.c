@@ -29,6 +29,8 @@ static const char usage[] =
     "  --latency-ms N           add N ms to every provider response\n"
     "  --fault JSON             a fault rule, as for POST /_sandbox/faults (repeatable)\n"
     "  --threads N              HTTP worker threads (default 2)\n"
+    "  --max-head-bytes N       largest request line + headers, 4096..1048576 (default 16384);\n"
+    "                           each connection holds this much once answered\n"
     "  --log-level LEVEL        debug | info | warn | error | off (default warn)\n"
     "  --version, --help\n"
     "\n"
@@ -109,6 +111,9 @@ int main(int argc, char **argv)
             o.latency_ms = (unsigned)n;
         } else if (strcmp(a, "--threads") == 0 && sb_parse_i64(v, 1, 64, &n) == 0) {
             o.threads = (unsigned)n;
+        } else if (strcmp(a, "--max-head-bytes") == 0 &&
+                   sb_parse_i64(v, 4096, 1024 * 1024, &n) == 0) {
+            o.max_head_bytes = (unsigned)n;
         } else if (strcmp(a, "--fault") == 0 && nf < 32) {
             faults[nf++] = v;
         } else if (strcmp(a, "--log-level") == 0 && sb_log_level_parse(v) >= 0) {

@@ -14,6 +14,7 @@ typedef struct sbx_options {
     unsigned latency_ms;       /* added to every provider response */
     const char *const *faults; /* JSON fault rules (as for POST /_sandbox/faults), NULL-terminated */
     unsigned threads;
+    unsigned max_head_bytes; /* the largest request head (libmicrohttpd's pool), 0 = 16 KiB */
 } sbx_options;
 
 /* Start serving. NULL with err filled on failure. */

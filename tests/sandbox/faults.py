@@ -547,12 +547,51 @@ def via_flag(checks):
     checks.check("--fault with an unknown mode: refused at start, naming it", refused)
 
 
+def head_limit(checks, sb):
+    """--max-head-bytes: the largest request head (default 16 KiB, like a provider's front); a
+    larger head is refused with 431, a larger limit takes it; out-of-range values refuse to start."""
+    bold = Target(sb, "boldsign")
+
+    def with_header(s, n):
+        return s.call(bold.method, bold.url, bold.headers + [("X-Pad", "p" * n)], bold.body)
+
+    def default():
+        expect(with_header(sb, 6000), 200, "a 6,000-byte header under the default limit")
+        r = with_header(sb, 20000)
+        assert r.status == 431, "a 20,000-byte header: %s" % r.describe()
+        expect(bold.send(sb), 200, "after the 431")
+    checks.check("--max-head-bytes default 16 KiB: 6 KB header served, 20 KB header 431", default)
+
+    big = Sandbox(["--max-head-bytes", "65536"])
+    try:
+        big.start()
+        checks.check("--max-head-bytes 65536: a 20,000-byte header is served",
+                     lambda: expect(with_header(big, 20000), 200, "20 KB header"))
+    finally:
+        stop_and_check(checks, big)
+        big.tmp.cleanup()
+
+    def refused():
+        for v in ("1000", "2000000", "x"):
+            bad = Sandbox(["--max-head-bytes", v])
+            try:
+                bad.start()
+                raise AssertionError("started with --max-head-bytes %s" % v)
+            except RuntimeError as e:
+                assert "max-head-bytes" in str(e), "the refusal should name the option: %s" % e
+            finally:
+                bad.kill()
+                bad.tmp.cleanup()
+    checks.check("--max-head-bytes out of range (1000, 2000000, x): refused at start", refused)
+
+
 def main(checks, sb):
     sb.config(rate_limit_overrides={"boldsign": 100000, "dropboxsign": 100000, "iinkedsign": 100000})
     fault_modes(checks, sb, "api")
     sb.clear_faults()
     rate_limits(checks, sb)
     via_flag(checks)
+    head_limit(checks, sb)
 
 
 if __name__ == "__main__":
