@@ -396,6 +396,23 @@ def c_huge_header():
           flush=True)
 
 
+def c_header_capacity():
+    """limits.max_header_bytes at its default (12 KiB) still takes what real clients send: a 4 KiB
+    token plus 60 more headers, or one 11 KiB header."""
+    body = json.dumps(T.INIT_BODY).encode()
+    for extra in ([("X-Token-Like", "t" * 4096)] + [("X-Extra-%d" % i, "v%d" % i) for i in range(60)],
+                  [("X-Big", "b" * (11 * 1024))]):
+        data = T.build_request("POST", "/mcp", T.mcp_headers(api_key=KEY, extra=extra), body,
+                               port=port())
+        s = T.connect(port(), 10)
+        try:
+            s.sendall(data)
+            r = T.read_response(s, 10, "POST", time.monotonic())
+        finally:
+            s.close()
+        assert r.status == 200, "%d bytes of head: %s" % (data.index(b"\r\n\r\n"), r.describe())
+
+
 def c_unknown_method():
     sid, _ = session()
     r, msg = T.rpc(port(), sid, "no/such_method", {}, api_key=KEY)
@@ -598,6 +615,7 @@ def main():
     case("invalid UTF-8 (overlong C0 AF) in a JSON string -> 400 -32700", c_bad_utf8(b"\xc0\xaf"))
     case("invalid UTF-8 (truncated E2 82) in a JSON string -> 400 -32700", c_bad_utf8(b"\xe2\x82"))
     case("200 KB request header -> 431 or 400", c_huge_header)
+    case("a 4 KiB token + 60 headers, or one 11 KiB header -> served", c_header_capacity)
     case("unknown method -> 200 + -32601", c_unknown_method)
     case("tools/list with a garbage cursor -> -32602", c_garbage_cursor)
     case("unknown tool -> -32602", c_unknown_tool)

@@ -115,7 +115,7 @@ static void check_defaults(const sb_config *c)
     assert_int_equal(c->max_body_bytes, 4194304);
     assert_int_equal(c->max_connections, 16384);
     assert_int_equal(c->connection_timeout_s, 120);
-    assert_int_equal(c->max_header_bytes, 16384);
+    assert_int_equal(c->max_header_bytes, 12288);
     assert_int_equal(c->max_sessions, 100000);
     assert_int_equal(c->session_idle_timeout_s, 3600);
     assert_int_equal(c->tools_page_size, 100);
