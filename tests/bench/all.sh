@@ -46,7 +46,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for n in $CALLS; do
   echo "## concurrency.sh --calls $n"
-  "$HERE/concurrency.sh" --calls "$n" --page-size 1 --bin-dir "$BIN_DIR" | tee "$TMP/c$n" || true
+  "$HERE/concurrency.sh" --calls "$n" --page-size 1 --bin-dir "$BIN_DIR" --settle-time-wait 75 \
+    | tee "$TMP/c$n" || true
   grep -q "^bench concurrency:" "$TMP/c$n" || rc=1
 done
 

@@ -67,6 +67,10 @@ def parse_args():
     p.add_argument("--latency-ms", type=int, default=1000)
     p.add_argument("--max-wall", type=float, default=2.5)
     p.add_argument("--thread-slack", type=int, default=2)
+    p.add_argument("--settle-time-wait", type=float, default=0, metavar="S",
+                   help="wait up to S seconds for the machine's TIME_WAIT sockets (left by earlier "
+                        "runs) to drop under 1,000 before starting: each makes connect() search "
+                        "longer for a free port (default 0: only report them)")
     # 1 by default: the figure is about holding 2,000 calls in flight; with 20 documents per page
     # the load generator and the sandbox alone need ~2.9 s on 2 cores (see the baseline line)
     p.add_argument("--page-size", type=int, default=1)
@@ -830,6 +834,34 @@ def stop_front(checks, front):
     front.cleanup()
 
 
+def time_wait_count():
+    """TCP sockets in TIME_WAIT on this machine (/proc/net/tcp and tcp6, state 06), or -1."""
+    n = 0
+    try:
+        for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(f) as fh:
+                    next(fh, None)
+                    n += sum(1 for line in fh if line.split()[3:4] == ["06"])
+            except FileNotFoundError:
+                pass
+    except OSError:
+        return -1
+    return n
+
+
+def settle_time_wait(limit_s):
+    """Report TIME_WAIT sockets, waiting up to limit_s seconds for fewer than 1,000."""
+    t0 = time.monotonic()
+    n = time_wait_count()
+    while n >= 1000 and time.monotonic() - t0 < limit_s:
+        time.sleep(1)
+        n = time_wait_count()
+    print("bench tcp: %d sockets in TIME_WAIT at the start (waited %.0f s of up to %.0f s for "
+          "fewer than 1,000; earlier runs leave them, and each makes connect() search longer "
+          "for a free port)" % (n, time.monotonic() - t0, limit_s), flush=True)
+
+
 def main():
     args = parse_args()
     sbtest.BIN = args.signbridge
@@ -839,6 +871,7 @@ def main():
         checks.fail("load client", "--client c: %r is not executable (build bench_conc_client)"
                     % args.client_bin)
         return checks.finish()
+    settle_time_wait(args.settle_time_wait)
     sbx = uptest.Sandbox(["--no-rate-limits"])
     br = None
     front = None

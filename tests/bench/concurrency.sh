@@ -25,6 +25,10 @@
 #          --h2-streams N (the front's http2_max_concurrent_streams, default 256),
 #          --max-host-connections N (SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS, per lane; default
 #          max(8192, calls + 256), one HTTP/1.1 connection per call in flight),
+#          --settle-time-wait S (wait up to S s for the machine's TIME_WAIT sockets, left by
+#          earlier runs, to drop under 1,000 first: with tens of thousands of them connect() was
+#          39% of signbridge's CPU at 10,000 calls, against 5% on a settled machine; default 0,
+#          the count is printed either way),
 #          --sb-env NAME=VALUE (repeatable: signbridge's environment, e.g.
 #          SIGNBRIDGE_LIMITS_MAX_HEADER_BYTES=8192; the test harness passes no other SIGNBRIDGE_*
 #          variable through, and MALLOC_CONF from the caller's environment).
@@ -33,6 +37,7 @@
 #      NGINX_BIN (the nginx of --upstream-front nginx).
 #
 # Prints plain lines of figures, e.g.
+#   bench tcp: 12 sockets in TIME_WAIT at the start (...)
 #   bench concurrency: calls 2000, succeeded 2000, failed 0, wall 1.412 s, upstream latency 1000 ms
 #   bench client send: first 0.015 s, median 0.043 s, last 0.059 s after t0
 #   bench latency: p50 1.21 s, p90 1.35 s, p99 1.39 s, max 1.41 s   (from each call's write)
@@ -68,8 +73,8 @@ while (($#)); do
     --client) CLIENT=$2; shift ;;
     --upstream-front) FRONT=$2; shift ;;
     --h2-streams|--max-host-connections|--sb-env) PASS_ARGS+=("$1" "$2"); shift ;;
-    --latency-ms|--max-wall|--thread-slack|--sessions|--page-size) PASS_ARGS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,52p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --latency-ms|--max-wall|--thread-slack|--sessions|--page-size|--settle-time-wait) PASS_ARGS+=("$1" "$2"); shift ;;
+    -h|--help) sed -n '2,57p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
