@@ -88,7 +88,8 @@ def parse_args():
                    help="the front's http2_max_concurrent_streams")
     p.add_argument("--max-host-connections", type=int, default=None,
                    help="SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS (per lane); default "
-                        "max(8192, calls + 256): one HTTP/1.1 connection per call in flight")
+                        "max(8192, calls + 256) straight to the sandbox (one HTTP/1.1 connection "
+                        "per call in flight), signbridge's own default through the nginx front")
     p.add_argument("--sb-env", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for signbridge (the harness passes no other "
                         "SIGNBRIDGE_* through); repeatable")
@@ -877,11 +878,15 @@ def main():
     front = None
     try:
         sbx.start()
-        # one upstream HTTP/1.1 connection per call in flight (the sandbox speaks HTTP/1.1): the
-        # per-host cap must hold every call, whatever its default
-        cap = args.max_host_connections or max(8192, args.calls + 256)
-        env = {"SIGNBRIDGE_LOG_LEVEL": "info",
-               "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS": str(cap)}
+        # straight to the sandbox, one upstream HTTP/1.1 connection per call in flight: the
+        # per-host cap must hold every call; through the TLS + HTTP/2 front, signbridge's own
+        # default is what is measured unless --max-host-connections says otherwise
+        cap = args.max_host_connections
+        if cap is None and args.upstream_front == "none":
+            cap = max(8192, args.calls + 256)
+        env = {"SIGNBRIDGE_LOG_LEVEL": "info"}
+        if cap is not None:
+            env["SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS"] = str(cap)
         env.update(kv.split("=", 1) for kv in args.sb_env)
         url = None
         if args.upstream_front == "nginx":
@@ -909,7 +914,7 @@ def main():
              "bench_conc_client (%s)" % args.client_bin if args.client == "c" else "python asyncio"),
           flush=True)
     print("# SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS %s" % br.extra_env.get(
-        "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS"), flush=True)
+        "SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS", "unset (signbridge's default)"), flush=True)
     if front:
         print("# upstream front: nginx %s pid %d (workers %s) at %s -> sandbox port %d; "
               "signbridge --sandbox-url %s, SIGNBRIDGE_UPSTREAM_CA_FILE %s"

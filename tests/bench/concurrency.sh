@@ -24,7 +24,8 @@
 #          SIGNBRIDGE_UPSTREAM_CA_FILE, and libcurl multiplexes the calls on a few connections),
 #          --h2-streams N (the front's http2_max_concurrent_streams, default 256),
 #          --max-host-connections N (SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS, per lane; default
-#          max(8192, calls + 256), one HTTP/1.1 connection per call in flight),
+#          max(8192, calls + 256) straight to the sandbox, one HTTP/1.1 connection per call in
+#          flight; through the nginx front, signbridge's own default, 64),
 #          --settle-time-wait S (wait up to S s for the machine's TIME_WAIT sockets, left by
 #          earlier runs, to drop under 1,000 first: with tens of thousands of them connect() was
 #          39% of signbridge's CPU at 10,000 calls, against 5% on a settled machine; default 0,
@@ -74,7 +75,7 @@ while (($#)); do
     --upstream-front) FRONT=$2; shift ;;
     --h2-streams|--max-host-connections|--sb-env) PASS_ARGS+=("$1" "$2"); shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size|--settle-time-wait) PASS_ARGS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,57p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,58p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -121,6 +121,7 @@ static void check_defaults(const sb_config *c)
     assert_int_equal(c->tools_page_size, 100);
     assert_int_equal(c->call_timeout_s, 300);
     assert_int_equal(c->http_threads, 2);
+    assert_int_equal(c->upstream.max_host_connections, 64);
 }
 
 static void test_defaults_without_file_or_env(void **state)
