@@ -202,40 +202,6 @@ static int put_rec(sb_keys *k, const char *id, const cJSON *r, int64_t expect_ve
     return rc;
 }
 
-static char *seal_cred(sb_keys *k, const char *id, const char *cred, size_t len)
-{
-    char ad[64];
-    snprintf(ad, sizeof ad, "%s/%s", NS_KEY, id);
-    size_t cap = len + SB_SEAL_OVERHEAD, n = 0;
-    uint8_t *buf = malloc(cap);
-    char *b64 = malloc(sb_base64url_len(cap) + 1);
-    if (!buf || !b64 || sb_seal_seal(k->seal_key, ad, strlen(ad), cred, len, buf, cap, &n) != 0) {
-        free(buf);
-        free(b64);
-        return NULL;
-    }
-    sb_base64url_encode(buf, n, b64);
-    free(buf);
-    return b64;
-}
-
-static long open_cred(sb_keys *k, const char *id, const char *b64, char *out, size_t cap)
-{
-    char ad[64];
-    snprintf(ad, sizeof ad, "%s/%s", NS_KEY, id);
-    size_t bl = strlen(b64), n = 0;
-    uint8_t *buf = malloc(bl + 4);
-    if (!buf) return -1;
-    long sl = sb_base64_decode(b64, bl, buf, bl + 4);
-    int rc = sl > 0 ? sb_seal_open(k->seal_key, ad, strlen(ad), buf, (size_t)sl, (uint8_t *)out,
-                                   cap - 1, &n)
-                    : -1;
-    free(buf);
-    if (rc != 0) return -1;
-    out[n] = 0;
-    return (long)n;
-}
-
 /* Add id to the index (compare-and-swap loop: concurrent creators on replicas). */
 static int index_add(sb_keys *k, const char *id)
 {
@@ -329,7 +295,7 @@ static int make_key(sb_keys *k, sb_key_info *info, const char *cred, size_t len,
     snprintf(key_out, SB_KEY_LEN + 1, "%s%s", SB_KEY_PREFIX, kr);
     explicit_bzero(kr, sizeof kr);
     info->created_ms = (int64_t)sb_wall_ms();
-    char *sealed = seal_cred(k, info->id, cred, len);
+    char *sealed = sb_seal_b64(k->seal_key, NS_KEY, info->id, cred, len);
     if (!sealed) {
         snprintf(err, errlen, "cannot seal the credential");
         return -1;
@@ -476,7 +442,7 @@ int sb_keys_rotate(sb_keys *k, const char *id, int64_t overlap_ms, char *key_out
         return -1;
     }
     char cred[SB_CRED_MAX + 1];
-    long n = open_cred(k, id, js(r, "cred"), cred, sizeof cred);
+    long n = sb_seal_open_b64(k->seal_key, NS_KEY, id, js(r, "cred"), cred, sizeof cred);
     if (n <= 0) {
         snprintf(err, errlen, "the key's credential cannot be opened (server secret changed?)");
         cJSON_Delete(r);
@@ -543,7 +509,7 @@ static int load(sb_keys *k, const char *hash, slot *s, char *err, size_t errlen)
     }
     memset(s, 0, sizeof *s);
     rec_to_info(r, &s->info);
-    long n = open_cred(k, id, js(r, "cred"), s->cred, sizeof s->cred);
+    long n = sb_seal_open_b64(k->seal_key, NS_KEY, id, js(r, "cred"), s->cred, sizeof s->cred);
     cJSON_Delete(r);
     if (n <= 0) {
         snprintf(err, errlen, "the key's credential cannot be opened");

@@ -384,45 +384,6 @@ static double jnum(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-/* Seal a secret for the record ns/key and return it base64url-encoded (malloc'd). */
-static char *seal_b64(sb_oauth *o, const char *ns, const char *key, const char *plain, size_t n)
-{
-    char ad[SB_STORE_MAX_NS + SB_STORE_MAX_KEY + 2];
-    snprintf(ad, sizeof ad, "%s/%s", ns, key);
-    size_t cap = n + SB_SEAL_OVERHEAD, out_len = 0;
-    uint8_t *sealed = malloc(cap);
-    char *b64 = malloc(sb_base64url_len(cap) + 1);
-    if (!sealed || !b64 ||
-        sb_seal_seal(o->seal_key, ad, strlen(ad), plain, n, sealed, cap, &out_len) != 0) {
-        free(sealed);
-        free(b64);
-        return NULL;
-    }
-    sb_base64url_encode(sealed, out_len, b64);
-    free(sealed);
-    return b64;
-}
-
-/* Open what seal_b64 made into out (cap bytes incl. NUL); the length, or -1. */
-static long open_b64(sb_oauth *o, const char *ns, const char *key, const char *b64, char *out,
-                     size_t cap)
-{
-    char ad[SB_STORE_MAX_NS + SB_STORE_MAX_KEY + 2];
-    snprintf(ad, sizeof ad, "%s/%s", ns, key);
-    size_t bl = strlen(b64);
-    uint8_t *sealed = malloc(bl + 4);
-    if (!sealed) return -1;
-    long sl = sb_base64_decode(b64, bl, sealed, bl + 4);
-    size_t n = 0;
-    int rc = sl > 0 ? sb_seal_open(o->seal_key, ad, strlen(ad), sealed, (size_t)sl,
-                                   (uint8_t *)out, cap - 1, &n)
-                    : -1;
-    free(sealed);
-    if (rc != 0) return -1;
-    out[n] = 0;
-    return (long)n;
-}
-
 /* ---- routes and resources -------------------------------------------------------------------- */
 
 /* Parse an MCP path into provider / region / instance. 0 or -1. */
@@ -522,7 +483,7 @@ static int load_keys(sb_oauth *o, char *err, size_t errlen)
             char b64[12000];
             sb_strlcpy(b64, (const char *)rec.value, sizeof b64);
             sb_store_rec_free(&rec);
-            long n = open_b64(o, NS_SIGNING, key, b64, pem, sizeof pem);
+            long n = sb_seal_open_b64(o->seal_key, NS_SIGNING, key, b64, pem, sizeof pem);
             sb_jwk *k = NULL;
             char e[200];
             if (n < 0 || sb_jwk_from_pem(&k, pem, (size_t)n, NULL, e, sizeof e) != 0) {
@@ -546,7 +507,7 @@ static int load_keys(sb_oauth *o, char *err, size_t errlen)
             snprintf(err, errlen, "oauth: cannot generate a signing key");
             return -1;
         }
-        char *b64 = seal_b64(o, NS_SIGNING, key, p.data, p.len);
+        char *b64 = sb_seal_b64(o->seal_key, NS_SIGNING, key, p.data, p.len);
         explicit_bzero(p.data, p.len);
         sb_buf_free(&p);
         sb_jwk_free(k);
@@ -1433,8 +1394,10 @@ static int grant_create(sb_oauth *o, const cJSON *req, const char *kind, const c
                         const char *cred, const char *refresh, int64_t up_exp_ms, char gid[48])
 {
     if (rand_token(gid, 48, 18, "g_") != 0) return -1;
-    char *c = seal_b64(o, NS_GRANT, gid, cred, strlen(cred));
-    char *r = refresh && refresh[0] ? seal_b64(o, NS_GRANT, gid, refresh, strlen(refresh)) : NULL;
+    char *c = sb_seal_b64(o->seal_key, NS_GRANT, gid, cred, strlen(cred));
+    char *r = refresh && refresh[0]
+                  ? sb_seal_b64(o->seal_key, NS_GRANT, gid, refresh, strlen(refresh))
+                  : NULL;
     if (!c || (refresh && refresh[0] && !r)) {
         free(c);
         free(r);
@@ -2214,7 +2177,8 @@ static int upstream_refresh(sb_oauth *o, const char *gid, cJSON *g, int64_t ver)
     const sb_oauth_app *a = find_app(o, prov, region);
     char az[320], tok[320], rt[SB_CRED_MAX + 1];
     if (!a || provider_urls(o, a, prov, region, az, tok, sizeof az) != 0) return -1;
-    if (!jstr(g, "refresh") || open_b64(o, NS_GRANT, gid, jstr(g, "refresh"), rt, sizeof rt) < 0)
+    if (!jstr(g, "refresh") ||
+        sb_seal_open_b64(o->seal_key, NS_GRANT, gid, jstr(g, "refresh"), rt, sizeof rt) < 0)
         return -1;
     sb_buf b;
     sb_buf_init(&b, 16384);
@@ -2250,9 +2214,9 @@ static int upstream_refresh(sb_oauth *o, const char *gid, cJSON *g, int64_t ver)
         pending_release(p);
         return dead ? -1 : -2;
     }
-    char *c = seal_b64(o, NS_GRANT, gid, at, strlen(at));
+    char *c = sb_seal_b64(o->seal_key, NS_GRANT, gid, at, strlen(at));
     const char *nrt = jstr(j, "refresh_token");
-    char *r = nrt ? seal_b64(o, NS_GRANT, gid, nrt, strlen(nrt)) : NULL;
+    char *r = nrt ? sb_seal_b64(o->seal_key, NS_GRANT, gid, nrt, strlen(nrt)) : NULL;
     if (c) cJSON_ReplaceItemInObjectCaseSensitive(g, "cred", cJSON_CreateString(c));
     if (r) cJSON_ReplaceItemInObjectCaseSensitive(g, "refresh", cJSON_CreateString(r));
     double exp = jnum(j, "expires_in");
@@ -2311,7 +2275,8 @@ static int grant_load(sb_oauth *o, const char *gid, grant_slot *s, char *err, si
         }
     }
     memset(s, 0, sizeof *s);
-    long n = jstr(g, "cred") ? open_b64(o, NS_GRANT, gid, jstr(g, "cred"), s->cred, sizeof s->cred)
+    long n = jstr(g, "cred") ? sb_seal_open_b64(o->seal_key, NS_GRANT, gid, jstr(g, "cred"),
+                                                s->cred, sizeof s->cred)
                              : -1;
     if (n <= 0) {
         cJSON_Delete(g);

@@ -1,7 +1,11 @@
 /* sb_seal: AES-256-GCM sealing with OpenSSL EVP (see sb_seal.h for the format). */
 #include "store/sb_seal.h"
 
+#include "core/sb_util.h"
+
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -95,4 +99,51 @@ int sb_seal_derive_key(const unsigned char *secret, size_t len, uint8_t out[SB_S
         return -1;
     }
     return 0;
+}
+
+/* "ns/rec" into ad (SB_SEAL_MAX_AD bytes); its length, or -1 when it does not fit. */
+static int record_ad(char *ad, const char *ns, const char *rec)
+{
+    if (!ns || !rec) return -1;
+    int n = snprintf(ad, SB_SEAL_MAX_AD, "%s/%s", ns, rec);
+    return n < 0 || n >= SB_SEAL_MAX_AD ? -1 : n;
+}
+
+char *sb_seal_b64(const uint8_t key[SB_SEAL_KEY_LEN], const char *ns, const char *rec,
+                  const void *plain, size_t plain_len)
+{
+    char ad[SB_SEAL_MAX_AD];
+    int adl = record_ad(ad, ns, rec);
+    if (adl < 0 || plain_len > SB_SEAL_MAX_PLAIN) return NULL;
+    size_t cap = plain_len + SB_SEAL_OVERHEAD, n = 0;
+    uint8_t *sealed = malloc(cap);
+    char *b64 = malloc(sb_base64url_len(cap) + 1);
+    if (!sealed || !b64 ||
+        sb_seal_seal(key, ad, (size_t)adl, plain, plain_len, sealed, cap, &n) != 0) {
+        free(sealed);
+        free(b64);
+        return NULL;
+    }
+    sb_base64url_encode(sealed, n, b64);
+    free(sealed);
+    return b64;
+}
+
+long sb_seal_open_b64(const uint8_t key[SB_SEAL_KEY_LEN], const char *ns, const char *rec,
+                      const char *b64, char *out, size_t cap)
+{
+    char ad[SB_SEAL_MAX_AD];
+    int adl = record_ad(ad, ns, rec);
+    if (adl < 0 || !b64 || !out || cap < 1) return -1;
+    size_t bl = strlen(b64), n = 0;
+    uint8_t *sealed = malloc(bl + 4);
+    if (!sealed) return -1;
+    long sl = sb_base64_decode(b64, bl, sealed, bl + 4);
+    int rc =
+        sl > 0 ? sb_seal_open(key, ad, (size_t)adl, sealed, (size_t)sl, (uint8_t *)out, cap - 1, &n)
+               : -1;
+    free(sealed);
+    if (rc != 0) return -1;
+    out[n] = 0;
+    return (long)n;
 }

@@ -34,6 +34,19 @@ int sb_seal_open(const uint8_t key[SB_SEAL_KEY_LEN], const void *ad, size_t ad_l
                  const uint8_t *sealed, size_t sealed_len, uint8_t *out, size_t out_cap,
                  size_t *out_len);
 
+/* Seal plain[0..plain_len) for the store record ns/rec (associated data "ns/rec": a value copied
+ * to another record will not open) and encode it base64url, as records keep it. Returns a malloc'd
+ * NUL-terminated string the caller frees, or NULL (bad arguments, "ns/rec" of SB_SEAL_MAX_AD bytes
+ * or more, out of memory, crypto failure). Thread-safe. */
+char *sb_seal_b64(const uint8_t key[SB_SEAL_KEY_LEN], const char *ns, const char *rec,
+                  const void *plain, size_t plain_len);
+
+/* Open what sb_seal_b64 made for ns/rec into out (caller-owned, cap bytes including a NUL, which
+ * is written after the plaintext). The plaintext length, or -1 on any failure (bad base64, wrong
+ * key or record, tampered, cap too small). */
+long sb_seal_open_b64(const uint8_t key[SB_SEAL_KEY_LEN], const char *ns, const char *rec,
+                      const char *b64, char *out, size_t cap);
+
 /* Derive the sealing key from the server secret: out = HMAC-SHA256(secret, "signbridge seal key
  * v1"). A distinct label keeps it independent of the other keys taken from the same secret (the
  * credential fingerprints use the secret itself). Every replica with the same secret_file derives

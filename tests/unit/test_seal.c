@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sb_util.h"
 #include "store/sb_seal.h"
 
 static const uint8_t k_key[SB_SEAL_KEY_LEN] = {
@@ -127,6 +128,53 @@ static void test_wrong_ad_and_key(void **state)
     }
 }
 
+static void test_record_b64(void **state)
+{
+    (void)state;
+    char *b64 = sb_seal_b64(k_key, "grant", "g_abc", k_plain, strlen(k_plain));
+    assert_non_null(b64);
+    assert_int_equal(
+        strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+        strlen(b64)); /* base64url, no padding */
+    /* the same as sealing "grant/g_abc" by hand, then encoding */
+    uint8_t raw[256];
+    long rl = sb_base64_decode(b64, strlen(b64), raw, sizeof raw);
+    assert_int_equal(rl, (long)(strlen(k_plain) + SB_SEAL_OVERHEAD));
+    uint8_t plain[256];
+    size_t pl = 0;
+    assert_int_equal(
+        sb_seal_open(k_key, "grant/g_abc", 11, raw, (size_t)rl, plain, sizeof plain, &pl), 0);
+    assert_memory_equal(plain, k_plain, strlen(k_plain));
+    char out[256];
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "g_abc", b64, out, sizeof out),
+                     (long)strlen(k_plain));
+    assert_string_equal(out, k_plain);
+    /* bound to its record: another key or namespace does not open it */
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "g_abd", b64, out, sizeof out), -1);
+    assert_int_equal(sb_seal_open_b64(k_key, "key", "g_abc", b64, out, sizeof out), -1);
+    /* no room for the plaintext and its NUL; bad base64; tampered */
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "g_abc", b64, out, strlen(k_plain)), -1);
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "g_abc", "!!!", out, sizeof out), -1);
+    b64[5] = b64[5] == 'A' ? 'B' : 'A';
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "g_abc", b64, out, sizeof out), -1);
+    free(b64);
+    /* an empty secret seals and opens; a record name too long for the associated data does not */
+    b64 = sb_seal_b64(k_key, "grant", "g_empty", "", 0);
+    assert_non_null(b64);
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "g_empty", b64, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    free(b64);
+    char *longrec = malloc(SB_SEAL_MAX_AD + 1);
+    assert_non_null(longrec);
+    memset(longrec, 'r', SB_SEAL_MAX_AD);
+    longrec[SB_SEAL_MAX_AD] = 0;
+    assert_null(sb_seal_b64(k_key, "grant", longrec, k_plain, strlen(k_plain)));
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", longrec, "AAAA", out, sizeof out), -1);
+    free(longrec);
+    assert_null(sb_seal_b64(k_key, NULL, "x", k_plain, 1));
+    assert_int_equal(sb_seal_open_b64(k_key, "grant", "x", NULL, out, sizeof out), -1);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -179,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_large),
         cmocka_unit_test(test_tamper_every_byte), cmocka_unit_test(test_wrong_ad_and_key),
         cmocka_unit_test(test_bad_args),          cmocka_unit_test(test_derive_key),
+        cmocka_unit_test(test_record_b64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
