@@ -386,48 +386,15 @@ static double jnum(const cJSON *o, const char *k)
 
 /* ---- routes and resources -------------------------------------------------------------------- */
 
-/* Parse an MCP path into provider / region / instance. 0 or -1. */
+/* Parse an MCP path into provider / region / instance (sb_regions_mcp_path, the grammar sb_http
+ * routes by). 0 or -1. */
 static int parse_route(const sb_oauth *o, const char *path, char provider[16], char region[24],
                        char instance[64])
 {
-    provider[0] = region[0] = instance[0] = 0;
-    if (strcmp(path, "/mcp") == 0) {
-        sb_strlcpy(provider, o->o.default_provider, 16);
-        return sb_regions_provider_known(o->o.regions, provider) ? 0 : -1;
-    }
-    char seg[4][72];
-    size_t n = 0;
-    const char *p = path;
-    while (*p == '/' && n < 4) {
-        p++;
-        const char *e = strchr(p, '/');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == 0 || l >= sizeof seg[0]) return -1;
-        for (size_t i = 0; i < l; i++) {
-            char c = p[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_'))
-                return -1;
-        }
-        memcpy(seg[n], p, l);
-        seg[n++][l] = 0;
-        p += l;
-    }
-    if (*p || n < 2 || strcmp(seg[n - 1], "mcp") != 0) return -1;
-    if (strlen(seg[0]) >= 16 || !sb_regions_provider_known(o->o.regions, seg[0])) return -1;
-    sb_strlcpy(provider, seg[0], 16);
-    if (n == 2) return 0;
-    if (n == 3) {
-        if (strlen(seg[1]) >= 24 || !sb_regions_find(o->o.regions, seg[0], seg[1])) return -1;
-        sb_strlcpy(region, seg[1], 24);
-        return 0;
-    }
-    if (strcmp(seg[0], "iinkedsign") == 0 && strcmp(seg[1], "private") == 0) {
-        sb_strlcpy(region, "private", 24);
-        sb_strlcpy(instance, seg[2], 64);
-        return 0;
-    }
-    return -1;
+    return sb_regions_mcp_path(o->o.regions, path, o->o.default_provider, provider, region,
+                               instance)
+               ? 0
+               : -1;
 }
 
 /* A `resource` value: this issuer + an MCP path. Returns the route offset or -1. */

@@ -312,54 +312,26 @@ static int accept_ok(const char *a)
     return json && sse;
 }
 
-static int seg_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-            return 0;
-    return 1;
-}
-
-/* MCP routes: /mcp, /{provider}/mcp, /{provider}/{region}/mcp, /iinkedsign/private/{instance}/mcp.
- * Fills the principal's provider, pin and instance. */
+/* MCP routes (sb_regions_mcp_path: /mcp, /{provider}/mcp, /{provider}/{region}/mcp,
+ * /iinkedsign/private/{instance}/mcp), with one trailing slash allowed. Fills the principal's
+ * provider, pin and instance. */
 static int parse_mcp_route(req_ctx *r, const char *url)
 {
     sb_principal *p = &r->principal;
     const sb_regions *rt = r->h->o.regions;
-    if (strcmp(url, "/mcp") == 0 || strcmp(url, "/mcp/") == 0) {
+    char path[128];
+    size_t n = strlen(url);
+    if (n > 1 && url[n - 1] == '/') n--; /* one trailing slash: the same route */
+    if (n >= sizeof path) return 0;
+    memcpy(path, url, n);
+    path[n] = '\0';
+    if (!rt) { /* no region table: only the default route */
+        if (strcmp(path, "/mcp") != 0) return 0;
         sb_strlcpy(p->provider, r->h->o.cfg->default_provider, sizeof p->provider);
         return 1;
     }
-    const char *segs[5];
-    size_t lens[5], n = 0;
-    const char *q = url + 1;
-    while (*q && n < 5) {
-        const char *e = strchr(q, '/');
-        size_t l = e ? (size_t)(e - q) : strlen(q);
-        segs[n] = q;
-        lens[n++] = l;
-        if (!e) break;
-        q = e + 1; /* a trailing slash ends the loop with *q == 0 */
-    }
-    if (n > 4) return 0;
-    if (n < 2 || lens[n - 1] != 3 || strncmp(segs[n - 1], "mcp", 3) != 0) return 0;
-    if (!seg_ok(segs[0], lens[0]) || lens[0] >= sizeof p->provider) return 0;
-    memcpy(p->provider, segs[0], lens[0]);
-    p->provider[lens[0]] = '\0';
-    if (!rt || !sb_regions_provider_known(rt, p->provider)) return 0;
-    if (n == 2) return 1;
-    if (!seg_ok(segs[1], lens[1]) || lens[1] >= sizeof p->region_pin) return 0;
-    memcpy(p->region_pin, segs[1], lens[1]);
-    p->region_pin[lens[1]] = '\0';
-    if (n == 3) return sb_regions_find(rt, p->provider, p->region_pin) != NULL;
-    /* n == 4: only iinked private instances */
-    if (strcmp(p->provider, "iinkedsign") != 0 || strcmp(p->region_pin, "private") != 0 ||
-        !seg_ok(segs[2], lens[2]) || lens[2] >= sizeof p->instance)
-        return 0;
-    memcpy(p->instance, segs[2], lens[2]);
-    p->instance[lens[2]] = '\0';
-    return 1;
+    return sb_regions_mcp_path(rt, path, r->h->o.cfg->default_provider, p->provider, p->region_pin,
+                               p->instance);
 }
 
 static int parse_route(req_ctx *r, const char *url)

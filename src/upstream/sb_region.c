@@ -108,3 +108,62 @@ int sb_regions_private_url(const sb_regions *t, const char *instance, char *out,
                      t->iinked_private_pattern, instance, p + 10);
     return w < 0 || (size_t)w >= cap ? -1 : 0;
 }
+
+/* One path segment: [a-z0-9-]{1,63}, shorter than cap. */
+static int mcp_seg(const char *s, size_t n, size_t cap)
+{
+    if (n == 0 || n > 63 || n >= cap) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+int sb_regions_mcp_path(const sb_regions *t, const char *path, const char *default_provider,
+                        char provider[16], char region[24], char instance[64])
+{
+    provider[0] = region[0] = instance[0] = '\0';
+    if (!t || !path || path[0] != '/') return 0;
+    if (strcmp(path, "/mcp") == 0) {
+        if (!default_provider || strlen(default_provider) >= 16 ||
+            !sb_regions_provider_known(t, default_provider))
+            return 0;
+        sb_strlcpy(provider, default_provider, 16);
+        return 1;
+    }
+    const char *seg[4];
+    size_t len[4], n = 0;
+    const char *p = path;
+    while (*p == '/') {
+        if (n == 4) return 0;
+        p++;
+        const char *e = strchr(p, '/');
+        seg[n] = p;
+        len[n] = e ? (size_t)(e - p) : strlen(p);
+        if (len[n] == 0) return 0; /* "//" or a trailing slash */
+        p += len[n++];
+    }
+    if (n < 2 || len[n - 1] != 3 || memcmp(seg[n - 1], "mcp", 3) != 0) return 0;
+    if (!mcp_seg(seg[0], len[0], 16)) return 0;
+    memcpy(provider, seg[0], len[0]);
+    provider[len[0]] = '\0';
+    if (!sb_regions_provider_known(t, provider)) goto no;
+    if (n == 2) return 1;
+    if (!mcp_seg(seg[1], len[1], 24)) goto no;
+    memcpy(region, seg[1], len[1]);
+    region[len[1]] = '\0';
+    if (n == 3) {
+        if (sb_regions_find(t, provider, region)) return 1;
+        goto no;
+    }
+    /* four segments: only an iinked private instance */
+    if (strcmp(provider, "iinkedsign") != 0 || strcmp(region, "private") != 0 ||
+        !mcp_seg(seg[2], len[2], 64))
+        goto no;
+    memcpy(instance, seg[2], len[2]);
+    instance[len[2]] = '\0';
+    return 1;
+no:
+    provider[0] = region[0] = instance[0] = '\0';
+    return 0;
+}

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sb_config.h"
+#include "upstream/sb_region.h"
 #include "upstream/sb_up.h"
 
 /* ---- sb_up_address_is_private ----------------------------------------------------------------- */
@@ -566,6 +568,72 @@ static void test_lanes_cancel_among_many(void **state)
     free(mj);
 }
 
+/* The MCP path grammar shared by sb_http's routes and sb_oauth's resources. */
+static void test_mcp_path(void **state)
+{
+    (void)state;
+    sb_config cfg;
+    sb_regions rt;
+    char err[256], prov[16], reg[24], inst[64];
+    assert_int_equal(sb_config_load(&cfg, NULL, NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(sb_regions_init(&rt, &cfg, err, sizeof err), 0);
+    static const struct {
+        const char *path, *prov, *reg, *inst;
+    } good[] = {
+        {"/mcp", "dropboxsign", "", ""},
+        {"/boldsign/mcp", "boldsign", "", ""},
+        {"/boldsign/eu/mcp", "boldsign", "eu", ""},
+        {"/iinkedsign/sandbox-us/mcp", "iinkedsign", "sandbox-us", ""},
+        {"/iinkedsign/private/acme-co/mcp", "iinkedsign", "private", "acme-co"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(sb_regions_mcp_path(&rt, good[i].path, "dropboxsign", prov, reg, inst), 1);
+        assert_string_equal(prov, good[i].prov);
+        assert_string_equal(reg, good[i].reg);
+        assert_string_equal(inst, good[i].inst);
+    }
+    static const char *const bad[] = {
+        "",
+        "mcp",
+        "/",
+        "/mcp/",
+        "//mcp",
+        "/boldsign/mcp/",
+        "/boldsign//mcp",
+        "/boldsign",
+        "/BoldSign/mcp",
+        "/bold_sign/mcp",
+        "/nosuch/mcp",
+        "/boldsign/xx/mcp",
+        "/boldsign/EU/mcp",
+        "/boldsign/eu/extra/mcp",
+        "/dropboxsign/private/acme/mcp",
+        "/iinkedsign/private/Acme/mcp",
+        "/iinkedsign/private/a/b/mcp",
+        "/boldsign/mcpx",
+        "/boldsign/MCP",
+        "/mcp?x=1",
+        "/iinkedsign/private/"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/mcp", /* 64 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(prov, sizeof prov, "x");
+        assert_int_equal(sb_regions_mcp_path(&rt, bad[i], "dropboxsign", prov, reg, inst), 0);
+        assert_string_equal(prov, ""); /* nothing half-filled */
+        assert_string_equal(reg, "");
+        assert_string_equal(inst, "");
+    }
+    /* the default route needs a known default provider */
+    assert_int_equal(sb_regions_mcp_path(&rt, "/mcp", "nosuch", prov, reg, inst), 0);
+    assert_int_equal(sb_regions_mcp_path(&rt, "/mcp", NULL, prov, reg, inst), 0);
+    assert_int_equal(sb_regions_mcp_path(NULL, "/mcp", "boldsign", prov, reg, inst), 0);
+    /* 63 characters is the longest instance */
+    char longest[128];
+    snprintf(longest, sizeof longest, "/iinkedsign/private/%063d/mcp", 0);
+    assert_int_equal(sb_regions_mcp_path(&rt, longest, "boldsign", prov, reg, inst), 1);
+    assert_int_equal(strlen(inst), 63);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -581,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_failed_start_closes_nothing),
         cmocka_unit_test(test_bad_allowed_network),
         cmocka_unit_test(test_header_lookup),
+        cmocka_unit_test(test_mcp_path),
         cmocka_unit_test(test_lanes_local_requests_stay_on_their_lane),
         cmocka_unit_test(test_lanes_source_runs_when_ready_and_when_kicked),
         cmocka_unit_test(test_lanes_cancel_among_many),
