@@ -613,8 +613,8 @@ static void test_mcp_path(void **state)
         "/boldsign/mcpx",
         "/boldsign/MCP",
         "/mcp?x=1",
-        "/iinkedsign/private/"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/mcp", /* 64 */
+        ("/iinkedsign/private/"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/mcp"), /* 64 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(prov, sizeof prov, "x");
