@@ -313,18 +313,12 @@ static int accept_ok(const char *a)
 }
 
 /* MCP routes (sb_regions_mcp_path: /mcp, /{provider}/mcp, /{provider}/{region}/mcp,
- * /iinkedsign/private/{instance}/mcp), with one trailing slash allowed. Fills the principal's
- * provider, pin and instance. */
-static int parse_mcp_route(req_ctx *r, const char *url)
+ * /iinkedsign/private/{instance}/mcp) on a path whose trailing slash is already dropped. Fills the
+ * principal's provider, pin and instance. */
+static int parse_mcp_route(req_ctx *r, const char *path)
 {
     sb_principal *p = &r->principal;
     const sb_regions *rt = r->h->o.regions;
-    char path[128];
-    size_t n = strlen(url);
-    if (n > 1 && url[n - 1] == '/') n--; /* one trailing slash: the same route */
-    if (n >= sizeof path) return 0;
-    memcpy(path, url, n);
-    path[n] = '\0';
     if (!rt) { /* no region table: only the default route */
         if (strcmp(path, "/mcp") != 0) return 0;
         sb_strlcpy(p->provider, r->h->o.cfg->default_provider, sizeof p->provider);
@@ -343,14 +337,15 @@ static int parse_route(req_ctx *r, const char *url)
     if (strncmp(url, "/files/", 7) == 0 && strlen(url + 7) < 64 && !strchr(url + 7, '/'))
         return R_FILE;
     if (r->h->o.oauth && sb_oauth_is_endpoint(url, NULL)) return R_OAUTH;
-    if (parse_mcp_route(r, url)) {
-        size_t n = strlen(url);
-        if (n > 1 && url[n - 1] == '/') n--;
-        if (n >= sizeof r->principal.route) return R_NONE;
-        memcpy(r->principal.route, url, n);
-        r->principal.route[n] = '\0';
-        return R_MCP;
-    }
+    /* the route without one trailing slash (the same route), parsed once */
+    char *route = r->principal.route;
+    size_t n = strlen(url);
+    if (n > 1 && url[n - 1] == '/') n--;
+    if (n >= sizeof r->principal.route) return R_NONE;
+    memcpy(route, url, n);
+    route[n] = '\0';
+    if (parse_mcp_route(r, route)) return R_MCP;
+    route[0] = '\0';
     return R_NONE;
 }
 
