@@ -68,7 +68,8 @@ int sb_cred_extract(sb_header_fn get, void *ctx, sb_cred *out, char *err, size_t
 /* Credential fingerprints: hex HMAC-SHA256(server secret, provider "\n" credential). The HMAC key
  * is set up once (OpenSSL's one-shot HMAC() looks the algorithm up and keys it on every call: 10%
  * of a tools/list); a server makes one at start and fingerprints every request with it. Safe to
- * use from many threads at once. */
+ * use from many threads at once: each thread keeps its own keyed copy (freed when the thread
+ * exits, or by sb_cred_fpkey_free on the freeing thread) and re-initializes it per fingerprint. */
 typedef struct sb_cred_fpkey sb_cred_fpkey;
 /* A new key for secret (copied); NULL without memory or a working libcrypto. Free with
  * sb_cred_fpkey_free (it wipes the key). */
