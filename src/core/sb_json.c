@@ -18,7 +18,16 @@ typedef struct pbuf {
     const unsigned char *c;
     size_t len, off, depth;
     sb_arena *arena; /* NULL: malloc (the tree is freed with cJSON_Delete) */
+    /* with an arena: zeroed nodes and string bytes taken from it in batches, handed out here (one
+     * arena call per 32 nodes or per 4 KiB of strings instead of one per node and per string) */
+    cJSON *nodes;
+    size_t nnodes;
+    unsigned char *sp;
+    size_t sleft;
 } pbuf;
+
+#define NODE_BATCH 32
+#define STR_CHUNK 4096
 
 #define CAN_ACCESS(b, i) ((b)->off + (i) < (b)->len)
 #define CAN_READ(b, n) ((b)->off + (n) <= (b)->len)
@@ -28,10 +37,37 @@ static int parse_value(cJSON *item, pbuf *b);
 
 static cJSON *new_item(pbuf *b)
 {
-    if (b->arena) return sb_arena_alloc(b->arena, sizeof(cJSON)); /* zeroed */
+    if (b->arena) {
+        if (!b->nnodes) {
+            b->nodes = sb_arena_alloc(b->arena, NODE_BATCH * sizeof(cJSON)); /* zeroed */
+            if (!b->nodes) return sb_arena_alloc(b->arena, sizeof(cJSON)); /* near the limit */
+            b->nnodes = NODE_BATCH;
+        }
+        b->nnodes--;
+        return b->nodes++;
+    }
     cJSON *n = malloc(sizeof *n);
     if (n) memset(n, 0, sizeof *n);
     return n;
+}
+
+/* n bytes for a string (not zeroed): malloc'd, or from the arena */
+static unsigned char *str_bytes(pbuf *b, size_t n)
+{
+    if (!b->arena) return malloc(n);
+    if (n > b->sleft) {
+        /* a long string gets its own allocation; a short one a new chunk (what is left of the
+         * last one, less than this string, goes unused) */
+        if (n > STR_CHUNK / 4) return sb_arena_alloc_bytes(b->arena, n);
+        unsigned char *c = sb_arena_alloc_bytes(b->arena, STR_CHUNK);
+        if (!c) return sb_arena_alloc_bytes(b->arena, n); /* near the limit */
+        b->sp = c;
+        b->sleft = STR_CHUNK;
+    }
+    unsigned char *p = b->sp;
+    b->sp += n;
+    b->sleft -= n;
+    return p;
 }
 
 /* Free what the parser allocated, unless the arena owns it. */
@@ -183,7 +219,7 @@ static unsigned char *parse_string_raw(pbuf *b)
     const unsigned char *qt = quote_or_backslash(start, lim);
     if (qt && *qt == '"') {
         size_t n = (size_t)(qt - start);
-        unsigned char *out = b->arena ? sb_arena_alloc_bytes(b->arena, n + 1) : malloc(n + 1);
+        unsigned char *out = str_bytes(b, n + 1);
         if (!out) return NULL;
         memcpy(out, start, n);
         out[n] = '\0';
@@ -200,7 +236,7 @@ static unsigned char *parse_string_raw(pbuf *b)
     }
     if (end >= lim || *end != '"') return NULL;
     size_t n = (size_t)(end - q) - skipped + 1;
-    unsigned char *out = b->arena ? sb_arena_alloc_bytes(b->arena, n) : malloc(n);
+    unsigned char *out = str_bytes(b, n);
     if (!out) return NULL;
     unsigned char *o = out;
     const unsigned char *p = start;
