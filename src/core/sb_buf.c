@@ -94,18 +94,18 @@ static const unsigned char esc_len[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* The letter after the backslash of a two-byte escape (0: the byte takes \u00XX). */
+static const unsigned char esc_two[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+};
+
 /* One escaped byte (esc_len[c] of 2 or 6) at o; returns the bytes written. */
 static size_t esc_one(unsigned char *o, unsigned char c)
 {
     static const char hx[] = "0123456789abcdef";
-    if (esc_len[c] == 2) {
+    if (esc_two[c]) {
         o[0] = '\\';
-        o[1] = c == '\n'   ? 'n'
-               : c == '\r' ? 'r'
-               : c == '\t' ? 't'
-               : c == '\b' ? 'b'
-               : c == '\f' ? 'f'
-                           : c; /* '"' and '\\' stand for themselves */
+        o[1] = esc_two[c];
         return 2;
     }
     memcpy(o, "\\u00", 4);
@@ -115,35 +115,58 @@ static size_t esc_one(unsigned char *o, unsigned char c)
 }
 
 #ifdef __SSE2__
-/* The bytes of 16 at p that need escaping: a quote, a backslash or a control character. */
-static unsigned special16(const unsigned char *p)
+/* The bytes of v that need escaping: a quote, a backslash or a control character. */
+static unsigned special_mask(__m128i v)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
     __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
     __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
     return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(q, bs)));
 }
+
+static unsigned special16(const unsigned char *p)
+{
+    return special_mask(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
 #endif
 
 /* Write u[0..len) escaped at o; returns the end. With `slack` (16 bytes of room past the escaped
- * text) and SSE2 it copies the 16 bytes ahead of each escape at once, past the end too. */
+ * text) and SSE2 it copies 16 bytes at a time, past the end too. */
 static unsigned char *esc_write(unsigned char *o, const unsigned char *p, size_t len, int slack)
 {
     const unsigned char *end = p + len;
 #ifdef __SSE2__
     while (slack && end - p >= 16) {
-        unsigned m = special16(p);
-        memcpy(o, p, 16);
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = special_mask(v);
+        _mm_storeu_si128((__m128i *)(void *)o, v);
         if (!m) {
             p += 16;
             o += 16;
             continue;
         }
-        unsigned k = (unsigned)__builtin_ctz(m);
-        p += k;
-        o += k;
-        o += esc_one(o, *p++);
+        if (end - p < 32) { /* near the end: the first escape, then the next 16 from after it */
+            unsigned k = (unsigned)__builtin_ctz(m);
+            p += k;
+            o += k;
+            o += esc_one(o, *p++);
+            continue;
+        }
+        /* every escape of this block in one go (a JSON text escaped into a text block has a quote
+         * every few bytes): each is written over the copy, then the rest of the block is copied
+         * again after it -- loads stay within the 32 bytes ahead, stores within the slack */
+        unsigned at = 0;
+        do {
+            unsigned k = (unsigned)__builtin_ctz(m);
+            m &= m - 1;
+            o += k - at;
+            o += esc_one(o, p[k]);
+            at = k + 1;
+            __m128i rest = _mm_loadu_si128((const __m128i *)(const void *)(p + at));
+            _mm_storeu_si128((__m128i *)(void *)o, rest);
+        } while (m);
+        o += 16 - at;
+        p += 16;
     }
 #else
     (void)slack;

@@ -598,6 +598,71 @@ static void test_buf_json_string(void **state)
     sb_buf_free(&b);
 }
 
+/* The escaper against a byte-by-byte reference, on strings of every length up to 600 (the short
+ * and the sized paths, blocks of 16 with zero to sixteen escapes, the last 32 bytes) at densities
+ * from none to every byte, with the exact maximum (all or nothing) checked too. */
+static size_t ref_escape(const unsigned char *s, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        const char *two = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+        if (two) {
+            memcpy(out + o, two, 2);
+            o += 2;
+        } else if (c < 0x20) {
+            out[o++] = '\\', out[o++] = 'u', out[o++] = '0', out[o++] = '0';
+            out[o++] = hx[c >> 4], out[o++] = hx[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return o;
+}
+
+static void test_buf_json_string_vs_reference(void **state)
+{
+    (void)state;
+    static const unsigned char specials[] = {'"', '\\', '\n', '\t', 0x01, 0x1f, '\b'};
+    static char want[600 * 6 + 8];
+    unsigned char s[601];
+    unsigned seed = 12345;
+    for (size_t n = 0; n <= 600; n += (n < 80 ? 1 : 7)) {
+        for (unsigned density = 0; density <= 16; density += (density < 4 ? 1 : 4)) {
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = (seed >> 16) & 15;
+                s[i] = r < density ? specials[(seed >> 8) % sizeof specials]
+                                   : (unsigned char)(' ' + 1 + (seed >> 20) % 90);
+                if (s[i] == '"' && r >= density) s[i] = 'q';
+                if (s[i] == '\\' && r >= density) s[i] = 'b';
+            }
+            s[n] = '\0';
+            size_t wl = ref_escape(s, n, want);
+            sb_buf b;
+            sb_buf_init(&b, (size_t)1 << 20);
+            assert_int_equal(sb_buf_puts(&b, "x"), 0);
+            assert_int_equal(sb_buf_json_string(&b, (const char *)s), 0);
+            assert_int_equal(b.len, wl + 1);
+            assert_memory_equal(b.data + 1, want, wl);
+            sb_buf_free(&b);
+            /* exactly enough room (no slack past the text), then one byte short */
+            sb_buf_init(&b, wl);
+            assert_int_equal(sb_buf_json_string(&b, (const char *)s), 0);
+            assert_memory_equal(b.data, want, wl);
+            sb_buf_free(&b);
+            sb_buf_init(&b, wl - 1);
+            assert_int_equal(sb_buf_json_string(&b, (const char *)s), SB_BUF_ETOOBIG);
+            sb_buf_free(&b);
+        }
+    }
+}
+
 /* sb_json_parse accepts and builds exactly what cJSON_ParseWithLength does (fuzz_jsonrpc checks
  * arbitrary inputs; these are the corners worth naming). */
 static void same_as_cjson(const char *s, size_t n)
@@ -1267,6 +1332,7 @@ int main(void)
         cmocka_unit_test(test_buf_append_max),
         cmocka_unit_test(test_buf_printf_max),
         cmocka_unit_test(test_buf_json_string),
+        cmocka_unit_test(test_buf_json_string_vs_reference),
         cmocka_unit_test(test_json_parse_matches_cjson),
         cmocka_unit_test(test_buf_detach),
         cmocka_unit_test(test_buf_max_size_max),
