@@ -226,11 +226,15 @@ int sb_id_ok(const char *id)
 
 const cJSON *sb_jget(const cJSON *o, const char *key)
 {
-    /* cJSON_GetObjectItemCaseSensitive's walk, comparing a member's first byte before calling
-     * strcmp: a mapper looks up some twenty names in objects of thirty members */
+    /* cJSON_GetObjectItemCaseSensitive's walk, comparing a member's first two bytes before
+     * calling strcmp: a mapper looks up some twenty names in objects of thirty members, many of
+     * which share a first letter ("signerName", "status", "signType") */
     if (!o || !key) return NULL;
     const cJSON *c = o->child;
-    while (c && c->string && (c->string[0] != key[0] || strcmp(c->string, key) != 0)) c = c->next;
+    while (c && c->string &&
+           (c->string[0] != key[0] ||
+            (key[0] && (c->string[1] != key[1] || strcmp(c->string + 1, key + 1) != 0))))
+        c = c->next;
     return c && c->string ? c : NULL;
 }
 
