@@ -31,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --requests) N=$2; shift ;;
     --top) TOP=$2; shift ;;
     --smoke) N=20; TOP=3 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -122,7 +122,6 @@ measure() { # $1 request name (tools/list | list_documents)
     return
   fi
   callgrind_control -i on "$SB_PID" >/dev/null 2>&1
-  # the count: one more request than N (the initialize of the measured client's session)
   local rc=0
   python3 "$W/client.py" "$port" "$KEY" "$N" "$name" 2>"$W/c.err" || rc=$?
   callgrind_control -i off "$SB_PID" >/dev/null 2>&1
