@@ -453,6 +453,13 @@ static MHD_RESULT_T drive_call(req_ctx *r)
     char *json;
     size_t len;
     int final;
+    /* start the call (a tool call sends its upstream request here), then deliver an upstream
+     * answer that arrived while the request was being sent: the call is then answered in this
+     * turn instead of parking the connection until the loop's next one (sb_up_lane_reap) */
+    if (r->lane >= 0) {
+        sb_mcp_call_run(r->call);
+        sb_up_lane_reap(r->h->o.up);
+    }
     int rc = sb_mcp_call_next(r->call, &json, &len, &final, park_conn, wake_conn, r);
     if (rc == 2) return MHD_YES; /* suspended; we are called again on wake */
     if (rc == 0) {

@@ -745,6 +745,11 @@ static void run_deferred(sb_mcp_call *c)
     }
 }
 
+void sb_mcp_call_run(sb_mcp_call *c)
+{
+    run_deferred(c);
+}
+
 void sb_mcp_call_defer(sb_mcp_call *c, sb_mcp_timer_fn fn, void *arg)
 {
     deferred *d = malloc(sizeof *d);

@@ -115,6 +115,14 @@ int sb_up_lane_watch(sb_up *u, unsigned i, int fd, void (*ready)(void *), void *
  * waiting). Thread-safe and cheap: the HTTP server calls it after resuming a connection from any
  * thread, since libmicrohttpd has no wake-up channel of its own in external mode. */
 void sb_up_lane_kick(sb_up *u, unsigned i);
+/* On a serving lane's own thread, outside any `done` callback: run now the callbacks of this
+ * lane's transfers that have already completed -- what the lane's next turn would do first. A
+ * handler that submitted a `local` request calls it before it parks its connection: on a fast
+ * upstream the whole answer often arrives while libcurl sends the request (sb_up_submit lets it
+ * send at once), and the call is then answered in the same turn, without suspending and resuming
+ * the connection and a second turn of the loop. Returns how many callbacks ran; 0 (and nothing
+ * runs) on any other thread or inside a callback. */
+int sb_up_lane_reap(sb_up *u);
 /* Cancel everything still running (callbacks run with SB_UP_ECANCELLED), stop the threads, free. */
 void sb_up_stop(sb_up *u);
 

@@ -3,7 +3,9 @@
  * outside the allowed prefixes), allowed_networks parsing (and its error path), response-header
  * lookup, and the lanes: a local request runs and completes on the submitting lane's thread, one
  * from any other thread on the shared lane; an attached source runs when its fd is readable and
- * when kicked; a local request is cancelled from another thread. */
+ * when kicked; a local request is cancelled from another thread; a kept-alive connection parked
+ * in the lane's epoll set is reused, and dropped without a busy loop when the server closes it;
+ * sb_up_lane_reap runs nothing off a lane or inside a callback. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +269,7 @@ static void test_header_lookup(void **state)
 typedef struct mini_srv {
     int fd;
     unsigned port;
+    atomic_int accepts;
     pthread_t th;
 } mini_srv;
 
@@ -290,6 +295,11 @@ static void *mini_conn(void *arg)
         }
         static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         if (write(c, ok, sizeof ok - 1) < 0) break;
+        if (strstr(buf, "/closesoon")) {
+            /* a kept-alive answer, then the server drops the idle connection */
+            usleep(30000);
+            break;
+        }
     }
     close(c);
     return NULL;
@@ -301,6 +311,7 @@ static void *mini_run(void *arg)
     for (;;) {
         int c = accept(m->fd, NULL, NULL);
         if (c < 0) return NULL;
+        atomic_fetch_add(&m->accepts, 1);
         pthread_t t;
         if (pthread_create(&t, NULL, mini_conn, (void *)(intptr_t)c) != 0) {
             close(c);
@@ -339,6 +350,7 @@ typedef struct lane_job {
     pthread_t submit_thread, done_thread;
     uint64_t id;
     int submitted;
+    int reaped_in_done; /* what sb_up_lane_reap returned inside the callback */
     waiter w;
 } lane_job;
 
@@ -346,6 +358,7 @@ static void lane_job_done(const sb_up_result *r, void *arg)
 {
     lane_job *j = arg;
     j->done_thread = pthread_self();
+    j->reaped_in_done = sb_up_lane_reap(j->u);
     on_done(r, &j->w);
 }
 
@@ -568,6 +581,75 @@ static void test_lanes_cancel_among_many(void **state)
     free(mj);
 }
 
+static double cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+typedef struct reap_task {
+    sb_up *u;
+    int n;
+} reap_task;
+
+static void lane_reap_task(void *arg)
+{
+    reap_task *t = arg;
+    t->n = sb_up_lane_reap(NULL) + sb_up_lane_reap(t->u);
+}
+
+static void test_lanes_parked_connections(void **state)
+{
+    (void)state;
+    /* A kept-alive upstream connection stays in the lane's epoll set between transfers: the
+     * next transfer reuses it; when the server closes it while it is idle, the lane takes it out
+     * (no busy loop on its event) and the next transfer connects afresh. */
+    mini_srv m;
+    mini_start(&m);
+    const char *http_ok[] = {"http://127.0.0.1:", NULL};
+    const char *nets[] = {"127.0.0.0/8", NULL};
+    /* retries allowed: only then may an idempotent request reuse a connection */
+    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 1,
+                       .max_retries = 1};
+    char err[200] = "";
+    sb_up *u = sb_up_start(&o, err, sizeof err);
+    assert_non_null(u);
+    assert_int_equal(sb_up_lane_reap(u), 0); /* not on a lane: nothing runs */
+    for (int i = 0; i < 4; i++) {
+        lane_job j;
+        lane_job_init(&j, u, &m, i == 3 ? "/closesoon" : "/ok", 1);
+        assert_int_equal(sb_up_lane_call(u, 0, lane_job_submit, &j), 0);
+        lane_job_wait(&j, 5);
+        assert_int_equal(j.w.error, SB_UP_OK);
+        assert_int_equal(j.w.status, 200);
+        assert_int_equal(j.reaped_in_done, 0); /* never from inside a callback */
+    }
+    assert_int_equal(atomic_load(&m.accepts), 1); /* one connection for all four */
+    usleep(200000); /* the server has closed it */
+    double c0 = cpu_ms();
+    usleep(300000);
+    double used = cpu_ms() - c0;
+    /* a lane woken again and again by the closed socket would burn the whole 300 ms */
+    assert_true(used < 100.0);
+    for (int i = 0; i < 2; i++) {
+        lane_job j;
+        lane_job_init(&j, u, &m, "/ok", 1);
+        assert_int_equal(sb_up_lane_call(u, 0, lane_job_submit, &j), 0);
+        lane_job_wait(&j, 5);
+        assert_int_equal(j.w.error, SB_UP_OK);
+        assert_int_equal(j.w.status, 200);
+    }
+    assert_int_equal(atomic_load(&m.accepts), 2); /* a fresh one, then reused */
+    /* on the lane with nothing completed: nothing to deliver */
+    reap_task t = {.u = u, .n = -1};
+    assert_int_equal(sb_up_lane_call(u, 0, lane_reap_task, &t), 0);
+    assert_int_equal(t.n, 0);
+    sb_up_stop(u);
+    mini_stop(&m);
+}
+
 /* The MCP path grammar shared by sb_http's routes and sb_oauth's resources. */
 static void test_mcp_path(void **state)
 {
@@ -653,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_lanes_local_requests_stay_on_their_lane),
         cmocka_unit_test(test_lanes_source_runs_when_ready_and_when_kicked),
         cmocka_unit_test(test_lanes_cancel_among_many),
+        cmocka_unit_test(test_lanes_parked_connections),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
