@@ -143,8 +143,8 @@ static int list_req(const sb_pctx *c, sb_preq *r, const char *path, const cJSON 
 
 static cJSON *with_where(const sb_pctx *c, cJSON *o)
 {
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
     return o;
 }
 
@@ -152,8 +152,8 @@ static cJSON *with_where(const sb_pctx *c, cJSON *o)
 static cJSON *action_result(const sb_pctx *c, const char *message)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "outcome", "done");
-    cJSON_AddStringToObject(o, "message", message);
+    sb_jput_str(o, "outcome", "done");
+    sb_jput_str(o, "message", message);
     return with_where(c, o);
 }
 
@@ -246,8 +246,8 @@ static int parse_phone(const char *in, const char *field, char *cc, size_t cccap
 static cJSON *phone_json(const char *cc, const char *num)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "countryCode", cc);
-    cJSON_AddStringToObject(o, "number", num);
+    sb_jput_str(o, "countryCode", cc);
+    sb_jput_str(o, "number", num);
     return o;
 }
 
@@ -313,20 +313,20 @@ static cJSON *map_document(const cJSON *d)
     const cJSON *signers = sb_jget(d, "signerDetails");
     const cJSON *hist = sb_jget(d, "documentHistory");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(d, "messageTitle"));
     const char *st = sb_jstr(d, "status");
-    cJSON_AddStringToObject(o, "status", doc_status(st, signers));
+    sb_jput_str(o, "status", doc_status(st, signers));
     sb_jadd_str(o, "provider_status", st);
     sb_jadd_epoch(o, "created_at", sb_jnum(d, "createdDate", -1));
     sb_jadd_epoch(o, "updated_at", sb_jnum(d, "activityDate", -1));
     sb_jadd_epoch(o, "expires_at", sb_jnum(d, "expiryDate", -1));
     sb_jadd_str(o, "message", sb_jstr(d, "documentDescription"));
     const cJSON *sd = sb_jget(d, "senderDetail");
-    cJSON *sender = cJSON_AddObjectToObject(o, "sender");
+    cJSON *sender = sb_jput_obj(o, "sender");
     sb_jadd_str(sender, "name", sb_jstr(sd, "name"));
     sb_jadd_str(sender, "email", sb_jstr(sd, "emailAddress"));
-    cJSON *arr = cJSON_AddArrayToObject(o, "signers");
+    cJSON *arr = sb_jput_arr(o, "signers");
     const cJSON *s;
     cJSON_ArrayForEach(s, signers)
     {
@@ -335,16 +335,16 @@ static cJSON *map_document(const cJSON *d)
         sb_jadd_str(x, "id", sb_jstr(s, "id"));
         sb_jadd_str(x, "name", sb_jstr(s, "signerName"));
         sb_jadd_str(x, "email", email);
-        cJSON_AddStringToObject(x, "status", signer_status(s));
+        sb_jput_str(x, "status", signer_status(s));
         sb_jadd_str(x, "provider_status", sb_jstr(s, "status"));
         sb_jadd_int_or_null(x, "order", sb_jnum(s, "order", -1));
         sb_jadd_epoch(x, "signed_at", history_time(hist, email, "Signed"));
         sb_jadd_epoch(x, "viewed_at", history_time(hist, email, "Viewed"));
         const char *role = nonempty(sb_jstr(s, "signerRole"));
-        if (role) cJSON_AddStringToObject(x, "role", role);
+        if (role) sb_jput_str(x, "role", role);
         cJSON_AddItemToArray(arr, x);
     }
-    cJSON *cc = cJSON_AddArrayToObject(o, "cc");
+    cJSON *cc = sb_jput_arr(o, "cc");
     const cJSON *c;
     cJSON_ArrayForEach(c, sb_jget(d, "ccDetails"))
     {
@@ -484,7 +484,7 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
     cJSON *d = map_document(r->json);
     if (!d) return fail(err, errlen, "BoldSign's document properties have no documentId");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "document", d);
+    cJSON_AddItemToObjectCS(o, "document", d);
     *out = with_where(c, o);
     return 0;
 }
@@ -553,15 +553,15 @@ static int history_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     }
     if (k > 1) qsort(items, (size_t)k, sizeof *items, hist_cmp);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON *ev = cJSON_AddArrayToObject(o, "events");
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    cJSON *ev = sb_jput_arr(o, "events");
     for (int i = 0; i < k; i++) {
         const cJSON *x = items[i].h;
         char act[64];
         event_action(sb_jstr(x, "action"), act, sizeof act);
         cJSON *e = cJSON_CreateObject();
         sb_jadd_epoch(e, "time", items[i].ts);
-        cJSON_AddStringToObject(e, "action", act);
+        sb_jput_str(e, "action", act);
         sb_jadd_str(e, "actor_name", nonempty(sb_jstr(x, "name")));
         sb_jadd_str(e, "actor_email", nonempty(sb_jstr(x, "email")));
         sb_jadd_str(e, "target_email", nonempty(sb_jstr(x, "toEmail")));
@@ -582,7 +582,7 @@ static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
     if (action_req(c, r, "POST", "/v1/document/revoke", "documentId", id, err, errlen) < 0)
         return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "message", sb_jstr(a, "reason"));
+    sb_jput_str(b, "message", sb_jstr(a, "reason"));
     return json_body(r, b, err, errlen);
 }
 
@@ -594,8 +594,8 @@ static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     (void)err;
     (void)errlen;
     cJSON *o = action_result(c, "BoldSign revoked the document; signers can no longer sign it.");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON_AddStringToObject(o, "status", "revoked");
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    sb_jput_str(o, "status", "revoked");
     *out = o;
     return 0;
 }
@@ -636,10 +636,10 @@ static int dl_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep 
     snprintf(step->filename, sizeof step->filename, "%s%s.%s", id, audit ? "-audit-trail" : "",
              ext);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", id);
-    cJSON_AddStringToObject(o, "kind", audit ? "audit_trail" : "document");
-    cJSON_AddStringToObject(o, "file_name", step->filename);
-    cJSON_AddStringToObject(o, "mime_type", mime);
+    sb_jput_str(o, "document_id", id);
+    sb_jput_str(o, "kind", audit ? "audit_trail" : "document");
+    sb_jput_str(o, "file_name", step->filename);
+    sb_jput_str(o, "mime_type", mime);
     *out = with_where(c, o);
     return SB_PMAP_BLOB;
 }
@@ -673,10 +673,10 @@ static int link_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     if (!link || strncmp(link, "http", 4) != 0)
         return fail(err, errlen, "BoldSign's answer has no signLink");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON_AddStringToObject(o, "signer_email", sb_jstr(a, "signer_email"));
-    cJSON_AddStringToObject(o, "url", link);
-    cJSON_AddNullToObject(o, "expires_at"); /* BoldSign does not say, unless asked for one */
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    sb_jput_str(o, "signer_email", sb_jstr(a, "signer_email"));
+    sb_jput_str(o, "url", link);
+    sb_jput_null(o, "expires_at"); /* BoldSign does not say, unless asked for one */
     *out = with_where(c, o);
     return 0;
 }
@@ -701,7 +701,7 @@ static int remind_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
     }
     cJSON *b = cJSON_CreateObject();
     const char *msg = sb_jstr(a, "message");
-    if (msg) cJSON_AddStringToObject(b, "message", msg);
+    if (msg) sb_jput_str(b, "message", msg);
     return json_body(r, b, err, errlen);
 }
 
@@ -716,8 +716,8 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     cJSON *o = action_result(c, emails ? "BoldSign sent a reminder to the signers named."
                                        : "BoldSign sent a reminder to the signers who have not "
                                          "signed yet.");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    if (cJSON_IsArray(emails)) cJSON_AddItemToObject(o, "reminded", cJSON_Duplicate(emails, 1));
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    if (cJSON_IsArray(emails)) cJSON_AddItemToObjectCS(o, "reminded", cJSON_Duplicate(emails, 1));
     *out = o;
     return 0;
 }
@@ -733,10 +733,10 @@ static int change_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
         0)
         return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "oldSignerEmail", sb_jstr(a, "old_email"));
-    cJSON_AddStringToObject(b, "newSignerName", sb_jstr(a, "new_name"));
-    cJSON_AddStringToObject(b, "newSignerEmail", sb_jstr(a, "new_email"));
-    cJSON_AddStringToObject(b, "reason", reason ? reason : BS_DEFAULT_REASON);
+    sb_jput_str(b, "oldSignerEmail", sb_jstr(a, "old_email"));
+    sb_jput_str(b, "newSignerName", sb_jstr(a, "new_name"));
+    sb_jput_str(b, "newSignerEmail", sb_jstr(a, "new_email"));
+    sb_jput_str(b, "reason", reason ? reason : BS_DEFAULT_REASON);
     return json_body(r, b, err, errlen);
 }
 
@@ -753,15 +753,15 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
              "signing email.",
              sb_jstr(a, "old_email"), sb_jstr(a, "new_name"), sb_jstr(a, "new_email"));
     cJSON *o = action_result(c, msg);
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON *s = cJSON_AddObjectToObject(o, "signer");
-    cJSON_AddStringToObject(s, "name", sb_jstr(a, "new_name"));
-    cJSON_AddStringToObject(s, "email", sb_jstr(a, "new_email"));
-    cJSON_AddStringToObject(s, "status", "pending");
-    cJSON_AddNullToObject(s, "provider_status");
-    cJSON_AddNullToObject(s, "order");
-    cJSON_AddNullToObject(s, "signed_at");
-    cJSON_AddNullToObject(s, "viewed_at");
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    cJSON *s = sb_jput_obj(o, "signer");
+    sb_jput_str(s, "name", sb_jstr(a, "new_name"));
+    sb_jput_str(s, "email", sb_jstr(a, "new_email"));
+    sb_jput_str(s, "status", "pending");
+    sb_jput_null(s, "provider_status");
+    sb_jput_null(s, "order");
+    sb_jput_null(s, "signed_at");
+    sb_jput_null(s, "viewed_at");
     *out = o;
     return 0;
 }
@@ -786,7 +786,7 @@ static int extend_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
         if (days < 1) return fail(err, errlen, "give expires_at or days");
         target = now + (int64_t)days * 86400;
     }
-    cJSON_AddNumberToObject(step->scratch, "target", (double)target);
+    sb_jput_num(step->scratch, "target", (double)target);
     return get_by_id(c, r, "/v1/document/properties", "documentId", id, err, errlen);
 }
 
@@ -829,21 +829,21 @@ static int extend_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         }
         char iso[40];
         fmt_utc(effective, 0, iso, sizeof iso);
-        cJSON_AddStringToObject(step->scratch, "phase", "patch");
-        cJSON_AddStringToObject(step->scratch, "expires_at", iso);
-        cJSON_AddStringToObject(step->scratch, "message", msg);
+        sb_jput_str(step->scratch, "phase", "patch");
+        sb_jput_str(step->scratch, "expires_at", iso);
+        sb_jput_str(step->scratch, "message", msg);
         sb_preq *n = &step->next;
         sb_preq_init(n, "PATCH", 0);
         if (sb_preq_url(n, c->base_url, "/v1/document/extendExpiry") < 0 ||
             sb_preq_query(n, "documentId", sb_jstr(a, "document_id")) < 0)
             return fail(err, errlen, "the request is too large");
         cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "newExpiryValue", value);
+        sb_jput_str(b, "newExpiryValue", value);
         if (sb_preq_json(n, b) < 0) return fail(err, errlen, "out of memory");
         return SB_PMAP_NEXT;
     }
     cJSON *o = action_result(c, sb_jstr(step->scratch, "message"));
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
     sb_jadd_str(o, "expires_at", sb_jstr(step->scratch, "expires_at"));
     *out = o;
     return 0;
@@ -979,24 +979,24 @@ static int test_mode_refused(const cJSON *a, char *err, size_t errlen)
 static void common_send_fields(const cJSON *a, cJSON *b)
 {
     const char *title = sb_jstr(a, "title"), *msg = sb_jstr(a, "message");
-    if (title) cJSON_AddStringToObject(b, "title", title);
-    if (msg) cJSON_AddStringToObject(b, "message", msg);
+    if (title) sb_jput_str(b, "title", title);
+    if (msg) sb_jput_str(b, "message", msg);
     const cJSON *cc = sb_jget(a, "cc");
     if (cJSON_GetArraySize(cc) > 0) {
-        cJSON *arr = cJSON_AddArrayToObject(b, "cc");
+        cJSON *arr = sb_jput_arr(b, "cc");
         const cJSON *e;
         cJSON_ArrayForEach(e, cc)
         {
             if (!cJSON_IsString(e)) continue;
             cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "emailAddress", e->valuestring);
+            sb_jput_str(x, "emailAddress", e->valuestring);
             cJSON_AddItemToArray(arr, x);
         }
     }
     double days = sb_jnum(a, "expires_in_days", -1);
     if (days >= 1) {
-        cJSON_AddStringToObject(b, "expiryDateType", "Days");
-        cJSON_AddNumberToObject(b, "expiryValue", days);
+        sb_jput_str(b, "expiryDateType", "Days");
+        sb_jput_num(b, "expiryValue", days);
     }
 }
 
@@ -1011,14 +1011,14 @@ static int signers_json(const cJSON *a, cJSON *arr, char *err, size_t errlen)
     {
         cJSON *x = cJSON_CreateObject();
         cJSON_AddItemToArray(arr, x);
-        cJSON_AddStringToObject(x, "name", sb_jstr(s, "name"));
-        cJSON_AddStringToObject(x, "emailAddress", sb_jstr(s, "email"));
-        cJSON_AddStringToObject(x, "signerType", "Signer");
+        sb_jput_str(x, "name", sb_jstr(s, "name"));
+        sb_jput_str(x, "emailAddress", sb_jstr(s, "email"));
+        sb_jput_str(x, "signerType", "Signer");
         double order = sb_jnum(s, "order", -1);
         if (order >= 1)
-            cJSON_AddNumberToObject(x, "signerOrder", order);
+            sb_jput_num(x, "signerOrder", order);
         else if (ordered)
-            cJSON_AddNumberToObject(x, "signerOrder", i + 1);
+            sb_jput_num(x, "signerOrder", i + 1);
         const cJSON *au = sb_jget(s, "authentication");
         const char *type = sb_jstr(au, "type");
         const char *code = sb_jstr(au, "access_code"), *phone = sb_jstr(au, "phone");
@@ -1036,20 +1036,20 @@ static int signers_json(const cJSON *a, cJSON *arr, char *err, size_t errlen)
                             "signers[%d].authentication.access_code is required with type "
                             "access_code",
                             i);
-            cJSON_AddStringToObject(x, "authenticationType", "AccessCode");
-            cJSON_AddStringToObject(x, "authenticationCode", code);
+            sb_jput_str(x, "authenticationType", "AccessCode");
+            sb_jput_str(x, "authenticationCode", code);
         } else if (strcmp(type, "email_otp") == 0) {
-            cJSON_AddStringToObject(x, "authenticationType", "EmailOTP");
+            sb_jput_str(x, "authenticationType", "EmailOTP");
         } else if (strcmp(type, "sms_otp") == 0) {
             char cc[8], num[24], field[64];
             snprintf(field, sizeof field, "signers[%d].authentication.phone", i);
             if (!phone) return fail(err, errlen, "%s is required with type sms_otp", field);
             if (parse_phone(phone, field, cc, sizeof cc, num, sizeof num, err, errlen) < 0)
                 return -1;
-            cJSON_AddStringToObject(x, "authenticationType", "SMSOTP");
-            cJSON_AddItemToObject(x, "phoneNumber", phone_json(cc, num));
+            sb_jput_str(x, "authenticationType", "SMSOTP");
+            cJSON_AddItemToObjectCS(x, "phoneNumber", phone_json(cc, num));
         } else {
-            cJSON_AddStringToObject(x, "authenticationType", "None");
+            sb_jput_str(x, "authenticationType", "None");
         }
         i++;
     }
@@ -1067,8 +1067,8 @@ static int send_result(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSO
              "few seconds before get_document can see it.",
              cJSON_GetArraySize(sb_jget(a, "signers")));
     cJSON *o = action_result(c, msg);
-    cJSON_AddStringToObject(o, "document_id", id);
-    cJSON_AddStringToObject(o, "status", "sent");
+    sb_jput_str(o, "document_id", id);
+    sb_jput_str(o, "status", "sent");
     *out = o;
     return 0;
 }
@@ -1127,14 +1127,14 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
                     BS_MAX_B64_TOTAL / 4 * 3 >> 20);
     cJSON *base = cJSON_CreateObject();
     common_send_fields(a, base);
-    cJSON_AddBoolToObject(base, "enableSigningOrder", sb_jbool(a, "signing_order", 0));
-    if (signers_json(a, cJSON_AddArrayToObject(base, "signers"), err, errlen) < 0) {
+    sb_jput_bool(base, "enableSigningOrder", sb_jbool(a, "signing_order", 0));
+    if (signers_json(a, sb_jput_arr(base, "signers"), err, errlen) < 0) {
         cJSON_Delete(base);
         return -1;
     }
     if (nb64 == 0) {
         /* URLs only: BoldSign downloads them itself */
-        cJSON *urls = cJSON_AddArrayToObject(base, "fileUrls");
+        cJSON *urls = sb_jput_arr(base, "fileUrls");
         cJSON_ArrayForEach(f, files)
         {
             cJSON_AddItemToArray(urls, cJSON_CreateString(sb_jstr(f, "url")));
@@ -1156,13 +1156,13 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     }
     /* BoldSign takes files or fileUrls, not both: signbridge fetches the URL files itself
      * (without the caller's credential) and sends everything as data URIs */
-    cJSON_AddStringToObject(step->scratch, "phase", "fetch");
-    cJSON_AddNumberToObject(step->scratch, "idx", 0);
-    cJSON_AddNumberToObject(step->scratch, "total", (double)total);
-    cJSON *fetched = cJSON_AddArrayToObject(step->scratch, "fetched");
+    sb_jput_str(step->scratch, "phase", "fetch");
+    sb_jput_num(step->scratch, "idx", 0);
+    sb_jput_num(step->scratch, "total", (double)total);
+    cJSON *fetched = sb_jput_arr(step->scratch, "fetched");
     for (int k = 0; k < i; k++)
         cJSON_AddItemToArray(fetched, cJSON_CreateNull());
-    cJSON_AddItemToObject(step->scratch, "base", base);
+    cJSON_AddItemToObjectCS(step->scratch, "base", base);
     if (fetch_req(r, step->scratch, files, next_url(files, 0)) < 0)
         return fail(err, errlen, "a file URL is too long");
     return 0;
@@ -1323,9 +1323,9 @@ static int tsend_roles(const cJSON *a, const cJSON *roles, cJSON *body, char *er
         }
         const cJSON *ro = cJSON_GetArrayItem(roles, k);
         ent[k] = cJSON_CreateObject();
-        cJSON_AddNumberToObject(ent[k], "roleIndex", sb_jnum(ro, "index", k + 1));
-        cJSON_AddStringToObject(ent[k], "signerName", sb_jstr(s, "name"));
-        cJSON_AddStringToObject(ent[k], "signerEmail", sb_jstr(s, "email"));
+        sb_jput_num(ent[k], "roleIndex", sb_jnum(ro, "index", k + 1));
+        sb_jput_str(ent[k], "signerName", sb_jstr(s, "name"));
+        sb_jput_str(ent[k], "signerEmail", sb_jstr(s, "email"));
         i++;
     }
     i = 0;
@@ -1356,19 +1356,19 @@ static int tsend_roles(const cJSON *a, const cJSON *roles, cJSON *body, char *er
                 goto out;
             }
             ent[k] = cJSON_CreateObject();
-            cJSON_AddNumberToObject(ent[k], "roleIndex", sb_jnum(ro, "index", k + 1));
-            cJSON_AddStringToObject(ent[k], "signerName", dn);
-            cJSON_AddStringToObject(ent[k], "signerEmail", de);
+            sb_jput_num(ent[k], "roleIndex", sb_jnum(ro, "index", k + 1));
+            sb_jput_str(ent[k], "signerName", dn);
+            sb_jput_str(ent[k], "signerEmail", de);
         }
         cJSON *ex = cJSON_GetObjectItemCaseSensitive(ent[k], "existingFormFields");
-        if (!ex) ex = cJSON_AddArrayToObject(ent[k], "existingFormFields");
+        if (!ex) ex = sb_jput_arr(ent[k], "existingFormFields");
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddStringToObject(x, "id", fid);
-        cJSON_AddStringToObject(x, "value", sb_jstr(s, "value"));
+        sb_jput_str(x, "id", fid);
+        sb_jput_str(x, "value", sb_jstr(s, "value"));
         cJSON_AddItemToArray(ex, x);
         i++;
     }
-    cJSON *arr = cJSON_AddArrayToObject(body, "roles");
+    cJSON *arr = sb_jput_arr(body, "roles");
     for (int k = 0; k < nroles; k++)
         if (ent[k]) {
             cJSON_AddItemToArray(arr, ent[k]);
@@ -1395,7 +1395,7 @@ static int tsend_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         cJSON_Delete(body);
         return rc;
     }
-    cJSON_AddStringToObject(step->scratch, "phase", "send");
+    sb_jput_str(step->scratch, "phase", "send");
     sb_preq *n = &step->next;
     sb_preq_init(n, "POST", 0);
     if (sb_preq_url(n, c->base_url, "/v1/template/send") < 0 ||
@@ -1418,11 +1418,11 @@ static cJSON *map_role(const char *name, double order, const char *dn, const cha
                        const char *stype)
 {
     cJSON *x = cJSON_CreateObject();
-    cJSON_AddStringToObject(x, "name", name ? name : "");
+    sb_jput_str(x, "name", name ? name : "");
     sb_jadd_int_or_null(x, "order", order >= 1 ? order : -1);
     sb_jadd_str(x, "default_name", nonempty(dn));
     sb_jadd_str(x, "default_email", nonempty(de));
-    cJSON_AddStringToObject(x, "kind", role_kind(stype));
+    sb_jput_str(x, "kind", role_kind(stype));
     return x;
 }
 
@@ -1439,11 +1439,11 @@ static cJSON *map_tpl_item(const cJSON *t)
     const char *id = sb_jstr(t, "documentId");
     if (!id) return NULL;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     const char *title = sb_jstr(t, "templateName");
     sb_jadd_str(o, "title", title ? title : sb_jstr(t, "messageTitle"));
     sb_jadd_str(o, "description", sb_jstr(t, "templateDescription"));
-    cJSON *roles = cJSON_AddArrayToObject(o, "roles");
+    cJSON *roles = sb_jput_arr(o, "roles");
     const cJSON *s;
     cJSON_ArrayForEach(s, sb_jget(t, "signerDetails"))
     {
@@ -1462,15 +1462,15 @@ static void add_field(cJSON *arr, const cJSON *ff, const char *role)
     const char *id = sb_jstr(ff, "id");
     if (!id) return;
     cJSON *x = cJSON_CreateObject();
-    cJSON_AddStringToObject(x, "name", id);
+    sb_jput_str(x, "name", id);
     const char *type = sb_jstr(ff, "type");
     sb_jadd_str(x, "type", type ? type : sb_jstr(ff, "fieldType"));
     sb_jadd_str(x, "role", role);
     const cJSON *req = sb_jget(ff, "isRequired");
     if (cJSON_IsBool(req))
-        cJSON_AddBoolToObject(x, "required", cJSON_IsTrue(req));
+        sb_jput_bool(x, "required", cJSON_IsTrue(req));
     else
-        cJSON_AddNullToObject(x, "required");
+        sb_jput_null(x, "required");
     cJSON_AddItemToArray(arr, x);
 }
 
@@ -1480,11 +1480,11 @@ static cJSON *map_tpl_props(const cJSON *t)
     const char *id = sb_jstr(t, "templateId");
     if (!id) return NULL;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(t, "title"));
     sb_jadd_str(o, "description", sb_jstr(t, "description"));
-    cJSON *roles = cJSON_AddArrayToObject(o, "roles");
-    cJSON *fields = cJSON_AddArrayToObject(o, "fields");
+    cJSON *roles = sb_jput_arr(o, "roles");
+    cJSON *fields = sb_jput_arr(o, "fields");
     const cJSON *ro, *ff;
     cJSON_ArrayForEach(ro, sb_jget(t, "roles"))
     {
@@ -1502,7 +1502,7 @@ static cJSON *map_tpl_props(const cJSON *t)
         add_field(fields, ff, NULL);
     }
     sb_jadd_epoch(o, "created_at", sb_jnum(t, "createdDate", -1));
-    cJSON_AddNullToObject(o, "updated_at");
+    sb_jput_null(o, "updated_at");
     add_person(o, "owner", sb_jget(t, "createdBy"));
     return o;
 }
@@ -1550,7 +1550,7 @@ static int tget_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     cJSON *t = map_tpl_props(r->json);
     if (!t) return fail(err, errlen, "BoldSign's template properties have no templateId");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "template", t);
+    cJSON_AddItemToObjectCS(o, "template", t);
     *out = with_where(c, o);
     return 0;
 }
@@ -1564,7 +1564,7 @@ static cJSON *map_contact(const cJSON *x)
     char ph[64];
     phone_str(sb_jget(x, "phoneNumber"), ph, sizeof ph);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "name", sb_jstr(x, "name"));
     sb_jadd_str(o, "email", sb_jstr(x, "email"));
     sb_jadd_str(o, "phone", nonempty(ph));
@@ -1617,7 +1617,7 @@ static int cget_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     cJSON *x = map_contact(r->json);
     if (!x) return fail(err, errlen, "BoldSign's contact has no id");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "contact", x);
+    cJSON_AddItemToObjectCS(o, "contact", x);
     *out = with_where(c, o);
     return 0;
 }
@@ -1643,12 +1643,12 @@ static int ccreate_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pr
     cJSON *body = cJSON_CreateArray();
     cJSON *x = cJSON_CreateObject();
     cJSON_AddItemToArray(body, x);
-    cJSON_AddStringToObject(x, "name", sb_jstr(a, "name"));
-    cJSON_AddStringToObject(x, "email", sb_jstr(a, "email"));
-    if (phone) cJSON_AddItemToObject(x, "phoneNumber", phone);
+    sb_jput_str(x, "name", sb_jstr(a, "name"));
+    sb_jput_str(x, "email", sb_jstr(a, "email"));
+    if (phone) cJSON_AddItemToObjectCS(x, "phoneNumber", phone);
     const char *co = sb_jstr(a, "company"), *jt = sb_jstr(a, "job_title");
-    if (co) cJSON_AddStringToObject(x, "companyName", co);
-    if (jt) cJSON_AddStringToObject(x, "jobTitle", jt);
+    if (co) sb_jput_str(x, "companyName", co);
+    if (jt) sb_jput_str(x, "jobTitle", jt);
     sb_preq_init(r, "POST", 0);
     if (sb_preq_url(r, c->base_url, "/v1/contacts/create") < 0) {
         cJSON_Delete(body);
@@ -1666,19 +1666,19 @@ static int ccreate_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     const char *id = sb_jstr(made, "id");
     if (!id) return fail(err, errlen, "BoldSign's answer has no createdContacts[0].id");
     cJSON *x = cJSON_CreateObject();
-    cJSON_AddStringToObject(x, "id", id);
-    cJSON_AddStringToObject(x, "name", sb_jstr(a, "name"));
-    cJSON_AddStringToObject(x, "email", sb_jstr(a, "email"));
+    sb_jput_str(x, "id", id);
+    sb_jput_str(x, "name", sb_jstr(a, "name"));
+    sb_jput_str(x, "email", sb_jstr(a, "email"));
     cJSON *ph = NULL;
     char e2[8];
-    if (phone_arg(a, &ph, e2, sizeof e2) == 0 && ph) cJSON_AddItemToObject(x, "phoneNumber", ph);
+    if (phone_arg(a, &ph, e2, sizeof e2) == 0 && ph) cJSON_AddItemToObjectCS(x, "phoneNumber", ph);
     const char *co = sb_jstr(a, "company"), *jt = sb_jstr(a, "job_title");
-    if (co) cJSON_AddStringToObject(x, "companyName", co);
-    if (jt) cJSON_AddStringToObject(x, "jobTitle", jt);
+    if (co) sb_jput_str(x, "companyName", co);
+    if (jt) sb_jput_str(x, "jobTitle", jt);
     cJSON *m = map_contact(x);
     cJSON_Delete(x);
     cJSON *o = action_result(c, "BoldSign saved the contact.");
-    cJSON_AddItemToObject(o, "contact", m);
+    cJSON_AddItemToObjectCS(o, "contact", m);
     *out = o;
     return 0;
 }
@@ -1702,7 +1702,7 @@ static int cupdate_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
 {
     if (sb_jstr(step->scratch, "phase")) {
         cJSON *o = action_result(c, "BoldSign updated the contact.");
-        cJSON_AddItemToObject(o, "contact",
+        cJSON_AddItemToObjectCS(o, "contact",
                               cJSON_DetachItemFromObjectCaseSensitive(step->scratch, "contact"));
         *out = o;
         return 0;
@@ -1712,10 +1712,10 @@ static int cupdate_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     cJSON *b = cJSON_CreateObject();
     const char *v = sb_jstr(a, "name");
     if (!v) v = sb_jstr(cur, "name");
-    cJSON_AddStringToObject(b, "name", v ? v : "");
+    sb_jput_str(b, "name", v ? v : "");
     v = sb_jstr(a, "email");
     if (!v) v = sb_jstr(cur, "email");
-    cJSON_AddStringToObject(b, "email", v ? v : "");
+    sb_jput_str(b, "email", v ? v : "");
     cJSON *phone = NULL;
     if (phone_arg(a, &phone, err, errlen) < 0) {
         cJSON_Delete(b);
@@ -1724,20 +1724,20 @@ static int cupdate_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     const cJSON *curph = sb_jget(cur, "phoneNumber");
     if (!phone && cJSON_IsObject(curph) && nonempty(sb_jstr(curph, "number")))
         phone = cJSON_Duplicate(curph, 1);
-    if (phone) cJSON_AddItemToObject(b, "phoneNumber", phone);
+    if (phone) cJSON_AddItemToObjectCS(b, "phoneNumber", phone);
     v = sb_jstr(a, "company");
     if (!v) v = sb_jstr(cur, "companyName");
-    if (v) cJSON_AddStringToObject(b, "companyName", v);
+    if (v) sb_jput_str(b, "companyName", v);
     v = sb_jstr(a, "job_title");
     if (!v) v = sb_jstr(cur, "jobTitle");
-    if (v) cJSON_AddStringToObject(b, "jobTitle", v);
+    if (v) sb_jput_str(b, "jobTitle", v);
     /* what the contact will be */
     cJSON *shown = cJSON_Duplicate(b, 1);
-    cJSON_AddStringToObject(shown, "id", sb_jstr(cur, "id"));
+    sb_jput_str(shown, "id", sb_jstr(cur, "id"));
     cJSON *m = map_contact(shown);
     cJSON_Delete(shown);
-    cJSON_AddItemToObject(step->scratch, "contact", m);
-    cJSON_AddStringToObject(step->scratch, "phase", "update");
+    cJSON_AddItemToObjectCS(step->scratch, "contact", m);
+    sb_jput_str(step->scratch, "phase", "update");
     sb_preq *n = &step->next;
     sb_preq_init(n, "PUT", 0);
     if (sb_preq_url(n, c->base_url, "/v1/contacts/update") < 0 ||
@@ -1765,8 +1765,8 @@ static int cdelete_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     (void)err;
     (void)errlen;
     cJSON *o = action_result(c, "BoldSign deleted the contact.");
-    cJSON_AddStringToObject(o, "contact_id", sb_jstr(a, "contact_id"));
-    cJSON_AddBoolToObject(o, "deleted", 1);
+    sb_jput_str(o, "contact_id", sb_jstr(a, "contact_id"));
+    sb_jput_bool(o, "deleted", 1);
     *out = o;
     return 0;
 }
@@ -1782,7 +1782,7 @@ static cJSON *map_user(const cJSON *u, const char *role_key, const char *team_id
     char name[420];
     snprintf(name, sizeof name, "%s%s%s", fn ? fn : "", fn && ln ? " " : "", ln ? ln : "");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "name", nonempty(name));
     sb_jadd_str(o, "email", sb_jstr(u, "email"));
     sb_jadd_str(o, "role", sb_jstr(u, role_key));
@@ -1836,7 +1836,7 @@ static int uget_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     cJSON *u = map_user(r->json, "role", NULL, NULL);
     if (!u) return fail(err, errlen, "BoldSign's user has no userId");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "user", u);
+    cJSON_AddItemToObjectCS(o, "user", u);
     *out = with_where(c, o);
     return 0;
 }
@@ -1846,11 +1846,11 @@ static cJSON *map_team(const cJSON *t, int members)
     const char *id = sb_jstr(t, "teamId");
     if (!id) return NULL;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "name", sb_jstr(t, "teamName"));
     sb_jadd_epoch(o, "created_at", sb_jnum(t, "createdDate", -1));
     if (members) {
-        cJSON *arr = cJSON_AddArrayToObject(o, "members");
+        cJSON *arr = sb_jput_arr(o, "members");
         const cJSON *u;
         cJSON_ArrayForEach(u, sb_jget(t, "users"))
         {
@@ -1904,7 +1904,7 @@ static int tmget_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
     cJSON *t = map_team(r->json, 1);
     if (!t) return fail(err, errlen, "BoldSign's team has no teamId");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "team", t);
+    cJSON_AddItemToObjectCS(o, "team", t);
     *out = with_where(c, o);
     return 0;
 }
@@ -1949,8 +1949,8 @@ static int acct_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         sb_jadd_str(o, "team_id", sb_jstr(acct, "team_id"));
         sb_jadd_str(o, "role", sb_jstr(acct, "role"));
         cJSON_Delete(acct);
-        cJSON_AddItemToObject(step->scratch, "account", o);
-        cJSON_AddStringToObject(step->scratch, "phase", "credits");
+        cJSON_AddItemToObjectCS(step->scratch, "account", o);
+        sb_jput_str(step->scratch, "phase", "credits");
         sb_preq_init(&step->next, "GET", 1);
         if (sb_preq_url(&step->next, c->base_url, "/v1/plan/apiCreditsCount") < 0)
             return fail(err, errlen, "out of memory");
@@ -1960,10 +1960,10 @@ static int acct_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     if (!cJSON_IsNumber(bal)) return fail(err, errlen, "BoldSign's answer has no BalanceCredits");
     cJSON *acct = cJSON_DetachItemFromObjectCaseSensitive(step->scratch, "account");
     if (!acct) return fail(err, errlen, "lost the account between steps");
-    cJSON *q = cJSON_AddObjectToObject(acct, "quotas");
-    cJSON_AddNumberToObject(q, "BalanceCredits", bal->valuedouble);
+    cJSON *q = sb_jput_obj(acct, "quotas");
+    sb_jput_num(q, "BalanceCredits", bal->valuedouble);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "account", acct);
+    cJSON_AddItemToObjectCS(o, "account", acct);
     *out = with_where(c, o);
     return 0;
 }

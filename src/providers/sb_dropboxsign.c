@@ -66,8 +66,8 @@ static long long now_s(void)
 
 static void add_where(cJSON *o, const sb_pctx *c)
 {
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
 }
 
 /* "Dropbox Sign warned: <msg> (<name>); ..." for the warnings[] of a 200 body, or "". */
@@ -89,7 +89,7 @@ static void warnings_text(const cJSON *root, sb_buf *out)
 static void add_message(cJSON *o, sb_buf *msg, const cJSON *answer)
 {
     warnings_text(answer, msg);
-    cJSON_AddStringToObject(o, "message", msg->data ? msg->data : "");
+    sb_jput_str(o, "message", msg->data ? msg->data : "");
 }
 
 /* Add the answer's warnings to a list result as its note. */
@@ -106,7 +106,7 @@ static void add_list_warnings(cJSON *o, const cJSON *answer)
         if (old)
             cJSON_ReplaceItemInObjectCaseSensitive(o, "note", cJSON_CreateString(n.data));
         else
-            cJSON_AddStringToObject(o, "note", n.data);
+            sb_jput_str(o, "note", n.data);
         sb_buf_free(&n);
     }
     sb_buf_free(&w);
@@ -168,7 +168,7 @@ static cJSON *map_signer(const cJSON *s)
     sb_jadd_str(x, "id", sb_jstr(s, "signature_id"));
     sb_jadd_str(x, "name", sb_jstr(s, "signer_name"));
     sb_jadd_str(x, "email", sb_jstr(s, "signer_email_address"));
-    cJSON_AddStringToObject(x, "status", signer_status(s));
+    sb_jput_str(x, "status", signer_status(s));
     sb_jadd_str(x, "provider_status", sb_jstr(s, "status_code"));
     /* Dropbox Sign counts from 0; the neutral order counts from 1 (as send_document's input) */
     const cJSON *ord = sb_jget(s, "order");
@@ -176,7 +176,7 @@ static cJSON *map_signer(const cJSON *s)
     sb_jadd_epoch(x, "signed_at", sb_jnum(s, "signed_at", -1));
     sb_jadd_epoch(x, "viewed_at", sb_jnum(s, "last_viewed_at", -1));
     const char *role = sb_jstr(s, "signer_role");
-    if (role) cJSON_AddStringToObject(x, "role", role);
+    if (role) sb_jput_str(x, "role", role);
     return x;
 }
 
@@ -216,30 +216,30 @@ static cJSON *map_request(const cJSON *d)
         pstatus = "awaiting_signature";
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(d, "title"));
-    cJSON_AddStringToObject(o, "status", status);
-    cJSON_AddStringToObject(o, "provider_status", pstatus);
+    sb_jput_str(o, "status", status);
+    sb_jput_str(o, "provider_status", pstatus);
     sb_jadd_epoch(o, "created_at", created);
     sb_jadd_epoch(o, "updated_at", updated);
     sb_jadd_epoch(o, "expires_at", expires);
     sb_jadd_str(o, "message", sb_jstr(d, "message"));
-    cJSON *sender = cJSON_AddObjectToObject(o, "sender");
-    cJSON_AddNullToObject(sender, "name");
+    cJSON *sender = sb_jput_obj(o, "sender");
+    sb_jput_null(sender, "name");
     sb_jadd_str(sender, "email", sb_jstr(d, "requester_email_address"));
-    cJSON *arr = cJSON_AddArrayToObject(o, "signers");
+    cJSON *arr = sb_jput_arr(o, "signers");
     cJSON_ArrayForEach(s, sigs)
     {
         cJSON_AddItemToArray(arr, map_signer(s));
     }
-    cJSON *cc = cJSON_AddArrayToObject(o, "cc");
+    cJSON *cc = sb_jput_arr(o, "cc");
     const cJSON *c;
     cJSON_ArrayForEach(c, sb_jget(d, "cc_email_addresses"))
     {
         if (cJSON_IsString(c)) cJSON_AddItemToArray(cc, cJSON_CreateString(c->valuestring));
     }
     const cJSON *tm = sb_jget(d, "test_mode");
-    if (cJSON_IsBool(tm)) cJSON_AddBoolToObject(o, "test_mode", cJSON_IsTrue(tm));
+    if (cJSON_IsBool(tm)) sb_jput_bool(o, "test_mode", cJSON_IsTrue(tm));
     return o;
 }
 
@@ -359,7 +359,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     *out = sb_list_result(c, "documents", items, page, size, dropped ? -1 : total,
                           pages >= 0 ? page < pages : 0);
     if (dropped)
-        cJSON_AddStringToObject(*out, "note",
+        sb_jput_str(*out, "note",
                                 "Dropbox Sign cannot filter by every status: this page was "
                                 "filtered here, so it may hold fewer than page_size documents; "
                                 "keep paging while next_page is set.");
@@ -385,7 +385,7 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "document", d);
+    cJSON_AddItemToObjectCS(o, "document", d);
     add_where(o, c);
     *out = o;
     return 0;
@@ -407,10 +407,10 @@ static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     (void)err;
     (void)errlen;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "outcome", "done");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON_AddStringToObject(o, "status", "revoke_requested");
-    cJSON_AddStringToObject(o, "message",
+    sb_jput_str(o, "outcome", "done");
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    sb_jput_str(o, "status", "revoke_requested");
+    sb_jput_str(o, "message",
                             "Dropbox Sign accepted the cancellation; it completes asynchronously "
                             "(Dropbox Sign gives no reason field, so the reason was not sent). "
                             "Check with get_document.");
@@ -512,7 +512,7 @@ static int signer_auth(const cJSON *s, const char *path, int test_mode, cJSON *o
                      path, n);
             return -1;
         }
-        cJSON_AddStringToObject(out, "pin", code);
+        sb_jput_str(out, "pin", code);
         return 0;
     }
     if (strcmp(type, "sms_otp") == 0) {
@@ -536,8 +536,8 @@ static int signer_auth(const cJSON *s, const char *path, int test_mode, cJSON *o
                      path);
             return -1;
         }
-        cJSON_AddStringToObject(out, "sms_phone_number", ph);
-        cJSON_AddStringToObject(out, "sms_phone_number_type", "authentication");
+        sb_jput_str(out, "sms_phone_number", ph);
+        sb_jput_str(out, "sms_phone_number_type", "authentication");
         return 0;
     }
     snprintf(err, errlen,
@@ -555,10 +555,10 @@ static cJSON *send_body(const cJSON *a, long long expires_at, char *err, size_t 
     int ordered = sb_jbool(a, "signing_order", 0);
     cJSON *b = cJSON_CreateObject();
     const char *title = sb_jstr(a, "title"), *msg = sb_jstr(a, "message");
-    cJSON_AddStringToObject(b, "title", title ? title : "");
-    cJSON_AddStringToObject(b, "subject", title ? title : "");
-    if (msg && *msg) cJSON_AddStringToObject(b, "message", msg);
-    cJSON *signers = cJSON_AddArrayToObject(b, "signers");
+    sb_jput_str(b, "title", title ? title : "");
+    sb_jput_str(b, "subject", title ? title : "");
+    if (msg && *msg) sb_jput_str(b, "message", msg);
+    cJSON *signers = sb_jput_arr(b, "signers");
     const cJSON *s;
     int i = 0;
     cJSON_ArrayForEach(s, sb_jget(a, "signers"))
@@ -567,12 +567,12 @@ static cJSON *send_body(const cJSON *a, long long expires_at, char *err, size_t 
         snprintf(path, sizeof path, "signers[%d]", i);
         cJSON *x = cJSON_CreateObject();
         cJSON_AddItemToArray(signers, x);
-        cJSON_AddStringToObject(x, "name", sb_jstr(s, "name") ? sb_jstr(s, "name") : "");
-        cJSON_AddStringToObject(x, "email_address", sb_jstr(s, "email") ? sb_jstr(s, "email") : "");
+        sb_jput_str(x, "name", sb_jstr(s, "name") ? sb_jstr(s, "name") : "");
+        sb_jput_str(x, "email_address", sb_jstr(s, "email") ? sb_jstr(s, "email") : "");
         if (ordered) {
             /* Dropbox Sign's order counts from 0 */
             double o = sb_jnum(s, "order", i + 1);
-            cJSON_AddNumberToObject(x, "order", o - 1);
+            sb_jput_num(x, "order", o - 1);
         }
         if (signer_auth(s, path, test_mode, x, err, errlen) < 0) {
             cJSON_Delete(b);
@@ -582,9 +582,9 @@ static cJSON *send_body(const cJSON *a, long long expires_at, char *err, size_t 
     }
     const cJSON *cc = sb_jget(a, "cc");
     if (cJSON_GetArraySize(cc) > 0)
-        cJSON_AddItemToObject(b, "cc_email_addresses", cJSON_Duplicate(cc, 1));
-    if (expires_at > 0) cJSON_AddNumberToObject(b, "expires_at", (double)expires_at);
-    cJSON_AddBoolToObject(b, "test_mode", test_mode);
+        cJSON_AddItemToObjectCS(b, "cc_email_addresses", cJSON_Duplicate(cc, 1));
+    if (expires_at > 0) sb_jput_num(b, "expires_at", (double)expires_at);
+    sb_jput_bool(b, "test_mode", test_mode);
     return b;
 }
 
@@ -804,12 +804,12 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     long long exp = 0;
     double days = sb_jnum(a, "expires_in_days", -1);
     if (days > 0) exp = now_s() + (long long)days * 86400;
-    cJSON_AddNumberToObject(step->scratch, "expires_at", (double)exp);
+    sb_jput_num(step->scratch, "expires_at", (double)exp);
     cJSON *body = send_body(a, exp, err, errlen);
     if (!body) return -1;
     if (nb64 == 0) {
         /* every file by URL: Dropbox Sign downloads them itself (file_urls, JSON body) */
-        cJSON *urls = cJSON_AddArrayToObject(body, "file_urls");
+        cJSON *urls = sb_jput_arr(body, "file_urls");
         const cJSON *f;
         cJSON_ArrayForEach(f, sb_jget(a, "files"))
         {
@@ -827,11 +827,11 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     /* URLs and uploads together: Dropbox Sign takes files[] or file_urls[], not both, so
      * signbridge fetches the URLs first and uploads everything */
     if (check_uploads(a, err, errlen) < 0) return -1;
-    cJSON *fetched = cJSON_AddArrayToObject(step->scratch, "fetched");
+    cJSON *fetched = sb_jput_arr(step->scratch, "fetched");
     for (int i = 0; i < nurl + nb64; i++)
         cJSON_AddItemToArray(fetched, cJSON_CreateObject());
     int first = next_url_file(a, 0);
-    cJSON_AddNumberToObject(step->scratch, "fetching", first);
+    sb_jput_num(step->scratch, "fetching", first);
     return fetch_request(r, a, first);
 }
 
@@ -847,9 +847,9 @@ static int sent_result(const sb_pctx *c, const cJSON *a, const sb_presp *r, cons
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "outcome", "done");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(sr, "signature_request_id"));
-    cJSON_AddStringToObject(o, "status",
+    sb_jput_str(o, "outcome", "done");
+    sb_jput_str(o, "document_id", sb_jstr(sr, "signature_request_id"));
+    sb_jput_str(o, "status",
                             sb_jget(doc, "status")->valuestring);
     sb_buf m;
     sb_buf_init(&m, 8192);
@@ -860,7 +860,7 @@ static int sent_result(const sb_pctx *c, const cJSON *a, const sb_presp *r, cons
     (void)a;
     add_message(o, &m, r->json);
     sb_buf_free(&m);
-    cJSON_AddItemToObject(o, "document", doc);
+    cJSON_AddItemToObjectCS(o, "document", doc);
     add_where(o, c);
     *out = o;
     return 0;
@@ -888,7 +888,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     }
     sb_base64_encode((const unsigned char *)r->body, r->len, b64);
     cJSON *slot = cJSON_GetArrayItem(sb_jget(step->scratch, "fetched"), i);
-    cJSON_AddStringToObject(slot, "b64", b64);
+    sb_jput_str(slot, "b64", b64);
     free(b64);
     int nxt = next_url_file(a, i + 1);
     if (nxt >= 0) {
@@ -983,15 +983,15 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
     }
     char names[1200];
     cJSON *b = cJSON_CreateObject();
-    cJSON *ids = cJSON_AddArrayToObject(b, "template_ids");
+    cJSON *ids = sb_jput_arr(b, "template_ids");
     cJSON_AddItemToArray(ids, cJSON_CreateString(sb_jstr(a, "template_id")));
     const char *title = sb_jstr(a, "title"), *msg = sb_jstr(a, "message");
     if (title) {
-        cJSON_AddStringToObject(b, "title", title);
-        cJSON_AddStringToObject(b, "subject", title);
+        sb_jput_str(b, "title", title);
+        sb_jput_str(b, "subject", title);
     }
-    if (msg && *msg) cJSON_AddStringToObject(b, "message", msg);
-    cJSON *signers = cJSON_AddArrayToObject(b, "signers");
+    if (msg && *msg) sb_jput_str(b, "message", msg);
+    cJSON *signers = sb_jput_arr(b, "signers");
     const cJSON *s;
     int i = 0;
     cJSON_ArrayForEach(s, sb_jget(a, "signers"))
@@ -1007,9 +1007,9 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
             return -1;
         }
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddStringToObject(x, "role", role);
-        cJSON_AddStringToObject(x, "name", sb_jstr(s, "name") ? sb_jstr(s, "name") : "");
-        cJSON_AddStringToObject(x, "email_address", sb_jstr(s, "email") ? sb_jstr(s, "email") : "");
+        sb_jput_str(x, "role", role);
+        sb_jput_str(x, "name", sb_jstr(s, "name") ? sb_jstr(s, "name") : "");
+        sb_jput_str(x, "email_address", sb_jstr(s, "email") ? sb_jstr(s, "email") : "");
         cJSON_AddItemToArray(signers, x);
         i++;
     }
@@ -1028,18 +1028,18 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
         return -1;
     }
     if (ncc) {
-        cJSON *ccs = cJSON_AddArrayToObject(b, "ccs");
+        cJSON *ccs = sb_jput_arr(b, "ccs");
         for (int k = 0; k < ncc; k++) {
             cJSON *x = cJSON_CreateObject();
             const char *rn = sb_jstr(cJSON_GetArrayItem(roles, k), "name");
-            cJSON_AddStringToObject(x, "role", rn ? rn : "");
-            cJSON_AddStringToObject(x, "email_address", cJSON_GetArrayItem(cc, k)->valuestring);
+            sb_jput_str(x, "role", rn ? rn : "");
+            sb_jput_str(x, "email_address", cJSON_GetArrayItem(cc, k)->valuestring);
             cJSON_AddItemToArray(ccs, x);
         }
     }
     const cJSON *pf = sb_jget(a, "prefill");
     if (cJSON_GetArraySize(pf) > 0) {
-        cJSON *cf = cJSON_AddArrayToObject(b, "custom_fields");
+        cJSON *cf = sb_jput_arr(b, "custom_fields");
         const cJSON *p;
         i = 0;
         cJSON_ArrayForEach(p, pf)
@@ -1054,13 +1054,13 @@ static int tpl_send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
                 return -1;
             }
             cJSON *x = cJSON_CreateObject();
-            cJSON_AddStringToObject(x, "name", field);
-            cJSON_AddStringToObject(x, "value", value ? value : "");
+            sb_jput_str(x, "name", field);
+            sb_jput_str(x, "value", value ? value : "");
             cJSON_AddItemToArray(cf, x);
             i++;
         }
     }
-    cJSON_AddBoolToObject(b, "test_mode", sb_jbool(a, "test_mode", 0));
+    sb_jput_bool(b, "test_mode", sb_jbool(a, "test_mode", 0));
     sb_preq_free(&step->next);
     sb_preq_init(&step->next, "POST", 0);
     if (sb_preq_url(&step->next, c->base_url, "/signature_request/send_with_template") < 0) {
@@ -1092,8 +1092,8 @@ static int remind_next(const sb_pctx *c, const cJSON *a, sb_pstep *step, int i)
         0)
         return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "email_address", sb_jstr(t, "email"));
-    if (sb_jstr(t, "name")) cJSON_AddStringToObject(b, "name", sb_jstr(t, "name"));
+    sb_jput_str(b, "email_address", sb_jstr(t, "email"));
+    if (sb_jstr(t, "name")) sb_jput_str(b, "name", sb_jstr(t, "name"));
     return sb_preq_json(&step->next, b);
 }
 
@@ -1111,7 +1111,7 @@ static int remind_plan(const cJSON *a, const cJSON *sr, cJSON *scratch, sb_buf *
     }
     const cJSON *sigs = sb_jget(sr, "signatures");
     const cJSON *want = sb_jget(a, "signer_emails");
-    cJSON *targets = cJSON_AddArrayToObject(scratch, "targets");
+    cJSON *targets = sb_jput_arr(scratch, "targets");
     long long now = now_s();
     /* who may sign now: in an ordered request, the lowest order still awaiting */
     double turn = -1;
@@ -1182,9 +1182,9 @@ static int remind_plan(const cJSON *a, const cJSON *sr, cJSON *scratch, sb_buf *
             if (s2 != s && e2 && sb_strcaseeq(e2, email)) dup = 1;
         }
         cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "email", email);
+        sb_jput_str(t, "email", email);
         if (dup && sb_jstr(s, "signer_name"))
-            cJSON_AddStringToObject(t, "name", sb_jstr(s, "signer_name"));
+            sb_jput_str(t, "name", sb_jstr(s, "signer_name"));
         cJSON_AddItemToArray(targets, t);
     }
     if (cJSON_GetArraySize(targets) == 0) {
@@ -1208,9 +1208,9 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         sb_buf_init(&skipped, 4096);
         int rc = remind_plan(a, sr, sc, &skipped, err, errlen);
         if (rc == 0) {
-            cJSON_AddStringToObject(sc, "skipped", skipped.len ? skipped.data : "");
-            cJSON_AddStringToObject(sc, "title", sb_jstr(sr, "title") ? sb_jstr(sr, "title") : "");
-            cJSON_AddArrayToObject(sc, "reminded");
+            sb_jput_str(sc, "skipped", skipped.len ? skipped.data : "");
+            sb_jput_str(sc, "title", sb_jstr(sr, "title") ? sb_jstr(sr, "title") : "");
+            sb_jput_arr(sc, "reminded");
             rc = remind_next(c, a, step, 0) == 0 ? SB_PMAP_NEXT : -1;
         }
         sb_buf_free(&skipped);
@@ -1224,8 +1224,8 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     if (done + 1 < cJSON_GetArraySize(targets))
         return remind_next(c, a, step, done + 1) == 0 ? SB_PMAP_NEXT : -1;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "outcome", "done");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
+    sb_jput_str(o, "outcome", "done");
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
     cJSON *rem = cJSON_Duplicate(sb_jget(sc, "reminded"), 1);
     sb_buf m;
     sb_buf_init(&m, 8192);
@@ -1245,7 +1245,7 @@ static int remind_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
                         "not sent.");
     add_message(o, &m, r->json);
     sb_buf_free(&m);
-    cJSON_AddItemToObject(o, "reminded", rem);
+    cJSON_AddItemToObjectCS(o, "reminded", rem);
     add_where(o, c);
     *out = o;
     return 0;
@@ -1307,16 +1307,16 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
             return -1;
         }
         cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "signature_id", sid);
-        if (!sb_strcaseeq(old, nemail)) cJSON_AddStringToObject(b, "email_address", nemail);
-        cJSON_AddStringToObject(b, "name", nname);
+        sb_jput_str(b, "signature_id", sid);
+        if (!sb_strcaseeq(old, nemail)) sb_jput_str(b, "email_address", nemail);
+        sb_jput_str(b, "name", nname);
         return update_next(c, a, step, b) == 0 ? SB_PMAP_NEXT : -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "outcome", "done");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(sr, "signature_request_id"));
+    sb_jput_str(o, "outcome", "done");
+    sb_jput_str(o, "document_id", sb_jstr(sr, "signature_request_id"));
     const cJSON *sg = find_signature(sr, nemail);
-    if (sg) cJSON_AddItemToObject(o, "signer", map_signer(sg));
+    if (sg) cJSON_AddItemToObjectCS(o, "signer", map_signer(sg));
     sb_buf m;
     sb_buf_init(&m, 8192);
     sb_buf_printf(&m,
@@ -1352,7 +1352,7 @@ static int extend_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
     } else {
         when = now_s() + (long long)sb_jnum(a, "days", 1) * 86400;
     }
-    cJSON_AddNumberToObject(step->scratch, "expires_at", (double)when);
+    sb_jput_num(step->scratch, "expires_at", (double)when);
     return update_build(c, a, step, r, err, errlen);
 }
 
@@ -1387,13 +1387,13 @@ static int extend_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
             return -1;
         }
         cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "signature_id", sb_jstr(pick, "signature_id"));
-        cJSON_AddNumberToObject(b, "expires_at", sb_jnum(step->scratch, "expires_at", 0));
+        sb_jput_str(b, "signature_id", sb_jstr(pick, "signature_id"));
+        sb_jput_num(b, "expires_at", sb_jnum(step->scratch, "expires_at", 0));
         return update_next(c, a, step, b) == 0 ? SB_PMAP_NEXT : -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "outcome", "done");
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(sr, "signature_request_id"));
+    sb_jput_str(o, "outcome", "done");
+    sb_jput_str(o, "document_id", sb_jstr(sr, "signature_request_id"));
     double exp = sb_jnum(sr, "expires_at", -1);
     sb_jadd_epoch(o, "expires_at", exp);
     char ts[40] = "";
@@ -1444,7 +1444,7 @@ static int download_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
         name[k] = '\0';
         char fname[170];
         snprintf(fname, sizeof fname, "%s.pdf", k ? name : id);
-        cJSON_AddStringToObject(step->scratch, "file_name", fname);
+        sb_jput_str(step->scratch, "file_name", fname);
         if (next_with_id(step, c, "GET", 1, "/signature_request/files/", id) < 0) return -1;
         step->next.max_response = DX_UPLOAD_MAX;
         return sb_preq_query(&step->next, "file_type", "pdf") == 0 ? SB_PMAP_NEXT : -1;
@@ -1458,10 +1458,10 @@ static int download_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
     sb_strlcpy(step->mime, "application/pdf", sizeof step->mime);
     sb_strlcpy(step->filename, sb_jstr(step->scratch, "file_name"), sizeof step->filename);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", id);
-    cJSON_AddStringToObject(o, "kind", "document");
-    cJSON_AddStringToObject(o, "file_name", step->filename);
-    cJSON_AddStringToObject(o, "mime_type", "application/pdf");
+    sb_jput_str(o, "document_id", id);
+    sb_jput_str(o, "kind", "document");
+    sb_jput_str(o, "file_name", step->filename);
+    sb_jput_str(o, "mime_type", "application/pdf");
     add_where(o, c);
     *out = o;
     return SB_PMAP_BLOB;
@@ -1515,9 +1515,9 @@ static int link_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", sb_jstr(a, "document_id"));
-    cJSON_AddStringToObject(o, "signer_email", email);
-    cJSON_AddStringToObject(o, "url", url);
+    sb_jput_str(o, "document_id", sb_jstr(a, "document_id"));
+    sb_jput_str(o, "signer_email", email);
+    sb_jput_str(o, "url", url);
     sb_jadd_epoch(o, "expires_at", sb_jnum(e, "expires_at", -1));
     add_where(o, c);
     *out = o;
@@ -1531,20 +1531,20 @@ static cJSON *map_template(const cJSON *t)
     const char *id = sb_jstr(t, "template_id");
     if (!id) return NULL;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(t, "title"));
     sb_jadd_str(o, "description", sb_jstr(t, "message"));
-    cJSON *roles = cJSON_AddArrayToObject(o, "roles");
+    cJSON *roles = sb_jput_arr(o, "roles");
     const cJSON *x;
     cJSON_ArrayForEach(x, sb_jget(t, "signer_roles"))
     {
         const char *n = sb_jstr(x, "name");
         if (!n) continue;
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "name", n);
+        sb_jput_str(r, "name", n);
         const cJSON *ord = sb_jget(x, "order");
         sb_jadd_int_or_null(r, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
-        cJSON_AddStringToObject(r, "kind", "signer");
+        sb_jput_str(r, "kind", "signer");
         cJSON_AddItemToArray(roles, r);
     }
     cJSON_ArrayForEach(x, sb_jget(t, "cc_roles"))
@@ -1552,13 +1552,13 @@ static cJSON *map_template(const cJSON *t)
         const char *n = sb_jstr(x, "name");
         if (!n) continue;
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "name", n);
-        cJSON_AddNullToObject(r, "order");
-        cJSON_AddStringToObject(r, "kind", "cc");
+        sb_jput_str(r, "name", n);
+        sb_jput_null(r, "order");
+        sb_jput_str(r, "kind", "cc");
         cJSON_AddItemToArray(roles, r);
     }
     /* fields: the merge fields (prefill by name) first, then the signers' form fields */
-    cJSON *fields = cJSON_AddArrayToObject(o, "fields");
+    cJSON *fields = sb_jput_arr(o, "fields");
     const cJSON *d, *f;
     cJSON_ArrayForEach(d, sb_jget(t, "documents"))
     {
@@ -1567,14 +1567,14 @@ static cJSON *map_template(const cJSON *t)
             const char *n = sb_jstr(f, "name");
             if (!n) continue;
             cJSON *y = cJSON_CreateObject();
-            cJSON_AddStringToObject(y, "name", n);
+            sb_jput_str(y, "name", n);
             sb_jadd_str(y, "type", sb_jstr(f, "type"));
-            cJSON_AddNullToObject(y, "role");
+            sb_jput_null(y, "role");
             const cJSON *req = sb_jget(f, "required");
             if (cJSON_IsBool(req))
-                cJSON_AddBoolToObject(y, "required", cJSON_IsTrue(req));
+                sb_jput_bool(y, "required", cJSON_IsTrue(req));
             else
-                cJSON_AddNullToObject(y, "required");
+                sb_jput_null(y, "required");
             cJSON_AddItemToArray(fields, y);
         }
     }
@@ -1585,7 +1585,7 @@ static cJSON *map_template(const cJSON *t)
             const char *n = sb_jstr(f, "name");
             if (!n) continue;
             cJSON *y = cJSON_CreateObject();
-            cJSON_AddStringToObject(y, "name", n);
+            sb_jput_str(y, "name", n);
             sb_jadd_str(y, "type", sb_jstr(f, "type"));
             /* "signer" is documented only as "the signer of the form field": kept as the role
              * only when it names one of the template's signer roles */
@@ -1593,9 +1593,9 @@ static cJSON *map_template(const cJSON *t)
             sb_jadd_str(y, "role", sg && tpl_has_role(t, "signer_roles", sg) ? sg : NULL);
             const cJSON *req = sb_jget(f, "required");
             if (cJSON_IsBool(req))
-                cJSON_AddBoolToObject(y, "required", cJSON_IsTrue(req));
+                sb_jput_bool(y, "required", cJSON_IsTrue(req));
             else
-                cJSON_AddNullToObject(y, "required");
+                sb_jput_null(y, "required");
             cJSON_AddItemToArray(fields, y);
         }
     }
@@ -1664,7 +1664,7 @@ static int tpl_get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "template", t);
+    cJSON_AddItemToObjectCS(o, "template", t);
     add_where(o, c);
     *out = o;
     return 0;
@@ -1701,13 +1701,13 @@ static int account_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_p
     const cJSON *ac = answer_account(r, err, errlen);
     if (!ac) return -1;
     cJSON *o = cJSON_CreateObject();
-    cJSON *x = cJSON_AddObjectToObject(o, "account");
+    cJSON *x = sb_jput_obj(o, "account");
     sb_jadd_str(x, "id", sb_jstr(ac, "account_id"));
-    cJSON_AddNullToObject(x, "name"); /* Dropbox Sign's account has no name */
+    sb_jput_null(x, "name"); /* Dropbox Sign's account has no name */
     sb_jadd_str(x, "email", sb_jstr(ac, "email_address"));
     sb_jadd_str(x, "team_id", sb_jstr(ac, "team_id"));
     sb_jadd_str(x, "role", sb_jstr(ac, "role_code"));
-    cJSON *q = cJSON_AddObjectToObject(x, "quotas");
+    cJSON *q = sb_jput_obj(x, "quotas");
     const cJSON *e;
     cJSON_ArrayForEach(e, sb_jget(ac, "quotas"))
     {
@@ -1727,11 +1727,11 @@ static cJSON *map_user(const cJSON *m, const char *role, const char *team_id)
     const char *id = sb_jstr(m, "account_id");
     if (!id) return NULL;
     cJSON *u = cJSON_CreateObject();
-    cJSON_AddStringToObject(u, "id", id);
-    cJSON_AddNullToObject(u, "name"); /* Dropbox Sign keeps no names for accounts */
+    sb_jput_str(u, "id", id);
+    sb_jput_null(u, "name"); /* Dropbox Sign keeps no names for accounts */
     sb_jadd_str(u, "email", sb_jstr(m, "email_address"));
     sb_jadd_str(u, "role", role);
-    cJSON_AddStringToObject(u, "status", sb_jbool(m, "is_locked", 0) ? "locked" : "active");
+    sb_jput_str(u, "status", sb_jbool(m, "is_locked", 0) ? "locked" : "active");
     sb_jadd_str(u, "team_id", team_id);
     return u;
 }
@@ -1756,7 +1756,7 @@ static int users_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         if (!ac) return -1;
         const char *team = sb_jstr(ac, "team_id");
         if (team) {
-            cJSON_AddStringToObject(step->scratch, "team_id", team);
+            sb_jput_str(step->scratch, "team_id", team);
             if (members_request(c, step, team, page, size) < 0) {
                 snprintf(err, errlen, "Dropbox Sign's team id has unexpected characters");
                 return -1;
@@ -1769,7 +1769,7 @@ static int users_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
         if (page == 1 && (!q || (em && strcasestr(em, q))))
             cJSON_AddItemToArray(items, map_user(ac, NULL, NULL));
         *out = sb_list_result(c, "users", items, page, size, cJSON_GetArraySize(items), 0);
-        cJSON_AddStringToObject(*out, "note",
+        sb_jput_str(*out, "note",
                                 "This Dropbox Sign account is not on a team: it is its only user.");
         return 0;
     }
@@ -1795,7 +1795,7 @@ static int users_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
     long long total = (long long)sb_jnum(li, "num_results", -1);
     *out = sb_list_result(c, "users", items, pg, ps, q ? -1 : total, pages >= 0 ? pg < pages : 0);
     if (q)
-        cJSON_AddStringToObject(*out, "note",
+        sb_jput_str(*out, "note",
                                 "Dropbox Sign cannot search team members: this page was filtered "
                                 "here by email (Dropbox Sign keeps no member names), so keep "
                                 "paging while next_page is set.");
@@ -1824,7 +1824,7 @@ static int user_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     if (step->step == 0) {
         const cJSON *ac = answer_account(r, err, errlen);
         if (!ac) return -1;
-        cJSON_AddItemToObject(sc, "account", cJSON_Duplicate(ac, 1));
+        cJSON_AddItemToObjectCS(sc, "account", cJSON_Duplicate(ac, 1));
         const char *team = sb_jstr(ac, "team_id");
         if (team && sb_id_ok(team)) {
             if (members_request(c, step, team, 1, 100) == 0) return SB_PMAP_NEXT;
@@ -1854,7 +1854,7 @@ static int user_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "user", u);
+    cJSON_AddItemToObjectCS(o, "user", u);
     add_where(o, c);
     *out = o;
     return 0;
@@ -1879,7 +1879,7 @@ static int teams_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
             return SB_PMAP_NEXT;
         }
         *out = sb_list_result(c, "teams", cJSON_CreateArray(), page, size, 0, 0);
-        cJSON_AddStringToObject(*out, "note", "This Dropbox Sign account is not on a team.");
+        sb_jput_str(*out, "note", "This Dropbox Sign account is not on a team.");
         return 0;
     }
     const cJSON *t = sb_jget(r->json, "team");
@@ -1892,7 +1892,7 @@ static int teams_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
     cJSON *items = cJSON_CreateArray();
     if (page == 1 && (!q || (name && strcasestr(name, q)))) {
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddStringToObject(x, "id", id);
+        sb_jput_str(x, "id", id);
         sb_jadd_str(x, "name", name);
         cJSON_AddItemToArray(items, x);
     }
@@ -1904,7 +1904,7 @@ static int teams_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pst
                  "The account's team has %ld sub-team%s, which Dropbox Sign lists separately "
                  "(GET /team/sub_teams); they are not included.",
                  (long)subs, subs == 1 ? "" : "s");
-        cJSON_AddStringToObject(*out, "note", note);
+        sb_jput_str(*out, "note", note);
     }
     add_list_warnings(*out, r->json);
     return 0;
@@ -1942,20 +1942,20 @@ static int team_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         return -1;
     }
     cJSON *team = cJSON_CreateObject();
-    cJSON_AddStringToObject(team, "id", id);
+    sb_jput_str(team, "id", id);
     sb_jadd_str(team, "name", sb_jstr(step->scratch, "name"));
-    cJSON *members = cJSON_AddArrayToObject(team, "members");
+    cJSON *members = sb_jput_arr(team, "members");
     const cJSON *m;
     cJSON_ArrayForEach(m, res)
     {
         cJSON *u = map_user(m, sb_jstr(m, "role"), id);
         if (!u) continue;
         if (sb_jstr(step->scratch, "name"))
-            cJSON_AddStringToObject(u, "team_name", sb_jstr(step->scratch, "name"));
+            sb_jput_str(u, "team_name", sb_jstr(step->scratch, "name"));
         cJSON_AddItemToArray(members, u);
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "team", team);
+    cJSON_AddItemToObjectCS(o, "team", team);
     add_where(o, c);
     *out = o;
     return 0;

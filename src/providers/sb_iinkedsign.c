@@ -32,8 +32,8 @@ static int ik_probe(const sb_pctx *c, sb_preq *r)
     sb_preq_init(r, "POST", 1); /* a read despite the method */
     if (sb_preq_url(r, c->base_url, "/packages/list") < 0) return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddNumberToObject(b, "take", 1);
-    cJSON_AddNumberToObject(b, "skip", 0);
+    sb_jput_num(b, "take", 1);
+    sb_jput_num(b, "skip", 0);
     return sb_preq_json(r, b);
 }
 
@@ -158,9 +158,9 @@ static void cc_names(const char *email, char *first, size_t fc, char *last, size
 static cJSON *person_json(const char *first, const char *last, const char *email)
 {
     cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "firstName", first);
-    cJSON_AddStringToObject(p, "lastName", last);
-    cJSON_AddStringToObject(p, "email", email);
+    sb_jput_str(p, "firstName", first);
+    sb_jput_str(p, "lastName", last);
+    sb_jput_str(p, "email", email);
     return p;
 }
 
@@ -220,7 +220,7 @@ static cJSON *map_signer(const cJSON *s, const cJSON *pkg, int *acted, int *decl
     sb_jadd_str(x, "id", sid);
     sb_jadd_str(x, "name", name[0] ? name : NULL);
     sb_jadd_str(x, "email", sb_jstr(s, "email"));
-    cJSON_AddStringToObject(x, "status", status);
+    sb_jput_str(x, "status", status);
     sb_jadd_str(x, "provider_status",
                 pst    ? pst
                 : done ? "executed"
@@ -234,12 +234,12 @@ static cJSON *map_signer(const cJSON *s, const cJSON *pkg, int *acted, int *decl
     if (opened >= 0) {
         char ts[40];
         sb_rfc3339((uint64_t)opened, ts, sizeof ts);
-        cJSON_AddStringToObject(x, "viewed_at", ts);
+        sb_jput_str(x, "viewed_at", ts);
     } else {
-        cJSON_AddNullToObject(x, "viewed_at");
+        sb_jput_null(x, "viewed_at");
     }
     const char *role = sb_jstr(s, "templateRole");
-    if (role) cJSON_AddStringToObject(x, "role", role);
+    if (role) sb_jput_str(x, "role", role);
     return x;
 }
 
@@ -266,19 +266,19 @@ static cJSON *map_package(const cJSON *d)
         if (cJSON_IsObject(s)) cJSON_AddItemToArray(arr, map_signer(s, d, &acted, &declined));
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(d, "name"));
-    cJSON_AddStringToObject(o, "status", doc_status(state, acted, declined));
+    sb_jput_str(o, "status", doc_status(state, acted, declined));
     sb_jadd_str(o, "provider_status", state);
     sb_jadd_iso(o, "created_at", sb_jstr(d, "timeCreated"));
     sb_jadd_iso(o, "updated_at", sb_jstr(d, "timeLastModified"));
     sb_jadd_iso(o, "expires_at", sb_jstr(d, "timeSignBy"));
     sb_jadd_str(o, "message", sb_jstr(d, "message"));
-    cJSON *sender = cJSON_AddObjectToObject(o, "sender");
-    cJSON_AddNullToObject(sender, "name");
-    cJSON_AddNullToObject(sender, "email");
-    cJSON_AddItemToObject(o, "signers", arr);
-    cJSON *cc = cJSON_AddArrayToObject(o, "cc");
+    cJSON *sender = sb_jput_obj(o, "sender");
+    sb_jput_null(sender, "name");
+    sb_jput_null(sender, "email");
+    cJSON_AddItemToObjectCS(o, "signers", arr);
+    cJSON *cc = sb_jput_arr(o, "cc");
     const cJSON *c;
     cJSON_ArrayForEach(c, sb_jget(d, "recipients"))
     {
@@ -335,18 +335,18 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     if (sb_preq_url(r, c->base_url, "/packages/list") < 0) return -1;
     long page = (long)sb_jnum(a, "page", 1), size = (long)sb_jnum(a, "page_size", 20);
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddNumberToObject(b, "take", (double)size);
-    cJSON_AddNumberToObject(b, "skip", (double)((page - 1) * size));
-    cJSON_AddStringToObject(b, "sortBy", "created");
+    sb_jput_num(b, "take", (double)size);
+    sb_jput_num(b, "skip", (double)((page - 1) * size));
+    sb_jput_str(b, "sortBy", "created");
     const char *q = sb_jstr(a, "query");
-    if (q) cJSON_AddStringToObject(b, "search", q);
+    if (q) sb_jput_str(b, "search", q);
     const cJSON *st;
     cJSON *states = NULL;
     cJSON_ArrayForEach(st, sb_jget(a, "status"))
     {
         const char *s = cJSON_IsString(st) ? state_of(st->valuestring) : NULL;
         if (!s) continue;
-        if (!states) states = cJSON_AddArrayToObject(b, "states");
+        if (!states) states = sb_jput_arr(b, "states");
         int dup = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, states) dup |= strcmp(e->valuestring, s) == 0;
@@ -398,7 +398,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         total >= 0 ? skip + cJSON_GetArraySize(res) < total : cJSON_GetArraySize(res) >= size;
     *out = sb_list_result(c, "documents", items, page, size, dropped ? -1 : total, has_next);
     if (dropped)
-        cJSON_AddStringToObject(*out, "note",
+        sb_jput_str(*out, "note",
                                 "iinked Sign cannot filter by every criterion: this page was "
                                 "filtered here, so it may hold fewer than page_size documents; "
                                 "keep paging while next_page is set.");
@@ -426,9 +426,9 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "document", d);
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    cJSON_AddItemToObjectCS(o, "document", d);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
     *out = o;
     return 0;
 }
@@ -442,9 +442,9 @@ static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
     sb_preq_init(r, "POST", 0);
     if (sb_preq_url(r, c->base_url, "/packages/rescind") < 0) return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "packageId", id);
-    cJSON_AddStringToObject(b, "rescindMessage", sb_jstr(a, "reason"));
-    cJSON_AddBoolToObject(b, "notify", 1);
+    sb_jput_str(b, "packageId", id);
+    sb_jput_str(b, "rescindMessage", sb_jstr(a, "reason"));
+    sb_jput_bool(b, "notify", 1);
     return sb_preq_json(r, b);
 }
 
@@ -452,10 +452,10 @@ static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
 static cJSON *action_result(const sb_pctx *c, const char *document_id, const char *message)
 {
     cJSON *o = cJSON_CreateObject();
-    if (document_id) cJSON_AddStringToObject(o, "document_id", document_id);
-    cJSON_AddStringToObject(o, "message", message);
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    if (document_id) sb_jput_str(o, "document_id", document_id);
+    sb_jput_str(o, "message", message);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
     return o;
 }
 
@@ -468,7 +468,7 @@ static int revoke_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     (void)errlen;
     cJSON *o = action_result(c, sb_jstr(a, "document_id"),
                              "iinked Sign rescinded the package; signers were notified.");
-    cJSON_AddStringToObject(o, "status", "revoked");
+    sb_jput_str(o, "status", "revoked");
     *out = o;
     return 0;
 }
@@ -553,7 +553,7 @@ static cJSON *signers_json(const cJSON *a, int with_role, char *err, size_t errl
             }
         }
         cJSON *p = person_json(first, last, email);
-        if (with_role) cJSON_AddStringToObject(p, "templateRole", sb_jstr(s, "role"));
+        if (with_role) sb_jput_str(p, "templateRole", sb_jstr(s, "role"));
         cJSON_AddItemToArray(out, p);
     }
     return out;
@@ -570,20 +570,20 @@ static cJSON *add_body(const sb_pctx *c, const cJSON *a, int with_role, char *er
     if (!signers) return NULL;
     cJSON *b = cJSON_CreateObject();
     const char *title = sb_jstr(a, "title");
-    if (title) cJSON_AddStringToObject(b, "name", title);
-    cJSON_AddStringToObject(b, "state", "open");
+    if (title) sb_jput_str(b, "name", title);
+    sb_jput_str(b, "state", "open");
     const char *msg = sb_jstr(a, "message");
-    if (msg && msg[0]) cJSON_AddStringToObject(b, "message", msg);
+    if (msg && msg[0]) sb_jput_str(b, "message", msg);
     double days = sb_jnum(a, "expires_in_days", -1);
     if (days >= 1) {
         char ts[40];
         sb_rfc3339(sb_wall_ms() + (uint64_t)days * 86400000ull, ts, sizeof ts);
-        cJSON_AddStringToObject(b, "timeSignBy", ts);
+        sb_jput_str(b, "timeSignBy", ts);
     }
-    cJSON_AddItemToObject(b, "signers", signers);
+    cJSON_AddItemToObjectCS(b, "signers", signers);
     const cJSON *cc = sb_jget(a, "cc");
     if (cJSON_GetArraySize(cc) > 0) {
-        cJSON *rc = cJSON_AddArrayToObject(b, "recipients");
+        cJSON *rc = sb_jput_arr(b, "recipients");
         const cJSON *e;
         int i = 0;
         cJSON_ArrayForEach(e, cc)
@@ -617,7 +617,7 @@ static cJSON *add_body(const sb_pctx *c, const cJSON *a, int with_role, char *er
             i++;
         }
     }
-    cJSON_AddBoolToObject(b, "returnPackage", 1);
+    sb_jput_bool(b, "returnPackage", 1);
     return b;
 }
 
@@ -649,8 +649,8 @@ static int sent_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, cJSON *
                  strncmp(c->region, "sandbox-", 8) == 0 ? " (a sandbox datacenter: not binding)"
                                                         : "");
     cJSON *o = action_result(c, id, msg);
-    cJSON_AddStringToObject(o, "status", doc ? sb_jstr(doc, "status") : "sent");
-    if (doc) cJSON_AddItemToObject(o, "document", doc);
+    sb_jput_str(o, "status", doc ? sb_jstr(doc, "status") : "sent");
+    if (doc) cJSON_AddItemToObjectCS(o, "document", doc);
     *out = o;
     return 0;
 }
@@ -842,7 +842,7 @@ static int send_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
         if (!d) return -1;
         free(d);
     }
-    cJSON_AddItemToObject(step->scratch, "files", cJSON_CreateArray());
+    cJSON_AddItemToObjectCS(step->scratch, "files", cJSON_CreateArray());
     return file_step(c, a, step, 0, r, err, errlen);
 }
 
@@ -884,9 +884,9 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         cJSON *files = cJSON_GetObjectItemCaseSensitive(step->scratch, "files");
         if (!cJSON_IsArray(files)) return -1;
         cJSON *doc = cJSON_CreateObject();
-        cJSON_AddStringToObject(doc, "fileId", fid);
+        sb_jput_str(doc, "fileId", fid);
         const char *nm = sb_jstr(step->scratch, "name");
-        if (nm) cJSON_AddStringToObject(doc, "fileName", nm);
+        if (nm) sb_jput_str(doc, "fileName", nm);
         cJSON_AddItemToArray(files, doc);
         int n = cJSON_GetArraySize(sb_jget(a, "files"));
         if (i + 1 < n)
@@ -894,7 +894,7 @@ static int send_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         /* every file is up: create the package, sent at once (state open) */
         cJSON *b = add_body(c, a, 0, err, errlen);
         if (!b) return -1;
-        cJSON_AddStringToObject(b, "type",
+        sb_jput_str(b, "type",
                                 sb_jbool(a, "signing_order", 0) ? "Sequential" : "concurrent");
         cJSON_AddItemToObject(
             b, "documents",
@@ -926,7 +926,7 @@ static int tsend_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq
     }
     cJSON *b = add_body(c, a, 1, err, errlen);
     if (!b) return -1;
-    cJSON_AddStringToObject(b, "templateId", tid);
+    sb_jput_str(b, "templateId", tid);
     sb_preq_init(r, "POST", 0);
     if (sb_preq_url(r, c->base_url, "/packages/add") < 0) {
         cJSON_Delete(b);
@@ -1011,8 +1011,8 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
         char first[256], last[256];
         if (split_name(nn, first, sizeof first, last, sizeof last) < 0) return -1;
         cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "packageId", id);
-        cJSON *arr = cJSON_AddArrayToObject(b, "signers");
+        sb_jput_str(b, "packageId", id);
+        cJSON *arr = sb_jput_arr(b, "signers");
         int i = 0;
         const cJSON *x;
         cJSON_ArrayForEach(x, sb_jget(pkg, "signers"))
@@ -1025,12 +1025,12 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
                                : person_json(sb_jstr(x, "firstName") ? sb_jstr(x, "firstName") : "",
                                              sb_jstr(x, "lastName") ? sb_jstr(x, "lastName") : "",
                                              sb_jstr(x, "email") ? sb_jstr(x, "email") : "");
-                cJSON_AddStringToObject(p, "signerId",
+                sb_jput_str(p, "signerId",
                                         sb_jstr(x, "signerId") ? sb_jstr(x, "signerId") : "");
                 if (i == at && !sb_strcaseeq(ne, old))
-                    cJSON_AddNullToObject(p, "mobileNumber"); /* a new person: not the old phone */
+                    sb_jput_null(p, "mobileNumber"); /* a new person: not the old phone */
                 else if (sb_jstr(x, "mobileNumber"))
-                    cJSON_AddStringToObject(p, "mobileNumber", sb_jstr(x, "mobileNumber"));
+                    sb_jput_str(p, "mobileNumber", sb_jstr(x, "mobileNumber"));
                 cJSON_AddItemToArray(arr, p);
             }
             i++;
@@ -1050,7 +1050,7 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     const cJSON *s = signer_by_email(pkg, ne, NULL);
     if (s) {
         int acted = 0, declined = 0;
-        cJSON_AddItemToObject(o, "signer", map_signer(s, pkg, &acted, &declined));
+        cJSON_AddItemToObjectCS(o, "signer", map_signer(s, pkg, &acted, &declined));
     }
     *out = o;
     return 0;
@@ -1083,12 +1083,12 @@ static int extend_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_pre
     }
     char ts[40];
     sb_rfc3339((uint64_t)when, ts, sizeof ts);
-    cJSON_AddStringToObject(step->scratch, "timeSignBy", ts);
+    sb_jput_str(step->scratch, "timeSignBy", ts);
     sb_preq_init(r, "POST", 0);
     if (sb_preq_url(r, c->base_url, "/packages/update") < 0) return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddStringToObject(b, "packageId", id);
-    cJSON_AddStringToObject(b, "timeSignBy", ts);
+    sb_jput_str(b, "packageId", id);
+    sb_jput_str(b, "timeSignBy", ts);
     return sb_preq_json(r, b);
 }
 
@@ -1169,12 +1169,12 @@ static int link_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         return -1;
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", id);
-    cJSON_AddStringToObject(o, "signer_email", email);
-    cJSON_AddStringToObject(o, "url", link);
+    sb_jput_str(o, "document_id", id);
+    sb_jput_str(o, "signer_email", email);
+    sb_jput_str(o, "url", link);
     sb_jadd_iso(o, "expires_at", sb_jstr(r->json, "timeExpires"));
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
     *out = o;
     return 0;
 }
@@ -1212,12 +1212,12 @@ static int download_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_
     sb_strlcpy(step->mime, "application/pdf", sizeof step->mime);
     snprintf(step->filename, sizeof step->filename, "%s%s.pdf", id, audit ? "-certificate" : "");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "document_id", id);
-    cJSON_AddStringToObject(o, "kind", audit ? "audit_trail" : "document");
-    cJSON_AddStringToObject(o, "file_name", step->filename);
-    cJSON_AddStringToObject(o, "mime_type", step->mime);
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    sb_jput_str(o, "document_id", id);
+    sb_jput_str(o, "kind", audit ? "audit_trail" : "document");
+    sb_jput_str(o, "file_name", step->filename);
+    sb_jput_str(o, "mime_type", step->mime);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
     *out = o;
     return SB_PMAP_BLOB;
 }
@@ -1231,21 +1231,21 @@ static cJSON *role_json(const cJSON *p, const char *kind, int index)
     snprintf(fallback, sizeof fallback, "%s %d", strcmp(kind, "cc") == 0 ? "CC" : "Signer",
              index + 1);
     cJSON *x = cJSON_CreateObject();
-    cJSON_AddStringToObject(x, "name", role ? role : fallback);
+    sb_jput_str(x, "name", role ? role : fallback);
     if (strcmp(kind, "signer") == 0) {
         const cJSON *idx = sb_jget(p, "index");
         sb_jadd_int_or_null(x, "order",
                             cJSON_IsNumber(idx) && idx->valuedouble >= 0 ? idx->valuedouble + 1
                                                                          : index + 1);
     } else {
-        cJSON_AddNullToObject(x, "order");
+        sb_jput_null(x, "order");
     }
     char name[300];
     const char *fn = sb_jstr(p, "firstName"), *ln = sb_jstr(p, "lastName");
     snprintf(name, sizeof name, "%s%s%s", fn ? fn : "", fn && ln ? " " : "", ln ? ln : "");
     sb_jadd_str(x, "default_name", name[0] ? name : NULL);
     sb_jadd_str(x, "default_email", sb_jstr(p, "email"));
-    cJSON_AddStringToObject(x, "kind", kind);
+    sb_jput_str(x, "kind", kind);
     return x;
 }
 
@@ -1254,10 +1254,10 @@ static cJSON *map_template(const cJSON *t)
     const char *id = sb_jstr(t, "templateId");
     if (!id) return NULL;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", id);
+    sb_jput_str(o, "id", id);
     sb_jadd_str(o, "title", sb_jstr(t, "name"));
     sb_jadd_str(o, "description", sb_jstr(t, "description"));
-    cJSON *roles = cJSON_AddArrayToObject(o, "roles");
+    cJSON *roles = sb_jput_arr(o, "roles");
     int i = 0;
     const cJSON *p;
     cJSON_ArrayForEach(p, sb_jget(t, "signers"))
@@ -1279,9 +1279,9 @@ static int tlist_req(const sb_pctx *c, sb_preq *r, long take, long skip, const c
     sb_preq_init(r, "POST", 1); /* a read despite the method */
     if (sb_preq_url(r, c->base_url, "/templates/list") < 0) return -1;
     cJSON *b = cJSON_CreateObject();
-    cJSON_AddNumberToObject(b, "take", (double)take);
-    cJSON_AddNumberToObject(b, "skip", (double)skip);
-    if (search) cJSON_AddStringToObject(b, "search", search);
+    sb_jput_num(b, "take", (double)take);
+    sb_jput_num(b, "skip", (double)skip);
+    if (search) sb_jput_str(b, "search", search);
     return sb_preq_json(r, b);
 }
 
@@ -1343,9 +1343,9 @@ static int tget_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
         const char *tid = sb_jstr(t, "templateId");
         if (!tid || !sb_strcaseeq(tid, id)) continue;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToObject(o, "template", map_template(t));
-        cJSON_AddStringToObject(o, "provider", c->provider);
-        cJSON_AddStringToObject(o, "region", c->region);
+        cJSON_AddItemToObjectCS(o, "template", map_template(t));
+        sb_jput_str(o, "provider", c->provider);
+        sb_jput_str(o, "region", c->region);
         *out = o;
         return 0;
     }

@@ -261,6 +261,13 @@ double sb_jnum(const cJSON *o, const char *key, double def)
     return x;
 }
 
+cJSON *sb_jput_(cJSON *o, const char *key, cJSON *item)
+{
+    if (item && cJSON_AddItemToObjectCS(o, key, item)) return item;
+    cJSON_Delete(item);
+    return NULL;
+}
+
 /* o[key] = v, key constant (a literal: see the macros in sb_provider.h) */
 static void add_cs(cJSON *o, const char *key, cJSON *v)
 {
@@ -341,11 +348,11 @@ cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long pag
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, name, items);
-    cJSON_AddNumberToObject(o, "page", (double)page);
-    cJSON_AddNumberToObject(o, "page_size", (double)page_size);
+    sb_jput_num(o, "page", (double)page);
+    sb_jput_num(o, "page_size", (double)page_size);
     sb_jadd_int_or_null(o, "total", total < 0 ? -1 : (double)total);
     sb_jadd_int_or_null(o, "next_page", has_next ? (double)(page + 1) : -1);
-    cJSON_AddStringToObject(o, "provider", c->provider);
-    cJSON_AddStringToObject(o, "region", c->region);
+    sb_jput_str(o, "provider", c->provider);
+    sb_jput_str(o, "region", c->region);
     return o;
 }

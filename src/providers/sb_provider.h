@@ -161,6 +161,18 @@ void sb_jadd_iso_(cJSON *o, const char *key, const char *iso);
 #define sb_jadd_int_or_null(o, key, v) sb_jadd_int_or_null_((o), "" key, (v))
 void sb_jadd_int_or_null_(cJSON *o, const char *key, double v);
 
+/* cJSON_Add<Type>ToObject with a constant key (a string literal, linked, not copied): the same
+ * item added and returned, or NULL (nothing added) when it cannot be made. */
+cJSON *sb_jput_(cJSON *o, const char *key, cJSON *item);
+#define sb_jput_str(o, key, v) sb_jput_((o), "" key, cJSON_CreateString(v))
+#define sb_jput_num(o, key, v) sb_jput_((o), "" key, cJSON_CreateNumber(v))
+#define sb_jput_bool(o, key, v) sb_jput_((o), "" key, cJSON_CreateBool(v))
+#define sb_jput_null(o, key) sb_jput_((o), "" key, cJSON_CreateNull())
+#define sb_jput_true(o, key) sb_jput_((o), "" key, cJSON_CreateTrue())
+#define sb_jput_false(o, key) sb_jput_((o), "" key, cJSON_CreateFalse())
+#define sb_jput_obj(o, key) sb_jput_((o), "" key, cJSON_CreateObject())
+#define sb_jput_arr(o, key) sb_jput_((o), "" key, cJSON_CreateArray())
+
 /* "a, b, c": the string `field` of each object in `arr`, joined for messages ("none" if empty). */
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap);
 
