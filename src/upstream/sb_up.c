@@ -64,6 +64,10 @@ typedef struct lane_task {
     pthread_cond_t cv;
 } lane_task;
 
+/* The most connections a lane's libcurl cache keeps (upstream.max_host_connections, up to this):
+ * a load test that raises the host cap to thousands does not keep thousands open afterwards. */
+#define MAX_CACHED_CONNS 1024
+
 typedef struct fdrec {
     unsigned char ours;   /* opened by open_cb and not yet closed by close_cb */
     unsigned char in_ep;  /* registered in the lane's epoll set */
@@ -912,6 +916,13 @@ static int lane_init(sb_up *u, lane *l, unsigned idx)
     curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
     curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)u->o.max_host_connections);
+    /* libcurl's cache otherwise holds 4 connections per transfer in flight at the moment one
+     * ends, so every dip in a lane's load closed idle connections that the next burst opened
+     * again: 15% of proxied calls at 50 connections paid a connect (and the upstream an accept).
+     * A fixed size keeps them: busy connections count too, and the oldest idle one goes first. */
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS,
+                      (long)(u->o.max_host_connections < MAX_CACHED_CONNS ? u->o.max_host_connections
+                                                                          : MAX_CACHED_CONNS));
     curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return 0;
 }
@@ -1007,8 +1018,8 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
         if (!n) ok = 0;
         else j->headers = n;
     }
-    /* no "Expect: 100-continue" round trip */
-    if (ok) {
+    /* no "Expect: 100-continue" round trip (libcurl asks for one only before a body) */
+    if (ok && rq->body) {
         struct curl_slist *n = curl_slist_append(j->headers, "Expect:");
         if (n) j->headers = n;
     }
