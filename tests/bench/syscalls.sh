@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# tests/bench/syscalls.sh: signbridge's system calls per request, by kind (issue 8, profile). On
+# this VM a system call costs ~1 us before it does any work (a getppid loop), so their number is
+# a cost of its own; the kernel's tracepoints count them exactly, whatever the machine's noise.
+#
+#   tests/bench/syscalls.sh [--bin-dir DIR] [--duration S] [--smoke]
+#
+# DIR (default build-release) holds signbridge and signbridge-sandbox. It starts the sandbox
+# (--seed 4242, no rate limits) and signbridge on it, opens one API-key session on /boldsign/mcp,
+# and for each load -- tools/call list_documents (page_size 10, targets 2 and 3) at 1 and at 50
+# connections, tools/list at 50 -- runs wrk (tests/bench/lua/mcp_post.lua, a JSON-RPC id per
+# request) for S seconds (default 5) while `perf stat` counts signbridge's system calls
+# (raw_syscalls:sys_enter and the kinds below). Prints
+#   bench syscalls: <load>: <N> per request (<requests> requests, p50 <X>); epoll_wait <n>,
+#     epoll_ctl <n>, poll <n>, recvfrom <n>, sendto <n>, sendmsg <n>, other <n>
+# then "ok -" / "not ok -" lines and a final "N passed, N failed". Needs perf with tracepoints
+# (root; Debian's linux-perf, scripts/setup-deps) and wrk. --smoke: 1 s per load, no figures
+# judged (the bench suite runs it to prove the script works).
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN_DIR=$ROOT/build-release
+DUR=5
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --bin-dir) BIN_DIR=$2; shift ;;
+    --duration) DUR=$2; shift ;;
+    --smoke) DUR=1 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "syscalls.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+PASS=0 FAIL=0
+ok() { echo "ok - $1"; PASS=$((PASS + 1)); }
+nok() { echo "not ok - $1: $2"; FAIL=$((FAIL + 1)); }
+finish() { echo "$PASS passed, $FAIL failed"; [[ $FAIL == 0 ]]; exit $?; }
+[[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 ]] || { nok "options" "--duration takes whole seconds (>= 1)"; finish; }
+for t in perf wrk python3 curl; do
+  command -v "$t" >/dev/null || { nok "tools" "$t is not installed (scripts/setup-deps installs it)"; finish; }
+done
+SB=$BIN_DIR/signbridge SBX=$BIN_DIR/signbridge-sandbox
+[[ -x $SB && -x $SBX ]] || { nok "binaries" "no $SB or $SBX (ninja -C $BIN_DIR)"; finish; }
+KINDS=(epoll_wait epoll_ctl poll recvfrom sendto sendmsg)
+EVENTS=raw_syscalls:sys_enter
+for k in "${KINDS[@]}"; do EVENTS+=,syscalls:sys_enter_$k; done
+if ! perf stat -x, -e "$EVENTS" -- true >/dev/null 2>&1; then
+  nok "perf" "perf cannot count the syscall tracepoints here (root and tracefs are needed)"
+  finish
+fi
+
+W=$(mktemp -d)
+SBX_PID= SB_PID=
+cleanup() {
+  [[ -n $SB_PID ]] && kill "$SB_PID" 2>/dev/null
+  [[ -n $SBX_PID ]] && kill "$SBX_PID" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$W"
+}
+trap cleanup EXIT
+wait_file() { for _ in $(seq "$2"); do [[ -s $1 ]] && return 0; sleep 0.1; done; return 1; }
+
+"$SBX" --seed 4242 --no-rate-limits --listen 127.0.0.1:0 --port-file "$W/x.port" 2>"$W/x.log" &
+SBX_PID=$!
+wait_file "$W/x.port" 100 || { nok "sandbox" "no port file within 10 s: $(tail -n 3 "$W/x.log")"; finish; }
+ORIGIN=http://127.0.0.1:$(cat "$W/x.port")
+KEY=$(curl -s --max-time 10 "$ORIGIN/_sandbox/accounts" | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["accounts"]:
+    if a.get("provider") == "boldsign" and a.get("region") == "us" and a.get("api_key"):
+        print(a["api_key"]); break')
+[[ -n $KEY ]] || { nok "sandbox" "no BoldSign us account with an API key"; finish; }
+"$SB" --sandbox-url "$ORIGIN" --log-level warn --listen 127.0.0.1:0 --port-file "$W/s.port" \
+  --store "sqlite:$W/s.db" >"$W/s.out" 2>"$W/s.log" &
+SB_PID=$!
+wait_file "$W/s.port" 100 || { nok "signbridge" "no port file within 10 s: $(tail -n 3 "$W/s.log")"; finish; }
+URL=http://127.0.0.1:$(cat "$W/s.port")/boldsign/mcp
+PV=2025-11-25
+SID=$(curl -s --max-time 10 -D - -o /dev/null "$URL" -H 'Content-Type: application/json' \
+  -H 'Accept: application/json, text/event-stream' -H "X-API-Key: $KEY" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"'$PV'","capabilities":{},"clientInfo":{"name":"syscalls.sh","version":"1"}}}' |
+  tr -d '\r' | awk -F': ' 'tolower($1) == "mcp-session-id" { print $2 }')
+[[ -n $SID ]] || { nok "session" "initialize gave no Mcp-Session-Id"; finish; }
+HDRS=(-H "X-API-Key: $KEY" -H "Mcp-Session-Id: $SID" -H "MCP-Protocol-Version: $PV")
+curl -s --max-time 10 -o /dev/null "$URL" -H 'Content-Type: application/json' \
+  -H 'Accept: application/json, text/event-stream' "${HDRS[@]}" \
+  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+echo '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_documents","arguments":{"page_size":10}}}' >"$W/list.json"
+echo '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' >"$W/tl.json"
+LUA=$HERE/lua/mcp_post.lua
+
+measure() { # $1 name, $2 body file, $3 connections
+  local name=$1 body=$2 conns=$3 threads=1
+  ((conns > 1)) && threads=2
+  # warm-up: connections, the lane's upstream pool, the allocator's caches
+  WRK_BODY_FILE=$body WRK_UNIQUE_IDS=1 wrk -t$threads -c"$conns" -d1s -s "$LUA" "${HDRS[@]}" "$URL" >/dev/null 2>&1
+  perf stat -x, -e "$EVENTS" -p "$SB_PID" -o "$W/stat.txt" 2>/dev/null &
+  local pp=$!
+  sleep 0.3
+  WRK_BODY_FILE=$body WRK_UNIQUE_IDS=1 wrk -t$threads -c"$conns" -d"${DUR}s" --latency -s "$LUA" \
+    "${HDRS[@]}" "$URL" >"$W/wrk.out" 2>&1
+  sleep 0.2
+  kill -INT "$pp" 2>/dev/null
+  wait "$pp" 2>/dev/null
+  local n p50 bad
+  n=$(awk '/requests in/ { print $1 }' "$W/wrk.out")
+  p50=$(awk '$1 == "50%" { print $2 }' "$W/wrk.out")
+  bad=$(awk '/Non-2xx/ { print $NF }' "$W/wrk.out")
+  if ! [[ $n =~ ^[0-9]+$ ]] || ((n == 0)); then nok "$name" "wrk made no requests: $(tail -n 2 "$W/wrk.out")"; return; fi
+  if [[ -n $bad ]]; then nok "$name" "$bad answers were not 2xx"; return; fi
+  local line
+  line=$(awk -F, -v n="$n" -v kinds="${KINDS[*]}" '
+    $1 ~ /^[0-9]+$/ { split($3, e, ":"); c[e[2]] = $1 }
+    END {
+      if (!("sys_enter" in c)) exit 1
+      total = c["sys_enter"]; rest = total; out = ""
+      k = split(kinds, kk, " ")
+      for (i = 1; i <= k; i++) {
+        v = c["sys_enter_" kk[i]]; rest -= v
+        out = out sprintf("%s %.2f, ", kk[i], v / n)
+      }
+      printf "%.2f per request (%d requests); %sother %.2f", total / n, n, out, rest / n
+    }' "$W/stat.txt") || { nok "$name" "perf counted nothing: $(head -n 3 "$W/stat.txt")"; return; }
+  echo "bench syscalls: $name: ${line/ requests)/ requests, p50 $p50)}"
+  ok "$name: system calls counted"
+}
+
+measure "list_documents c1" "$W/list.json" 1
+measure "list_documents c50" "$W/list.json" 50
+measure "tools/list c50" "$W/tl.json" 50
+finish
