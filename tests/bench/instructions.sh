@@ -36,10 +36,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-PASS=0 FAIL=0
-ok() { echo "ok - $1"; PASS=$((PASS + 1)); }
-nok() { echo "not ok - $1: $2"; FAIL=$((FAIL + 1)); }
-finish() { echo "$PASS passed, $FAIL failed"; [[ $FAIL == 0 ]]; exit $?; }
+# ok/nok/finish, the scratch directory and the sandbox
+. "$HERE/lib.sh"
 [[ $N =~ ^[0-9]+$ && $N -ge 1 && $TOP =~ ^[0-9]+$ ]] || { nok "options" "--requests and --top take whole numbers (requests >= 1)"; finish; }
 for t in valgrind callgrind_control callgrind_annotate python3 curl; do
   command -v "$t" >/dev/null || { nok "tools" "$t is not installed (scripts/setup-deps installs valgrind)"; finish; }
@@ -48,27 +46,8 @@ SB=$BIN_DIR/signbridge SBX=$BIN_DIR/signbridge-sandbox
 [[ -x $SB && -x $SBX ]] || { nok "binaries" "no $SB or $SBX (ninja -C $BIN_DIR)"; finish; }
 if ldd "$SB" 2>/dev/null | grep -q 'libasan'; then nok "binaries" "$SB is built with ASan: valgrind cannot run it"; finish; fi
 
-W=$(mktemp -d)
-SBX_PID= SB_PID=
-cleanup() {
-  [[ -n $SB_PID ]] && kill "$SB_PID" 2>/dev/null
-  [[ -n $SBX_PID ]] && kill "$SBX_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
-wait_file() { for _ in $(seq "$2"); do [[ -s $1 ]] && return 0; sleep 0.1; done; return 1; }
-
-"$SBX" --seed 4242 --no-rate-limits --listen 127.0.0.1:0 --port-file "$W/x.port" 2>"$W/x.log" &
-SBX_PID=$!
-wait_file "$W/x.port" 100 || { nok "sandbox" "no port file within 10 s: $(tail -n 3 "$W/x.log")"; finish; }
-ORIGIN=http://127.0.0.1:$(cat "$W/x.port")
-KEY=$(curl -s --max-time 10 "$ORIGIN/_sandbox/accounts" | python3 -c '
-import json, sys
-for a in json.load(sys.stdin)["accounts"]:
-    if a.get("provider") == "boldsign" and a.get("region") == "us" and a.get("api_key"):
-        print(a["api_key"]); break')
-[[ -n $KEY ]] || { nok "sandbox" "no BoldSign us account with an API key"; finish; }
+bench_workdir
+start_sandbox "$SBX" || finish
 
 # The client: one keep-alive connection; argv: port key warm-up count method. Every answer must be
 # a 200 JSON-RPC result (not isError), or it exits 1 naming the first bad one.

@@ -31,10 +31,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-PASS=0 FAIL=0
-ok() { echo "ok - $1"; PASS=$((PASS + 1)); }
-nok() { echo "not ok - $1: $2"; FAIL=$((FAIL + 1)); }
-finish() { echo "$PASS passed, $FAIL failed"; [[ $FAIL == 0 ]]; exit $?; }
+# ok/nok/finish, the scratch directory and the sandbox
+. "$HERE/lib.sh"
 [[ $DUR =~ ^[0-9]+$ && $DUR -ge 1 ]] || { nok "options" "--duration takes whole seconds (>= 1)"; finish; }
 for t in perf wrk python3 curl; do
   command -v "$t" >/dev/null || { nok "tools" "$t is not installed (scripts/setup-deps installs it)"; finish; }
@@ -49,27 +47,8 @@ if ! perf stat -x, -e "$EVENTS" -- true >/dev/null 2>&1; then
   finish
 fi
 
-W=$(mktemp -d)
-SBX_PID= SB_PID=
-cleanup() {
-  [[ -n $SB_PID ]] && kill "$SB_PID" 2>/dev/null
-  [[ -n $SBX_PID ]] && kill "$SBX_PID" 2>/dev/null
-  wait 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
-wait_file() { for _ in $(seq "$2"); do [[ -s $1 ]] && return 0; sleep 0.1; done; return 1; }
-
-"$SBX" --seed 4242 --no-rate-limits --listen 127.0.0.1:0 --port-file "$W/x.port" 2>"$W/x.log" &
-SBX_PID=$!
-wait_file "$W/x.port" 100 || { nok "sandbox" "no port file within 10 s: $(tail -n 3 "$W/x.log")"; finish; }
-ORIGIN=http://127.0.0.1:$(cat "$W/x.port")
-KEY=$(curl -s --max-time 10 "$ORIGIN/_sandbox/accounts" | python3 -c '
-import json, sys
-for a in json.load(sys.stdin)["accounts"]:
-    if a.get("provider") == "boldsign" and a.get("region") == "us" and a.get("api_key"):
-        print(a["api_key"]); break')
-[[ -n $KEY ]] || { nok "sandbox" "no BoldSign us account with an API key"; finish; }
+bench_workdir
+start_sandbox "$SBX" || finish
 "$SB" --sandbox-url "$ORIGIN" --log-level warn --listen 127.0.0.1:0 --port-file "$W/s.port" \
   --store "sqlite:$W/s.db" >"$W/s.out" 2>"$W/s.log" &
 SB_PID=$!
