@@ -125,6 +125,10 @@ void sb_mcp_delete(sb_mcp *m, const sb_mcp_req *req, sb_mcp_reply *out);
 size_t sb_mcp_shutdown(sb_mcp *m);
 
 typedef void (*sb_mcp_wake_fn)(void *ctx);
+/* Run the call's deferred work (sb_mcp_call_defer) now, on this thread: the first thing
+ * sb_mcp_call_next does. A transport calls it first when it can then deliver events of its own
+ * (an upstream answer that is already there) before asking for the next message. */
+void sb_mcp_call_run(sb_mcp_call *c);
 /*
  * Take the next message of a running call. Returns:
  *   1  *json (malloc'd, caller frees) / *len set; *is_final = 1 for the response, which is last;
@@ -132,10 +136,6 @@ typedef void (*sb_mcp_wake_fn)(void *ctx);
  *   2  nothing yet: park(ctx) has been called under the call's lock, and wake(ctx) will be called
  *      exactly once, when the next message arrives or the call ends.
  */
-/* Run the call's deferred work (sb_mcp_call_defer) now, on this thread: the first thing
- * sb_mcp_call_next does. A transport calls it first when it can then deliver events of its own
- * (an upstream answer that is already there) before asking for the next message. */
-void sb_mcp_call_run(sb_mcp_call *c);
 int sb_mcp_call_next(sb_mcp_call *c, char **json, size_t *len, int *is_final, sb_mcp_wake_fn park,
                      sb_mcp_wake_fn wake, void *ctx);
 /* HTTP details for the response: status (200 unless the call set another), the Mcp-Session-Id to

@@ -257,11 +257,17 @@ static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_so
 }
 
 /* libcurl closes the sockets open_cb opened through here (CURLOPT_CLOSESOCKETFUNCTION, data: the
- * lane): the record goes, and closing takes the socket out of the epoll set. */
+ * lane): the record goes, and so does the registration -- explicitly, since closing removes it
+ * only when no other descriptor (a forked child's, say) still refers to the socket, and a stale
+ * one would report its events under a number that a new socket may take. Connections close
+ * seldom: this costs nothing per call. */
 static int close_cb(void *clientp, curl_socket_t s)
 {
     lane *l = clientp;
-    if (s >= 0 && (size_t)s < l->nfds) l->fds[s] = (fdrec){0};
+    if (s >= 0 && (size_t)s < l->nfds) {
+        if (l->fds[s].in_ep) epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
+        l->fds[s] = (fdrec){0};
+    }
     return close(s);
 }
 
@@ -322,8 +328,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         if (rc < 0 && errno == EEXIST) rc = epoll_ctl(l->ep, EPOLL_CTL_MOD, s, &ev);
         f->in_ep = rc == 0;
         f->events = ev.events;
-        if (!socketp) curl_multi_assign(l->multi, s, (void *)1);
-        return 0;
+        return 0; /* the record, not socketp, says what is registered */
     }
     if (socketp) {
         if (epoll_ctl(l->ep, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT)
