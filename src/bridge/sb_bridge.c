@@ -6,6 +6,7 @@
 #include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_embed.h"
+#include "core/sb_later.h"
 #include "core/sb_json.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
@@ -1098,6 +1099,11 @@ static void blob_result(tool_job *j, cJSON *meta)
     job_finish(j, r, 1);
 }
 
+static void free_tree(void *arena)
+{
+    sb_arena_free(arena);
+}
+
 static void process_result(tool_job *j, const sb_up_result *r)
 {
     sb_mcp_call *c = j->call;
@@ -1165,7 +1171,8 @@ static void process_result(tool_job *j, const sb_up_result *r)
                       j->a->display, err[0] ? err : "unexpected shape");
     }
     sb_preq_free(&j->step.next);
-    sb_arena_free(tree);
+    /* the answer's tree goes once this turn's answers are sent (sb_later) */
+    sb_later(free_tree, tree);
     job_free(j);
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/sb_buf.h"
 #include "core/sb_json_schema.h"
+#include "core/sb_later.h"
 #include "core/sb_log.h"
 #include "core/sb_util.h"
 #include "mcp/sb_jsonrpc.h"
@@ -378,6 +379,11 @@ static int sample_output(sb_mcp_call *c)
     return n < 64 || (n & 63) == 0 || sb_log_enabled(SB_LOG_DEBUG);
 }
 
+static void delete_tree(void *tree)
+{
+    cJSON_Delete(tree);
+}
+
 void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
 {
     char err[512];
@@ -394,7 +400,8 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
         sb_mcp_call_result(c, r);
         return;
     }
-    cJSON_Delete(structured);
+    /* freed once this turn's answers are sent (sb_later): ~500 nodes of a list result */
+    sb_later(delete_tree, structured);
     sb_buf b;
     sb_buf_init(&b, (size_t)256 << 20);
     /* the text block (escaped: a little more than the JSON) plus the JSON itself, at once */

@@ -1,6 +1,7 @@
 #include "upstream/sb_up.h"
 
 #include "core/sb_buf.h"
+#include "core/sb_later.h"
 #include "core/sb_log.h"
 #include "core/sb_util.h"
 
@@ -754,6 +755,7 @@ static void *run(void *arg)
 {
     lane *l = arg;
     tl_lane = l;
+    sb_later_enable(1); /* flushed at the end of every turn */
     int stopping = 0;
     for (;;) {
         uint64_t now = sb_mono_ms();
@@ -841,11 +843,15 @@ static void *run(void *arg)
             j->next_q = NULL;
             finish(l, j, j->fail_err, 0, j->fail_text);
         }
+        /* the turn's answers are on the wire (libmicrohttpd sends within its run): now the
+         * cleanup the turn put off */
+        sb_later_flush();
         if (stopping) break;
     }
     /* shutdown: everything still running is cancelled */
     l->backoff = NULL; /* those jobs are on the active list too */
     while (l->active) finish(l, l->active, SB_UP_ECANCELLED, 0, "engine stopping");
+    sb_later_enable(0); /* runs what is left */
     tl_lane = NULL;
     return NULL;
 }

@@ -20,6 +20,7 @@
 #include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_json.h"
+#include "core/sb_later.h"
 #include "core/sb_loop.h"
 #include "core/sb_util.h"
 
@@ -1309,6 +1310,60 @@ static void test_loop_many_timers(void **state)
     rec_destroy(&r);
 }
 
+/* ---- sb_later -------------------------------------------------------------------------------- */
+
+static int later_log[SB_LATER_MAX * 2 + 8];
+static int later_n;
+
+static void later_note(void *arg)
+{
+    later_log[later_n++] = (int)(intptr_t)arg;
+}
+
+static void later_chain(void *arg)
+{
+    later_note(arg);
+    sb_later(later_note, (void *)(intptr_t)((int)(intptr_t)arg + 1000)); /* put off while flushing */
+}
+
+static void test_later(void **state)
+{
+    (void)state;
+    later_n = 0;
+    sb_later(later_note, (void *)1); /* a thread that does not flush: at once */
+    assert_int_equal(later_n, 1);
+    sb_later(NULL, NULL);            /* nothing to run */
+    sb_later_enable(1);
+    sb_later(later_note, (void *)2);
+    sb_later(later_chain, (void *)3);
+    sb_later(later_note, (void *)4);
+    assert_int_equal(later_n, 1); /* all put off */
+    sb_later_flush();
+    /* oldest first, and what ran put off runs in the same flush */
+    assert_int_equal(later_n, 5);
+    assert_int_equal(later_log[1], 2);
+    assert_int_equal(later_log[2], 3);
+    assert_int_equal(later_log[3], 4);
+    assert_int_equal(later_log[4], 1003);
+    sb_later_flush(); /* empty */
+    assert_int_equal(later_n, 5);
+    /* full: the one over the bound runs at once, the others wait */
+    later_n = 0;
+    for (int i = 0; i < SB_LATER_MAX + 1; i++) sb_later(later_note, (void *)(intptr_t)i);
+    assert_int_equal(later_n, 1);
+    assert_int_equal(later_log[0], SB_LATER_MAX);
+    sb_later_flush();
+    assert_int_equal(later_n, SB_LATER_MAX + 1);
+    assert_int_equal(later_log[1], 0);
+    /* switching off runs what is left */
+    later_n = 0;
+    sb_later(later_note, (void *)7);
+    sb_later_enable(0);
+    assert_int_equal(later_n, 1);
+    sb_later(later_note, (void *)8);
+    assert_int_equal(later_n, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1350,6 +1405,7 @@ int main(void)
         cmocka_unit_test(test_loop_stop_semantics),
         cmocka_unit_test(test_loop_stop_refuses_new_work),
         cmocka_unit_test(test_loop_many_timers),
+        cmocka_unit_test(test_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
