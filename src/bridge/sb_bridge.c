@@ -1227,13 +1227,16 @@ static void tool_done(const sb_up_result *r, void *arg)
         u->status = r->status;
         u->attempts = r->attempts;
         u->error_text = strdup(r->error_text ? r->error_text : "");
-        u->body = malloc(r->body_len + 1);
-        if (u->body) {
-            memcpy(u->body, r->body, r->body_len);
-            u->body[r->body_len] = '\0';
-            u->body_len = r->body_len;
+        u->body_len = r->body_len;
+        /* the engine's buffers change hands (an ~18 KB list answer is not copied) */
+        if (u->error_text && sb_up_take(r, &u->body, &u->hdrs) < 0) {
+            u->body = malloc(r->body_len + 1);
+            if (u->body) {
+                memcpy(u->body, r->body, r->body_len);
+                u->body[r->body_len] = '\0';
+            }
+            u->hdrs = pick_headers(r);
         }
-        u->hdrs = pick_headers(r);
     }
     if (!u || !u->body || !u->error_text || !u->hdrs) {
         if (u) {

@@ -466,6 +466,7 @@ static void finish(lane *l, job *j, int error, int status, const char *text)
         .attempts = j->attempts,
         .elapsed_us = sb_mono_us() - j->start_us,
         .hdrs_ = j->hdrs.data,
+        .job_ = j,
     };
     j->done(&r, j->arg);
     job_free(l, j);
@@ -857,6 +858,15 @@ static void *run(void *arg)
 }
 
 /* ---- public API ---------------------------------------------------------------------------- */
+
+int sb_up_take(const sb_up_result *r, char **body, char **hdrs)
+{
+    job *j = r ? r->job_ : NULL;
+    if (!j || !j->resp.data || !j->hdrs.data || r->body != j->resp.data) return -1;
+    *body = sb_buf_detach(&j->resp, NULL);
+    *hdrs = sb_buf_detach(&j->hdrs, NULL);
+    return 0;
+}
 
 const char *sb_up_header(const sb_up_result *r, const char *name)
 {

@@ -75,12 +75,19 @@ typedef struct sb_up_result {
     unsigned attempts;
     uint64_t elapsed_us;
     const void *hdrs_;            /* private: use sb_up_header */
+    void *job_;                   /* private: sb_up_take */
 } sb_up_result;
 
 /* A response header of the final attempt (case-insensitive name), or NULL. The value lives in a
  * per-thread buffer valid until the next sb_up_header call on the same thread. */
 const char *sb_up_header(const sb_up_result *r, const char *name);
 
+/* Inside the `done` callback: take the response's body and its raw header block instead of
+ * copying them (both malloc'd and NUL-terminated; free() them): *body gets r->body's bytes
+ * (body_len of them), *hdrs the block sb_up_header reads (an sb_up_result whose hdrs_ is that
+ * block reads the same). r->body and sb_up_header(r, ...) must not be used afterwards. 0, or -1
+ * (nothing taken) when r is no live result. */
+int sb_up_take(const sb_up_result *r, char **body, char **hdrs);
 /* Called exactly once per accepted request, on the thread of the lane that ran it. The result and everything it
  * points to are valid only during the call: copy what you keep. Do not block here. */
 typedef void (*sb_up_done_fn)(const sb_up_result *r, void *arg);

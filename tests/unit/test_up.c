@@ -5,7 +5,8 @@
  * from any other thread on the shared lane; an attached source runs when its fd is readable and
  * when kicked; a local request is cancelled from another thread; a kept-alive connection parked
  * in the lane's epoll set is reused, and dropped without a busy loop when the server closes it;
- * sb_up_lane_reap runs nothing off a lane or inside a callback. */
+ * sb_up_lane_reap runs nothing off a lane or inside a callback; a callback takes the response's
+ * body and headers (sb_up_take) once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -650,6 +651,74 @@ static void test_lanes_parked_connections(void **state)
     mini_stop(&m);
 }
 
+typedef struct take_job {
+    waiter w;
+    int took, again;
+    char *body, *hdrs;
+} take_job;
+
+static void take_done(const sb_up_result *r, void *arg)
+{
+    take_job *t = arg;
+    char *b2 = NULL, *h2 = NULL;
+    t->took = sb_up_take(r, &t->body, &t->hdrs);
+    t->again = sb_up_take(r, &b2, &h2); /* taken already: nothing */
+    on_done(r, &t->w);
+}
+
+static void take_submit(void *arg)
+{
+    void **a = arg;
+    sb_up_request rq = {.method = "GET", .url = a[1], .idempotent = 1, .timeout_ms = 5000,
+                        .local = 1};
+    sb_up_submit(a[0], &rq, take_done, a[2], NULL);
+}
+
+static void test_take_body_and_headers(void **state)
+{
+    (void)state;
+    /* the callback takes the engine's buffers instead of copying them */
+    mini_srv m;
+    mini_start(&m);
+    const char *http_ok[] = {"http://127.0.0.1:", NULL};
+    const char *nets[] = {"127.0.0.0/8", NULL};
+    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 1};
+    char err[200] = "";
+    sb_up *u = sb_up_start(&o, err, sizeof err);
+    assert_non_null(u);
+    take_job t = {.took = 1, .again = 1};
+    pthread_mutex_init(&t.w.mu, NULL);
+    pthread_cond_init(&t.w.cv, NULL);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/ok", m.port);
+    void *args[3] = {u, url, &t};
+    assert_int_equal(sb_up_lane_call(u, 0, take_submit, args), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
+    pthread_mutex_lock(&t.w.mu);
+    while (!t.w.done)
+        if (pthread_cond_timedwait(&t.w.cv, &t.w.mu, &dl) != 0) break;
+    pthread_mutex_unlock(&t.w.mu);
+    assert_true(t.w.done);
+    assert_int_equal(t.w.status, 200);
+    assert_int_equal(t.took, 0);
+    assert_int_equal(t.again, -1);
+    assert_non_null(t.body);
+    assert_string_equal(t.body, "ok");
+    assert_non_null(t.hdrs);
+    sb_up_result taken = {.hdrs_ = t.hdrs}; /* read as sb_up_header reads a live result */
+    assert_string_equal(sb_up_header(&taken, "content-length"), "2");
+    sb_up_result none = {0};
+    char *b = NULL, *h = NULL;
+    assert_int_equal(sb_up_take(&none, &b, &h), -1); /* no live result */
+    assert_int_equal(sb_up_take(NULL, &b, &h), -1);
+    free(t.body);
+    free(t.hdrs);
+    sb_up_stop(u);
+    mini_stop(&m);
+}
+
 /* The MCP path grammar shared by sb_http's routes and sb_oauth's resources. */
 static void test_mcp_path(void **state)
 {
@@ -736,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_lanes_source_runs_when_ready_and_when_kicked),
         cmocka_unit_test(test_lanes_cancel_among_many),
         cmocka_unit_test(test_lanes_parked_connections),
+        cmocka_unit_test(test_take_body_and_headers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
