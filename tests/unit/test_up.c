@@ -343,6 +343,32 @@ static void mini_stop(mini_srv *m)
     pthread_join(m->th, NULL);
 }
 
+/* The mini server and an engine with `lanes` serving lanes that may reach it (plain http on
+ * loopback); max_retries > 0 lets idempotent requests reuse connections. */
+static sb_up *loopback_engine(mini_srv *m, unsigned lanes, unsigned max_retries)
+{
+    mini_start(m);
+    const char *http_ok[] = {"http://127.0.0.1:", NULL};
+    const char *nets[] = {"127.0.0.0/8", NULL};
+    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = lanes,
+                       .max_retries = max_retries};
+    char err[200] = "";
+    sb_up *u = sb_up_start(&o, err, sizeof err);
+    assert_non_null(u);
+    return u;
+}
+
+static void waiter_wait(waiter *w, int max_s)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += max_s;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) != 0) break;
+    pthread_mutex_unlock(&w->mu);
+}
+
 typedef struct lane_job {
     sb_up *u;
     char url[128];
@@ -374,13 +400,7 @@ static void lane_job_submit(void *arg)
 
 static void lane_job_wait(lane_job *j, int max_s)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += max_s;
-    pthread_mutex_lock(&j->w.mu);
-    while (!j->w.done)
-        if (pthread_cond_timedwait(&j->w.cv, &j->w.mu, &dl) != 0) break;
-    pthread_mutex_unlock(&j->w.mu);
+    waiter_wait(&j->w, max_s);
 }
 
 static void lane_job_init(lane_job *j, sb_up *u, const mini_srv *m, const char *path, int local)
@@ -397,13 +417,7 @@ static void test_lanes_local_requests_stay_on_their_lane(void **state)
 {
     (void)state;
     mini_srv m;
-    mini_start(&m);
-    const char *http_ok[] = {"http://127.0.0.1:", NULL};
-    const char *nets[] = {"127.0.0.0/8", NULL};
-    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 2};
-    char err[200] = "";
-    sb_up *u = sb_up_start(&o, err, sizeof err);
-    assert_non_null(u);
+    sb_up *u = loopback_engine(&m, 2, 0);
     assert_int_equal(sb_up_lanes(u), 2);
     assert_int_equal(sb_up_lane_call(u, 2, lane_job_submit, NULL), -1); /* no such lane */
 
@@ -553,13 +567,7 @@ static void test_lanes_cancel_among_many(void **state)
     /* 40 transfers waiting on a lane; each cancelled (newest first) from another thread is
      * found by its id and ends at once; the others keep waiting */
     mini_srv m;
-    mini_start(&m);
-    const char *http_ok[] = {"http://127.0.0.1:", NULL};
-    const char *nets[] = {"127.0.0.0/8", NULL};
-    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 1};
-    char err[200] = "";
-    sb_up *u = sb_up_start(&o, err, sizeof err);
-    assert_non_null(u);
+    sb_up *u = loopback_engine(&m, 1, 0);
     many_jobs *mj = calloc(1, sizeof *mj);
     assert_non_null(mj);
     for (size_t i = 0; i < 40; i++) {
@@ -608,15 +616,8 @@ static void test_lanes_parked_connections(void **state)
      * next transfer reuses it; when the server closes it while it is idle, the lane takes it out
      * (no busy loop on its event) and the next transfer connects afresh. */
     mini_srv m;
-    mini_start(&m);
-    const char *http_ok[] = {"http://127.0.0.1:", NULL};
-    const char *nets[] = {"127.0.0.0/8", NULL};
     /* retries allowed: only then may an idempotent request reuse a connection */
-    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 1,
-                       .max_retries = 1};
-    char err[200] = "";
-    sb_up *u = sb_up_start(&o, err, sizeof err);
-    assert_non_null(u);
+    sb_up *u = loopback_engine(&m, 1, 1);
     assert_int_equal(sb_up_lane_reap(u), 0); /* not on a lane: nothing runs */
     for (int i = 0; i < 4; i++) {
         lane_job j;
@@ -679,13 +680,7 @@ static void test_take_body_and_headers(void **state)
     (void)state;
     /* the callback takes the engine's buffers instead of copying them */
     mini_srv m;
-    mini_start(&m);
-    const char *http_ok[] = {"http://127.0.0.1:", NULL};
-    const char *nets[] = {"127.0.0.0/8", NULL};
-    sb_up_options o = {.http_allowed_prefixes = http_ok, .allowed_networks = nets, .lanes = 1};
-    char err[200] = "";
-    sb_up *u = sb_up_start(&o, err, sizeof err);
-    assert_non_null(u);
+    sb_up *u = loopback_engine(&m, 1, 0);
     take_job t = {.took = 1, .again = 1};
     pthread_mutex_init(&t.w.mu, NULL);
     pthread_cond_init(&t.w.cv, NULL);
@@ -693,13 +688,7 @@ static void test_take_body_and_headers(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%u/ok", m.port);
     void *args[3] = {u, url, &t};
     assert_int_equal(sb_up_lane_call(u, 0, take_submit, args), 0);
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 5;
-    pthread_mutex_lock(&t.w.mu);
-    while (!t.w.done)
-        if (pthread_cond_timedwait(&t.w.cv, &t.w.mu, &dl) != 0) break;
-    pthread_mutex_unlock(&t.w.mu);
+    waiter_wait(&t.w, 5);
     assert_true(t.w.done);
     assert_int_equal(t.w.status, 200);
     assert_int_equal(t.took, 0);
