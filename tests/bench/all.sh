@@ -22,7 +22,7 @@ while (($#)); do
     --bin-dir) BIN_DIR=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --calls) CALLS=$2; shift ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "all.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -75,7 +75,7 @@ while (($#)); do
     --upstream-front) FRONT=$2; shift ;;
     --h2-streams|--max-host-connections|--sb-env) PASS_ARGS+=("$1" "$2"); shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size|--settle-time-wait) PASS_ARGS+=("$1" "$2"); shift ;;
-    -h|--help) sed -n '2,58p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "concurrency.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -31,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --requests) N=$2; shift ;;
     --top) TOP=$2; shift ;;
     --smoke) N=20; TOP=3 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift

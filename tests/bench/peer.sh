@@ -56,7 +56,7 @@ while (($#)); do
     --starts) STARTS=$2; shift ;;
     --t3-rounds) T3_ROUNDS=$2; shift ;;
     --bin-dir) BIN_DIR=$2; shift ;;
-    -h|--help) sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "peer.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -39,7 +39,7 @@ while (($#)); do
     --connections) CONNS=$2; shift ;;
     --threads) THREADS=$2; shift ;;
     --min-rps) MIN_RPS=$2; shift ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "sandbox.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --bin-dir) BIN_DIR=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --smoke) DUR=1 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "syscalls.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
