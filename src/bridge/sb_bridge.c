@@ -821,6 +821,7 @@ __attribute__((format(printf, 3, 4))) static void job_error(tool_job *j, int sto
 }
 
 #define MAX_RESULT_TEXT 100000 /* clients reject or cut longer tool results (Claude ~150k) */
+#define MAX_RESULT_JSON ((size_t)64 << 20) /* a result written as text, before it is cut */
 
 /* Keep a list result's JSON under MAX_RESULT_TEXT: drop items from the end, and say so. */
 static char *fit_text(cJSON *structured)
@@ -878,6 +879,25 @@ static void tool_result(tool_job *j, cJSON *structured)
     cJSON_AddItemToArray(content, t);
     cJSON_AddItemToObject(r, "structuredContent", structured);
     job_finish(j, r, 1);
+}
+
+/* A result the adapter wrote as JSON text (SB_PMAP_JSON; the text is taken). */
+static void tool_result_json(tool_job *j, sb_buf *json)
+{
+    if (!j->action && !j->idem_key[0] && json->len <= MAX_RESULT_TEXT) {
+        /* the hot path (a page of documents): no tree at all */
+        count_tool(j->b, j->call, j->provider, j->region, "ok");
+        sb_mcp_call_tool_json(j->call, NULL, sb_buf_detach(json, NULL));
+        return;
+    }
+    /* the rare ones (a page over what clients take, to be cut; a recorded result) use the tree */
+    cJSON *tree = json->data ? sb_json_parse(json->data, json->len) : NULL;
+    sb_buf_free(json);
+    if (!tree) {
+        job_error(j, 0, "signbridge could not build this result; try again.");
+        return;
+    }
+    tool_result(j, tree);
 }
 
 static void tool_done(const sb_up_result *r, void *arg);
@@ -1135,9 +1155,13 @@ static void process_result(tool_job *j, const sb_up_result *r)
     cJSON *out = NULL;
     char err[300] = "";
     sb_preq_init(&j->step.next, "GET", 1);
+    sb_buf_init(&j->step.json, MAX_RESULT_JSON);
     int rc = j->pt->map(&ctx, j->args, &pr, &j->step, &out, err, sizeof err);
     if (rc == SB_PMAP_DONE && out) {
         tool_result(j, out);
+    } else if (rc == SB_PMAP_JSON) {
+        cJSON_Delete(out);
+        tool_result_json(j, &j->step.json);
     } else if (rc == SB_PMAP_BLOB && out && j->step.blob) {
         blob_result(j, out);
     } else if (rc == SB_PMAP_NEXT && !sb_mcp_call_done(c)) {
@@ -1171,6 +1195,7 @@ static void process_result(tool_job *j, const sb_up_result *r)
                       j->a->display, err[0] ? err : "unexpected shape");
     }
     sb_preq_free(&j->step.next);
+    sb_buf_free(&j->step.json);
     /* the answer's tree goes once this turn's answers are sent (sb_later) */
     sb_later(free_tree, tree);
     job_free(j);

@@ -245,7 +245,7 @@ char *sb_buf_detach(sb_buf *b, size_t *len)
 
 /* ---- JSON serialization --------------------------------------------------------------------- */
 
-static int json_number(sb_buf *b, double d)
+int sb_buf_json_number(sb_buf *b, double d)
 {
     char tmp[32];
     int n;
@@ -297,7 +297,7 @@ static int json_value(sb_buf *b, const cJSON *v, int depth)
     case cJSON_True:
         return sb_buf_append(b, "true", 4);
     case cJSON_Number:
-        return json_number(b, v->valuedouble);
+        return sb_buf_json_number(b, v->valuedouble);
     case cJSON_String:
         return v->valuestring ? sb_buf_json_string(b, v->valuestring) : -3;
     case cJSON_Raw:

@@ -1,6 +1,7 @@
 #include "mcp/sb_mcp.h"
 
 #include "core/sb_buf.h"
+#include "core/sb_json.h"
 #include "core/sb_json_schema.h"
 #include "core/sb_later.h"
 #include "core/sb_log.h"
@@ -387,10 +388,17 @@ static void delete_tree(void *tree)
 void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
 {
     char err[512];
-    int ok = structured && json &&
-             (!c->tool || !c->tool->output_schema || !sample_output(c) ||
-              sb_schema_validate(c->tool->output_schema, c->tool->output_schema, structured,
-                                 "structuredContent", err, sizeof err) == 0);
+    int ok = json != NULL;
+    if (ok && c->tool && c->tool->output_schema && sample_output(c)) {
+        /* a result written without a tree is read back only for the check */
+        cJSON *tree = structured ? structured : sb_json_parse(json, strlen(json));
+        ok = tree && sb_schema_validate(c->tool->output_schema, c->tool->output_schema, tree,
+                                        "structuredContent", err, sizeof err) == 0;
+        if (!structured && !ok)
+            structured = tree; /* reported below */
+        else if (!structured)
+            cJSON_Delete(tree);
+    }
     if (!ok) {
         /* the slow path reports and replaces an invalid result */
         free(json);
@@ -401,7 +409,7 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
         return;
     }
     /* freed once this turn's answers are sent (sb_later): ~500 nodes of a list result */
-    sb_later(delete_tree, structured);
+    if (structured) sb_later(delete_tree, structured);
     sb_buf b;
     sb_buf_init(&b, (size_t)256 << 20);
     /* the text block (escaped: a little more than the JSON) plus the JSON itself, at once */

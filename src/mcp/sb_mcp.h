@@ -154,7 +154,8 @@ void sb_mcp_call_detach(sb_mcp_call *c);
 void sb_mcp_call_result(sb_mcp_call *c, cJSON *result);
 /* Finish a tools/call with structured content (taken) whose JSON text (taken, e.g. from
  * cJSON_PrintUnformatted(structured)) is also the text content: serialized once, not twice.
- * Validated against the tool's outputSchema like sb_mcp_call_result. */
+ * Validated against the tool's outputSchema like sb_mcp_call_result. structured may be NULL when
+ * the result was written as text without a tree (sb_jw): it is then parsed only when checked. */
 void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json);
 /* Finish a tools/call with {"content":[{"type":"text","text":msg}],"isError":true}. */
 void sb_mcp_call_tool_error(sb_mcp_call *c, const char *fmt, ...)

@@ -157,11 +157,11 @@ static cJSON *action_result(const sb_pctx *c, const char *message)
     return with_where(c, o);
 }
 
-/* The neutral list envelope from BoldSign's pageDetails (which differ per resource: documents
- * and templates report totalRecordsCount and totalPages, contacts only the count, users and
- * teams neither). */
-static cJSON *list_out(const sb_pctx *c, const cJSON *a, const char *name, cJSON *items,
-                       const cJSON *pd, int count)
+/* page, page_size, total and whether there is a next page, from BoldSign's pageDetails (which
+ * differ per resource: documents and templates report totalRecordsCount and totalPages, contacts
+ * only the count, users and teams neither). */
+static void page_of(const cJSON *a, const cJSON *pd, int count, long *page_out, long *size_out,
+                    long long *total_out, int *has_next_out)
 {
     long page = (long)sb_jnum(pd, "page", sb_jnum(a, "page", 1));
     long size = (long)sb_jnum(pd, "pageSize", sb_jnum(a, "page_size", 20));
@@ -176,6 +176,20 @@ static cJSON *list_out(const sb_pctx *c, const cJSON *a, const char *name, cJSON
         has_next = (long long)page * size < total;
     else
         has_next = count >= size;
+    *page_out = page;
+    *size_out = size;
+    *total_out = total;
+    *has_next_out = has_next;
+}
+
+/* The neutral list envelope around items. */
+static cJSON *list_out(const sb_pctx *c, const cJSON *a, const char *name, cJSON *items,
+                       const cJSON *pd, int count)
+{
+    long page, size;
+    long long total;
+    int has_next;
+    page_of(a, pd, count, &page, &size, &total, &has_next);
     return sb_list_result(c, name, items, page, size, total, has_next);
 }
 
@@ -306,52 +320,64 @@ static double history_time(const cJSON *hist, const char *email, const char *act
     return t;
 }
 
-static cJSON *map_document(const cJSON *d)
+/* A document (a list item or document/properties) in the neutral model, written; -1 (nothing
+ * written) without a documentId or when `a`'s status filter leaves it out (*dropped counts it). */
+static int write_document(sb_jw *w, const cJSON *d, const cJSON *a, int *dropped)
 {
     const char *id = sb_jstr(d, "documentId");
-    if (!id) return NULL;
+    if (!id) return -1;
     const cJSON *signers = sb_jget(d, "signerDetails");
-    const cJSON *hist = sb_jget(d, "documentHistory");
-    cJSON *o = cJSON_CreateObject();
-    sb_jput_str(o, "id", id);
-    sb_jadd_str(o, "title", sb_jstr(d, "messageTitle"));
     const char *st = sb_jstr(d, "status");
-    sb_jput_str(o, "status", doc_status(st, signers));
-    sb_jadd_str(o, "provider_status", st);
-    sb_jadd_epoch(o, "created_at", sb_jnum(d, "createdDate", -1));
-    sb_jadd_epoch(o, "updated_at", sb_jnum(d, "activityDate", -1));
-    sb_jadd_epoch(o, "expires_at", sb_jnum(d, "expiryDate", -1));
-    sb_jadd_str(o, "message", sb_jstr(d, "documentDescription"));
+    const char *status = doc_status(st, signers);
+    /* BoldSign has one InProgress status for both sent and in_progress */
+    if (a && !sb_status_wanted(a, status)) {
+        (*dropped)++;
+        return -1;
+    }
+    const cJSON *hist = sb_jget(d, "documentHistory");
+    sb_jw_open(w, '{');
+    sb_jw_str(w, "id", id);
+    sb_jw_str(w, "title", sb_jstr(d, "messageTitle"));
+    sb_jw_str(w, "status", status);
+    sb_jw_str(w, "provider_status", st);
+    sb_pjw_epoch(w, "created_at", sb_jnum(d, "createdDate", -1));
+    sb_pjw_epoch(w, "updated_at", sb_jnum(d, "activityDate", -1));
+    sb_pjw_epoch(w, "expires_at", sb_jnum(d, "expiryDate", -1));
+    sb_jw_str(w, "message", sb_jstr(d, "documentDescription"));
     const cJSON *sd = sb_jget(d, "senderDetail");
-    cJSON *sender = sb_jput_obj(o, "sender");
-    sb_jadd_str(sender, "name", sb_jstr(sd, "name"));
-    sb_jadd_str(sender, "email", sb_jstr(sd, "emailAddress"));
-    cJSON *arr = sb_jput_arr(o, "signers");
+    sb_jw_obj(w, "sender");
+    sb_jw_str(w, "name", sb_jstr(sd, "name"));
+    sb_jw_str(w, "email", sb_jstr(sd, "emailAddress"));
+    sb_jw_close(w, '}');
+    sb_jw_arr(w, "signers");
     const cJSON *s;
     cJSON_ArrayForEach(s, signers)
     {
-        cJSON *x = cJSON_CreateObject();
         const char *email = sb_jstr(s, "signerEmail");
-        sb_jadd_str(x, "id", sb_jstr(s, "id"));
-        sb_jadd_str(x, "name", sb_jstr(s, "signerName"));
-        sb_jadd_str(x, "email", email);
-        sb_jput_str(x, "status", signer_status(s));
-        sb_jadd_str(x, "provider_status", sb_jstr(s, "status"));
-        sb_jadd_int_or_null(x, "order", sb_jnum(s, "order", -1));
-        sb_jadd_epoch(x, "signed_at", history_time(hist, email, "Signed"));
-        sb_jadd_epoch(x, "viewed_at", history_time(hist, email, "Viewed"));
+        sb_jw_open(w, '{');
+        sb_jw_str(w, "id", sb_jstr(s, "id"));
+        sb_jw_str(w, "name", sb_jstr(s, "signerName"));
+        sb_jw_str(w, "email", email);
+        sb_jw_str(w, "status", signer_status(s));
+        sb_jw_str(w, "provider_status", sb_jstr(s, "status"));
+        sb_pjw_int_or_null(w, "order", sb_jnum(s, "order", -1));
+        sb_pjw_epoch(w, "signed_at", history_time(hist, email, "Signed"));
+        sb_pjw_epoch(w, "viewed_at", history_time(hist, email, "Viewed"));
         const char *role = nonempty(sb_jstr(s, "signerRole"));
-        if (role) sb_jput_str(x, "role", role);
-        cJSON_AddItemToArray(arr, x);
+        if (role) sb_jw_str(w, "role", role);
+        sb_jw_close(w, '}');
     }
-    cJSON *cc = sb_jput_arr(o, "cc");
+    sb_jw_close(w, ']');
+    sb_jw_arr(w, "cc");
     const cJSON *c;
     cJSON_ArrayForEach(c, sb_jget(d, "ccDetails"))
     {
         const char *e = sb_jstr(c, "emailAddress");
-        if (e) cJSON_AddItemToArray(cc, cJSON_CreateString(e));
+        if (e) sb_jw_vstr(w, e);
     }
-    return o;
+    sb_jw_close(w, ']');
+    sb_jw_close(w, '}');
+    return 0;
 }
 
 /* ---- list_documents -------------------------------------------------------------------------- */
@@ -435,34 +461,30 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
 static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
                     cJSON **out, char *err, size_t errlen)
 {
-    (void)step;
+    (void)out;
     const cJSON *res = sb_jget(r->json, "result");
     const cJSON *pd = sb_jget(r->json, "pageDetails");
     if (!cJSON_IsArray(res))
         return fail(err, errlen, "BoldSign's document list has no \"result\" array");
-    cJSON *items = cJSON_CreateArray();
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_pjw_list_begin(&w, "documents");
     int dropped = 0;
     const cJSON *d;
-    cJSON_ArrayForEach(d, res)
-    {
-        cJSON *m = map_document(d);
-        if (!m) continue;
-        /* BoldSign has one InProgress status for both sent and in_progress */
-        if (!sb_status_wanted(a, sb_jget(m, "status")->valuestring)) {
-            cJSON_Delete(m);
-            dropped++;
-            continue;
-        }
-        cJSON_AddItemToArray(items, m);
-    }
-    *out = list_out(c, a, "documents", items, pd, cJSON_GetArraySize(res));
+    cJSON_ArrayForEach(d, res) write_document(&w, d, a, &dropped);
+    long page, size;
+    long long total;
+    int has_next;
+    page_of(a, pd, cJSON_GetArraySize(res), &page, &size, &total, &has_next);
+    sb_pjw_list_end(&w, c, page, size, total, has_next);
     if (dropped)
-        cJSON_AddStringToObject(
-            *out, "note",
-            "BoldSign has one status (InProgress) for both sent and in_progress, and none for "
-            "failed: signbridge filtered this page itself, so it may hold fewer than page_size "
-            "documents; keep paging until next_page is null.");
-    return 0;
+        sb_jw_str(&w, "note",
+                  "BoldSign has one status (InProgress) for both sent and in_progress, and none "
+                  "for failed: signbridge filtered this page itself, so it may hold fewer than "
+                  "page_size documents; keep paging until next_page is null.");
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) return fail(err, errlen, "the document list is too large");
+    return SB_PMAP_JSON;
 }
 
 /* ---- get_document / get_document_history / revoke_document ----------------------------------- */
@@ -479,14 +501,19 @@ static int props_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq
 static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step, cJSON **out,
                    char *err, size_t errlen)
 {
-    (void)step;
     (void)a;
-    cJSON *d = map_document(r->json);
-    if (!d) return fail(err, errlen, "BoldSign's document properties have no documentId");
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObjectCS(o, "document", d);
-    *out = with_where(c, o);
-    return 0;
+    (void)out;
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_jw_open(&w, '{');
+    sb_jw_key_(&w, SB_JW_KEY("document"));
+    if (write_document(&w, r->json, NULL, NULL) != 0)
+        return fail(err, errlen, "BoldSign's document properties have no documentId");
+    sb_jw_str(&w, "provider", c->provider);
+    sb_jw_str(&w, "region", c->region);
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) return fail(err, errlen, "the document is too large");
+    return SB_PMAP_JSON;
 }
 
 /* BoldSign's audit actions in the neutral vocabulary; others become snake_case. */

@@ -279,19 +279,16 @@ void sb_jadd_str_(cJSON *o, const char *key, const char *v)
     add_cs(o, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
 }
 
-void sb_jadd_epoch_(cJSON *o, const char *key, double epoch_s)
+/* An RFC 3339 time from epoch seconds in ts (1970 .. 9999), or 0 (no time at all). */
+static int epoch_text(double epoch_s, char ts[40])
 {
-    /* 1970 .. 9999: anything else (or not a number) is no time at all */
-    if (!(epoch_s > 0 && epoch_s < 253402300800.0)) {
-        add_cs(o, key, cJSON_CreateNull());
-        return;
-    }
-    char ts[40];
-    sb_rfc3339((uint64_t)(epoch_s * 1000.0), ts, sizeof ts);
-    add_cs(o, key, cJSON_CreateString(ts));
+    if (!(epoch_s > 0 && epoch_s < 253402300800.0)) return 0;
+    sb_rfc3339((uint64_t)(epoch_s * 1000.0), ts, 40);
+    return 1;
 }
 
-void sb_jadd_iso_(cJSON *o, const char *key, const char *iso)
+/* A provider's ISO 8601 time normalized to RFC 3339 UTC in ts, or 0 when it cannot be read. */
+static int iso_text(const char *iso, char ts[40])
 {
     int64_t ms;
     if (!iso || sb_parse_rfc3339(iso, &ms) < 0) {
@@ -301,18 +298,48 @@ void sb_jadd_iso_(cJSON *o, const char *key, const char *iso)
             snprintf(buf, sizeof buf, "%sZ", iso);
             if (sb_parse_rfc3339(buf, &ms) == 0) goto ok;
         }
-        add_cs(o, key, cJSON_CreateNull());
-        return;
+        return 0;
     }
-ok:;
+ok:
+    sb_rfc3339((uint64_t)ms, ts, 40);
+    return 1;
+}
+
+void sb_jadd_epoch_(cJSON *o, const char *key, double epoch_s)
+{
     char ts[40];
-    sb_rfc3339((uint64_t)ms, ts, sizeof ts);
-    add_cs(o, key, cJSON_CreateString(ts));
+    add_cs(o, key, epoch_text(epoch_s, ts) ? cJSON_CreateString(ts) : cJSON_CreateNull());
+}
+
+void sb_jadd_iso_(cJSON *o, const char *key, const char *iso)
+{
+    char ts[40];
+    add_cs(o, key, iso_text(iso, ts) ? cJSON_CreateString(ts) : cJSON_CreateNull());
 }
 
 void sb_jadd_int_or_null_(cJSON *o, const char *key, double v)
 {
     add_cs(o, key, v < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(v));
+}
+
+void sb_pjw_vepoch(sb_jw *w, double epoch_s)
+{
+    char ts[40];
+    sb_jw_vstr(w, epoch_text(epoch_s, ts) ? ts : NULL);
+}
+
+void sb_pjw_viso(sb_jw *w, const char *iso)
+{
+    char ts[40];
+    sb_jw_vstr(w, iso_text(iso, ts) ? ts : NULL);
+}
+
+void sb_pjw_vint_or_null(sb_jw *w, double v)
+{
+    if (v < 0)
+        sb_jw_vnull(w);
+    else
+        sb_jw_vnum(w, v);
 }
 
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap)
@@ -355,4 +382,16 @@ cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long pag
     sb_jput_str(o, "provider", c->provider);
     sb_jput_str(o, "region", c->region);
     return o;
+}
+
+void sb_pjw_list_end(sb_jw *w, const sb_pctx *c, long page, long page_size, long long total,
+                     int has_next)
+{
+    sb_jw_close(w, ']');
+    sb_jw_num(w, "page", (double)page);
+    sb_jw_num(w, "page_size", (double)page_size);
+    sb_pjw_int_or_null(w, "total", total < 0 ? -1 : (double)total);
+    sb_pjw_int_or_null(w, "next_page", has_next ? (double)(page + 1) : -1);
+    sb_jw_str(w, "provider", c->provider);
+    sb_jw_str(w, "region", c->region);
 }

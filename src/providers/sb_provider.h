@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/sb_buf.h"
+#include "core/sb_jw.h"
 
 #define SB_PREQ_MAX_HEADERS 12
 
@@ -59,11 +60,15 @@ typedef struct sb_pstep {
     size_t blob_len;
     char mime[96];
     char filename[160];
+    /* SB_PMAP_JSON: the result (structuredContent) written as JSON text, with sb_jw: the hot read
+     * tools (a page of documents) write it instead of building a tree (initialised by the bridge
+     * before each map, which owns it) */
+    sb_buf json;
 } sb_pstep;
 
 /* SB_PMAP_FAIL: a definitive failure the adapter explains itself (e.g. "no signer with that
  * email"); err is the whole message the LLM sees (no prefix is added). */
-enum { SB_PMAP_FAIL = -2, SB_PMAP_DONE = 0, SB_PMAP_NEXT = 1, SB_PMAP_BLOB = 2 };
+enum { SB_PMAP_FAIL = -2, SB_PMAP_DONE = 0, SB_PMAP_NEXT = 1, SB_PMAP_BLOB = 2, SB_PMAP_JSON = 3 };
 
 typedef struct sb_ptool {
     const char *tool;          /* the neutral tool name */
@@ -72,7 +77,8 @@ typedef struct sb_ptool {
      * call's step state (scratch is available). */
     int (*build)(const sb_pctx *c, const cJSON *args, sb_pstep *step, sb_preq *out, char *err,
                  size_t errlen);
-    /* Map a 2xx answer. Returns SB_PMAP_DONE with the tool's structuredContent in *out,
+    /* Map a 2xx answer. Returns SB_PMAP_DONE with the tool's structuredContent in *out (or
+     * SB_PMAP_JSON with it written in step->json, *out untouched),
      * SB_PMAP_NEXT with step->next filled to send another request, SB_PMAP_BLOB with step->blob
      * set and *out holding the file's metadata, SB_PMAP_FAIL with a complete message in err, or
      * -1 with err when the answer is not what the provider documents (a malformed response). */
@@ -173,6 +179,15 @@ cJSON *sb_jput_(cJSON *o, const char *key, cJSON *item);
 #define sb_jput_obj(o, key) sb_jput_((o), "" key, cJSON_CreateObject())
 #define sb_jput_arr(o, key) sb_jput_((o), "" key, cJSON_CreateArray())
 
+/* The same for a result written with sb_jw (core/sb_jw.h), byte for byte what the tree built by
+ * the sb_jadd_* calls prints. */
+#define sb_pjw_epoch(w, key, s) (sb_jw_key_((w), SB_JW_KEY(key)), sb_pjw_vepoch((w), (s)))
+#define sb_pjw_iso(w, key, iso) (sb_jw_key_((w), SB_JW_KEY(key)), sb_pjw_viso((w), (iso)))
+#define sb_pjw_int_or_null(w, key, v) (sb_jw_key_((w), SB_JW_KEY(key)), sb_pjw_vint_or_null((w), (v)))
+void sb_pjw_vepoch(sb_jw *w, double epoch_s);
+void sb_pjw_viso(sb_jw *w, const char *iso);
+void sb_pjw_vint_or_null(sb_jw *w, double v);
+
 /* "a, b, c": the string `field` of each object in `arr`, joined for messages ("none" if empty). */
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap);
 
@@ -183,5 +198,11 @@ int sb_status_wanted(const cJSON *args, const char *neutral);
 /* Neutral list envelope: {"<name>":items, page, page_size, total, next_page, provider, region}. */
 cJSON *sb_list_result(const sb_pctx *c, const char *name, cJSON *items, long page, long page_size,
                       long long total, int has_next);
+/* The same envelope written: sb_pjw_list_begin opens the object and its array ({"<name>":[),
+ * sb_pjw_list_end closes the array and writes page .. region; the caller may add members (a note)
+ * and closes the object. */
+#define sb_pjw_list_begin(w, name) (sb_jw_open((w), '{'), sb_jw_arr((w), name))
+void sb_pjw_list_end(sb_jw *w, const sb_pctx *c, long page, long page_size, long long total,
+                     int has_next);
 
 #endif

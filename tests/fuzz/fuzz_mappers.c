@@ -114,7 +114,16 @@ static void run_tool(const sb_adapter *a, const sb_ptool *pt, const cJSON *args,
             cJSON *out = NULL;
             err[0] = '\0';
             sb_preq_init(&step.next, "GET", 1);
+            sb_buf_init(&step.json, (size_t)64 << 20);
             int rc = pt->map(&ctx, args, resp, &step, &out, err, sizeof err);
+            if (rc == SB_PMAP_JSON) {
+                /* a result written as text is one whole JSON object, whatever the answer */
+                cJSON *back = step.json.data ? cJSON_ParseWithLength(step.json.data, step.json.len)
+                                             : NULL;
+                if (!cJSON_IsObject(back)) abort();
+                cJSON_Delete(back);
+            }
+            sb_buf_free(&step.json);
             cJSON_Delete(out);
             sb_preq_free(&step.next);
             if (rc != SB_PMAP_NEXT) break;

@@ -1,0 +1,125 @@
+/* sb_jw: see sb_jw.h. */
+#include "core/sb_jw.h"
+
+#include <string.h>
+
+void sb_jw_init(sb_jw *w, sb_buf *b)
+{
+    memset(w, 0, sizeof *w);
+    w->b = b;
+}
+
+int sb_jw_finish(const sb_jw *w)
+{
+    if (w->err) return w->err;
+    return w->depth == 0 && !w->after_key ? 0 : -3;
+}
+
+static void put(sb_jw *w, const char *p, size_t n)
+{
+    sb_buf *b = w->b;
+    if (b->len + n < b->cap && b->len + n <= b->max) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    int rc = sb_buf_append(b, p, n);
+    if (rc) w->err = rc;
+}
+
+/* Before a value: its comma, unless it follows its key. */
+static int value_begins(sb_jw *w)
+{
+    if (w->err) return 0;
+    if (w->after_key) {
+        w->after_key = 0;
+        return 1;
+    }
+    uint32_t bit = (uint32_t)1 << w->depth;
+    if (w->nonempty & bit) put(w, ",", 1);
+    w->nonempty |= bit;
+    return !w->err;
+}
+
+void sb_jw_key_(sb_jw *w, const char *tok, size_t n)
+{
+    if (w->err) return;
+    if (w->after_key || w->depth == 0) {
+        w->err = -3; /* a key needs an open object and a value after the last one */
+        return;
+    }
+    uint32_t bit = (uint32_t)1 << w->depth;
+    if (w->nonempty & bit) {
+        /* the comma and the key in one append */
+        char tmp[64];
+        if (n + 1 <= sizeof tmp) {
+            tmp[0] = ',';
+            memcpy(tmp + 1, tok, n);
+            put(w, tmp, n + 1);
+        } else {
+            put(w, ",", 1);
+            put(w, tok, n);
+        }
+    } else {
+        put(w, tok, n);
+    }
+    w->nonempty |= bit;
+    w->after_key = !w->err;
+}
+
+void sb_jw_open(sb_jw *w, char c)
+{
+    if (!value_begins(w)) return;
+    if (w->depth + 1 >= SB_JW_MAX_DEPTH) {
+        w->err = -3;
+        return;
+    }
+    put(w, &c, 1);
+    w->depth++;
+    w->nonempty &= ~((uint32_t)1 << w->depth);
+}
+
+void sb_jw_close(sb_jw *w, char c)
+{
+    if (w->err) return;
+    if (w->depth == 0 || w->after_key) {
+        w->err = -3;
+        return;
+    }
+    put(w, &c, 1);
+    w->depth--;
+}
+
+void sb_jw_vstr(sb_jw *w, const char *v)
+{
+    if (!value_begins(w)) return;
+    if (!v) {
+        put(w, "null", 4);
+        return;
+    }
+    int rc = sb_buf_json_string(w->b, v);
+    if (rc) w->err = rc;
+}
+
+void sb_jw_vnum(sb_jw *w, double v)
+{
+    if (!value_begins(w)) return;
+    int rc = sb_buf_json_number(w->b, v);
+    if (rc) w->err = rc;
+}
+
+void sb_jw_vbool(sb_jw *w, int v)
+{
+    if (!value_begins(w)) return;
+    if (v)
+        put(w, "true", 4);
+    else
+        put(w, "false", 5);
+}
+
+void sb_jw_vnull(sb_jw *w)
+{
+    if (!value_begins(w)) return;
+    put(w, "null", 4);
+}
