@@ -162,28 +162,42 @@ static const char *signer_status(const cJSON *s)
     return sb_jnum(s, "last_viewed_at", 0) > 0 ? "viewed" : "pending";
 }
 
-static cJSON *map_signer(const cJSON *s)
+/* A signature (signer) in the neutral model, written. */
+static void write_signer(sb_jw *w, const cJSON *s)
 {
-    cJSON *x = cJSON_CreateObject();
-    sb_jadd_str(x, "id", sb_jstr(s, "signature_id"));
-    sb_jadd_str(x, "name", sb_jstr(s, "signer_name"));
-    sb_jadd_str(x, "email", sb_jstr(s, "signer_email_address"));
-    sb_jput_str(x, "status", signer_status(s));
-    sb_jadd_str(x, "provider_status", sb_jstr(s, "status_code"));
+    sb_jw_open(w, '{');
+    sb_jw_str(w, "id", sb_jstr(s, "signature_id"));
+    sb_jw_str(w, "name", sb_jstr(s, "signer_name"));
+    sb_jw_str(w, "email", sb_jstr(s, "signer_email_address"));
+    sb_jw_str(w, "status", signer_status(s));
+    sb_jw_str(w, "provider_status", sb_jstr(s, "status_code"));
     /* Dropbox Sign counts from 0; the neutral order counts from 1 (as send_document's input) */
     const cJSON *ord = sb_jget(s, "order");
-    sb_jadd_int_or_null(x, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
-    sb_jadd_epoch(x, "signed_at", sb_jnum(s, "signed_at", -1));
-    sb_jadd_epoch(x, "viewed_at", sb_jnum(s, "last_viewed_at", -1));
+    sb_pjw_int_or_null(w, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
+    sb_pjw_epoch(w, "signed_at", sb_jnum(s, "signed_at", -1));
+    sb_pjw_epoch(w, "viewed_at", sb_jnum(s, "last_viewed_at", -1));
     const char *role = sb_jstr(s, "signer_role");
-    if (role) sb_jput_str(x, "role", role);
-    return x;
+    if (role) sb_jw_str(w, "role", role);
+    sb_jw_close(w, '}');
 }
 
-static cJSON *map_request(const cJSON *d)
+/* The same, as a tree. */
+static cJSON *map_signer(const cJSON *s)
+{
+    sb_buf b;
+    sb_buf_init(&b, SB_PJW_MAX);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    write_signer(&w, s);
+    return sb_pjw_tree(&w);
+}
+
+/* A signature request in the neutral model, written; -1 (nothing written) without an id or when
+ * `a`'s status filter leaves it out (*dropped counts it). */
+static int write_request(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropped)
 {
     const char *id = sb_jstr(d, "signature_request_id");
-    if (!id) return NULL;
+    if (!id) return -1;
     const cJSON *sigs = sb_jget(d, "signatures");
     int complete = sb_jbool(d, "is_complete", 0), declined = sb_jbool(d, "is_declined", 0);
     int error = sb_jbool(d, "has_error", 0);
@@ -193,10 +207,10 @@ static cJSON *map_request(const cJSON *d)
     const cJSON *s;
     cJSON_ArrayForEach(s, sigs)
     {
-        double a = sb_jnum(s, "signed_at", -1), v = sb_jnum(s, "last_viewed_at", -1);
-        if (a > updated) updated = a;
+        double at = sb_jnum(s, "signed_at", -1), v = sb_jnum(s, "last_viewed_at", -1);
+        if (at > updated) updated = at;
         if (v > updated) updated = v;
-        if (a > 0 || v > 0) acted = 1;
+        if (at > 0 || v > 0) acted = 1;
     }
     const char *status, *pstatus;
     if (complete) {
@@ -215,32 +229,51 @@ static cJSON *map_request(const cJSON *d)
         status = acted ? "in_progress" : "sent";
         pstatus = "awaiting_signature";
     }
-    cJSON *o = cJSON_CreateObject();
-    sb_jput_str(o, "id", id);
-    sb_jadd_str(o, "title", sb_jstr(d, "title"));
-    sb_jput_str(o, "status", status);
-    sb_jput_str(o, "provider_status", pstatus);
-    sb_jadd_epoch(o, "created_at", created);
-    sb_jadd_epoch(o, "updated_at", updated);
-    sb_jadd_epoch(o, "expires_at", expires);
-    sb_jadd_str(o, "message", sb_jstr(d, "message"));
-    cJSON *sender = sb_jput_obj(o, "sender");
-    sb_jput_null(sender, "name");
-    sb_jadd_str(sender, "email", sb_jstr(d, "requester_email_address"));
-    cJSON *arr = sb_jput_arr(o, "signers");
-    cJSON_ArrayForEach(s, sigs)
-    {
-        cJSON_AddItemToArray(arr, map_signer(s));
+    if (a && !sb_status_wanted(a, status)) {
+        (*dropped)++;
+        return -1;
     }
-    cJSON *cc = sb_jput_arr(o, "cc");
+    sb_jw_open(w, '{');
+    sb_jw_str(w, "id", id);
+    sb_jw_str(w, "title", sb_jstr(d, "title"));
+    sb_jw_str(w, "status", status);
+    sb_jw_str(w, "provider_status", pstatus);
+    sb_pjw_epoch(w, "created_at", created);
+    sb_pjw_epoch(w, "updated_at", updated);
+    sb_pjw_epoch(w, "expires_at", expires);
+    sb_jw_str(w, "message", sb_jstr(d, "message"));
+    sb_jw_obj(w, "sender");
+    sb_jw_null(w, "name");
+    sb_jw_str(w, "email", sb_jstr(d, "requester_email_address"));
+    sb_jw_close(w, '}');
+    sb_jw_arr(w, "signers");
+    cJSON_ArrayForEach(s, sigs) write_signer(w, s);
+    sb_jw_close(w, ']');
+    sb_jw_arr(w, "cc");
     const cJSON *c;
     cJSON_ArrayForEach(c, sb_jget(d, "cc_email_addresses"))
     {
-        if (cJSON_IsString(c)) cJSON_AddItemToArray(cc, cJSON_CreateString(c->valuestring));
+        if (cJSON_IsString(c)) sb_jw_vstr(w, c->valuestring);
     }
+    sb_jw_close(w, ']');
     const cJSON *tm = sb_jget(d, "test_mode");
-    if (cJSON_IsBool(tm)) sb_jput_bool(o, "test_mode", cJSON_IsTrue(tm));
-    return o;
+    if (cJSON_IsBool(tm)) sb_jw_bool(w, "test_mode", cJSON_IsTrue(tm));
+    sb_jw_close(w, '}');
+    return 0;
+}
+
+/* A signature request in the neutral model, as a tree, or NULL without an id. */
+static cJSON *map_request(const cJSON *d)
+{
+    sb_buf b;
+    sb_buf_init(&b, SB_PJW_MAX);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    if (write_request(&w, d, NULL, NULL) != 0) {
+        sb_buf_free(&b);
+        return NULL;
+    }
+    return sb_pjw_tree(&w);
 }
 
 /* The signature_request object of an answer, or NULL with err. */
@@ -331,40 +364,44 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
 static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
                     cJSON **out, char *err, size_t errlen)
 {
-    (void)step;
+    (void)out;
     const cJSON *res = sb_jget(r->json, "signature_requests");
     const cJSON *li = sb_jget(r->json, "list_info");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "Dropbox Sign's list has no \"signature_requests\" array");
         return -1;
     }
-    cJSON *items = cJSON_CreateArray();
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_pjw_list_begin(&w, "documents");
     size_t dropped = 0;
     const cJSON *d;
-    cJSON_ArrayForEach(d, res)
-    {
-        cJSON *m = map_request(d);
-        if (!m) continue;
-        if (!sb_status_wanted(a, sb_jget(m, "status")->valuestring)) {
-            cJSON_Delete(m);
-            dropped++;
-            continue;
-        }
-        cJSON_AddItemToArray(items, m);
-    }
+    cJSON_ArrayForEach(d, res) write_request(&w, d, a, &dropped);
     long page = (long)sb_jnum(li, "page", sb_jnum(a, "page", 1));
     long size = (long)sb_jnum(li, "page_size", sb_jnum(a, "page_size", 20));
     long pages = (long)sb_jnum(li, "num_pages", -1);
     long long total = (long long)sb_jnum(li, "num_results", -1);
-    *out = sb_list_result(c, "documents", items, page, size, dropped ? -1 : total,
-                          pages >= 0 ? page < pages : 0);
+    sb_pjw_list_end(&w, c, page, size, dropped ? -1 : total, pages >= 0 ? page < pages : 0);
+    /* the note: why the page may be short, then what Dropbox Sign warned of */
+    sb_buf note;
+    sb_buf_init(&note, 8192);
     if (dropped)
-        sb_jput_str(*out, "note",
-                                "Dropbox Sign cannot filter by every status: this page was "
-                                "filtered here, so it may hold fewer than page_size documents; "
-                                "keep paging while next_page is set.");
-    add_list_warnings(*out, r->json);
-    return 0;
+        sb_buf_puts(&note, "Dropbox Sign cannot filter by every status: this page was filtered "
+                           "here, so it may hold fewer than page_size documents; keep paging "
+                           "while next_page is set.");
+    sb_buf warn;
+    sb_buf_init(&warn, 4096);
+    warnings_text(r->json, &warn);
+    if (warn.len) sb_buf_puts(&note, note.len ? warn.data : warn.data + 1);
+    if (note.len) sb_jw_str(&w, "note", note.data);
+    sb_buf_free(&warn);
+    sb_buf_free(&note);
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) {
+        snprintf(err, errlen, "the document list is too large");
+        return -1;
+    }
+    return SB_PMAP_JSON;
 }
 
 static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
@@ -377,18 +414,24 @@ static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *
 static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step, cJSON **out,
                    char *err, size_t errlen)
 {
-    (void)step;
     (void)a;
-    cJSON *d = map_request(sb_jget(r->json, "signature_request"));
-    if (!d) {
+    (void)out;
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_jw_open(&w, '{');
+    sb_jw_key_(&w, SB_JW_KEY("document"));
+    if (write_request(&w, sb_jget(r->json, "signature_request"), NULL, NULL) != 0) {
         snprintf(err, errlen, "Dropbox Sign's answer has no signature_request");
         return -1;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObjectCS(o, "document", d);
-    add_where(o, c);
-    *out = o;
-    return 0;
+    sb_jw_str(&w, "provider", c->provider);
+    sb_jw_str(&w, "region", c->region);
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) {
+        snprintf(err, errlen, "the document is too large");
+        return -1;
+    }
+    return SB_PMAP_JSON;
 }
 
 static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,

@@ -195,52 +195,80 @@ static int64_t first_opened(const cJSON *pkg, const char *sid)
     return best;
 }
 
-/* One signer of a package (list item, package object or status answer). acted/declined are
- * or-ed with what this signer did. */
-static cJSON *map_signer(const cJSON *s, const cJSON *pkg, int *acted, int *declined)
+/* What one signer of a package (list item, package object or status answer) did. */
+typedef struct signer_facts {
+    const char *sid, *pst, *status;
+    int64_t opened; /* first opened, epoch ms, or -1 */
+    int done;
+} signer_facts;
+
+/* The facts of signer s; acted/declined are or-ed with what this signer did. */
+static void signer_facts_of(const cJSON *s, const cJSON *pkg, signer_facts *f, int *acted,
+                            int *declined)
 {
     const char *state = sb_jstr(pkg, "state");
-    const char *sid = sb_jstr(s, "signerId"), *pst = sb_jstr(s, "state");
-    int64_t opened = first_opened(pkg, sid);
-    int done = sb_jbool(s, "isExecuted", 0) || is_state(pst, "signed");
-    int decl = !done && (is_state(pst, "declined") || sb_jstr(s, "timeDeclined") != NULL);
-    int viewed = !done && !decl && (is_state(pst, "viewed") || opened >= 0);
+    f->sid = sb_jstr(s, "signerId");
+    f->pst = sb_jstr(s, "state");
+    f->opened = first_opened(pkg, f->sid);
+    int done = sb_jbool(s, "isExecuted", 0) || is_state(f->pst, "signed");
+    int decl = !done && (is_state(f->pst, "declined") || sb_jstr(s, "timeDeclined") != NULL);
+    int viewed = !done && !decl && (is_state(f->pst, "viewed") || f->opened >= 0);
     *acted |= done || decl || viewed;
     *declined |= decl;
-    const char *status = done                           ? "signed"
-                         : decl                         ? "declined"
-                         : is_state(state, "expired")   ? "expired"
-                         : is_state(state, "rescinded") ? "revoked"
-                         : viewed                       ? "viewed"
-                                                        : "pending";
-    cJSON *x = cJSON_CreateObject();
+    f->done = done;
+    f->status = done                           ? "signed"
+                : decl                         ? "declined"
+                : is_state(state, "expired")   ? "expired"
+                : is_state(state, "rescinded") ? "revoked"
+                : viewed                       ? "viewed"
+                                               : "pending";
+}
+
+/* Signer s in the neutral model, written. */
+static void write_signer(sb_jw *w, const cJSON *s, const signer_facts *f)
+{
     char name[300];
     const char *fn = sb_jstr(s, "firstName"), *ln = sb_jstr(s, "lastName");
     snprintf(name, sizeof name, "%s%s%s", fn ? fn : "", fn && ln ? " " : "", ln ? ln : "");
-    sb_jadd_str(x, "id", sid);
-    sb_jadd_str(x, "name", name[0] ? name : NULL);
-    sb_jadd_str(x, "email", sb_jstr(s, "email"));
-    sb_jput_str(x, "status", status);
-    sb_jadd_str(x, "provider_status",
-                pst    ? pst
-                : done ? "executed"
-                       : (sb_jbool(s, "isNext", 0) ? "next" : "waiting"));
+    sb_jw_open(w, '{');
+    sb_jw_str(w, "id", f->sid);
+    sb_jw_str(w, "name", name[0] ? name : NULL);
+    sb_jw_str(w, "email", sb_jstr(s, "email"));
+    sb_jw_str(w, "status", f->status);
+    sb_jw_str(w, "provider_status",
+              f->pst    ? f->pst
+              : f->done ? "executed"
+                        : (sb_jbool(s, "isNext", 0) ? "next" : "waiting"));
     /* iinked's index is 0-based; the neutral order is the 1-based signing position */
     const cJSON *idx = sb_jget(s, "index");
     if (!cJSON_IsNumber(idx)) idx = sb_jget(s, "order");
-    sb_jadd_int_or_null(x, "order",
-                        cJSON_IsNumber(idx) && idx->valuedouble >= 0 ? idx->valuedouble + 1 : -1);
-    sb_jadd_iso(x, "signed_at", sb_jstr(s, "timeExecuted"));
-    if (opened >= 0) {
+    sb_pjw_int_or_null(w, "order",
+                       cJSON_IsNumber(idx) && idx->valuedouble >= 0 ? idx->valuedouble + 1 : -1);
+    sb_pjw_iso(w, "signed_at", sb_jstr(s, "timeExecuted"));
+    if (f->opened >= 0) {
         char ts[40];
-        sb_rfc3339((uint64_t)opened, ts, sizeof ts);
-        sb_jput_str(x, "viewed_at", ts);
+        sb_rfc3339((uint64_t)f->opened, ts, sizeof ts);
+        sb_jw_str(w, "viewed_at", ts);
     } else {
-        sb_jput_null(x, "viewed_at");
+        sb_jw_null(w, "viewed_at");
     }
     const char *role = sb_jstr(s, "templateRole");
-    if (role) sb_jput_str(x, "role", role);
-    return x;
+    if (role) sb_jw_str(w, "role", role);
+    sb_jw_close(w, '}');
+}
+
+/* The same, as a tree. */
+static cJSON *map_signer(const cJSON *s, const cJSON *pkg)
+{
+    signer_facts f;
+    int acted = 0, declined = 0;
+    signer_facts_of(s, pkg, &f, &acted, &declined);
+    sb_buf b;
+    sb_buf_init(&b, SB_PJW_MAX);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    write_signer(&w, s, &f);
+    return sb_pjw_tree(&w);
 }
 
 static const char *doc_status(const char *state, int acted, int declined)
@@ -253,39 +281,73 @@ static const char *doc_status(const char *state, int acted, int declined)
     return acted ? "in_progress" : "sent";
 }
 
-static cJSON *map_package(const cJSON *d)
+static int in_range(const cJSON *a, const char *created_iso);
+
+/* A package in the neutral model, written; -1 (nothing written) without a packageId or when
+ * `a`'s filters (status, created range) leave it out (*dropped counts it). */
+static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropped)
 {
     const char *id = sb_jstr(d, "packageId");
-    if (!id) return NULL;
+    if (!id) return -1;
     const char *state = sb_jstr(d, "state");
+    const cJSON *signers = sb_jget(d, "signers"), *s;
+    signer_facts f;
     int acted = 0, declined = 0;
-    cJSON *arr = cJSON_CreateArray();
-    const cJSON *s;
-    cJSON_ArrayForEach(s, sb_jget(d, "signers"))
+    cJSON_ArrayForEach(s, signers)
     {
-        if (cJSON_IsObject(s)) cJSON_AddItemToArray(arr, map_signer(s, d, &acted, &declined));
+        if (cJSON_IsObject(s)) signer_facts_of(s, d, &f, &acted, &declined);
     }
-    cJSON *o = cJSON_CreateObject();
-    sb_jput_str(o, "id", id);
-    sb_jadd_str(o, "title", sb_jstr(d, "name"));
-    sb_jput_str(o, "status", doc_status(state, acted, declined));
-    sb_jadd_str(o, "provider_status", state);
-    sb_jadd_iso(o, "created_at", sb_jstr(d, "timeCreated"));
-    sb_jadd_iso(o, "updated_at", sb_jstr(d, "timeLastModified"));
-    sb_jadd_iso(o, "expires_at", sb_jstr(d, "timeSignBy"));
-    sb_jadd_str(o, "message", sb_jstr(d, "message"));
-    cJSON *sender = sb_jput_obj(o, "sender");
-    sb_jput_null(sender, "name");
-    sb_jput_null(sender, "email");
-    cJSON_AddItemToObjectCS(o, "signers", arr);
-    cJSON *cc = sb_jput_arr(o, "cc");
+    const char *status = doc_status(state, acted, declined);
+    if (a && (!sb_status_wanted(a, status) || !in_range(a, sb_jstr(d, "timeCreated")))) {
+        (*dropped)++;
+        return -1;
+    }
+    sb_jw_open(w, '{');
+    sb_jw_str(w, "id", id);
+    sb_jw_str(w, "title", sb_jstr(d, "name"));
+    sb_jw_str(w, "status", status);
+    sb_jw_str(w, "provider_status", state);
+    sb_pjw_iso(w, "created_at", sb_jstr(d, "timeCreated"));
+    sb_pjw_iso(w, "updated_at", sb_jstr(d, "timeLastModified"));
+    sb_pjw_iso(w, "expires_at", sb_jstr(d, "timeSignBy"));
+    sb_jw_str(w, "message", sb_jstr(d, "message"));
+    sb_jw_obj(w, "sender");
+    sb_jw_null(w, "name");
+    sb_jw_null(w, "email");
+    sb_jw_close(w, '}');
+    sb_jw_arr(w, "signers");
+    cJSON_ArrayForEach(s, signers)
+    {
+        if (!cJSON_IsObject(s)) continue;
+        int x = 0, y = 0;
+        signer_facts_of(s, d, &f, &x, &y);
+        write_signer(w, s, &f);
+    }
+    sb_jw_close(w, ']');
+    sb_jw_arr(w, "cc");
     const cJSON *c;
     cJSON_ArrayForEach(c, sb_jget(d, "recipients"))
     {
         const char *e = sb_jstr(c, "email");
-        if (e) cJSON_AddItemToArray(cc, cJSON_CreateString(e));
+        if (e) sb_jw_vstr(w, e);
     }
-    return o;
+    sb_jw_close(w, ']');
+    sb_jw_close(w, '}');
+    return 0;
+}
+
+/* The same, as a tree, or NULL without a packageId. */
+static cJSON *map_package(const cJSON *d)
+{
+    sb_buf b;
+    sb_buf_init(&b, SB_PJW_MAX);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    if (write_package(&w, d, NULL, NULL) != 0) {
+        sb_buf_free(&b);
+        return NULL;
+    }
+    return sb_pjw_tree(&w);
 }
 
 /* The package's signer with this email (case-insensitive), its position in *index. */
@@ -355,13 +417,13 @@ static int list_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq 
     return sb_preq_json(r, b);
 }
 
-static int in_range(const cJSON *a, const cJSON *doc)
+/* Whether a package created at created_iso (iinked's time) is within a's created range. */
+static int in_range(const cJSON *a, const char *created_iso)
 {
     const char *after = sb_jstr(a, "created_after"), *before = sb_jstr(a, "created_before");
     if (!after && !before) return 1;
-    const char *created = sb_jstr(doc, "created_at");
     int64_t t, lim;
-    if (!created || sb_parse_rfc3339(created, &t) < 0) return 0;
+    if (sb_ptime_ms(created_iso, &t) < 0) return 0;
     if (after && sb_parse_rfc3339(after, &lim) == 0 && t < lim) return 0;
     if (before && sb_parse_rfc3339(before, &lim) == 0 && t > lim) return 0;
     return 1;
@@ -370,39 +432,35 @@ static int in_range(const cJSON *a, const cJSON *doc)
 static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step,
                     cJSON **out, char *err, size_t errlen)
 {
-    (void)step;
+    (void)out;
     const cJSON *res = sb_jget(r->json, "items");
     if (!cJSON_IsArray(res)) {
         snprintf(err, errlen, "iinked Sign's package list has no \"items\" array");
         return -1;
     }
-    cJSON *items = cJSON_CreateArray();
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_pjw_list_begin(&w, "documents");
     size_t dropped = 0;
     const cJSON *d;
-    cJSON_ArrayForEach(d, res)
-    {
-        cJSON *m = map_package(d);
-        if (!m) continue;
-        if (!sb_status_wanted(a, sb_jget(m, "status")->valuestring) ||
-            !in_range(a, m)) {
-            cJSON_Delete(m);
-            dropped++;
-            continue;
-        }
-        cJSON_AddItemToArray(items, m);
-    }
+    cJSON_ArrayForEach(d, res) write_package(&w, d, a, &dropped);
     long page = (long)sb_jnum(a, "page", 1), size = (long)sb_jnum(a, "page_size", 20);
     long long total = (long long)sb_jnum(r->json, "total", -1);
     long long skip = (long long)sb_jnum(r->json, "skip", (double)((page - 1) * size));
     int has_next =
         total >= 0 ? skip + cJSON_GetArraySize(res) < total : cJSON_GetArraySize(res) >= size;
-    *out = sb_list_result(c, "documents", items, page, size, dropped ? -1 : total, has_next);
+    sb_pjw_list_end(&w, c, page, size, dropped ? -1 : total, has_next);
     if (dropped)
-        sb_jput_str(*out, "note",
-                                "iinked Sign cannot filter by every criterion: this page was "
-                                "filtered here, so it may hold fewer than page_size documents; "
-                                "keep paging while next_page is set.");
-    return 0;
+        sb_jw_str(&w, "note",
+                  "iinked Sign cannot filter by every criterion: this page was filtered here, so "
+                  "it may hold fewer than page_size documents; keep paging while next_page is "
+                  "set.");
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) {
+        snprintf(err, errlen, "the document list is too large");
+        return -1;
+    }
+    return SB_PMAP_JSON;
 }
 
 static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
@@ -418,19 +476,24 @@ static int get_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *
 static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep *step, cJSON **out,
                    char *err, size_t errlen)
 {
-    (void)step;
     (void)a;
-    cJSON *d = map_package(package_of(r->json));
-    if (!d) {
+    (void)out;
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_jw_open(&w, '{');
+    sb_jw_key_(&w, SB_JW_KEY("document"));
+    if (write_package(&w, package_of(r->json), NULL, NULL) != 0) {
         snprintf(err, errlen, "iinked Sign's package has no packageId");
         return -1;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObjectCS(o, "document", d);
-    sb_jput_str(o, "provider", c->provider);
-    sb_jput_str(o, "region", c->region);
-    *out = o;
-    return 0;
+    sb_jw_str(&w, "provider", c->provider);
+    sb_jw_str(&w, "region", c->region);
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) {
+        snprintf(err, errlen, "the document is too large");
+        return -1;
+    }
+    return SB_PMAP_JSON;
 }
 
 static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,
@@ -1049,8 +1112,7 @@ static int change_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_ps
     cJSON *o = action_result(c, id, msg);
     const cJSON *s = signer_by_email(pkg, ne, NULL);
     if (s) {
-        int acted = 0, declined = 0;
-        cJSON_AddItemToObjectCS(o, "signer", map_signer(s, pkg, &acted, &declined));
+        cJSON_AddItemToObjectCS(o, "signer", map_signer(s, pkg));
     }
     *out = o;
     return 0;

@@ -1,5 +1,6 @@
 #include "providers/sb_provider.h"
 
+#include "core/sb_json.h"
 #include "core/sb_util.h"
 
 #include <math.h>
@@ -287,20 +288,23 @@ static int epoch_text(double epoch_s, char ts[40])
     return 1;
 }
 
+int sb_ptime_ms(const char *iso, int64_t *ms)
+{
+    if (iso && sb_parse_rfc3339(iso, ms) == 0) return 0;
+    /* providers sometimes omit the zone: read it as UTC */
+    char buf[48];
+    if (iso && strlen(iso) >= 19 && strlen(iso) < 40) {
+        snprintf(buf, sizeof buf, "%sZ", iso);
+        if (sb_parse_rfc3339(buf, ms) == 0) return 0;
+    }
+    return -1;
+}
+
 /* A provider's ISO 8601 time normalized to RFC 3339 UTC in ts, or 0 when it cannot be read. */
 static int iso_text(const char *iso, char ts[40])
 {
     int64_t ms;
-    if (!iso || sb_parse_rfc3339(iso, &ms) < 0) {
-        /* providers sometimes omit the zone: read it as UTC */
-        char buf[48];
-        if (iso && strlen(iso) >= 19 && strlen(iso) < 40) {
-            snprintf(buf, sizeof buf, "%sZ", iso);
-            if (sb_parse_rfc3339(buf, &ms) == 0) goto ok;
-        }
-        return 0;
-    }
-ok:
+    if (sb_ptime_ms(iso, &ms) < 0) return 0;
     sb_rfc3339((uint64_t)ms, ts, 40);
     return 1;
 }
@@ -340,6 +344,13 @@ void sb_pjw_vint_or_null(sb_jw *w, double v)
         sb_jw_vnull(w);
     else
         sb_jw_vnum(w, v);
+}
+
+cJSON *sb_pjw_tree(sb_jw *w)
+{
+    cJSON *t = sb_jw_finish(w) == 0 && w->b->data ? sb_json_parse(w->b->data, w->b->len) : NULL;
+    sb_buf_free(w->b);
+    return t;
 }
 
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap)

@@ -160,6 +160,9 @@ void sb_jadd_str_(cJSON *o, const char *key, const char *v);
 /* Add an RFC 3339 time from epoch seconds (<= 0 or absent -> null). */
 #define sb_jadd_epoch(o, key, epoch_s) sb_jadd_epoch_((o), "" key, (epoch_s))
 void sb_jadd_epoch_(cJSON *o, const char *key, double epoch_s);
+/* A provider's ISO 8601 time (RFC 3339, or without a zone: read as UTC) as epoch ms; -1 when it
+ * cannot be read. */
+int sb_ptime_ms(const char *iso, int64_t *ms);
 /* Add an RFC 3339 time from a provider's ISO 8601 string (normalized to UTC; unparsable -> null). */
 #define sb_jadd_iso(o, key, iso) sb_jadd_iso_((o), "" key, (iso))
 void sb_jadd_iso_(cJSON *o, const char *key, const char *iso);
@@ -187,6 +190,12 @@ cJSON *sb_jput_(cJSON *o, const char *key, cJSON *item);
 void sb_pjw_vepoch(sb_jw *w, double epoch_s);
 void sb_pjw_viso(sb_jw *w, const char *iso);
 void sb_pjw_vint_or_null(sb_jw *w, double v);
+/* The most one item written on its own (for sb_pjw_tree) may take. */
+#define SB_PJW_MAX ((size_t)16 << 20)
+/* The tree of what was written through w into its buffer, which is freed: for the few results
+ * that build a tree around an item written with sb_jw. NULL (buffer freed too) when writing
+ * failed. */
+cJSON *sb_pjw_tree(sb_jw *w);
 
 /* "a, b, c": the string `field` of each object in `arr`, joined for messages ("none" if empty). */
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap);

@@ -1,7 +1,8 @@
 /* Unit tests for providers/sb_provider's JSON access: sb_jget finds what
  * cJSON_GetObjectItemCaseSensitive finds -- the first member of that exact name -- for names that
  * share their first bytes, empty names, one-byte names, duplicates, and in trees parsed into an
- * arena; the sb_jput_* macros add what cJSON_Add<Type>ToObject adds, with the key linked. */
+ * arena; the sb_jput_* macros add what cJSON_Add<Type>ToObject adds, with the key linked; the
+ * sb_pjw_* writers write what the sb_jadd_* tree prints. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,11 +94,76 @@ static void jput_links_constant_keys(void **state)
     cJSON_Delete(want);
 }
 
+/* Written times, numbers and the list envelope are what the tree helpers print. */
+static void pjw_matches_tree(void **state)
+{
+    (void)state;
+    static const double epochs[] = {1700000000, 1700000000.5, 0, -5, 253402300800.0, 1e300};
+    static const char *const isos[] = {"2026-11-20T02:30:10Z", "2026-11-20T02:30:10.123+02:00",
+                                       "2026-11-20T02:30:10", "2026-11-20", "not a time", NULL};
+    static const double ints[] = {-1, 0, 7, 1e15};
+    sb_pctx c = {.provider = "boldsign", .region = "eu"};
+    cJSON *items = cJSON_CreateArray();
+    cJSON *t = sb_list_result(&c, "documents", items, 3, 10, 123, 1);
+    cJSON *more = sb_jput_obj(t, "more");
+    for (size_t i = 0; i < sizeof epochs / sizeof *epochs; i++) sb_jadd_epoch(more, "e", epochs[i]);
+    for (size_t i = 0; i < sizeof isos / sizeof *isos; i++) sb_jadd_iso(more, "t", isos[i]);
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) sb_jadd_int_or_null(more, "n", ints[i]);
+    char *want = sb_json_print(t);
+
+    sb_buf b;
+    sb_buf_init(&b, 1 << 16);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    sb_pjw_list_begin(&w, "documents");
+    sb_pjw_list_end(&w, &c, 3, 10, 123, 1);
+    sb_jw_obj(&w, "more");
+    for (size_t i = 0; i < sizeof epochs / sizeof *epochs; i++) sb_pjw_epoch(&w, "e", epochs[i]);
+    for (size_t i = 0; i < sizeof isos / sizeof *isos; i++) sb_pjw_iso(&w, "t", isos[i]);
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) sb_pjw_int_or_null(&w, "n", ints[i]);
+    sb_jw_close(&w, '}');
+    sb_jw_close(&w, '}');
+    assert_int_equal(sb_jw_finish(&w), 0);
+    assert_string_equal(b.data, want);
+
+    /* the tree of a written item */
+    cJSON *back = sb_pjw_tree(&w);
+    assert_non_null(back);
+    char *again = sb_json_print(back); /* (duplicate keys: compared as printed) */
+    assert_string_equal(again, want);
+    assert_null(b.data); /* the buffer went with it */
+    free(again);
+    cJSON_Delete(back);
+
+    /* no envelope total or next page: nulls */
+    cJSON *t2 = sb_list_result(&c, "users", cJSON_CreateArray(), 1, 20, -1, 0);
+    char *want2 = sb_json_print(t2);
+    sb_buf_init(&b, 1 << 16);
+    sb_jw_init(&w, &b);
+    sb_pjw_list_begin(&w, "users");
+    sb_pjw_list_end(&w, &c, 1, 20, -1, 0);
+    sb_jw_close(&w, '}');
+    assert_int_equal(sb_jw_finish(&w), 0);
+    assert_string_equal(b.data, want2);
+    sb_buf_free(&b);
+
+    /* a failed write gives no tree */
+    sb_buf_init(&b, 1 << 16);
+    sb_jw_init(&w, &b);
+    sb_jw_open(&w, '{');
+    assert_null(sb_pjw_tree(&w));
+    free(want);
+    free(want2);
+    cJSON_Delete(t);
+    cJSON_Delete(t2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(jget_matches_cjson),
         cmocka_unit_test(jput_links_constant_keys),
+        cmocka_unit_test(pjw_matches_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

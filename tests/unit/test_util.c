@@ -20,6 +20,7 @@
 #include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_json.h"
+#include "core/sb_jw.h"
 #include "core/sb_later.h"
 #include "core/sb_loop.h"
 #include "core/sb_util.h"
@@ -1326,6 +1327,139 @@ static void later_chain(void *arg)
     sb_later(later_note, (void *)(intptr_t)((int)(intptr_t)arg + 1000)); /* put off while flushing */
 }
 
+/* sb_jw writes what sb_buf_json_value prints for the tree the same calls would build. */
+static void test_jw_matches_printer(void **state)
+{
+    (void)state;
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "s", "quote \" backslash \\ tab \t nl \n ctl \x01 utf8 \xc3\xa9");
+    cJSON_AddNullToObject(t, "n");
+    cJSON_AddNumberToObject(t, "i", -42);
+    cJSON_AddNumberToObject(t, "f", 0.1);
+    cJSON_AddNumberToObject(t, "big", 1e300);
+    cJSON_AddTrueToObject(t, "yes");
+    cJSON_AddFalseToObject(t, "no");
+    cJSON_AddObjectToObject(t, "empty_o");
+    cJSON_AddArrayToObject(t, "empty_a");
+    cJSON *arr = cJSON_AddArrayToObject(t, "items");
+    for (int k = 0; k < 3; k++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "k", k);
+        cJSON *in = cJSON_AddArrayToObject(o, "in");
+        cJSON_AddItemToArray(in, cJSON_CreateString("x"));
+        cJSON_AddItemToArray(in, cJSON_CreateNull());
+        cJSON_AddItemToArray(in, cJSON_CreateNumber(2.5));
+        cJSON_AddItemToArray(arr, o);
+    }
+    sb_buf want;
+    sb_buf_init(&want, 1 << 20);
+    assert_int_equal(sb_buf_json_value(&want, t), 0);
+
+    sb_buf got;
+    sb_buf_init(&got, 1 << 20);
+    sb_jw w;
+    sb_jw_init(&w, &got);
+    sb_jw_open(&w, '{');
+    sb_jw_str(&w, "s", "quote \" backslash \\ tab \t nl \n ctl \x01 utf8 \xc3\xa9");
+    sb_jw_str(&w, "n", NULL);
+    sb_jw_num(&w, "i", -42);
+    sb_jw_num(&w, "f", 0.1);
+    sb_jw_num(&w, "big", 1e300);
+    sb_jw_bool(&w, "yes", 1);
+    sb_jw_bool(&w, "no", 0);
+    sb_jw_obj(&w, "empty_o");
+    sb_jw_close(&w, '}');
+    sb_jw_arr(&w, "empty_a");
+    sb_jw_close(&w, ']');
+    sb_jw_arr(&w, "items");
+    for (int k = 0; k < 3; k++) {
+        sb_jw_open(&w, '{');
+        sb_jw_num(&w, "k", k);
+        sb_jw_arr(&w, "in");
+        sb_jw_vstr(&w, "x");
+        sb_jw_vnull(&w);
+        sb_jw_vnum(&w, 2.5);
+        sb_jw_close(&w, ']');
+        sb_jw_close(&w, '}');
+    }
+    sb_jw_close(&w, ']');
+    sb_jw_close(&w, '}');
+    assert_int_equal(sb_jw_finish(&w), 0);
+    assert_string_equal(got.data, want.data);
+    assert_int_equal(got.len, want.len);
+
+    /* a top-level array, and appending after what the buffer held */
+    sb_buf_reset(&got);
+    sb_buf_puts(&got, "pre:");
+    sb_jw_init(&w, &got);
+    sb_jw_open(&w, '[');
+    sb_jw_vbool(&w, 1);
+    sb_jw_open(&w, '{');
+    sb_jw_close(&w, '}');
+    sb_jw_close(&w, ']');
+    assert_int_equal(sb_jw_finish(&w), 0);
+    assert_string_equal(got.data, "pre:[true,{}]");
+    sb_buf_free(&got);
+    sb_buf_free(&want);
+    cJSON_Delete(t);
+}
+
+/* Misuse and limits: the first error sticks, and nothing half-written passes sb_jw_finish. */
+static void test_jw_errors(void **state)
+{
+    (void)state;
+    sb_buf b;
+    sb_jw w;
+    sb_buf_init(&b, 1 << 16);
+
+    sb_jw_init(&w, &b); /* a key outside an object */
+    sb_jw_str(&w, "k", "v");
+    assert_int_equal(sb_jw_finish(&w), -3);
+
+    sb_buf_reset(&b); /* a key in an array */
+    sb_jw_init(&w, &b);
+    sb_jw_open(&w, '[');
+    sb_jw_str(&w, "k", "v");
+    assert_int_equal(sb_jw_finish(&w), -3);
+
+    sb_buf_reset(&b); /* a container left open */
+    sb_jw_init(&w, &b);
+    sb_jw_open(&w, '{');
+    assert_int_equal(sb_jw_finish(&w), -3);
+
+    sb_buf_reset(&b); /* a key without its value */
+    sb_jw_init(&w, &b);
+    sb_jw_open(&w, '{');
+    sb_jw_key_(&w, SB_JW_KEY("k"));
+    sb_jw_close(&w, '}');
+    assert_int_equal(sb_jw_finish(&w), -3);
+
+    sb_buf_reset(&b); /* one close too many */
+    sb_jw_init(&w, &b);
+    sb_jw_open(&w, '[');
+    sb_jw_close(&w, ']');
+    sb_jw_close(&w, ']');
+    assert_int_equal(sb_jw_finish(&w), -3);
+
+    sb_buf_reset(&b); /* nesting past the limit */
+    sb_jw_init(&w, &b);
+    for (int i = 0; i < SB_JW_MAX_DEPTH + 2; i++) sb_jw_open(&w, '[');
+    assert_int_equal(sb_jw_finish(&w), -3);
+    sb_buf_free(&b);
+
+    /* past the buffer's maximum: SB_BUF_ETOOBIG, and it sticks */
+    sb_buf small;
+    sb_buf_init(&small, 24);
+    sb_jw_init(&w, &small);
+    sb_jw_open(&w, '{');
+    sb_jw_str(&w, "a", "0123456789");
+    sb_jw_str(&w, "b", "0123456789");
+    sb_jw_close(&w, '}');
+    assert_int_equal(sb_jw_finish(&w), SB_BUF_ETOOBIG);
+    assert_true(small.len <= 24);
+    sb_buf_free(&small);
+}
+
 static void test_later(void **state)
 {
     (void)state;
@@ -1406,6 +1540,8 @@ int main(void)
         cmocka_unit_test(test_loop_stop_refuses_new_work),
         cmocka_unit_test(test_loop_many_timers),
         cmocka_unit_test(test_later),
+        cmocka_unit_test(test_jw_matches_printer),
+        cmocka_unit_test(test_jw_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
