@@ -1170,6 +1170,7 @@ static void process_result(tool_job *j, const sb_up_result *r)
         sb_preq_init(&j->step.next, "GET", 1);
         j->step.step++;
         sb_arena_free(tree);
+        sb_buf_free(&j->step.json);
         int sr = start_step(j, &next);
         sb_preq_free(&next);
         if (sr == 0) return; /* the job lives on */
