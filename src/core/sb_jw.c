@@ -42,30 +42,14 @@ static int value_begins(sb_jw *w)
     return !w->err;
 }
 
-void sb_jw_key_(sb_jw *w, const char *tok, size_t n)
+void sb_jw_put_slow_(sb_jw *w, const char *p, size_t n)
 {
-    if (w->err) return;
-    if (w->after_key || w->depth == 0) {
-        w->err = -3; /* a key needs an open object and a value after the last one */
-        return;
-    }
-    uint32_t bit = (uint32_t)1 << w->depth;
-    if (w->nonempty & bit) {
-        /* the comma and the key in one append */
-        char tmp[64];
-        if (n + 1 <= sizeof tmp) {
-            tmp[0] = ',';
-            memcpy(tmp + 1, tok, n);
-            put(w, tmp, n + 1);
-        } else {
-            put(w, ",", 1);
-            put(w, tok, n);
-        }
-    } else {
-        put(w, tok, n);
-    }
-    w->nonempty |= bit;
-    w->after_key = !w->err;
+    put(w, p, n);
+}
+
+void sb_jw_misuse_(sb_jw *w)
+{
+    w->err = -3;
 }
 
 void sb_jw_open(sb_jw *w, char c)
