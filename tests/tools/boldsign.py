@@ -20,6 +20,10 @@ reference/esign-mcp-peers.md section 3) exists here: date filters are accepted a
 booleans reach BoldSign as JSON booleans, schema defaults are applied, and an upstream error comes
 back as isError:true.
 
+Last, a page of documents over the 100,000 characters of text clients take (20 documents of 10
+signers with long names are added for it) comes back cut from its end at a whole document, with a
+note, its text block still the structured content.
+
 Sending files by URL and by base64 in one document (BoldSign takes files or fileUrls, not both)
 makes signbridge fetch the URL itself: a second sandbox with TLS (a throwaway CA from
 tests/sandbox/make-test-ca.sh, trusted through SIGNBRIDGE_UPSTREAM_CA_FILE) serves the file.
@@ -1204,6 +1208,36 @@ def start_tls():
         return None
 
 
+def t_long_page(x):
+    """Run last: it adds 20 documents of 10 signers with long names to the account."""
+    def cut():
+        title = ("Long page %02d " + "t" * 250)[:255]
+        name = "Signer with a long name " + "n" * 170
+        for i in range(20):
+            res, _ = x.call("send_document", {
+                "title": title % i, "message": "Please sign.",
+                "files": [{"base64": base64.b64encode(PDF).decode(), "name": "long.pdf"}],
+                "signers": [{"name": "%s %d" % (name, k), "email": "long%d.%d@example.org" % (i, k)}
+                            for k in range(10)]})
+            sent = check_output("send_document", res)
+        wait_visible(x, sent["document_id"])  # BoldSign lists a sent document after a moment
+        upstream = x.dget("/v1/document/list?Page=1&PageSize=100")["result"]
+        longs = [d for d in upstream if d["messageTitle"].startswith("Long page ")]
+        assert len(longs) == 20, "%d of the 20 documents listed upstream" % len(longs)
+        res, reqs = x.call("list_documents", {"page_size": 100})
+        sc = check_output("list_documents", res)
+        x.one(reqs, "GET", "/v1/document/list")
+        assert len(res.text) <= 100000, "text is %d characters" % len(res.text)
+        assert json.loads(res.text) == sc, "the text block is not the structured content"
+        n = len(sc["documents"])
+        assert 0 < n < len(upstream), "%d of %d documents kept, %d characters" % (n, len(upstream), len(res.text))
+        assert [d["id"] for d in sc["documents"]] == [d["documentId"] for d in upstream[:n]], \
+            "the page was not cut from its end"
+        assert "was cut from %d to %d items" % (len(upstream), n) in sc.get("note", ""), sc.get("note")
+    x.check("list_documents page_size 100 over 100,000 characters of text: cut from the end at a "
+            "whole document, the text block still the structured content, a note saying so", cut)
+
+
 def main():
     uptest.require_bins()
     tls = start_tls()
@@ -1215,7 +1249,7 @@ def main():
         x = T(t, tls)
         for fn in (t_tools_list, t_list_documents, t_get_document, t_history, t_download,
                    t_signing_link, t_templates, t_contacts, t_users_teams_account,
-                   t_send_document, t_send_from_template, t_actions, t_log):
+                   t_send_document, t_send_from_template, t_actions, t_log, t_long_page):
             try:
                 fn(x)
             except Exception as e:  # noqa: BLE001 - a setup step failed: report, go on
