@@ -291,11 +291,16 @@ static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
     if (!id) return -1;
     const char *state = sb_jstr(d, "state");
     const cJSON *signers = sb_jget(d, "signers"), *s;
-    signer_facts f;
-    int acted = 0, declined = 0;
+    /* the package's status needs every signer's facts before the signers are written: the first
+     * SIGNERS_KEPT are kept for writing, any further are worked out again */
+    enum { SIGNERS_KEPT = 16 };
+    signer_facts kept[SIGNERS_KEPT], f;
+    int acted = 0, declined = 0, n = 0;
     cJSON_ArrayForEach(s, signers)
     {
-        if (cJSON_IsObject(s)) signer_facts_of(s, d, &f, &acted, &declined);
+        if (!cJSON_IsObject(s)) continue;
+        signer_facts_of(s, d, n < SIGNERS_KEPT ? &kept[n] : &f, &acted, &declined);
+        n++;
     }
     const char *status = doc_status(state, acted, declined);
     if (a && (!sb_status_wanted(a, status) || !in_range(a, sb_jstr(d, "timeCreated")))) {
@@ -316,12 +321,16 @@ static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
     sb_jw_null(w, "email");
     sb_jw_close(w, '}');
     sb_jw_arr(w, "signers");
+    n = 0;
     cJSON_ArrayForEach(s, signers)
     {
         if (!cJSON_IsObject(s)) continue;
-        int x = 0, y = 0;
-        signer_facts_of(s, d, &f, &x, &y);
-        write_signer(w, s, &f);
+        if (n >= SIGNERS_KEPT) {
+            int x = 0, y = 0;
+            signer_facts_of(s, d, &f, &x, &y);
+        }
+        write_signer(w, s, n < SIGNERS_KEPT ? &kept[n] : &f);
+        n++;
     }
     sb_jw_close(w, ']');
     sb_jw_arr(w, "cc");
