@@ -30,10 +30,10 @@ int sb_buf_json_string(sb_buf *b, const char *s);
  * escaped by table and integers formatted without printf. 0, SB_BUF_ETOOBIG or SB_BUF_ENOMEM (the
  * buffer then holds a partial document), -3 for an item cJSON cannot print (invalid type, NULL
  * string). */
-/* Append the number d as sb_buf_json_value prints it (NaN and infinities as null). */
-int sb_buf_json_number(sb_buf *b, double d);
 struct cJSON;
 int sb_buf_json_value(sb_buf *b, const struct cJSON *v);
+/* Append the number d as sb_buf_json_value prints it (NaN and infinities as null). */
+int sb_buf_json_number(sb_buf *b, double d);
 /* v as compact JSON in a malloc'd string (sb_buf_json_value's output; free() it), or NULL when it
  * cannot be printed or memory runs out: a faster cJSON_PrintUnformatted. */
 char *sb_json_print(const struct cJSON *v);
