@@ -58,8 +58,8 @@ static inline void sb_jw_key_(sb_jw *w, const char *tok, size_t n)
 }
 
 /* Values, as an array element or (after a key) an object member. */
-void sb_jw_open(sb_jw *w, char c);  /* '{' or '[' */
-void sb_jw_close(sb_jw *w, char c); /* '}' or ']' */
+void sb_jw_open(sb_jw *w, char c);        /* '{' or '[' */
+void sb_jw_close(sb_jw *w, char c);       /* '}' or ']' */
 void sb_jw_vstr(sb_jw *w, const char *v); /* a string, or null when v is NULL */
 void sb_jw_vnum(sb_jw *w, double v);      /* as cJSON prints a number */
 void sb_jw_vbool(sb_jw *w, int v);

@@ -322,7 +322,7 @@ static double history_time(const cJSON *hist, const char *email, const char *act
 
 /* A document (a list item or document/properties) in the neutral model, written; -1 (nothing
  * written) without a documentId or when `a`'s status filter leaves it out (*dropped counts it). */
-static int write_document(sb_jw *w, const cJSON *d, const cJSON *a, int *dropped)
+static int write_document(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropped)
 {
     const char *id = sb_jstr(d, "documentId");
     if (!id) return -1;
@@ -469,7 +469,7 @@ static int list_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pste
     sb_jw w;
     sb_jw_init(&w, &step->json);
     sb_pjw_list_begin(&w, "documents");
-    int dropped = 0;
+    size_t dropped = 0;
     const cJSON *d;
     cJSON_ArrayForEach(d, res) write_document(&w, d, a, &dropped);
     long page, size;
@@ -503,17 +503,8 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
 {
     (void)a;
     (void)out;
-    sb_jw w;
-    sb_jw_init(&w, &step->json);
-    sb_jw_open(&w, '{');
-    sb_jw_key_(&w, SB_JW_KEY("document"));
-    if (write_document(&w, r->json, NULL, NULL) != 0)
-        return fail(err, errlen, "BoldSign's document properties have no documentId");
-    sb_jw_str(&w, "provider", c->provider);
-    sb_jw_str(&w, "region", c->region);
-    sb_jw_close(&w, '}');
-    if (sb_jw_finish(&w) != 0) return fail(err, errlen, "the document is too large");
-    return SB_PMAP_JSON;
+    return sb_pjw_document(c, step, write_document, r->json,
+                           "BoldSign's document properties have no documentId", err, errlen);
 }
 
 /* BoldSign's audit actions in the neutral vocabulary; others become snake_case. */

@@ -265,15 +265,7 @@ static int write_request(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
 /* A signature request in the neutral model, as a tree, or NULL without an id. */
 static cJSON *map_request(const cJSON *d)
 {
-    sb_buf b;
-    sb_buf_init(&b, SB_PJW_MAX);
-    sb_jw w;
-    sb_jw_init(&w, &b);
-    if (write_request(&w, d, NULL, NULL) != 0) {
-        sb_buf_free(&b);
-        return NULL;
-    }
-    return sb_pjw_tree(&w);
+    return sb_pjw_item_tree(write_request, d);
 }
 
 /* The signature_request object of an answer, or NULL with err. */
@@ -416,22 +408,8 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
 {
     (void)a;
     (void)out;
-    sb_jw w;
-    sb_jw_init(&w, &step->json);
-    sb_jw_open(&w, '{');
-    sb_jw_key_(&w, SB_JW_KEY("document"));
-    if (write_request(&w, sb_jget(r->json, "signature_request"), NULL, NULL) != 0) {
-        snprintf(err, errlen, "Dropbox Sign's answer has no signature_request");
-        return -1;
-    }
-    sb_jw_str(&w, "provider", c->provider);
-    sb_jw_str(&w, "region", c->region);
-    sb_jw_close(&w, '}');
-    if (sb_jw_finish(&w) != 0) {
-        snprintf(err, errlen, "the document is too large");
-        return -1;
-    }
-    return SB_PMAP_JSON;
+    return sb_pjw_document(c, step, write_request, sb_jget(r->json, "signature_request"),
+                           "Dropbox Sign's answer has no signature_request", err, errlen);
 }
 
 static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,

@@ -348,15 +348,7 @@ static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
 /* The same, as a tree, or NULL without a packageId. */
 static cJSON *map_package(const cJSON *d)
 {
-    sb_buf b;
-    sb_buf_init(&b, SB_PJW_MAX);
-    sb_jw w;
-    sb_jw_init(&w, &b);
-    if (write_package(&w, d, NULL, NULL) != 0) {
-        sb_buf_free(&b);
-        return NULL;
-    }
-    return sb_pjw_tree(&w);
+    return sb_pjw_item_tree(write_package, d);
 }
 
 /* The package's signer with this email (case-insensitive), its position in *index. */
@@ -487,22 +479,8 @@ static int get_map(const sb_pctx *c, const cJSON *a, const sb_presp *r, sb_pstep
 {
     (void)a;
     (void)out;
-    sb_jw w;
-    sb_jw_init(&w, &step->json);
-    sb_jw_open(&w, '{');
-    sb_jw_key_(&w, SB_JW_KEY("document"));
-    if (write_package(&w, package_of(r->json), NULL, NULL) != 0) {
-        snprintf(err, errlen, "iinked Sign's package has no packageId");
-        return -1;
-    }
-    sb_jw_str(&w, "provider", c->provider);
-    sb_jw_str(&w, "region", c->region);
-    sb_jw_close(&w, '}');
-    if (sb_jw_finish(&w) != 0) {
-        snprintf(err, errlen, "the document is too large");
-        return -1;
-    }
-    return SB_PMAP_JSON;
+    return sb_pjw_document(c, step, write_package, package_of(r->json),
+                           "iinked Sign's package has no packageId", err, errlen);
 }
 
 static int revoke_build(const sb_pctx *c, const cJSON *a, sb_pstep *step, sb_preq *r, char *err,

@@ -353,6 +353,40 @@ cJSON *sb_pjw_tree(sb_jw *w)
     return t;
 }
 
+cJSON *sb_pjw_item_tree(sb_pjw_item_fn fn, const cJSON *item)
+{
+    sb_buf b;
+    sb_buf_init(&b, SB_PJW_MAX);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    if (fn(&w, item, NULL, NULL) != 0) {
+        sb_buf_free(&b);
+        return NULL;
+    }
+    return sb_pjw_tree(&w);
+}
+
+int sb_pjw_document(const sb_pctx *c, sb_pstep *step, sb_pjw_item_fn fn, const cJSON *item,
+                    const char *missing, char *err, size_t errlen)
+{
+    sb_jw w;
+    sb_jw_init(&w, &step->json);
+    sb_jw_open(&w, '{');
+    sb_jw_key_(&w, SB_JW_KEY("document"));
+    if (fn(&w, item, NULL, NULL) != 0) {
+        snprintf(err, errlen, "%s", missing);
+        return -1;
+    }
+    sb_jw_str(&w, "provider", c->provider);
+    sb_jw_str(&w, "region", c->region);
+    sb_jw_close(&w, '}');
+    if (sb_jw_finish(&w) != 0) {
+        snprintf(err, errlen, "the document is too large");
+        return -1;
+    }
+    return SB_PMAP_JSON;
+}
+
 void sb_join_field(const cJSON *arr, const char *field, char *out, size_t cap)
 {
     size_t o = 0;

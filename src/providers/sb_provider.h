@@ -192,6 +192,16 @@ void sb_pjw_viso(sb_jw *w, const char *iso);
 void sb_pjw_vint_or_null(sb_jw *w, double v);
 /* The most one item written on its own (for sb_pjw_tree) may take. */
 #define SB_PJW_MAX ((size_t)16 << 20)
+/* An adapter's writer of one item (a document) in the neutral model: 0, or -1 with nothing
+ * written when the item is not one (no id), or when the filters in `a` (NULL: none) leave it out
+ * (*dropped counts it then). */
+typedef int (*sb_pjw_item_fn)(sb_jw *w, const cJSON *item, const cJSON *a, size_t *dropped);
+/* The item fn writes, as a tree (NULL when it writes nothing). */
+cJSON *sb_pjw_item_tree(sb_pjw_item_fn fn, const cJSON *item);
+/* {"document": <item>, "provider", "region"} written into step->json: SB_PMAP_JSON, or -1 with
+ * `missing` in err when fn writes nothing (the answer holds no document). */
+int sb_pjw_document(const sb_pctx *c, sb_pstep *step, sb_pjw_item_fn fn, const cJSON *item,
+                    const char *missing, char *err, size_t errlen);
 /* The tree of what was written through w into its buffer, which is freed: for the few results
  * that build a tree around an item written with sb_jw. NULL (buffer freed too) when writing
  * failed. */
