@@ -6,6 +6,7 @@
 #include "auth/sb_ptoken.h"
 #include "auth/sb_ratelimit.h"
 #include "core/sb_buf.h"
+#include "core/sb_gzip.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
 #include "core/sb_util.h"
@@ -749,6 +750,7 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         .request_id = r->request_id,
         .principal = &r->principal,
         .principal_len = sb_principal_size(&r->principal),
+        .accept_gzip = sb_gzip_accepted(hdr(r, "Accept-Encoding")),
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
     /* per-credential cap on tools/call in flight: the slot is held until the request ends (the
@@ -783,8 +785,16 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         r->call = rep.call;
         return drive_call(r);
     }
-    const char *extra[6];
+    const char *extra[10];
     size_t ne = 0;
+    if (rep.content_encoding) {
+        extra[ne++] = "Content-Encoding";
+        extra[ne++] = rep.content_encoding;
+    }
+    if (rep.vary_encoding) {
+        extra[ne++] = "Vary";
+        extra[ne++] = "Accept-Encoding";
+    }
     if (rep.session_id[0]) {
         extra[ne++] = "Mcp-Session-Id";
         extra[ne++] = rep.session_id;

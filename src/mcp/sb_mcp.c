@@ -1,6 +1,7 @@
 #include "mcp/sb_mcp.h"
 
 #include "core/sb_buf.h"
+#include "core/sb_gzip.h"
 #include "core/sb_json.h"
 #include "core/sb_json_schema.h"
 #include "core/sb_later.h"
@@ -11,6 +12,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,14 @@ typedef struct method_entry {
     void *ud;
 } method_entry;
 
+#define TL_GZ_MAX 16    /* compressed tools/list pages kept (~6 KB each) */
+#define TL_GZ_TOOLS 256 /* registries larger than this answer tools/list uncompressed */
+typedef struct tl_gz {
+    uint64_t mask[TL_GZ_TOOLS / 64]; /* the registry indexes of the page's tools */
+    size_t next;                     /* its nextCursor's offset, SIZE_MAX for none */
+    sb_gzip_part part;               /* its result object, compressed */
+} tl_gz;
+
 struct sb_mcp {
     sb_mcp_options o;
     char *name, *title, *version, *instructions;
@@ -45,6 +55,11 @@ struct sb_mcp {
     sb_mcp_visible_fn visible;
     void *visible_ud;
     sb_mcp_session_hooks shared; /* all NULL: sessions live in this process only */
+    /* tools/list pages compressed once for clients that take gzip: at most TL_GZ_MAX distinct
+     * pages (one per set of visible tools and cursor), published under tl_mu, freed with m */
+    pthread_mutex_t tl_mu;
+    tl_gz tl_gz[TL_GZ_MAX];
+    size_t tl_n;
 };
 
 typedef struct qmsg {
@@ -124,6 +139,7 @@ sb_mcp *sb_mcp_new(const sb_mcp_options *o, sb_registry *tools, sb_loop *loop)
     m->sessions = sb_sessions_new(o->max_sessions, o->session_idle_s);
     m->capabilities = cJSON_CreateObject();
     atomic_init(&m->next_server_id, 1);
+    pthread_mutex_init(&m->tl_mu, NULL);
     if (!m->name || !m->title || !m->version || !m->sessions || !m->capabilities) {
         sb_mcp_free(m);
         return NULL;
@@ -145,6 +161,8 @@ void sb_mcp_free(sb_mcp *m)
     free(m->title);
     free(m->version);
     free(m->instructions);
+    for (size_t i = 0; i < m->tl_n; i++) sb_gzip_part_free(&m->tl_gz[i].part);
+    pthread_mutex_destroy(&m->tl_mu);
     free(m);
 }
 
@@ -920,6 +938,72 @@ static cJSON *initialize_result(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg)
 }
 
 /* tools/list is the hot path: build it from the pre-serialized contracts. */
+
+/* The result object of a page: {"tools":[listings],"nextCursor":...} (next == SIZE_MAX: none). */
+static int tl_result(const sb_mcp *m, const uint16_t *pick, size_t n, size_t next, sb_buf *b)
+{
+    int rc = sb_buf_puts(b, "{\"tools\":[");
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        const sb_tool *t = sb_registry_at(m->tools, pick[k]);
+        if (k) rc = sb_buf_append(b, ",", 1);
+        if (rc == 0) rc = sb_buf_append(b, t->listing, t->listing_len);
+    }
+    if (rc == 0) rc = sb_buf_puts(b, "]");
+    if (rc == 0 && next != SIZE_MAX) {
+        char c[96];
+        sb_cursor_encode(next, c, sizeof c);
+        rc = sb_buf_printf(b, ",\"nextCursor\":\"%s\"", c);
+    }
+    if (rc == 0) rc = sb_buf_puts(b, "}");
+    return rc;
+}
+
+/* The compressed result of the page (pick, n, next), compressed at its first use and kept while m
+ * lives (the registry only grows before serving starts), or NULL when the cache is full or
+ * compression fails: the caller then answers uncompressed. */
+static const sb_gzip_part *tl_gzip(sb_mcp *m, const uint16_t *pick, size_t n, size_t next)
+{
+    uint64_t mask[TL_GZ_TOOLS / 64] = {0};
+    for (size_t k = 0; k < n; k++) mask[pick[k] / 64] |= (uint64_t)1 << (pick[k] % 64);
+    pthread_mutex_lock(&m->tl_mu);
+    for (size_t i = 0; i < m->tl_n; i++) {
+        const tl_gz *e = &m->tl_gz[i];
+        if (e->next == next && memcmp(e->mask, mask, sizeof mask) == 0) {
+            pthread_mutex_unlock(&m->tl_mu);
+            return &e->part; /* immutable once published */
+        }
+    }
+    int full = m->tl_n == TL_GZ_MAX;
+    pthread_mutex_unlock(&m->tl_mu);
+    if (full) return NULL;
+    /* compress outside the lock (~1 ms for 48 KB at level 9); a racing thread may do the same page:
+     * the first to publish wins */
+    sb_buf b;
+    sb_buf_init(&b, (size_t)64 << 20);
+    sb_gzip_part part;
+    int rc = tl_result(m, pick, n, next, &b);
+    if (rc == 0) rc = sb_gzip_part_make(&part, b.data, b.len);
+    sb_buf_free(&b);
+    if (rc != 0) return NULL;
+    const sb_gzip_part *out = NULL;
+    pthread_mutex_lock(&m->tl_mu);
+    for (size_t i = 0; i < m->tl_n && !out; i++)
+        if (m->tl_gz[i].next == next && memcmp(m->tl_gz[i].mask, mask, sizeof mask) == 0)
+            out = &m->tl_gz[i].part;
+    if (!out && m->tl_n < TL_GZ_MAX) {
+        tl_gz *e = &m->tl_gz[m->tl_n];
+        memcpy(e->mask, mask, sizeof mask);
+        e->next = next;
+        e->part = part;
+        part.z = NULL; /* moved */
+        out = &e->part;
+        m->tl_n++;
+    }
+    pthread_mutex_unlock(&m->tl_mu);
+    sb_gzip_part_free(&part);
+    return out;
+}
+
 static void do_tools_list(sb_mcp *m, const sb_mcp_req *req, const sb_rpc_msg *msg,
                           sb_mcp_reply *out)
 {
@@ -934,50 +1018,64 @@ static void do_tools_list(sb_mcp *m, const sb_mcp_req *req, const sb_rpc_msg *ms
             return;
         }
     }
-    sb_buf b;
-    sb_buf_init(&b, (size_t)64 << 20);
-    /* room for every listing at once: growing by doubling moved ~40 KB around several times */
-    int rc = sb_buf_reserve(&b, sb_registry_listing_bytes(m->tools) + total + 256);
-    if (rc == 0) rc = sb_buf_puts(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
-    if (rc == 0) rc = msg->id ? sb_buf_json_value(&b, msg->id) : sb_buf_puts(&b, "null");
-    if (rc == 0) rc = sb_buf_puts(&b, ",\"result\":{\"tools\":[");
-    /* `off` counts visible tools: walk the registry, skipping hidden ones */
-    size_t seen = 0, emitted = 0, i = 0;
+    out->vary_encoding = 1;
+    /* the page: `off` counts visible tools, so walk the registry skipping hidden ones */
+    uint16_t stack_pick[TL_GZ_TOOLS];
+    uint16_t *pick = stack_pick;
+    size_t cap = m->o.page_size < total ? m->o.page_size : total;
+    if (total > UINT16_MAX + (size_t)1) goto internal;
+    if (cap > TL_GZ_TOOLS && !(pick = malloc(cap * sizeof *pick))) goto internal;
+    size_t seen = 0, n = 0, i = 0;
     char www[8];
-    for (; i < total && rc == 0; i++) {
+    for (; i < total; i++) {
         const sb_tool *t = sb_registry_at(m->tools, i);
         if (m->visible && m->visible(t, req->principal, www, sizeof www, m->visible_ud) != 0)
             continue;
         if (seen++ < off) continue;
-        if (emitted == m->o.page_size) break;
-        if (emitted) rc = sb_buf_append(&b, ",", 1);
-        if (rc == 0) rc = sb_buf_append(&b, t->listing, t->listing_len);
-        emitted++;
+        if (n == m->o.page_size) break;
+        pick[n++] = (uint16_t)i;
     }
-    if (rc == 0) rc = sb_buf_puts(&b, "]");
-    if (rc == 0 && i < total) {
-        /* more visible tools may follow */
-        size_t j = i;
-        while (j < total && m->visible &&
-               m->visible(sb_registry_at(m->tools, j), req->principal, www, sizeof www,
-                          m->visible_ud) != 0)
-            j++;
-        if (j < total) {
-            char c[96];
-            sb_cursor_encode(off + emitted, c, sizeof c);
-            rc = sb_buf_printf(&b, ",\"nextCursor\":\"%s\"", c);
+    size_t next = SIZE_MAX; /* a cursor only when more visible tools follow */
+    for (size_t j = i; j < total; j++)
+        if (!m->visible || m->visible(sb_registry_at(m->tools, j), req->principal, www, sizeof www,
+                                      m->visible_ud) == 0) {
+            next = off + n;
+            break;
         }
+    sb_buf b;
+    sb_buf_init(&b, (size_t)64 << 20);
+    int rc = sb_buf_puts(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
+    if (rc == 0) rc = msg->id ? sb_buf_json_value(&b, msg->id) : sb_buf_puts(&b, "null");
+    if (rc == 0) rc = sb_buf_puts(&b, ",\"result\":");
+    const sb_gzip_part *gz = NULL;
+    if (rc == 0 && req->accept_gzip && total <= TL_GZ_TOOLS) gz = tl_gzip(m, pick, n, next);
+    if (gz) {
+        /* {"jsonrpc":"2.0","id":<id>,"result": + the compressed page + } */
+        sb_buf z;
+        sb_buf_init(&z, (size_t)64 << 20);
+        rc = sb_gzip_splice(&z, b.data, b.len, gz, "}", 1);
+        sb_buf_free(&b);
+        b = z;
+        if (rc == 0) out->content_encoding = "gzip";
+    } else if (rc == 0) {
+        /* room for the whole page at once: growing by doubling moved ~40 KB around several times */
+        rc = sb_buf_reserve(&b, sb_registry_listing_bytes(m->tools) + total + 256);
+        if (rc == 0) rc = tl_result(m, pick, n, next, &b);
+        if (rc == 0) rc = sb_buf_puts(&b, "}");
     }
-    if (rc == 0) rc = sb_buf_puts(&b, "}}");
+    if (pick != stack_pick) free(pick);
     if (rc != 0) {
         sb_buf_free(&b);
-        reply_error(out, 200, msg->id, SB_RPC_INTERNAL_ERROR, "Internal error");
-        return;
+        out->content_encoding = NULL;
+        goto internal;
     }
     size_t len;
     out->status = 200;
     out->body = sb_buf_detach(&b, &len);
     out->body_len = len;
+    return;
+internal:
+    reply_error(out, 200, msg->id, SB_RPC_INTERNAL_ERROR, "Internal error");
 }
 
 static void do_set_level(sb_session *s, const sb_rpc_msg *msg, sb_mcp_reply *out)

@@ -101,6 +101,8 @@ typedef struct sb_mcp_req {
                                      credential), copied into every call it starts and wiped when
                                      the call is freed; may be NULL */
     size_t principal_len;
+    int accept_gzip;              /* the request's Accept-Encoding takes gzip (sb_gzip_accepted):
+                                     tools/list may then answer gzip-compressed */
 } sb_mcp_req;
 
 typedef struct sb_mcp_reply {
@@ -112,6 +114,9 @@ typedef struct sb_mcp_reply {
                                      and drains it with sb_mcp_call_next, then sb_mcp_call_detach */
     char rpc_method[48];          /* the JSON-RPC method, for logs ("" if none) */
     char www_authenticate[512];   /* non-empty: send as WWW-Authenticate */
+    const char *content_encoding; /* static string or NULL: the body is encoded so ("gzip"); send
+                                     it as Content-Encoding */
+    int vary_encoding;            /* the body depends on Accept-Encoding: send Vary */
 } sb_mcp_reply;
 
 /* Handle one POST body. Always fills *out (free out->body with free()). */

@@ -2,9 +2,10 @@
  * targets' figures can be read against what this machine gives any server built on the same
  * libraries.
  *
- *   target 1: bench_mhd_floor --body-file F --port-file P [--threads 2]
+ *   target 1: bench_mhd_floor --body-file F --port-file P [--threads 2] [--gzip]
  *     a bare libmicrohttpd server answering every request with F's bytes (signbridge's own
- *     tools/list answer) and doing nothing else
+ *     tools/list answer; with --gzip, F holds its gzip-compressed answer and is sent with
+ *     Content-Encoding: gzip) and doing nothing else
  *   target 5: bench_mhd_floor --libs --listen 127.0.0.1:0 --port-file P
  *     the same server that also loads and starts what signbridge cannot run without -- libcurl
  *     (curl_global_init, which initializes OpenSSL, and a multi handle per lane) and SQLite (an
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 static char *g_body;
+static int g_gzip;
 static size_t g_len;
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -45,6 +47,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct MHD_Response *r = MHD_create_response_from_buffer(g_len, g_body, MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
+    if (g_gzip) MHD_add_response_header(r, "Content-Encoding", "gzip");
     enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return rc;
@@ -84,6 +87,10 @@ int main(int argc, char **argv)
             libs = 1;
             continue;
         }
+        if (strcmp(argv[i], "--gzip") == 0) {
+            g_gzip = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_mhd_floor: %s needs a value\n", argv[i]);
             return 2;
@@ -100,7 +107,7 @@ int main(int argc, char **argv)
     }
     if (!port_file || threads < 1 || threads > 64) {
         fprintf(stderr, "usage: bench_mhd_floor [--body-file F] --port-file P [--threads 1..64] "
-                        "[--libs] [--listen 127.0.0.1:0]\n");
+                        "[--gzip] [--libs] [--listen 127.0.0.1:0]\n");
         return 2;
     }
     if (!body_file) {

@@ -5,6 +5,7 @@ Env: SIGNBRIDGE_BIN (binary), SB_SOURCE_ROOT.  Output: "ok - name" / "not ok - n
 then "N passed, N failed"; exit 1 on any failure.
 """
 
+import gzip
 import json
 import os
 import re
@@ -321,6 +322,44 @@ def c_config_applies():
         assert msg["result"].get("nextCursor"), "no nextCursor"
 
 
+def c_tools_list_gzip():
+    """tools/list is answered gzip-compressed to a client whose Accept-Encoding takes gzip (what
+    fetch, undici and httpx send), and the bytes inflate to the uncompressed answer exactly."""
+    with T.Server(args=["--conformance"]) as s:
+        sid, v, _ = T.initialize(s.port)
+        body = {"jsonrpc": "2.0", "id": "g\"1", "method": "tools/list"}
+
+        def post(enc):
+            extra = [("Accept-Encoding", enc)] if enc is not None else []
+            r = T.request(s.port, "POST", "/mcp", T.mcp_headers(session=sid, version=v, extra=extra),
+                          body)
+            assert r.status == 200, r.describe()
+            return r
+
+        plain = post(None)
+        assert plain.header("content-encoding") is None, plain.describe()
+        assert "accept-encoding" in (plain.header("vary") or "").lower(), plain.describe()
+        want = plain.body
+        assert json.loads(want)["id"] == 'g"1'
+        for enc in ("gzip, deflate", "br;q=1, gzip;q=0.5", "*"):
+            r = post(enc)
+            assert r.header("content-encoding") == "gzip", "%s: %s" % (enc, r.describe())
+            assert "accept-encoding" in (r.header("vary") or "").lower(), r.describe()
+            got = gzip.decompress(r.body)
+            assert got == want, "%s: inflated answer differs from the plain one" % enc
+            assert len(r.body) * 4 < len(want), "gzip %d bytes for %d" % (len(r.body), len(want))
+        for enc in ("identity", "gzip;q=0", "deflate, br", "gzip;q=0, *"):
+            r = post(enc)
+            assert r.header("content-encoding") is None, "%s: %s" % (enc, r.describe())
+            assert r.body == want, enc
+        # other methods are never compressed
+        r = T.request(s.port, "POST", "/mcp",
+                      T.mcp_headers(session=sid, version=v, extra=[("Accept-Encoding", "gzip")]),
+                      {"jsonrpc": "2.0", "id": 9, "method": "ping"})
+        assert r.status == 200 and r.header("content-encoding") is None, r.describe()
+        assert r.json()["id"] == 9
+
+
 def c_logs_json():
     with T.Server() as s:
         T.initialize(s.port, api_key="sk-test-cli")
@@ -399,6 +438,8 @@ def main():
                  c_production_starts)
     checks.check("--conformance mode starts and initializes", c_conformance_starts)
     checks.check("--config values apply at runtime (tools_page_size 2)", c_config_applies)
+    checks.check("tools/list answers gzip to clients that take it, identical once inflated",
+                 c_tools_list_gzip)
     checks.check("listen on a busy port -> non-zero exit with a message", c_busy_port)
     checks.check("SIGTERM -> exit 0", c_sigterm)
     checks.check("SIGTERM with a half-sent request open -> prompt exit 0",

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <zlib.h>
+
 #include "core/sb_loop.h"
 #include "core/sb_util.h"
 #include "mcp/sb_jsonrpc.h"
@@ -900,6 +902,127 @@ static void test_engine_tools_list_paging(void **state)
     engine_stop(&e);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Engine: tools/list compressed for clients that take gzip
+ */
+
+/* gzip member -> malloc'd bytes (NUL-terminated), checking the trailer (zlib checks CRC and size) */
+static char *gunzip(const char *z, size_t zlen, size_t *outlen)
+{
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(inflateInit2(&s, 16 + 15), Z_OK);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    s.next_in = (Bytef *)(uintptr_t)z;
+    s.avail_in = (uInt)zlen;
+    int rc;
+    do {
+        if (cap - len < 4096) out = realloc(out, cap *= 2);
+        assert_non_null(out);
+        s.next_out = (Bytef *)out + len;
+        s.avail_out = (uInt)(cap - len - 1);
+        rc = inflate(&s, Z_NO_FLUSH);
+        len = cap - 1 - s.avail_out;
+        if (rc != Z_OK && rc != Z_STREAM_END) fail_msg("inflate: %d", rc);
+    } while (rc != Z_STREAM_END);
+    assert_int_equal(s.avail_in, 0); /* one member, nothing after it */
+    inflateEnd(&s);
+    out[len] = '\0';
+    *outlen = len;
+    return out;
+}
+
+/* POST body with or without Accept-Encoding: gzip; returns the body as sent (caller frees) */
+static char *post_enc(engine *e, const char *sid, const char *body, int gzip, sb_mcp_reply *r)
+{
+    sb_mcp_req req = {.session_id = sid, .protocol_version = V, .fingerprint = "fp",
+                      .request_id = "test", .accept_gzip = gzip};
+    sb_mcp_post(e->m, &req, body, strlen(body), r);
+    assert_int_equal(r->status, 200);
+    assert_non_null(r->body);
+    char *b = r->body;
+    r->body = NULL;
+    return b;
+}
+
+static int hide_greet_b(const sb_tool *t, const void *principal, char *www, size_t cap, void *ud)
+{
+    (void)principal, (void)www, (void)cap, (void)ud;
+    return strcmp(t->name, "greet_b") == 0 ? -1 : 0;
+}
+
+static void test_engine_tools_list_gzip(void **state)
+{
+    (void)state;
+    for (unsigned page = 1; page <= 100; page += 99) { /* paged one by one, and all at once */
+        for (int hide = 0; hide <= 1; hide++) {
+            engine e;
+            engine_start(&e, page, 100, 60);
+            if (hide) sb_mcp_set_visibility(e.m, hide_greet_b, NULL);
+            char sid[SB_SESSION_ID_LEN + 1];
+            initialize(&e, "fp", V, sid);
+            const char *ids[] = {"7", "\"a\\\"b\\u00e9\\\\\"", "-1.5e3", "\"x\""};
+            char cursor[256] = "";
+            size_t pages = 0;
+            for (;;) {
+                for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+                    char body[512];
+                    snprintf(body, sizeof body,
+                             "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"tools/list\"%s%s%s}",
+                             ids[k], cursor[0] ? ",\"params\":{\"cursor\":\"" : "", cursor,
+                             cursor[0] ? "\"}" : "");
+                    sb_mcp_reply plain, gz;
+                    char *pb = post_enc(&e, sid, body, 0, &plain);
+                    char *zb = post_enc(&e, sid, body, 1, &gz);
+                    assert_null(plain.content_encoding);
+                    assert_int_equal(plain.vary_encoding, 1);
+                    assert_non_null(gz.content_encoding);
+                    assert_string_equal(gz.content_encoding, "gzip");
+                    assert_int_equal(gz.vary_encoding, 1);
+                    size_t n;
+                    char *unz = gunzip(zb, gz.body_len, &n);
+                    /* the same bytes, whichever id and page, first use or cached */
+                    assert_int_equal(n, plain.body_len);
+                    assert_memory_equal(unz, pb, n);
+                    free(unz);
+                    free(zb);
+                    if (k + 1 == sizeof ids / sizeof ids[0]) {
+                        cJSON *j = cJSON_Parse(pb);
+                        assert_non_null(j);
+                        const cJSON *res = result_of(j);
+                        const cJSON *tools = cJSON_GetObjectItemCaseSensitive(res, "tools");
+                        for (int t = 0; t < cJSON_GetArraySize(tools); t++)
+                            assert_string_not_equal(
+                                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tools, t),
+                                                                 "name")
+                                    ->valuestring,
+                                hide ? "greet_b" : "none");
+                        pages++;
+                        const cJSON *next = cJSON_GetObjectItemCaseSensitive(res, "nextCursor");
+                        if (next) sb_strlcpy(cursor, next->valuestring, sizeof cursor);
+                        else cursor[0] = '\0';
+                        cJSON_Delete(j);
+                    }
+                    free(pb);
+                }
+                if (!cursor[0]) break;
+            }
+            assert_int_equal(pages, page == 1 ? 5u - (unsigned)hide : 1u);
+            /* an error reply is never compressed */
+            sb_mcp_reply r;
+            char *eb = post_enc(&e, sid,
+                                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\","
+                                "\"params\":{\"cursor\":\"!!\"}}",
+                                1, &r);
+            assert_null(r.content_encoding);
+            assert_non_null(strstr(eb, "-32602"));
+            free(eb);
+            engine_stop(&e);
+        }
+    }
+}
+
 static void test_cursor_codec(void **state)
 {
     (void)state;
@@ -1464,6 +1587,7 @@ int main(void)
         cmocka_unit_test(test_engine_bad_bodies),
         cmocka_unit_test(test_engine_methods_and_notifications),
         cmocka_unit_test(test_engine_tools_list_paging),
+        cmocka_unit_test(test_engine_tools_list_gzip),
         cmocka_unit_test(test_cursor_codec),
         cmocka_unit_test(test_engine_tools_call),
         cmocka_unit_test(test_engine_async_call),

@@ -16,9 +16,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "core/sb_arena.h"
 #include "core/sb_buf.h"
+#include "core/sb_gzip.h"
 #include "core/sb_json.h"
 #include "core/sb_jw.h"
 #include "core/sb_later.h"
@@ -1498,6 +1500,153 @@ static void test_later(void **state)
     assert_int_equal(later_n, 2);
 }
 
+/* ---- sb_gzip ----------------------------------------------------------------------------- */
+
+/* inflate one gzip member with zlib (which checks the CRC-32 and the size); 0 on success */
+static int gunzip_to(const sb_buf *z, unsigned char *out, size_t cap, size_t *len)
+{
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (inflateInit2(&s, 16 + 15) != Z_OK) return -1;
+    s.next_in = (Bytef *)z->data;
+    s.avail_in = (uInt)z->len;
+    s.next_out = out;
+    s.avail_out = (uInt)cap;
+    int rc = inflate(&s, Z_FINISH);
+    *len = cap - s.avail_out;
+    int left = (int)s.avail_in;
+    inflateEnd(&s);
+    return rc == Z_STREAM_END && left == 0 ? 0 : -1;
+}
+
+static void test_gzip_splice(void **state)
+{
+    (void)state;
+    /* pre and post around a part: lengths across the 65,535-byte stored-block limit */
+    size_t big = 200000;
+    unsigned char *src = malloc(big), *out = malloc(3 * big + 16);
+    assert_non_null(src);
+    assert_non_null(out);
+    uint32_t x = 12345;
+    static const char *const words[] = {"{\"type\":\"string\",", "\"description\":\"",
+                                        "\\\"quoted\\\" ", "caf\xc3\xa9 ", "\x01", "0123456789",
+                                        "\"}", "[]", ",\n"};
+    for (size_t i = 0; i < big;) { /* compressible but not trivial: JSON-ish words and bytes */
+        x = x * 1103515245u + 12345u;
+        const char *w = words[(x >> 16) % 9];
+        for (; *w && i < big; w++) src[i++] = (unsigned char)*w;
+        if (i < big && (x >> 8) % 5 == 0) src[i++] = (unsigned char)(x >> 24);
+    }
+    const size_t pre_lens[] = {0, 1, 30, 65535, 65536, 131071};
+    const size_t part_lens[] = {0, 1, 48231, big};
+    const size_t post_lens[] = {0, 1, 65536};
+    for (size_t a = 0; a < 6; a++)
+        for (size_t b = 0; b < 5; b++) /* b == 4: no part at all */
+            for (size_t c = 0; c < 3; c++) {
+                sb_gzip_part part, *pp = NULL;
+                size_t plen = b < 4 ? part_lens[b] : 0;
+                if (b < 4) {
+                    assert_int_equal(sb_gzip_part_make(&part, src + 7, plen), 0);
+                    assert_int_equal(part.len, plen);
+                    assert_true(plen < 1000 || part.zlen < plen / 2);
+                    pp = &part;
+                }
+                sb_buf z;
+                sb_buf_init(&z, 1 << 22);
+                assert_int_equal(sb_gzip_splice(&z, src + 3, pre_lens[a], pp, src + 11,
+                                                post_lens[c]),
+                                 0);
+                size_t n;
+                if (gunzip_to(&z, out, 3 * big + 16, &n) != 0)
+                    fail_msg("pre %zu part %zu post %zu: not one valid gzip member", pre_lens[a],
+                             plen, post_lens[c]);
+                assert_int_equal(n, pre_lens[a] + plen + post_lens[c]);
+                assert_memory_equal(out, src + 3, pre_lens[a]);
+                if (plen) assert_memory_equal(out + pre_lens[a], src + 7, plen);
+                if (post_lens[c])
+                    assert_memory_equal(out + pre_lens[a] + plen, src + 11, post_lens[c]);
+                sb_buf_free(&z);
+                if (pp) sb_gzip_part_free(pp);
+                if (pp) assert_null(part.z);
+            }
+    /* the same part serves many replies: splicing does not change it */
+    sb_gzip_part part;
+    assert_int_equal(sb_gzip_part_make(&part, src, 5000), 0);
+    for (int i = 0; i < 3; i++) {
+        sb_buf z;
+        sb_buf_init(&z, 1 << 20);
+        char pre[32];
+        int pl = snprintf(pre, sizeof pre, "{\"id\":%d,\"r\":", i);
+        assert_int_equal(sb_gzip_splice(&z, pre, (size_t)pl, &part, "}", 1), 0);
+        size_t n;
+        assert_int_equal(gunzip_to(&z, out, 3 * big, &n), 0);
+        assert_int_equal(n, (size_t)pl + 5001);
+        assert_memory_equal(out, pre, (size_t)pl);
+        assert_memory_equal(out + pl, src, 5000);
+        assert_int_equal(out[n - 1], '}');
+        sb_buf_free(&z);
+    }
+    /* a buffer whose maximum is too small refuses, whatever the piece that overflows */
+    for (size_t max = 0; max < part.zlen + 60; max += 7) {
+        sb_buf z;
+        sb_buf_init(&z, max);
+        int rc = sb_gzip_splice(&z, "{\"id\":1,\"r\":", 12, &part, "}", 1);
+        assert_true(rc == SB_BUF_ETOOBIG || (rc == 0 && z.len <= max));
+        sb_buf_free(&z);
+    }
+    sb_gzip_part_free(&part);
+    sb_gzip_part_free(&part); /* twice is harmless */
+    free(src);
+    free(out);
+}
+
+static void test_gzip_accepted(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int want;
+    } cases[] = {
+        {NULL, 0},
+        {"", 0},
+        {"gzip", 1},
+        {"GZip", 1},
+        {"x-gzip", 1},
+        {"gzip, deflate", 1},
+        {"gzip, deflate, br, zstd", 1},
+        {"br;q=1.0, gzip;q=0.8, *;q=0.1", 1},
+        {"deflate, br", 0},
+        {"identity", 0},
+        {"gzip;q=0", 0},
+        {"gzip;q=0.000", 0},
+        {"gzip;q=0.001", 1},
+        {"gzip; q=0.5", 1},
+        {"gzip ;q=1", 1},
+        {"gzip;Q=1", 1},
+        {"gzip;q=1.000", 1},
+        {"gzip;q=1.001", 0}, /* malformed weights refuse */
+        {"gzip;q=2", 0},
+        {"gzip;q=", 0},
+        {"gzip;q=0.5000", 0},
+        {"gzip;q=abc", 0},
+        {"*", 1},
+        {"*;q=0", 0},
+        {"deflate, *", 1},
+        {"gzip;q=0, *", 0}, /* named and refused: "*" does not bring it back */
+        {"*, gzip;q=0", 0},
+        {"gzipx", 0},
+        {"xgzip", 0},
+        {"gzip foo", 0},
+        {" , ,gzip,, ", 1},
+        {"deflate;level=9, gzip", 1},
+        {"\tgzip\t", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (sb_gzip_accepted(cases[i].v) != cases[i].want)
+            fail_msg("Accept-Encoding \"%s\": want %d", cases[i].v ? cases[i].v : "(none)",
+                     cases[i].want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1542,6 +1691,8 @@ int main(void)
         cmocka_unit_test(test_later),
         cmocka_unit_test(test_jw_matches_printer),
         cmocka_unit_test(test_jw_errors),
+        cmocka_unit_test(test_gzip_splice),
+        cmocka_unit_test(test_gzip_accepted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
