@@ -40,6 +40,7 @@ int sb_gzip_part_make(sb_gzip_part *p, const void *data, size_t len)
     p->zlen = zlen;
     p->len = len;
     p->crc = (uint32_t)crc32(0L, data, (uInt)len);
+    p->op = (uint32_t)crc32_combine_gen((z_off_t)len);
     return 0;
 }
 
@@ -89,7 +90,7 @@ int sb_gzip_splice(sb_buf *b, const void *pre, size_t pre_len, const sb_gzip_par
     if (rc == 0) rc = stored(b, post, post_len, 1);
     if (rc != 0) return rc;
     uLong crc = crc32(0L, pre, (uInt)pre_len);
-    if (part && part->len) crc = crc32_combine(crc, part->crc, (z_off_t)part->len);
+    if (part && part->len) crc = crc32_combine_op(crc, part->crc, part->op);
     crc = crc32(crc, post, (uInt)post_len);
     unsigned char tail[8];
     le32(tail, (uint32_t)crc);
