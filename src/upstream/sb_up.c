@@ -688,7 +688,6 @@ static int check_info(lane *l)
     return n;
 }
 
-/* Take what other threads (or this one) queued: new jobs, cancellations, tasks. */
 #define LOCAL_BATCH 8 /* transfers submitted on a lane's thread before they are started anyway */
 /* Start the transfers submitted on this lane's thread since the last flush, one after another,
  * then let libcurl send them. `direct`: called from inside sb_up_submit, so a transfer that cannot
@@ -714,6 +713,7 @@ static void flush_local(lane *l, int direct)
     }
 }
 
+/* Take what other threads (or this one) queued: new jobs, cancellations, tasks. */
 static void drain_commands(lane *l, int *stopping)
 {
     pthread_mutex_lock(&l->mu);
@@ -1119,9 +1119,9 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
          * a run may handle thousands of requests, and those must not wait for its end. Sent
          * back to back, the upstream (its thread woken once) finds them together: at 50
          * connections the sandbox's CPU per call -14%, signbridge's -2%, calls served +5%
-         * (medians of 12 runs, docs/benchmarks.md). libcurl's socket and timer callbacks only update
-         * this lane's epoll set and deadline; completions are read by the loop, so no `done`
-         * runs inside this call. */
+         * (medians of 12 runs, docs/benchmarks.md). libcurl's socket and timer callbacks only
+         * update this lane's epoll set and deadline; completions are read by the loop, so no
+         * `done` runs inside this call. */
         pthread_mutex_unlock(&l->mu);
         active_add(l, j);
         if (id) *id = j->id;

@@ -906,7 +906,7 @@ static void test_engine_tools_list_paging(void **state)
  * Engine: tools/list compressed for clients that take gzip
  */
 
-/* gzip member -> malloc'd bytes (NUL-terminated), checking the trailer (zlib checks CRC and size) */
+/* gzip member -> malloc'd bytes (NUL-terminated); zlib checks the trailer (CRC and size) */
 static char *gunzip(const char *z, size_t zlen, size_t *outlen)
 {
     z_stream s;
