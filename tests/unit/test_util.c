@@ -1523,19 +1523,19 @@ static void test_gzip_splice(void **state)
 {
     (void)state;
     /* pre and post around a part: lengths across the 65,535-byte stored-block limit */
-    size_t big = 200000;
-    unsigned char *src = malloc(big), *out = malloc(3 * big + 16);
+    size_t big = 200000, srclen = big + 16; /* the pieces start up to 11 bytes into src */
+    unsigned char *src = malloc(srclen), *out = malloc(3 * big + 16);
     assert_non_null(src);
     assert_non_null(out);
     uint32_t x = 12345;
     static const char *const words[] = {"{\"type\":\"string\",", "\"description\":\"",
                                         "\\\"quoted\\\" ", "caf\xc3\xa9 ", "\x01", "0123456789",
                                         "\"}", "[]", ",\n"};
-    for (size_t i = 0; i < big;) { /* compressible but not trivial: JSON-ish words and bytes */
+    for (size_t i = 0; i < srclen;) { /* compressible but not trivial: JSON-ish words, bytes */
         x = x * 1103515245u + 12345u;
         const char *w = words[(x >> 16) % 9];
-        for (; *w && i < big; w++) src[i++] = (unsigned char)*w;
-        if (i < big && (x >> 8) % 5 == 0) src[i++] = (unsigned char)(x >> 24);
+        for (; *w && i < srclen; w++) src[i++] = (unsigned char)*w;
+        if (i < srclen && (x >> 8) % 5 == 0) src[i++] = (unsigned char)(x >> 24);
     }
     const size_t pre_lens[] = {0, 1, 30, 65535, 65536, 131071};
     const size_t part_lens[] = {0, 1, 48231, big};
