@@ -6,7 +6,6 @@
 #include "auth/sb_ptoken.h"
 #include "auth/sb_ratelimit.h"
 #include "core/sb_buf.h"
-#include "core/sb_gzip.h"
 #include "core/sb_log.h"
 #include "core/sb_metrics.h"
 #include "core/sb_util.h"
@@ -750,7 +749,7 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         .request_id = r->request_id,
         .principal = &r->principal,
         .principal_len = sb_principal_size(&r->principal),
-        .accept_gzip = sb_gzip_accepted(hdr(r, "Accept-Encoding")),
+        .accept_encoding = hdr(r, "Accept-Encoding"),
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
     /* per-credential cap on tools/call in flight: the slot is held until the request ends (the

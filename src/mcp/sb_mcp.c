@@ -1048,7 +1048,8 @@ static void do_tools_list(sb_mcp *m, const sb_mcp_req *req, const sb_rpc_msg *ms
     if (rc == 0) rc = msg->id ? sb_buf_json_value(&b, msg->id) : sb_buf_puts(&b, "null");
     if (rc == 0) rc = sb_buf_puts(&b, ",\"result\":");
     const sb_gzip_part *gz = NULL;
-    if (rc == 0 && req->accept_gzip && total <= TL_GZ_TOOLS) gz = tl_gzip(m, pick, n, next);
+    if (rc == 0 && total <= TL_GZ_TOOLS && sb_gzip_accepted(req->accept_encoding))
+        gz = tl_gzip(m, pick, n, next);
     if (gz) {
         /* {"jsonrpc":"2.0","id":<id>,"result": + the compressed page + } */
         sb_buf z;

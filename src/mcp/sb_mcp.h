@@ -101,8 +101,8 @@ typedef struct sb_mcp_req {
                                      credential), copied into every call it starts and wiped when
                                      the call is freed; may be NULL */
     size_t principal_len;
-    int accept_gzip;              /* the request's Accept-Encoding takes gzip (sb_gzip_accepted):
-                                     tools/list may then answer gzip-compressed */
+    const char *accept_encoding;  /* Accept-Encoding header, or NULL: tools/list answers
+                                     gzip-compressed when it takes gzip (sb_gzip_accepted) */
 } sb_mcp_req;
 
 typedef struct sb_mcp_reply {

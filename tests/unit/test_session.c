@@ -937,7 +937,7 @@ static char *gunzip(const char *z, size_t zlen, size_t *outlen)
 static char *post_enc(engine *e, const char *sid, const char *body, int gzip, sb_mcp_reply *r)
 {
     sb_mcp_req req = {.session_id = sid, .protocol_version = V, .fingerprint = "fp",
-                      .request_id = "test", .accept_gzip = gzip};
+                      .request_id = "test", .accept_encoding = gzip ? "gzip, deflate" : NULL};
     sb_mcp_post(e->m, &req, body, strlen(body), r);
     assert_int_equal(r->status, 200);
     assert_non_null(r->body);
