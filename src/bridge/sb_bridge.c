@@ -725,18 +725,22 @@ static int visible(const sb_tool *t, const void *principal, char *www, size_t ww
 
 /* ---- tool calls ---------------------------------------------------------------------------- */
 
+#define IDEM_KEY_MAX (SB_FP_HEX + 300) /* fingerprint|tool|idempotency_key, cut to fit */
+
 typedef struct tool_job {
     sb_bridge *b;
     sb_mcp_call *call;
     cJSON *args;
     const sb_adapter *a;
     const sb_ptool *pt;
-    char provider[16], region[24], base[512];
+    char provider[16], region[24];
+    char *base;                 /* the region's REST base URL (owned) */
     unsigned timeout_ms;
     uint64_t deadline_ms;
     sb_pstep step;
     int action;                 /* not read-only: idempotency, confirmation and audit apply */
-    char idem_key[SB_FP_HEX + 300]; /* "" unless the call carries an idempotency_key */
+    char *idem_key;             /* NULL unless the call carries an idempotency_key (owned,
+                                 * IDEM_KEY_MAX bytes); dropped with drop_idem_key */
     char upstream_request_id[128];
     int fetching;               /* the current step fetches a caller's file URL */
     uint64_t submit_us;         /* when the current step was submitted (metrics) */
@@ -758,8 +762,17 @@ static void cancel_upstream(sb_mcp_call *c, void *arg)
     sb_up_cancel(g_up, (uint64_t)(uintptr_t)arg);
 }
 
+/* The job no longer speaks for its idempotency record (another call's, or none was made). */
+static void drop_idem_key(tool_job *j)
+{
+    free(j->idem_key);
+    j->idem_key = NULL;
+}
+
 static void job_free(tool_job *j)
 {
+    free(j->base);
+    drop_idem_key(j);
     sb_mcp_call_release(j->call);
     cJSON_Delete(j->args);
     cJSON_Delete(j->step.scratch);
@@ -805,7 +818,7 @@ static void job_finish(tool_job *j, cJSON *result, int store)
     if (j->action) audit(j->b, j, is_error ? "error" : "ok", result);
     count_tool(j->b, j->call, j->provider, j->region,
                j->m_outcome ? j->m_outcome : is_error ? "error" : "ok");
-    if (j->idem_key[0]) idem_complete(j->b, j->idem_key, result, store);
+    if (j->idem_key) idem_complete(j->b, j->idem_key, result, store);
     sb_mcp_call_result(j->call, result);
 }
 
@@ -862,7 +875,7 @@ static char *fit_text(cJSON *structured)
 
 static void tool_result(tool_job *j, cJSON *structured)
 {
-    if (!j->action && !j->idem_key[0]) {
+    if (!j->action && !j->idem_key) {
         /* the hot path (reads): serialize once */
         char *txt = fit_text(structured);
         count_tool(j->b, j->call, j->provider, j->region, "ok");
@@ -884,7 +897,7 @@ static void tool_result(tool_job *j, cJSON *structured)
 /* A result the adapter wrote as JSON text (SB_PMAP_JSON; the text is taken). */
 static void tool_result_json(tool_job *j, sb_buf *json)
 {
-    if (!j->action && !j->idem_key[0] && json->len <= MAX_RESULT_TEXT) {
+    if (!j->action && !j->idem_key && json->len <= MAX_RESULT_TEXT) {
         /* the hot path (a page of documents): no tree at all */
         count_tool(j->b, j->call, j->provider, j->region, "ok");
         sb_mcp_call_tool_json(j->call, NULL, sb_buf_detach(json, NULL));
@@ -1020,7 +1033,7 @@ static void transport_error(tool_job *j, const sb_up_result *r)
     switch (r->error) {
     case SB_UP_ECANCELLED:
         /* the call is over (cancelled); release waiters of the same key */
-        if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0);
+        if (j->idem_key) idem_complete(j->b, j->idem_key, NULL, 0);
         break;
     case SB_UP_ETIMEDOUT:
         job_error(j, store, "%s (%s) did not answer within %u s. %s", prov, region,
@@ -1182,7 +1195,7 @@ static void process_result(tool_job *j, const sb_up_result *r)
         job_error(j, 1, "%s", err[0] ? err : "The provider refused this.");
     } else if (rc == SB_PMAP_NEXT) {
         /* cancelled between steps: nothing more is sent */
-        if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0);
+        if (j->idem_key) idem_complete(j->b, j->idem_key, NULL, 0);
     } else {
         cJSON_Delete(out);
         if (r->body_len && !pr.json)
@@ -1523,7 +1536,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
     while (e && strcmp(e->key, j->idem_key) != 0) e = e->next;
     if (e && memcmp(e->args_hash, h, 32) != 0) {
         pthread_mutex_unlock(&b->idem_mu);
-        j->idem_key[0] = '\0'; /* do not touch the other call's record */
+        drop_idem_key(j); /* do not touch the other call's record */
         job_error(j, 0, "This idempotency_key was already used with different arguments. Use a "
                         "new key for a new request, or repeat the first call's exact arguments.");
         return 1;
@@ -1544,7 +1557,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
             sb_mcp_call **nw = realloc(e->waiters, nc * sizeof *nw);
             if (!nw) {
                 pthread_mutex_unlock(&b->idem_mu);
-                j->idem_key[0] = '\0';
+                drop_idem_key(j);
                 job_error(j, 0, "signbridge is out of memory; try again.");
                 return 1;
             }
@@ -1560,7 +1573,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
     }
     if (b->nidem >= b->o.idempotency_max) {
         pthread_mutex_unlock(&b->idem_mu);
-        j->idem_key[0] = '\0';
+        drop_idem_key(j);
         job_error(j, 0, "signbridge holds too many idempotency records right now; try again in "
                         "a minute.");
         return 1;
@@ -1568,7 +1581,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
     e = calloc(1, sizeof *e);
     if (!e) {
         pthread_mutex_unlock(&b->idem_mu);
-        j->idem_key[0] = '\0';
+        drop_idem_key(j);
         job_error(j, 0, "signbridge is out of memory; try again.");
         return 1;
     }
@@ -1591,7 +1604,7 @@ static int idem_begin(sb_bridge *b, tool_job *j, const cJSON *args)
         } else {
             pthread_mutex_unlock(&b->idem_mu);
             free(e);
-            j->idem_key[0] = '\0';
+            drop_idem_key(j);
             if (rc != 0) {
                 job_error(j, 0, "signbridge could not record this idempotency_key (its store did "
                                 "not answer), so nothing was sent. Try again in a moment.");
@@ -1679,7 +1692,7 @@ static void audit(sb_bridge *b, tool_job *j, const char *outcome, const cJSON *r
             cJSON_AddStringToObject(o, "error", short_txt);
         }
     }
-    if (j->idem_key[0]) cJSON_AddBoolToObject(o, "idempotency_key", 1);
+    if (j->idem_key) cJSON_AddBoolToObject(o, "idempotency_key", 1);
     if (p) cJSON_AddStringToObject(o, "request_id", p->request_id);
     if (j->upstream_request_id[0])
         cJSON_AddStringToObject(o, "upstream_request_id", j->upstream_request_id);
@@ -1752,7 +1765,7 @@ static void confirm_reply(sb_mcp_call *c, const cJSON *result, const cJSON *erro
     (void)c;
     if (!result && !error) {
         /* the call ended (cancelled or timed out) before the user answered */
-        if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0);
+        if (j->idem_key) idem_complete(j->b, j->idem_key, NULL, 0);
         job_free(j);
         return;
     }
@@ -1783,8 +1796,8 @@ static void confirm_reply(sb_mcp_call *c, const cJSON *result, const cJSON *erro
     cJSON_AddItemToArray(arr, t);
     cJSON_AddItemToObject(r, "structuredContent", sc);
     audit(j->b, j, "declined", NULL);
-    if (j->idem_key[0]) idem_complete(j->b, j->idem_key, NULL, 0); /* nothing to replay */
-    j->idem_key[0] = '\0';
+    if (j->idem_key) idem_complete(j->b, j->idem_key, NULL, 0); /* nothing to replay */
+    drop_idem_key(j);
     j->action = 0; /* audited already */
     j->m_outcome = "declined";
     job_finish(j, r, 0);
@@ -1821,13 +1834,19 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     const char *region = sb_mcp_call_region(c);
     tool_job *j = calloc(1, sizeof *j);
     if (!j) return -1;
-    if (base_for(b, p, region, j->base, sizeof j->base) < 0) {
+    char base[512];
+    if (base_for(b, p, region, base, sizeof base) < 0) {
         free(j);
         count_tool(b, c, p->provider, region, "error");
         sb_mcp_call_tool_error(c, "No %s region \"%s\" is configured.", a->display, region);
         return 0;
     }
     j->b = b;
+    j->base = strdup(base);
+    if (!j->base) {
+        free(j);
+        return -1;
+    }
     j->a = a;
     j->pt = pt;
     j->action = !t->read_only;
@@ -1842,7 +1861,12 @@ static int tool_call(sb_mcp_call *c, const cJSON *args, void *ud)
     const char *ik = sb_jstr(args, "idempotency_key");
     if (j->action && ik) {
         /* scoped to the credential (and so the provider) and the tool */
-        snprintf(j->idem_key, sizeof j->idem_key, "%s|%s|%s", p->fingerprint, t->name, ik);
+        j->idem_key = malloc(IDEM_KEY_MAX);
+        if (!j->idem_key) {
+            job_free(j);
+            return -1;
+        }
+        snprintf(j->idem_key, IDEM_KEY_MAX, "%s|%s|%s", p->fingerprint, t->name, ik);
         if (idem_begin(b, j, args) != 0) {
             job_free(j);
             return 0;

@@ -117,7 +117,8 @@ typedef struct req_ctx {
     sb_cred_kind cred_kind;
     char fingerprint[SB_FP_HEX];
     char owner[SB_FP_HEX + 140]; /* session owner key: fingerprint + route */
-    char origin_ok[256];          /* echo in Access-Control-Allow-Origin when non-empty */
+    const char *origin_ok;        /* echo in Access-Control-Allow-Origin when set: the request's
+                                   * Origin header (libmicrohttpd keeps it until the request ends) */
     sb_mcp_call *call;
     sb_oauth_pending *opend;      /* an OAuth answer waiting on the network */
     int status;
@@ -131,13 +132,17 @@ typedef struct req_ctx {
     size_t ev_len, ev_off;
     int stream_done;
     size_t bytes_out;
-    /* last: allocated without zeroing the credential buffer past what is written (a 4 KiB
-     * buffer per request in flight, mostly never touched) */
-    sb_principal principal;     /* holds the raw credential: wiped in on_completed */
+    /* the MCP route, parsed from the path (copied into the principal) */
+    char provider[16];
+    char region_pin[24];
+    char instance[64];
+    char mcp_path[128];            /* the principal's route, e.g. "/boldsign/eu/mcp" */
+    /* who is calling, from the credential check until the MCP call has taken its own copy:
+     * sb_principal_size bytes (a few hundred for an API key, not the 5 KiB struct with its
+     * 4 KiB credential buffer, which is filled on the lane's stack). Holds the raw credential:
+     * wiped and freed by drop_principal. */
+    sb_principal *pr;
 } req_ctx;
-
-/* The bytes of a new req_ctx that start zeroed: everything but the credential buffer's tail. */
-#define REQ_CTX_ZEROED (offsetof(req_ctx, principal) + offsetof(sb_principal, cred.secret) + 1)
 
 /* the serving lane whose daemon this thread runs (-1: none) */
 static __thread int tl_lane = -1;
@@ -206,7 +211,7 @@ static void add_common_headers(req_ctx *r, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    if (r->origin_ok[0]) {
+    if (r->origin_ok) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin_ok);
         MHD_add_response_header(resp, "Vary", "Origin");
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
@@ -317,15 +322,14 @@ static int accept_ok(const char *a)
  * principal's provider, pin and instance. */
 static int parse_mcp_route(req_ctx *r, const char *path)
 {
-    sb_principal *p = &r->principal;
     const sb_regions *rt = r->h->o.regions;
     if (!rt) { /* no region table: only the default route */
         if (strcmp(path, "/mcp") != 0) return 0;
-        sb_strlcpy(p->provider, r->h->o.cfg->default_provider, sizeof p->provider);
+        sb_strlcpy(r->provider, r->h->o.cfg->default_provider, sizeof r->provider);
         return 1;
     }
-    return sb_regions_mcp_path(rt, path, r->h->o.cfg->default_provider, p->provider, p->region_pin,
-                               p->instance);
+    return sb_regions_mcp_path(rt, path, r->h->o.cfg->default_provider, r->provider, r->region_pin,
+                               r->instance);
 }
 
 static int parse_route(req_ctx *r, const char *url)
@@ -338,10 +342,10 @@ static int parse_route(req_ctx *r, const char *url)
         return R_FILE;
     if (r->h->o.oauth && sb_oauth_is_endpoint(url, NULL)) return R_OAUTH;
     /* the route without one trailing slash (the same route), parsed once */
-    char *route = r->principal.route;
+    char *route = r->mcp_path;
     size_t n = strlen(url);
     if (n > 1 && url[n - 1] == '/') n--;
-    if (n >= sizeof r->principal.route) return R_NONE;
+    if (n >= sizeof r->mcp_path) return R_NONE;
     memcpy(route, url, n);
     route[n] = '\0';
     if (parse_mcp_route(r, route)) return R_MCP;
@@ -501,10 +505,10 @@ static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc
         snprintf(www, sizeof www,
                  "Bearer resource_metadata=\"%s%s\", scope=\"%s\", error=\"%s\", "
                  "error_description=\"%s\"",
-                 r->h->prm_base, r->principal.route, SB_SCOPES_ALL, error, desc);
+                 r->h->prm_base, r->mcp_path, SB_SCOPES_ALL, error, desc);
     else
         snprintf(www, sizeof www, "Bearer resource_metadata=\"%s%s\", scope=\"%s\"",
-                 r->h->prm_base, r->principal.route, SB_SCOPES_ALL);
+                 r->h->prm_base, r->mcp_path, SB_SCOPES_ALL);
     const char *extra[] = {"WWW-Authenticate", www, NULL, NULL};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", error ? error : "unauthorized");
@@ -525,9 +529,9 @@ static MHD_RESULT_T unauthorized(req_ctx *r, const char *error, const char *desc
 /* Provider-token mode: verify a provider-issued JWT (sb_ptoken) and make it the principal's
  * upstream credential (Bearer), in the issuer's region. Returns an SB_JWT_* code; on SB_JWT_EISS
  * (not a configured provider issuer) the caller tries signbridge's own tokens. */
-static int provider_token(req_ctx *r, const char *tok, size_t tl, char *err, size_t errlen)
+static int provider_token(req_ctx *r, sb_principal *p, const char *tok, size_t tl, char *err,
+                          size_t errlen)
 {
-    sb_principal *p = &r->principal;
     char prov[16], reg[24], e[160];
     cJSON *cl = NULL;
     int rc = sb_ptoken_verify(r->h->o.ptoken, tok, tl, prov, reg, &cl, e, sizeof e);
@@ -616,9 +620,18 @@ static MHD_RESULT_T too_many(req_ctx *r, const cJSON *id, const sb_ratelimit_ref
     return queue(r, 429, "application/json", b, b ? strlen(b) : 0, extra);
 }
 
-/* Checks made from the headers alone, before any body is read. Returns MHD_YES to go on reading
- * the body, or the result of queueing a refusal (r->status set). */
-static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
+/* Wipes and frees the request's principal (it holds the raw credential). */
+static void drop_principal(req_ctx *r)
+{
+    if (!r->pr) return;
+    explicit_bzero(r->pr, sb_principal_size(r->pr));
+    free(r->pr);
+    r->pr = NULL;
+}
+
+/* mcp_precheck's body: p is the principal being filled, on the caller's stack; once the caller is
+ * known, its sb_principal_size bytes are copied to r->pr. */
+static MHD_RESULT_T mcp_precheck_p(req_ctx *r, const char *method, sb_principal *p)
 {
     sb_http *h = r->h;
     if (strcmp(method, "OPTIONS") == 0) {
@@ -631,7 +644,6 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
     }
     int is_post = strcmp(method, "POST") == 0, is_del = strcmp(method, "DELETE") == 0;
     /* credential */
-    sb_principal *p = &r->principal;
     char err[200];
     int rc = sb_cred_extract(hdr_cb, r, &p->cred, err, sizeof err);
     if (rc < 0) return unauthorized(r, "invalid_request", err);
@@ -654,7 +666,7 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
             int arc = -1, done = 0;
             if (h->o.ptoken) {
                 /* provider-token mode: the provider's own token, for the provider's API */
-                int pr = provider_token(r, tok, tl, err, sizeof err);
+                int pr = provider_token(r, p, tok, tl, err, sizeof err);
                 if (pr != SB_JWT_EISS || !h->o.oauth) {
                     done = 1;
                     arc = pr == SB_JWT_OK ? 0 : -1;
@@ -705,6 +717,11 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
                    (roh && (strcmp(roh, "1") == 0 || strcasecmp(roh, "true") == 0));
     snprintf(r->owner, sizeof r->owner, "%s:%s%s", r->fingerprint, p->route,
              p->read_only ? ":ro" : "");
+    r->pr = malloc(sb_principal_size(p));
+    if (!r->pr)
+        return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR, "Service Unavailable: out of memory",
+                               NULL);
+    memcpy(r->pr, p, sb_principal_size(p));
     /* after the credential: an unauthenticated GET gets the 401 challenge like every method */
     if (!is_post && !is_del) {
         const char *extra[] = {"Allow", "POST, DELETE", NULL, NULL};
@@ -740,15 +757,35 @@ static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
     return MHD_YES;
 }
 
+/* Checks made from the headers alone, before any body is read. Returns MHD_YES to go on reading
+ * the body, or the result of queueing a refusal (r->status set). The principal is filled on this
+ * thread's stack (its 4 KiB credential buffer is not kept per request) and wiped here. */
+static MHD_RESULT_T mcp_precheck(req_ctx *r, const char *method)
+{
+    sb_principal p;
+    memset(&p, 0, offsetof(sb_principal, cred.secret) + 1);
+    sb_strlcpy(p.provider, r->provider, sizeof p.provider);
+    sb_strlcpy(p.region_pin, r->region_pin, sizeof p.region_pin);
+    sb_strlcpy(p.instance, r->instance, sizeof p.instance);
+    sb_strlcpy(p.route, r->mcp_path, sizeof p.route);
+    MHD_RESULT_T rc = mcp_precheck_p(r, method, &p);
+    explicit_bzero(&p, offsetof(sb_principal, cred));
+    sb_cred_wipe(&p.cred);
+    return rc;
+}
+
 static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
 {
+    if (!r->pr) /* mcp_precheck passed, so it is there: an invariant, answered all the same */
+        return queue_rpc_error(r, 500, SB_RPC_INTERNAL_ERROR, "Internal error: no principal",
+                               NULL);
     sb_mcp_req mreq = {
         .session_id = hdr(r, "Mcp-Session-Id"),
         .protocol_version = hdr(r, "MCP-Protocol-Version"),
         .fingerprint = r->owner,
         .request_id = r->request_id,
-        .principal = &r->principal,
-        .principal_len = sb_principal_size(&r->principal),
+        .principal = r->pr,
+        .principal_len = sb_principal_size(r->pr),
         .accept_encoding = hdr(r, "Accept-Encoding"),
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
@@ -777,6 +814,7 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         sb_mcp_delete(r->h->o.mcp, &mreq, &rep);
     else
         sb_mcp_post(r->h->o.mcp, &mreq, r->body.data ? r->body.data : "", r->body.len, &rep);
+    drop_principal(r); /* a call holds its own copy */
     sb_buf_free(&r->body);
     sb_strlcpy(r->rpc_method, rep.rpc_method, sizeof r->rpc_method);
     if (rep.session_id[0]) sb_strlcpy(r->session, rep.session_id, 9);
@@ -949,7 +987,7 @@ static MHD_RESULT_T first_step(req_ctx *r, const char *url, const char *method)
         if (!origin_allowed(h, origin) && !open)
             return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR,
                                    "Forbidden: Origin not allowed", NULL);
-        if (!open) sb_strlcpy(r->origin_ok, origin, sizeof r->origin_ok);
+        if (!open) r->origin_ok = origin;
     }
     if (!host_allowed(h, hdr(r, "Host")))
         return queue_rpc_error(r, 403, SB_RPC_SERVER_ERROR, "Forbidden: Host not allowed",
@@ -1040,9 +1078,8 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
     (void)version;
     req_ctx *r = *con_cls;
     if (!r) {
-        r = malloc(sizeof *r);
+        r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
-        memset(r, 0, REQ_CTX_ZEROED);
         *con_cls = r;
         r->h = h;
         r->lane = tl_lane;
@@ -1132,8 +1169,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     sb_buf_free(&r->body);
     free(r->ev);
-    explicit_bzero(&r->principal, offsetof(sb_principal, cred));
-    sb_cred_wipe(&r->principal.cred);
+    drop_principal(r);
     free(r);
     sb_metrics_gauge_add(h->m_in_flight, -1);
     atomic_fetch_sub(&h->in_flight, 1);

@@ -33,6 +33,7 @@ typedef struct method_entry {
 } method_entry;
 
 #define TL_GZ_MAX 16    /* compressed tools/list pages kept (~6 KB each) */
+#define SB_WWW_MAX 512  /* a call's WWW-Authenticate value, as sb_mcp_reply.www_authenticate */
 #define TL_GZ_TOOLS 256 /* registries larger than this answer tools/list uncompressed */
 typedef struct tl_gz {
     uint64_t mask[TL_GZ_TOOLS / 64]; /* the registry indexes of the page's tools */
@@ -104,7 +105,8 @@ struct sb_mcp_call {
     size_t principal_len;
     int http_status;
     char http_session[SB_SESSION_ID_LEN + 1];
-    char www[512];
+    char *www;                    /* WWW-Authenticate of a 401/403, SB_WWW_MAX bytes; NULL: none
+                                   * (set under mu, never moved once allocated) */
     cJSON *init_result; /* initialize: the result to send once admitted */
     struct deferred *deferred, *deferred_tail;
     int detached;
@@ -260,6 +262,7 @@ void sb_mcp_call_release(sb_mcp_call *c)
         explicit_bzero(c->principal, c->principal_len);
         free(c->principal);
     }
+    free(c->www);
     sb_session_release(c->s);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -648,7 +651,7 @@ void sb_mcp_call_http_meta(sb_mcp_call *c, int *status, const char **session_id,
     pthread_mutex_lock(&c->mu);
     *status = c->http_status;
     *session_id = c->http_session;
-    *www = c->www;
+    *www = c->www ? c->www : "";
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -877,6 +880,16 @@ static void deadline_fire(void *p)
     else
         sb_mcp_call_error(c, SB_RPC_INTERNAL_ERROR, "Request timed out", NULL);
     sb_mcp_call_release(c);
+}
+
+/* Sets the call's WWW-Authenticate value (call lock held). The buffer is allocated on first use
+ * (most calls never have one) and keeps its address, so sb_mcp_call_http_meta's pointer stays
+ * valid; out of memory leaves the header out. */
+static void set_www_locked(sb_mcp_call *c, const char *www)
+{
+    if (!c->www && !*www) return;
+    if (!c->www && !(c->www = malloc(SB_WWW_MAX))) return;
+    sb_strlcpy(c->www, www, SB_WWW_MAX);
 }
 
 static sb_mcp_call *call_new(sb_mcp *m, sb_session *s, const sb_rpc_msg *msg,
@@ -1112,7 +1125,7 @@ static void run_tool(sb_mcp_call *c, const sb_rpc_msg *msg)
         if (vis == 2) {
             pthread_mutex_lock(&c->mu);
             c->http_status = 403;
-            sb_strlcpy(c->www, www, sizeof c->www);
+            set_www_locked(c, www);
             pthread_mutex_unlock(&c->mu);
             char msgbuf[300];
             snprintf(msgbuf, sizeof msgbuf,
@@ -1171,7 +1184,7 @@ static void settle(sb_mcp_call *c, sb_mcp_reply *out)
         c->nq = 0;
         out->status = c->http_status;
         memcpy(out->session_id, c->http_session, sizeof out->session_id);
-        sb_strlcpy(out->www_authenticate, c->www, sizeof out->www_authenticate);
+        sb_strlcpy(out->www_authenticate, c->www ? c->www : "", sizeof out->www_authenticate);
     }
     pthread_mutex_unlock(&c->mu);
     if (plain) {
@@ -1464,7 +1477,7 @@ void sb_mcp_admit_refuse(sb_mcp_call *c, int status, const char *www, cJSON *bod
 {
     pthread_mutex_lock(&c->mu);
     c->http_status = status;
-    sb_strlcpy(c->www, www ? www : "", sizeof c->www);
+    set_www_locked(c, www ? www : "");
     pthread_mutex_unlock(&c->mu);
     pthread_mutex_lock(&c->s->mu);
     c->s->ended = 1; /* never admitted: the next sweep drops it */
