@@ -532,7 +532,7 @@ static void reload_config(sb_config *cfg, const char *file, const cJSON *ov, int
 #ifdef SB_JEMALLOC
 /* Linked with jemalloc (meson.build, option "allocator"), which reads this at its first
  * allocation: two arenas instead of four per CPU (the lanes do nearly all the allocating; each
- * thread keeps its own cache in front of them) and dirty pages returned within a few seconds, so
+ * thread keeps its own cache in front of them) and dirty pages returned within a second, so
  * memory follows the load back down. docs/benchmarks.md has the measurements. */
 const char *malloc_conf = SB_MALLOC_CONF;
 #endif
