@@ -8,8 +8,9 @@ log_level "info", no rate limit and no allowed Origin.  Then:
     allowed_origins ["https://app.example.org"], limits.max_sessions changed; SIGHUP;
   - one JSON log line "config_reloaded" lists applied [log_level, ratelimit.*, allowed_origins] and
     needs_restart [limits.max_sessions];
-  - after: 3 requests are let through, the 4th gets 429; the Origin is accepted; no http_request
-    line is logged any more (the level is warn);
+  - after: 3 requests are let through, the 4th gets 429; the Origin is accepted and echoed in
+    Access-Control-Allow-Origin; no http_request line is logged any more (the level is warn);
+  - the Origin is echoed on a proxied tools/call too (answered from a resumed connection);
   - a broken file + SIGHUP: "config_reload_failed", and the limits stay as they were;
   - the server still exits 0 on SIGTERM.
 Standard library only.
@@ -114,10 +115,25 @@ def main(t):
             assert r.status == 429 and r.header("Retry-After"), r.describe()
             r = ping(port, uptest.xkey(sbx.key("boldsign", "eu")), ORIGIN)
             assert r.status not in (403, 429), "allowed Origin refused: " + r.describe()
+            assert r.header("Access-Control-Allow-Origin") == ORIGIN, r.describe()
             time.sleep(0.2)
             assert len(log_lines(br, "http_request")) == n_logged, "still logging at info"
             return "%d let through then 429; Origin accepted; info lines stopped" % ok
         t.check("after: the new limit applies, the Origin is allowed, the level is warn", after)
+
+        def cors_resumed():
+            # a tools/call is answered after the upstream, from a resumed connection: the Origin
+            # is echoed there too (3 requests: within the burst, on a credential of its own)
+            ex = uptest.xkey(sbx.key("boldsign", "ca")) + [("Origin", ORIGIN)]
+            sid, ver, _ = sbtest.initialize(port, extra=ex, path="/boldsign/mcp")
+            r, msg = sbtest.rpc(port, sid, "tools/call",
+                                {"name": "list_documents", "arguments": {"page_size": 1}},
+                                version=ver, extra=ex, path="/boldsign/mcp")
+            assert r.status == 200 and msg and "result" in msg, r.describe()
+            assert not msg["result"].get("isError"), msg
+            assert r.header("Access-Control-Allow-Origin") == ORIGIN, r.describe()
+            return "echoed on a proxied tools/call"
+        t.check("an allowed Origin is echoed in Access-Control-Allow-Origin", cors_resumed)
 
         def broken():
             write("{not json")
