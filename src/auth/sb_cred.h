@@ -42,8 +42,8 @@ typedef struct sb_principal {
 } sb_principal;
 
 /* The bytes of *p that matter: everything up to the credential's terminating NUL. A principal is
- * copied into each MCP call with this length (a few hundred bytes for an API key instead of the
- * 4 KiB buffer), so a call's copy must be read through sb_principal_ok. */
+ * copied into each MCP call with this length (~1.2 KB for an API key instead of the 5 KiB
+ * struct with its 4 KiB buffer), so a copy must be read through sb_principal_ok. */
 static inline size_t sb_principal_size(const sb_principal *p)
 {
     size_t n = p->cred.len <= SB_CRED_MAX ? p->cred.len : SB_CRED_MAX;

@@ -46,6 +46,8 @@ typedef struct origin_list {
  * of reading thousands of requests before it answers any (steady load at 50 connections stays
  * well under it: ~25 ready connections per lane per run) */
 #define INTAKE_BUDGET 32
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define ACCEPT_BATCH 64 /* accepted per wake-up, so one lane's burst cannot starve its calls */
 
 typedef struct handed {
@@ -149,9 +151,9 @@ typedef struct req_ctx {
     char instance[64];
     char mcp_path[128];            /* the principal's route, e.g. "/boldsign/eu/mcp" */
     /* who is calling, from the credential check until the MCP call has taken its own copy:
-     * sb_principal_size bytes (a few hundred for an API key, not the 5 KiB struct with its
-     * 4 KiB credential buffer, which is filled on the lane's stack). Holds the raw credential:
-     * wiped and freed by drop_principal. */
+     * sb_principal_size bytes (~1.2 KB for an API key, not the 5 KiB struct with its
+     * 4 KiB credential buffer, which is filled on the serving thread's stack). Holds the raw
+     * credential: wiped and freed by drop_principal. */
     sb_principal *pr;
 } req_ctx;
 
@@ -728,6 +730,7 @@ static MHD_RESULT_T mcp_precheck_p(req_ctx *r, const char *method, sb_principal 
                    (roh && (strcmp(roh, "1") == 0 || strcasecmp(roh, "true") == 0));
     snprintf(r->owner, sizeof r->owner, "%s:%s%s", r->fingerprint, p->route,
              p->read_only ? ":ro" : "");
+    drop_principal(r);
     r->pr = malloc(sb_principal_size(p));
     if (!r->pr)
         return queue_rpc_error(r, 503, SB_RPC_SERVER_ERROR, "Service Unavailable: out of memory",
@@ -1603,8 +1606,9 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
             NULL);
         h->m_held = sb_metrics_series(
             sb_metrics_family(m, SB_METRIC_COUNTER, "signbridge_http_requests_held_total",
-                              "Requests held back over a lane's intake budget (32 new requests "
-                              "per run) and started in a later run.",
+                              "Requests held back over a lane's intake budget (" STR(
+                                  INTAKE_BUDGET) " new requests per run) and started in a later "
+                                                 "run.",
                               0, NULL),
             NULL);
         unsigned nl = o->up ? sb_up_lanes(o->up) : 0;
