@@ -1138,10 +1138,9 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
             return MHD_YES;
         }
     }
-    if (r->held == 1) return MHD_YES; /* suspended: not called, but never started twice */
+    if (r->held) return MHD_YES; /* libmicrohttpd does not call a suspended connection: a guard */
     if (!r->started) {
         r->started = 1;
-        r->held = 0;
         if (ls) ls->run_intake++;
         sb_buf_init(&r->body, h->o.cfg->max_body_bytes);
         make_request_id(r);
