@@ -18,16 +18,15 @@ typedef struct pbuf {
     const unsigned char *c;
     size_t len, off, depth;
     sb_arena *arena; /* NULL: malloc (the tree is freed with cJSON_Delete) */
-    /* with an arena: zeroed nodes and string bytes taken from it in batches, handed out here (one
-     * arena call per 32 nodes or per 4 KiB of strings instead of one per node and per string) */
+    /* with an arena: zeroed nodes taken from it in batches of 32 (one arena call per batch
+     * instead of one per node), and c is the arena's own copy of the text, writable through w:
+     * a string is its bytes in that copy (string_in_place) */
     cJSON *nodes;
     size_t nnodes;
-    unsigned char *sp;
-    size_t sleft;
+    unsigned char *w;
 } pbuf;
 
 #define NODE_BATCH 32
-#define STR_CHUNK 4096
 
 #define CAN_ACCESS(b, i) ((b)->off + (i) < (b)->len)
 #define CAN_READ(b, n) ((b)->off + (n) <= (b)->len)
@@ -49,31 +48,6 @@ static cJSON *new_item(pbuf *b)
     cJSON *n = malloc(sizeof *n);
     if (n) memset(n, 0, sizeof *n);
     return n;
-}
-
-/* n bytes for a string (not zeroed): malloc'd, or from the arena */
-static unsigned char *str_bytes(pbuf *b, size_t n)
-{
-    if (!b->arena) return malloc(n);
-    if (n > b->sleft) {
-        /* a long string gets its own allocation; a short one a new chunk (what is left of the
-         * last one, less than this string, goes unused) */
-        if (n > STR_CHUNK / 4) return sb_arena_alloc_bytes(b->arena, n);
-        unsigned char *c = sb_arena_alloc_bytes(b->arena, STR_CHUNK);
-        if (!c) return sb_arena_alloc_bytes(b->arena, n); /* near the limit */
-        b->sp = c;
-        b->sleft = STR_CHUNK;
-    }
-    unsigned char *p = b->sp;
-    b->sp += n;
-    b->sleft -= n;
-    return p;
-}
-
-/* Free what the parser allocated, unless the arena owns it. */
-static void drop(pbuf *b, void *p)
-{
-    if (!b->arena) free(p);
 }
 
 /* Bytes <= 32 are whitespace; stopping at the end leaves the offset on the last byte. */
@@ -188,7 +162,6 @@ static unsigned char utf16_escape(const unsigned char *p, const unsigned char *e
     return seq;
 }
 
-/* A string literal at the offset into a malloc'd NUL-terminated string, or NULL. */
 /* The first '"' or '\\' in [p, lim), or NULL: 16 bytes at a time with SSE2, never reading past
  * lim (most strings are short keys and values, where two memchr calls cost more). */
 static const unsigned char *quote_or_backslash(const unsigned char *p, const unsigned char *lim)
@@ -208,6 +181,64 @@ static const unsigned char *quote_or_backslash(const unsigned char *p, const uns
     return NULL;
 }
 
+/* In place (the arena's copy of the text): a string needs no bytes of its own. It is its bytes
+ * where they stand, shifted down over its escapes (the unescaped form is never longer, so writes
+ * stay at or behind reads), with a NUL at its end. `qt` is the first quote or backslash after the
+ * opening quote. The closing quote and every escape are found as the copying parser finds them.
+ * Returns the string, or NULL (the parse then fails as a whole). */
+static unsigned char *string_in_place(pbuf *b, const unsigned char *qt)
+{
+    const unsigned char *lim = b->c + b->len, *p = AT(b) + 1;
+    unsigned char *out = b->w + b->off + 1;
+    if (qt && *qt == '"') { /* no escape: the common case */
+        out[qt - p] = '\0';
+        b->off = (size_t)(qt - b->c) + 1;
+        return out;
+    }
+    const unsigned char *end = p;
+    while (end < lim && *end != '"') {
+        if (*end == '\\') {
+            if (end + 1 >= lim) return NULL;
+            end++;
+        }
+        end++;
+    }
+    if (end >= lim) return NULL;
+    unsigned char *o = out;
+    while (p < end) {
+        const unsigned char *bs = memchr(p, '\\', (size_t)(end - p));
+        size_t run = bs ? (size_t)(bs - p) : (size_t)(end - p);
+        memmove(o, p, run);
+        o += run;
+        if (!bs) break;
+        p = bs;
+        unsigned char seq = 2;
+        switch (p[1]) {
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case '"':
+        case '\\':
+        case '/': *o++ = p[1]; break;
+        case 'u':
+            /* reads the whole escape before it writes (at most 4 bytes, behind it) */
+            seq = utf16_escape(p, end, &o);
+            if (seq == 0) return NULL;
+            break;
+        default:
+            return NULL;
+        }
+        p += seq;
+    }
+    *o = '\0';
+    b->off = (size_t)(end - b->c) + 1;
+    return out;
+}
+
+/* The string literal at the offset: a malloc'd NUL-terminated copy, or with an arena the string
+ * in place; NULL when it is not a valid one. */
 static unsigned char *parse_string_raw(pbuf *b)
 {
     const unsigned char *q = AT(b), *lim = b->c + b->len;
@@ -217,9 +248,10 @@ static unsigned char *parse_string_raw(pbuf *b)
     /* most strings have no escape: the first quote or backslash is the closing quote, and the
      * run is copied at once */
     const unsigned char *qt = quote_or_backslash(start, lim);
+    if (b->w) return string_in_place(b, qt);
     if (qt && *qt == '"') {
         size_t n = (size_t)(qt - start);
-        unsigned char *out = str_bytes(b, n + 1);
+        unsigned char *out = malloc(n + 1);
         if (!out) return NULL;
         memcpy(out, start, n);
         out[n] = '\0';
@@ -236,7 +268,7 @@ static unsigned char *parse_string_raw(pbuf *b)
     }
     if (end >= lim || *end != '"') return NULL;
     size_t n = (size_t)(end - q) - skipped + 1;
-    unsigned char *out = str_bytes(b, n);
+    unsigned char *out = malloc(n);
     if (!out) return NULL;
     unsigned char *o = out;
     const unsigned char *p = start;
@@ -263,12 +295,12 @@ static unsigned char *parse_string_raw(pbuf *b)
         case 'u':
             seq = utf16_escape(p, end, &o);
             if (seq == 0) {
-                drop(b, out);
+                free(out);
                 return NULL;
             }
             break;
         default:
-            drop(b, out);
+            free(out);
             return NULL;
         }
         p += seq;
@@ -375,6 +407,14 @@ static cJSON *parse(const char *s, size_t len, sb_arena *arena)
 {
     if (!s || len == 0) return NULL;
     pbuf b = {.c = (const unsigned char *)s, .len = len, .arena = arena};
+    if (arena) {
+        /* one copy of the whole text, parsed in place: no allocation or copy per string */
+        b.w = sb_arena_alloc_bytes(arena, len + 1);
+        if (!b.w) return NULL;
+        memcpy(b.w, s, len);
+        b.w[len] = '\0';
+        b.c = b.w;
+    }
     if (CAN_ACCESS(&b, 4) && memcmp(s, "\xEF\xBB\xBF", 3) == 0) b.off = 3; /* a UTF-8 BOM */
     cJSON *item = new_item(&b);
     if (!item) return NULL;

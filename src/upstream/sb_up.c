@@ -497,13 +497,18 @@ static int start_attempt(lane *l, job *j)
         start_failed(l, j, SB_UP_ETIMEDOUT, "deadline passed before the request could be sent");
         return -1;
     }
-    if (!j->easy) j->easy = l->npool ? l->pool[--l->npool] : curl_easy_init();
-    if (!j->easy) {
-        start_failed(l, j, SB_UP_EIO, "out of memory");
-        return -1;
+    /* a pooled handle was reset when its job ended (job_free) and a new one has nothing to
+     * reset: only a retry, on this job's own handle, starts from what the last attempt set */
+    if (j->easy) {
+        curl_easy_reset(j->easy);
+    } else {
+        j->easy = l->npool ? l->pool[--l->npool] : curl_easy_init();
+        if (!j->easy) {
+            start_failed(l, j, SB_UP_EIO, "out of memory");
+            return -1;
+        }
     }
     CURL *e = j->easy;
-    curl_easy_reset(e);
     sb_buf_reset(&j->resp);
     sb_buf_reset(&j->hdrs);
     j->too_big = j->refused = 0;

@@ -4,7 +4,7 @@
 # (docs/benchmarks.md), which hides a change worth a few percent; the instruction count of the same
 # requests does not move, so two builds can be compared a commit apart.
 #
-#   tests/bench/instructions.sh [--bin-dir DIR] [--requests N] [--top K] [--smoke]
+#   tests/bench/instructions.sh [--bin-dir DIR] [--requests N] [--top K] [--keep DIR] [--smoke]
 #
 # DIR (default build-release) must hold signbridge and signbridge-sandbox built without
 # sanitizers (valgrind cannot run an ASan binary). For each measured request -- tools/list on an
@@ -18,18 +18,21 @@
 # step, and OpenSSL runs without SHA-NI, so those weigh more here than in perf; compare builds
 # with this, not against wall-clock shares. --smoke: 20 requests, K 3 (the test suite runs it on
 # the unsanitized build to prove the script works). Checks are "ok -" / "not ok -" lines, then a
-# final "N passed, N failed".
+# final "N passed, N failed". --keep DIR copies each callgrind output there (cg.tools_list,
+# cg.list_documents) for `callgrind_annotate --inclusive=yes`.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BIN_DIR=$ROOT/build-release
 N=500
 TOP=8
+KEEP=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift ;;
     --requests) N=$2; shift ;;
     --top) TOP=$2; shift ;;
+    --keep) KEEP=$2; shift ;;
     --smoke) N=20; TOP=3 ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
@@ -117,6 +120,7 @@ measure() { # $1 request name (tools/list | list_documents)
   # N requests plus the session's initialize and notification, which are cheap beside them: per
   # request over N + 2
   echo "bench instructions: $name: $((total / (N + 2))) per request ($N requests, callgrind)"
+  [[ -n $KEEP ]] && mkdir -p "$KEEP" && cp "$out" "$KEEP/"
   callgrind_annotate "$out" 2>/dev/null | awk -v top="$TOP" -v tot="$total" '
     /^-+$/ { sep++; next }
     sep == 6 && NF >= 2 && k < top {

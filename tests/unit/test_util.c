@@ -667,22 +667,36 @@ static void test_buf_json_string_vs_reference(void **state)
     }
 }
 
-/* sb_json_parse accepts and builds exactly what cJSON_ParseWithLength does (fuzz_jsonrpc checks
- * arbitrary inputs; these are the corners worth naming). */
+/* sb_json_parse and sb_json_parse_in (which parses the arena's copy of the text in place) accept
+ * and build exactly what cJSON_ParseWithLength does, and leave the text as it was (fuzz_jsonrpc
+ * checks arbitrary inputs; these are the corners worth naming). */
 static void same_as_cjson(const char *s, size_t n)
 {
-    cJSON *a = cJSON_ParseWithLength(s, n), *b = sb_json_parse(s, n);
-    if ((a == NULL) != (b == NULL))
-        fail_msg("\"%.*s\": cJSON %s, sb_json_parse %s", (int)n, s, a ? "accepts" : "refuses",
-                 b ? "accepts" : "refuses");
+    char *text = malloc(n + 1);
+    assert_non_null(text);
+    memcpy(text, s, n);
+    text[n] = '\0';
+    sb_arena *ar = sb_arena_new(n * 40 + 65536);
+    assert_non_null(ar);
+    cJSON *a = cJSON_ParseWithLength(s, n), *b = sb_json_parse(s, n),
+          *c = sb_json_parse_in(text, n, ar);
+    if ((a == NULL) != (b == NULL) || (a == NULL) != (c == NULL))
+        fail_msg("\"%.*s\": cJSON %s, sb_json_parse %s, sb_json_parse_in %s", (int)n, s,
+                 a ? "accepts" : "refuses", b ? "accepts" : "refuses", c ? "accepts" : "refuses");
     if (a) {
-        char *pa = cJSON_PrintUnformatted(a), *pb = cJSON_PrintUnformatted(b);
+        char *pa = cJSON_PrintUnformatted(a), *pb = cJSON_PrintUnformatted(b),
+             *pc = cJSON_PrintUnformatted(c);
         if (strcmp(pa, pb) != 0) fail_msg("\"%.*s\": %s vs %s", (int)n, s, pa, pb);
+        if (strcmp(pa, pc) != 0) fail_msg("\"%.*s\" in an arena: %s vs %s", (int)n, s, pa, pc);
         free(pa);
         free(pb);
+        free(pc);
     }
+    if (memcmp(text, s, n) != 0) fail_msg("\"%.*s\": sb_json_parse_in changed its text", (int)n, s);
     cJSON_Delete(a);
     cJSON_Delete(b);
+    sb_arena_free(ar);
+    free(text);
 }
 
 static void test_json_parse_matches_cjson(void **state)
@@ -697,6 +711,11 @@ static void test_json_parse_matches_cjson(void **state)
         "\"\\/\\b\\f\\n\\r\\t\"", "  [ 1 , 2 ]  trailing", "[1] [2]", "\xEF\xBB\xBF[1]",
         "\xEF\xBB\xBF", "\"\x01\x1f raw controls\"", "{\"a\":{\"b\":[true,false,null]}}",
         "{\"dup\":1,\"dup\":2}", "[\"\xff\xfe\"]", "  ", "[", "{", "{\"a\":[1,{\"b\":2}]",
+        /* escapes unescaped in place: in keys, runs between them, an escape whose six bytes take
+         * an escaped quote (cJSON still finds the string's end by pairs), a pair at the end */
+        "{\"k\\u0041y\":\"v\\n\\t\\\"q\\\"\",\"n\":[\"a\\\\b\",\"\\ud83d\\ude00x\"]}",
+        "[\"\\u00a\\\"x\",1]", "[\"\\u0\\\"a\"]", "[\"abc\\u00e9def\\u20acghi\\/\"]",
+        "[\"0123456789abcdef0123456789\\\"tail\"]", "[\"\\\\\"]", "[\"x\\\\\\\\\\\\\"]",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         same_as_cjson(cases[i], strlen(cases[i]));
