@@ -51,11 +51,16 @@ static cJSON *new_item(pbuf *b)
 }
 
 /* Bytes <= 32 are whitespace; stopping at the end leaves the offset on the last byte. */
-static void skip_ws(pbuf *b)
+static void skip_ws_run(pbuf *b)
 {
-    if (!CAN_ACCESS(b, 0)) return;
     while (CAN_ACCESS(b, 0) && *AT(b) <= 32) b->off++;
     if (b->off == b->len) b->off--;
+}
+
+/* compact JSON (what providers send) has no whitespace: one test, then the loop only if needed */
+static inline void skip_ws(pbuf *b)
+{
+    if (CAN_ACCESS(b, 0) && *AT(b) <= 32) skip_ws_run(b);
 }
 
 static int is_num_char(unsigned char ch)
