@@ -17,9 +17,10 @@ cJSON *sb_json_parse(const char *s, size_t len);
 
 /* The same tree, every node and string allocated from arena `a`: the text is copied into the
  * arena once and parsed there in place (each string is its own bytes in that copy, unescaped and
- * NUL-terminated where it stands). It lives until the arena is freed, and must never be given to
- * cJSON_Delete nor changed in a way that frees or links its nodes (cJSON_Delete*, Detach*, Replace*, SetValuestring, AddItemTo* of one of its nodes into
- * another tree): read it, copy what outlives it. For provider answers, whose ~1,000 nodes cost
+ * NUL-terminated where it stands; `s` is not changed). It lives until the arena is freed, and
+ * must never be given to cJSON_Delete nor changed in a way that frees or links its nodes
+ * (cJSON_Delete*, Detach*, Replace*, SetValuestring, AddItemTo* of one of its nodes into another
+ * tree): read it, copy what outlives it. For provider answers, whose ~1,000 nodes cost
  * more to malloc and free one by one than to parse. NULL as sb_json_parse, or when the arena's
  * limit is reached (the arena then keeps what was allocated until it is freed). */
 struct sb_arena;
