@@ -20,7 +20,7 @@ typedef struct pbuf {
     sb_arena *arena; /* NULL: malloc (the tree is freed with cJSON_Delete) */
     /* with an arena: zeroed nodes taken from it in batches of 32 (one arena call per batch
      * instead of one per node), and c is the arena's own copy of the text, writable through w:
-     * a string is its bytes in that copy (string_in_place) */
+     * a string is its bytes in that copy (parse_string_raw) */
     cJSON *nodes;
     size_t nnodes;
     unsigned char *w;
@@ -186,30 +186,27 @@ static const unsigned char *quote_or_backslash(const unsigned char *p, const uns
     return NULL;
 }
 
-/* In place (the arena's copy of the text): a string needs no bytes of its own. It is its bytes
- * where they stand, shifted down over its escapes (the unescaped form is never longer, so writes
- * stay at or behind reads), with a NUL at its end. `qt` is the first quote or backslash after the
- * opening quote. The closing quote and every escape are found as the copying parser finds them.
- * Returns the string, or NULL (the parse then fails as a whole). */
-static unsigned char *string_in_place(pbuf *b, const unsigned char *qt)
+/* The closing quote of the string whose bytes start at p, escapes skipped in pairs (where cJSON
+ * finds it), or NULL; *nesc counts the escapes' backslashes. */
+static const unsigned char *string_end(const unsigned char *p, const unsigned char *lim,
+                                       size_t *nesc)
 {
-    const unsigned char *lim = b->c + b->len, *p = AT(b) + 1;
-    unsigned char *out = b->w + b->off + 1;
-    if (qt && *qt == '"') { /* no escape: the common case */
-        out[qt - p] = '\0';
-        b->off = (size_t)(qt - b->c) + 1;
-        return out;
-    }
-    const unsigned char *end = p;
-    while (end < lim && *end != '"') {
-        if (*end == '\\') {
-            if (end + 1 >= lim) return NULL;
-            end++;
+    while (p < lim && *p != '"') {
+        if (*p == '\\') {
+            if (p + 1 >= lim) return NULL;
+            ++*nesc;
+            p++;
         }
-        end++;
+        p++;
     }
-    if (end >= lim) return NULL;
-    unsigned char *o = out;
+    return p < lim ? p : NULL;
+}
+
+/* The bytes [p, end) of a string with its escapes undone, written at o (which may be p itself or
+ * behind it: the unescaped form is never longer, and each escape is read whole before its at
+ * most 4 bytes are written). Returns the end of what was written, or NULL for a bad escape. */
+static unsigned char *unescape(unsigned char *o, const unsigned char *p, const unsigned char *end)
+{
     while (p < end) {
         const unsigned char *bs = memchr(p, '\\', (size_t)(end - p));
         size_t run = bs ? (size_t)(bs - p) : (size_t)(end - p);
@@ -228,7 +225,6 @@ static unsigned char *string_in_place(pbuf *b, const unsigned char *qt)
         case '\\':
         case '/': *o++ = p[1]; break;
         case 'u':
-            /* reads the whole escape before it writes (at most 4 bytes, behind it) */
             seq = utf16_escape(p, end, &o);
             if (seq == 0) return NULL;
             break;
@@ -237,78 +233,44 @@ static unsigned char *string_in_place(pbuf *b, const unsigned char *qt)
         }
         p += seq;
     }
-    *o = '\0';
-    b->off = (size_t)(end - b->c) + 1;
-    return out;
+    return o;
 }
 
-/* The string literal at the offset: a malloc'd NUL-terminated copy, or with an arena the string
- * in place; NULL when it is not a valid one. */
+/* The string literal at the offset: a malloc'd NUL-terminated copy or, with an arena (b->w), the
+ * string in place (its own bytes in the arena's copy of the text, unescaped where they stand and
+ * ended by a NUL); NULL when it is not a valid one. */
 static unsigned char *parse_string_raw(pbuf *b)
 {
     const unsigned char *q = AT(b), *lim = b->c + b->len;
     if (*q != '"') return NULL;
-    const unsigned char *start = q + 1, *end = start;
-    size_t skipped = 0;
+    const unsigned char *start = q + 1;
+    unsigned char *out;
     /* most strings have no escape: the first quote or backslash is the closing quote, and the
-     * run is copied at once */
+     * run is taken at once */
     const unsigned char *qt = quote_or_backslash(start, lim);
-    if (b->w) return string_in_place(b, qt);
     if (qt && *qt == '"') {
         size_t n = (size_t)(qt - start);
-        unsigned char *out = malloc(n + 1);
-        if (!out) return NULL;
-        memcpy(out, start, n);
+        if (b->w) {
+            out = b->w + (start - b->c);
+        } else {
+            if (!(out = malloc(n + 1))) return NULL;
+            memcpy(out, start, n);
+        }
         out[n] = '\0';
         b->off = (size_t)(qt - b->c) + 1;
         return out;
     }
-    while (end < lim && *end != '"') {
-        if (*end == '\\') {
-            if (end + 1 >= lim) return NULL;
-            skipped++;
-            end++;
-        }
-        end++;
-    }
-    if (end >= lim || *end != '"') return NULL;
-    size_t n = (size_t)(end - q) - skipped + 1;
-    unsigned char *out = malloc(n);
-    if (!out) return NULL;
-    unsigned char *o = out;
-    const unsigned char *p = start;
-    while (p < end) {
-        const unsigned char *bs = memchr(p, '\\', (size_t)(end - p));
-        if (!bs) {
-            memcpy(o, p, (size_t)(end - p));
-            o += end - p;
-            break;
-        }
-        memcpy(o, p, (size_t)(bs - p));
-        o += bs - p;
-        p = bs;
-        unsigned char seq = 2;
-        switch (p[1]) {
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
-        case '"':
-        case '\\':
-        case '/': *o++ = p[1]; break;
-        case 'u':
-            seq = utf16_escape(p, end, &o);
-            if (seq == 0) {
-                free(out);
-                return NULL;
-            }
-            break;
-        default:
-            free(out);
-            return NULL;
-        }
-        p += seq;
+    size_t nesc = 0;
+    const unsigned char *end = string_end(start, lim, &nesc);
+    if (!end) return NULL;
+    if (b->w)
+        out = b->w + (start - b->c);
+    else if (!(out = malloc((size_t)(end - start) - nesc + 2))) /* as cJSON sizes it, plus 1 */
+        return NULL;
+    unsigned char *o = unescape(out, start, end);
+    if (!o) {
+        if (!b->w) free(out);
+        return NULL;
     }
     *o = '\0';
     b->off = (size_t)(end - b->c) + 1;
