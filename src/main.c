@@ -404,7 +404,8 @@ static void sweep_run(void *arg)
 typedef struct metrics_ctx {
     sb_mcp *mcp;
     sb_up *up;
-    sb_mseries *sessions, *up_in_flight;
+    sb_mseries *sessions, *up_in_flight, *yields;
+    atomic_uint_fast64_t yields_seen; /* sb_up_yields at the last scrape that counted */
 } metrics_ctx;
 
 static int metrics_cb(void *ud, sb_buf *out)
@@ -412,6 +413,13 @@ static int metrics_cb(void *ud, sb_buf *out)
     metrics_ctx *mc = ud;
     sb_metrics_set(mc->sessions, (int64_t)sb_sessions_count(sb_mcp_sessions(mc->mcp)));
     sb_metrics_set(mc->up_in_flight, mc->up ? (int64_t)sb_up_in_flight(mc->up) : 0);
+    /* the counter takes what the lanes added since the last scrape; two scrapes at once count
+     * each yield once (the larger reading wins the exchange) */
+    uint64_t now = mc->up ? sb_up_yields(mc->up) : 0;
+    uint_fast64_t seen = atomic_load(&mc->yields_seen);
+    while (now > seen && !atomic_compare_exchange_weak(&mc->yields_seen, &seen, now)) {
+    }
+    if (now > seen) sb_metrics_add(mc->yields, now - seen);
     return sb_metrics_render(sb_metrics_global(), out);
 }
 
@@ -430,6 +438,12 @@ static void metrics_init(metrics_ctx *mc)
         sb_metrics_family(m, SB_METRIC_GAUGE, "signbridge_upstream_in_flight",
                           "Upstream requests accepted by the engine and not yet completed.", 0,
                           NULL),
+        NULL);
+    mc->yields = sb_metrics_series(
+        sb_metrics_family(m, SB_METRIC_COUNTER, "signbridge_lane_yields_total",
+                          "Times a serving lane, busy for limits.lane_yield_us without waiting, "
+                          "gave its core to other runnable threads.",
+                          0, NULL),
         NULL);
 }
 
@@ -755,6 +769,7 @@ int main(int argc, char **argv)
         .max_retries = cfg.upstream.max_retries,
         /* one serving lane per HTTP thread: each runs a daemon and its calls' transfers */
         .lanes = cfg.http_threads,
+        .yield_us = cfg.lane_yield_us,
     };
     sb_up *up = NULL;
     sb_bridge *bridge = NULL;

@@ -84,6 +84,7 @@ typedef struct sb_config {
     unsigned tools_page_size;
     unsigned call_timeout_s;   /* deadline for one tools/call, including waits for the client */
     unsigned http_threads;     /* libmicrohttpd worker threads (epoll each) */
+    unsigned lane_yield_us;    /* a lane busy this long without waiting yields its core; 0 = never */
     unsigned drain_timeout_s;  /* on SIGTERM: how long in-flight requests may finish */
 } sb_config;
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,8 @@ typedef struct lane {
     struct fdrec *fds;
     size_t nfds;
     uint64_t curl_deadline_ms; /* 0 = none */
+    uint64_t busy_since_us;    /* when the lane last came back from a wait (or a yield) */
+    atomic_uint_fast64_t yields; /* sched_yield calls (o.yield_us) */
     CURL *pool[POOL_MAX];
     size_t npool;
     atomic_int src_kick;       /* sb_up_lane_kick: run the source this turn */
@@ -821,7 +824,11 @@ static void *run(void *arg)
          * cancelled) must not wait for the next event */
         if (timeout > 0 && (l->failed || has_commands(l) || atomic_load(&l->src_kick))) timeout = 0;
         struct epoll_event evs[128];
+        uint64_t waited = sb_mono_us();
         int n = epoll_wait(l->ep, evs, 128, (int)timeout);
+        /* a call that took 30 us or more slept (or lost the core): the busy spell starts again */
+        uint64_t back = sb_mono_us();
+        if (back - waited >= 30) l->busy_since_us = back;
         int running, src_ready = 0, w_ready = 0;
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
@@ -897,6 +904,17 @@ static void *run(void *arg)
          * cleanup the turn put off */
         sb_later_flush();
         if (stopping) break;
+        /* Busy since its last wait for longer than o.yield_us (under load epoll_wait finds events
+         * at once and never sleeps): give the core away. With a 4 ms scheduler tick and no
+         * preemption, a lane that never sleeps otherwise keeps the core for a whole tick while
+         * the clients and the other lane on it wait -- tools/list at 50 connections on 2 cores
+         * had a p99 of two ticks (7.9 ms), 1.3-1.4 ms with a 100 us yield
+         * (docs/benchmarks.md). With no other thread runnable the call returns at once. */
+        if (l->u->o.yield_us && n > 0 && sb_mono_us() - l->busy_since_us >= l->u->o.yield_us) {
+            sched_yield();
+            atomic_fetch_add_explicit(&l->yields, 1, memory_order_relaxed);
+            l->busy_since_us = sb_mono_us();
+        }
     }
     /* shutdown: everything still running is cancelled */
     l->backoff = NULL; /* those jobs are on the active list too */
@@ -1174,6 +1192,14 @@ void sb_up_cancel(sb_up *u, uint64_t id)
 unsigned sb_up_in_flight(const sb_up *u)
 {
     return atomic_load(&((sb_up *)u)->in_flight);
+}
+
+uint64_t sb_up_yields(const sb_up *u)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < u->nlanes; i++)
+        n += atomic_load_explicit(&((sb_up *)u)->lanes[i].yields, memory_order_relaxed);
+    return n;
 }
 
 unsigned sb_up_lanes(const sb_up *u)

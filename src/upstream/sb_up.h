@@ -32,6 +32,10 @@ typedef struct sb_up_options {
      * unless listed here as "ADDR" or "ADDR/PREFIX" (IPv4 or IPv6). NULL-terminated, copied. */
     const char *const *allowed_networks;
     unsigned lanes;                   /* serving lanes besides the shared one (0..SB_UP_MAX_LANES) */
+    /* A lane that has run this many microseconds without waiting for an event gives its core
+     * away once (sched_yield) before its next wait, so that other runnable threads on a saturated
+     * host get a turn sooner than the scheduler's tick; 0 = never. */
+    unsigned yield_us;
 } sb_up_options;
 
 enum {
@@ -103,6 +107,8 @@ void sb_up_cancel(sb_up *u, uint64_t id);
 unsigned sb_up_in_flight(const sb_up *u);
 /* The number of serving lanes (options.lanes). */
 unsigned sb_up_lanes(const sb_up *u);
+/* sched_yield calls the lanes have made (sb_up_options.yield_us), all lanes together. */
+uint64_t sb_up_yields(const sb_up *u);
 /* Run fn(arg) on serving lane i's thread (0-based) and wait until it returns; on that thread
  * itself it runs at once. 0, or -1 (no such lane, or stopping: fn did not run). */
 int sb_up_lane_call(sb_up *u, unsigned i, void (*fn)(void *), void *arg);

@@ -241,6 +241,7 @@ def main(t):
                          ("signbridge_sessions", "gauge"),
                          ("signbridge_admissions_total", "counter"),
                          ("signbridge_upstream_in_flight", "gauge"),
+                         ("signbridge_lane_yields_total", "counter"),
                          ("signbridge_store_operation_duration_seconds", "histogram"),
                          ("signbridge_ratelimit_refusals_total", "counter"),
                          ("signbridge_oauth_events_total", "counter")):

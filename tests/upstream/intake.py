@@ -9,6 +9,8 @@ GET /healthz (no body) in turn -- and then reads every answer:
   - every request is answered 200 with its own JSON-RPC id, and every tools/call with a document
     list (the sandbox received one list request per call);
   - signbridge_http_requests_held_total shows requests were held (the budget was exceeded);
+  - the lane, busy through the burst, gave its core away (limits.lane_yield_us, set to 1 us
+    here so that any busy turn yields): signbridge_lane_yields_total grew;
   - nothing is left held: /metrics' signbridge_http_in_flight falls back to the scrape itself,
     and the lane serves a new session afterwards.
 """
@@ -37,6 +39,7 @@ def main(t):
     cred = uptest.xkey(sbx.key("boldsign", "us"))
     sid, ver, _ = sbtest.initialize(port, extra=cred, path="/boldsign/mcp")
     held0 = metric(port, "signbridge_http_requests_held_total")
+    yields0 = metric(port, "signbridge_lane_yields_total")
     lists0 = sbx.route_count("boldsign", "us", "GET /v1/document/list")
 
     def burst():
@@ -75,8 +78,10 @@ def main(t):
         assert lists == calls, "%d proxied calls, %d list requests upstream" % (calls, lists)
         held = metric(port, "signbridge_http_requests_held_total") - held0
         assert held >= 1, "no request was held: the burst never exceeded the budget"
-        print("# %d answered (%d proxied calls), %d held over the budget" % (N, calls, held),
-              flush=True)
+        yields = metric(port, "signbridge_lane_yields_total") - yields0
+        assert yields >= 1, "the lane never yielded its core during the burst"
+        print("# %d answered (%d proxied calls), %d held over the budget, %d yields"
+              % (N, calls, held, yields), flush=True)
         return True
     t.check("a burst of %d requests on one lane is answered in full, some held" % N, burst)
 
@@ -92,4 +97,5 @@ def main(t):
 
 
 if __name__ == "__main__":
-    uptest.run(main, bridge_env={"SIGNBRIDGE_LIMITS_HTTP_THREADS": "1"})
+    uptest.run(main, bridge_env={"SIGNBRIDGE_LIMITS_HTTP_THREADS": "1",
+                                 "SIGNBRIDGE_LIMITS_LANE_YIELD_US": "1"})
