@@ -66,8 +66,12 @@ typedef struct lane_task {
     pthread_cond_t cv;
 } lane_task;
 
-/* The most connections a lane's libcurl cache keeps (upstream.max_host_connections, up to this):
- * a load test that raises the host cap to thousands does not keep thousands open afterwards. */
+/* The most connections a lane keeps for reuse: a transfer that starts while the lane has this many
+ * open closes its connection when it ends (CURLOPT_FORBID_REUSE), so a load test that raises the
+ * host cap to thousands does not keep thousands open afterwards. libcurl's own bound
+ * (CURLMOPT_MAXCONNECTS) is the host cap instead: over its bound libcurl searches every
+ * connection it holds, busy ones included, for the oldest idle one each time a transfer ends --
+ * with 5,000 calls in flight on a lane that walk was ~20% of signbridge's CPU in the burst. */
 #define MAX_CACHED_CONNS 1024
 
 typedef struct fdrec {
@@ -104,6 +108,7 @@ typedef struct lane {
     size_t ht_n, ht_count;
     int direct;                /* inside sb_up_submit's start: failures go to `failed` */
     int reaping;               /* inside check_info: completions are being delivered */
+    unsigned nconns;           /* sockets open_cb opened and close_cb has not closed */
     /* the sockets libcurl opened through open_cb, by descriptor: whether each is in `ep` and
      * with which events. An idle kept-alive connection stays in `ep` ("parked") between
      * transfers, so reusing it costs no epoll_ctl (see sock_cb). */
@@ -259,7 +264,10 @@ static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_so
         }
     }
     /* a new socket is in no epoll set, whatever an earlier one with this number was */
-    if (s >= 0 && (size_t)s < l->nfds) l->fds[s] = (fdrec){.ours = 1};
+    if (s >= 0 && (size_t)s < l->nfds) {
+        l->fds[s] = (fdrec){.ours = 1};
+        l->nconns++;
+    }
     return s;
 }
 
@@ -273,6 +281,7 @@ static int close_cb(void *clientp, curl_socket_t s)
     lane *l = clientp;
     if (s >= 0 && (size_t)s < l->nfds) {
         if (l->fds[s].in_ep) epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
+        if (l->fds[s].ours) l->nconns--;
         l->fds[s] = (fdrec){0};
     }
     return close(s);
@@ -546,6 +555,9 @@ static int start_attempt(lane *l, job *j)
         /* libcurl silently resends a request whose reused connection dies before the first
          * response byte: an action must go out exactly once, so it gets a connection of its own */
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    } else if (l->nconns >= MAX_CACHED_CONNS) {
+        /* enough kept already: this transfer's connection closes when it ends */
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "signbridge");
@@ -1010,9 +1022,7 @@ static int lane_init(sb_up *u, lane *l, unsigned idx)
      * ends, so every dip in a lane's load closed idle connections that the next burst opened
      * again: 15% of proxied calls at 50 connections paid a connect (and the upstream an accept).
      * A fixed size keeps them: busy connections count too, and the oldest idle one goes first. */
-    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS,
-                      (long)(u->o.max_host_connections < MAX_CACHED_CONNS ? u->o.max_host_connections
-                                                                          : MAX_CACHED_CONNS));
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)u->o.max_host_connections);
     curl_multi_setopt(l->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return 0;
 }

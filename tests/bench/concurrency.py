@@ -84,6 +84,10 @@ def parse_args():
                    help="nginx: signbridge reaches the sandbox through an nginx TLS + HTTP/2 front "
                         "(as real providers answer), not over plain HTTP/1.1")
     p.add_argument("--nginx", default="/usr/sbin/nginx", help="the nginx binary of --upstream-front nginx")
+    p.add_argument("--proxy-floor", choices=["none", "nginx"], default="none",
+                   help="nginx: after the baseline, the same calls through nginx as a plain "
+                        "reverse proxy of the sandbox (one worker per core): the floor any proxy "
+                        "sets on this machine (C client only)")
     p.add_argument("--h2-streams", type=int, default=256,
                    help="the front's http2_max_concurrent_streams")
     p.add_argument("--max-host-connections", type=int, default=None,
@@ -306,10 +310,13 @@ def status_kb(pid, field):
 class NginxFront:
     """nginx as a TLS + HTTP/2 front of the sandbox (--upstream-front nginx): its own prefix,
     config, throwaway CA (tests/sandbox/make-test-ca.sh) and logs in a temp dir; one worker;
-    `listen 127.0.0.1:PORT ssl http2`; proxy_pass over HTTP/1.1 keep-alive to the sandbox."""
+    `listen 127.0.0.1:PORT ssl http2`; proxy_pass over HTTP/1.1 keep-alive to the sandbox.
+    With tls=False (--proxy-floor nginx): a plain HTTP/1.1 reverse proxy of the sandbox with
+    `workers` worker processes, the floor any proxy sets on this machine (no TLS, no CA)."""
 
-    def __init__(self, binary, sandbox_port, streams):
+    def __init__(self, binary, sandbox_port, streams, tls=True, workers=1):
         self.binary, self.sandbox_port, self.streams = binary, sandbox_port, streams
+        self.tls_on, self.workers = tls, workers
         self.tmp = tempfile.TemporaryDirectory(prefix="conc-nginx-")
         self.dir = self.tmp.name
         self.tls = os.path.join(self.dir, "tls")
@@ -321,12 +328,22 @@ class NginxFront:
 
     @property
     def url(self):
-        return "https://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls_on else "http", self.port)
 
     def conf(self):
         d = self.dir
-        return """# written by tests/bench/concurrency.py (--upstream-front nginx)
-worker_processes 1;
+        if self.tls_on:
+            listen = """listen 127.0.0.1:%d ssl http2;
+        ssl_certificate %s/tls/server.pem;
+        ssl_certificate_key %s/tls/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        http2_max_concurrent_streams %d;""" % (self.port, d, d, self.streams)
+        else:
+            # one listening socket per worker (reuseport): the calls spread evenly, as on
+            # signbridge's lanes
+            listen = "listen 127.0.0.1:%d%s;" % (self.port, " reuseport" if self.workers > 1 else "")
+        return """# written by tests/bench/concurrency.py (--upstream-front nginx or --proxy-floor nginx)
+worker_processes %(workers)d;
 worker_rlimit_nofile 20000;
 pid %(d)s/nginx.pid;
 error_log %(d)s/error.log warn;
@@ -348,11 +365,7 @@ http {
         keepalive_timeout 120s;
     }
     server {
-        listen 127.0.0.1:%(port)d ssl http2;
-        ssl_certificate %(d)s/tls/server.pem;
-        ssl_certificate_key %(d)s/tls/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        http2_max_concurrent_streams %(streams)d;
+        %(listen)s
         keepalive_requests 1000000;
         keepalive_timeout 120s;
         location / {
@@ -371,17 +384,18 @@ http {
         location = /status { stub_status; }
     }
 }
-""" % {"d": d, "sport": self.sandbox_port, "port": self.port, "streams": self.streams,
+""" % {"d": d, "sport": self.sandbox_port, "listen": listen, "workers": self.workers,
        "status_port": self.status_port}
 
     def start(self, timeout=15.0):
         v = subprocess.run([self.binary, "-v"], capture_output=True, text=True)
         m = re.search(r"nginx/(\S+)", v.stderr + v.stdout)
         self.version = m.group(1) if m else "?"
-        mk = os.path.join(HERE, "..", "sandbox", "make-test-ca.sh")
-        r = subprocess.run(["bash", mk, self.tls], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError("make-test-ca.sh failed: %s" % (r.stderr[-500:]))
+        if self.tls_on:
+            mk = os.path.join(HERE, "..", "sandbox", "make-test-ca.sh")
+            r = subprocess.run(["bash", mk, self.tls], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("make-test-ca.sh failed: %s" % (r.stderr[-500:]))
         for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(self.dir, "tmp", t), exist_ok=True)
         self.port = free_port()
@@ -405,6 +419,8 @@ http {
                     raise RuntimeError("nginx not listening on %d within %.0f s: %s"
                                        % (self.port, timeout, self.log_tail()))
                 time.sleep(0.05)
+        if not self.tls_on:
+            return self
         # ALPN must select h2 (what signbridge's libcurl asks for on https)
         ctx = ssl.create_default_context(cafile=self.ca_file)
         ctx.set_alpn_protocols(["h2", "http/1.1"])
@@ -417,10 +433,13 @@ http {
         return self
 
     def check_proxy(self, key, page_size):
-        """One GET through the front (TLS, HTTP/1.1): the sandbox must answer it."""
+        """One GET through the front (TLS or not, HTTP/1.1): the sandbox must answer it."""
         import http.client
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        if self.tls_on:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             c.request("GET", "/boldsign/us/v1/document/list?Page=1&PageSize=%d" % page_size,
                       headers={"X-API-KEY": key})
@@ -532,6 +551,46 @@ async def bench(args, checks, sbx, br, front=None):
             await c.kill()
         if work is not None:
             work.cleanup()
+
+
+async def proxy_floor(args, sbx, workdir, live, n):
+    """--proxy-floor nginx: the same n calls (the sandbox's own request, as the baseline sends
+    it) through nginx as a plain HTTP/1.1 reverse proxy with one worker per core: what a proxy
+    that does no MCP and no JSON at all costs on this machine, one upstream connection per call
+    in flight as signbridge's.  Printed as one "bench proxy floor:" line; never a check."""
+    key = sbx.key("boldsign", "us")
+    req = ("GET /boldsign/us/v1/document/list?Page=1&PageSize=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "X-API-KEY: %s\r\n\r\n" % (args.page_size, key)).encode()
+    settle_time_wait(args.settle_time_wait)
+    px = NginxFront(args.nginx, sbx.port, 0, tls=False, workers=os.cpu_count() or 2)
+    try:
+        px.start()
+        px.check_proxy(key, args.page_size)
+        workers = px.worker_pids()
+        cl = CClient(args.client_bin, px.port, [req] * n, workdir, "proxyfloor",
+                     args.client_timeout_s)
+        live.append(cl)
+        await cl.start()
+        c0 = [cpu_s(w) for w in workers]
+        s0 = cpu_s(sbx.proc.pid)
+        done = await cl.go()
+        c1 = [cpu_s(w) for w in workers]
+        s1 = cpu_s(sbx.proc.pid)
+        recs = await cl.finish()
+        lat = sorted(r[5] - r[3] for r in recs)
+        ok = sum(1 for r in recs if r[0] == 200)
+        ncpu = (sum(b[0] - a[0] for a, b in zip(c0, c1)), sum(b[1] - a[1] for a, b in zip(c0, c1)))
+        print("bench proxy floor (the same %d calls through nginx %s proxy_pass, plain HTTP/1.1, "
+              "%d workers): wall %.3f s, %d ok, p50 %.3f s, p99 %.3f s; cpu nginx %.2f+%.2f s, "
+              "sandbox %.2f+%.2f s, client %s+%s s"
+              % (n, px.version, len(workers), max(r[5] for r in recs), ok, pct(lat, 50),
+                 pct(lat, 99), ncpu[0], ncpu[1], s1[0] - s0[0], s1[1] - s0[1], done.group(1),
+                 done.group(2)), flush=True)
+    except Exception as e:  # noqa: BLE001
+        print("# proxy floor not measured: %s" % e, flush=True)
+    finally:
+        px.stop()
+        px.cleanup()
 
 
 async def bench_run(args, checks, sbx, br, workdir, live, front=None):
@@ -673,6 +732,8 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
     if front:
         print("# baseline through the front not measured: the load client speaks plain HTTP/1.1 "
               "only, the front TLS + HTTP/2", flush=True)
+    if args.proxy_floor == "nginx" and use_c:
+        await proxy_floor(args, sbx, workdir, live, n)
 
     # -- results (parsed after the clock stopped) --
     okn, errors = 0, {}
@@ -746,8 +807,20 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
               % (", ".join("%.2f+%.2f" % c for c in wcpu) or "?",
                  ", ".join("%.1f" % (h / 1024.0) for h in whwm if h is not None) or "?"))
     else:
-        print("bench upstream connections: signbridge->sandbox idle %d, peak %d (sampled every 0.5 s)"
-              % (idle_conns[sbx.port], max(c[sbx.port] for c in conns)))
+        print("bench upstream connections: signbridge->sandbox idle %d, peak %d (sampled every 0.5 s), "
+              "%d still open after the burst" % (idle_conns[sbx.port], max(c[sbx.port] for c in conns),
+                                                 conns_after[sbx.port]))
+        # each of signbridge's lanes (limits.http_threads, 2 by default) keeps at most 1,024
+        # connections for reuse: a transfer started when its lane had that many open closes its
+        # own when it ends (sb_up.c, MAX_CACHED_CONNS)
+        if n > 2 * 1024 + 256:
+            keep = 2 * 1024 + 64
+            if conns_after[sbx.port] <= keep:
+                checks.ok("signbridge keeps at most %d upstream connections after the burst (%d)"
+                          % (keep, conns_after[sbx.port]))
+            else:
+                checks.fail("signbridge keeps at most %d upstream connections after the burst" % keep,
+                            "%d still open" % conns_after[sbx.port])
     print("bench sandbox: %d list requests received in total (%d warm-up)" % (upstream, nsess))
     if arrivals:
         print("bench upstream arrival: first %.3f s, median %.3f s, last %.3f s after the first send"

@@ -23,6 +23,10 @@
 #          real providers answer: signbridge gets --sandbox-url https://127.0.0.1:PORT and
 #          SIGNBRIDGE_UPSTREAM_CA_FILE, and libcurl multiplexes the calls on a few connections),
 #          --h2-streams N (the front's http2_max_concurrent_streams, default 256),
+#          --proxy-floor none|nginx (default none; nginx: after the baseline, the same calls
+#          through nginx (NGINX_BIN) as a plain HTTP/1.1 reverse proxy of the sandbox, one worker
+#          per core and one upstream connection per call in flight, as signbridge: the latency
+#          any proxy reaches on this machine, printed as "bench proxy floor:"; C client only),
 #          --max-host-connections N (SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS, per lane; default
 #          max(8192, calls + 256) straight to the sandbox, one HTTP/1.1 connection per call in
 #          flight; through the nginx front, signbridge's own default, 64),
@@ -55,6 +59,7 @@
 #     bench front nginx worker: cpu during the timed phase U+S s; VmHWM X MiB
 #   bench sandbox: 2020 list requests received in total (20 warm-up)
 #   bench upstream arrival: first 0.02 s, median 0.50 s, last 0.62 s after the first send
+#   bench proxy floor (...through nginx ... proxy_pass...): wall, ok, p50, p99, cpu (--proxy-floor)
 # then "ok - ..." / "not ok - ..." checks and a final "N passed, N failed".
 set -uo pipefail
 
@@ -65,6 +70,7 @@ CALLS=
 BIN_DIR=
 CLIENT=
 FRONT=none
+FLOOR=none
 PASS_ARGS=()
 while (($#)); do
   case $1 in
@@ -73,6 +79,7 @@ while (($#)); do
     --bin-dir) BIN_DIR=$2; shift ;;
     --client) CLIENT=$2; shift ;;
     --upstream-front) FRONT=$2; shift ;;
+    --proxy-floor) FLOOR=$2; shift ;;
     --h2-streams|--max-host-connections|--sb-env) PASS_ARGS+=("$1" "$2"); shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size|--settle-time-wait) PASS_ARGS+=("$1" "$2"); shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -123,6 +130,16 @@ case $FRONT in
     command -v openssl >/dev/null || nok "openssl for --upstream-front nginx" "not on PATH"
     PASS_ARGS+=(--upstream-front nginx --nginx "$NGINX") ;;
   *) echo "concurrency.sh: --upstream-front must be none or nginx" >&2; exit 2 ;;
+esac
+case $FLOOR in
+  none) ;;
+  nginx)
+    NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+    [[ -x $NGINX ]] || NGINX=$(command -v nginx || true)
+    [[ -n $NGINX && -x $NGINX ]] || nok "nginx for --proxy-floor nginx" "no ${NGINX_BIN:-/usr/sbin/nginx} and none on PATH"
+    [[ $FRONT == nginx ]] || PASS_ARGS+=(--nginx "$NGINX")
+    PASS_ARGS+=(--proxy-floor nginx) ;;
+  *) echo "concurrency.sh: --proxy-floor must be none or nginx" >&2; exit 2 ;;
 esac
 
 # 2,000 client connections + signbridge's inbound and upstream sockets + the sandbox's.
