@@ -5,7 +5,9 @@
 #                                            side with the TypeScript-SDK peer
 #   build-release/tests/bench_jwt_verify     target 5 (token verification with a cached key)
 #   tests/bench/mapping.sh                   the profile's mapping phases, per provider
-#   tests/bench/concurrency.sh --calls N     targets 4 and 6 at N = 100, 1,000, 10,000
+#   tests/bench/concurrency.sh --calls N     targets 4 and 6 at N = 100, 1,000, 10,000; with nginx
+#                                            installed, each also through nginx as a plain proxy
+#                                            (--proxy-floor nginx: the floor of any proxy here)
 # Each script prints its own figures and checks; this one prints them all, then a growth table.
 # Options: --bin-dir DIR (default build-release, set up and built when missing), --duration 10s
 # (wrk runs of peer.sh), --calls "100 1000 10000". Exits non-zero when a script could not run;
@@ -44,16 +46,18 @@ echo "## mapping.sh"
 "$HERE/mapping.sh" --bin-dir "$BIN_DIR" || rc=1
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+FLOOR=()
+if [[ -x ${NGINX_BIN:-/usr/sbin/nginx} ]] || command -v nginx >/dev/null; then FLOOR=(--proxy-floor nginx); fi
 for n in $CALLS; do
-  echo "## concurrency.sh --calls $n"
+  echo "## concurrency.sh --calls $n ${FLOOR[*]}"
   "$HERE/concurrency.sh" --calls "$n" --page-size 1 --bin-dir "$BIN_DIR" --settle-time-wait 75 \
-    | tee "$TMP/c$n" || true
+    "${FLOOR[@]}" | tee "$TMP/c$n" || true
   grep -q "^bench concurrency:" "$TMP/c$n" || rc=1
 done
 
 echo "## growth (targets 4 and 6)"
-echo "| calls | ok | wall | p50 | p99 | sandbox alone | peak RSS (before) | RSS per call | threads |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| calls | ok | wall | p50 | p99 | sandbox alone | nginx as the proxy: p50, p99 | peak RSS (before) | RSS per call | threads |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for n in $CALLS; do
   python3 - "$TMP/c$n" "$n" <<'PY'
 import re, sys
@@ -67,10 +71,12 @@ l = g(r"bench latency: p50 ([\d.]+) s, p90 [\d.]+ s, p99 ([\d.]+) s")
 b = g(r"straight to the sandbox\): wall ([\d.]+) s")
 m = g(r"VmHWM before ([\d.]+) MiB, peak ([\d.]+) MiB")
 th = g(r"under load min \d+ max (\d+)")
+f = g(r"bench proxy floor .*?: wall [\d.]+ s, \d+ ok, p50 ([\d.]+) s, p99 ([\d.]+) s")
 per = "%.0f KB" % ((float(m[1]) - float(m[0])) * 1024 / n) if m else "?"
-print("| %d | %s | %s s | %s s | %s s | %s s | %s MiB (%s) | %s | %s |" % (
+print("| %d | %s | %s s | %s s | %s s | %s s | %s | %s MiB (%s) | %s | %s |" % (
     n, c[0] if c else "?", c[1] if c else "?", l[0] if l else "?", l[1] if l else "?",
-    b[0] if b else "?", m[1] if m else "?", m[0] if m else "?", per, th[0] if th else "?"))
+    b[0] if b else "?", "%s s, %s s" % f if f else "-", m[1] if m else "?", m[0] if m else "?",
+    per, th[0] if th else "?"))
 PY
 done
 exit $rc
