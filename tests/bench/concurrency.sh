@@ -121,12 +121,16 @@ case $CLIENT in
   *) echo "concurrency.sh: --client must be c or python" >&2; exit 2 ;;
 esac
 
+# NGINX: NGINX_BIN, /usr/sbin/nginx or the one on PATH ($1: the option that needs it)
+find_nginx() {
+  NGINX=${NGINX_BIN:-/usr/sbin/nginx}
+  [[ -x $NGINX ]] || NGINX=$(command -v nginx || true)
+  [[ -n $NGINX && -x $NGINX ]] || nok "nginx for $1" "no ${NGINX_BIN:-/usr/sbin/nginx} and none on PATH"
+}
 case $FRONT in
   none) ;;
   nginx)
-    NGINX=${NGINX_BIN:-/usr/sbin/nginx}
-    [[ -x $NGINX ]] || NGINX=$(command -v nginx || true)
-    [[ -n $NGINX && -x $NGINX ]] || nok "nginx for --upstream-front nginx" "no ${NGINX_BIN:-/usr/sbin/nginx} and none on PATH"
+    find_nginx "--upstream-front nginx"
     command -v openssl >/dev/null || nok "openssl for --upstream-front nginx" "not on PATH"
     PASS_ARGS+=(--upstream-front nginx --nginx "$NGINX") ;;
   *) echo "concurrency.sh: --upstream-front must be none or nginx" >&2; exit 2 ;;
@@ -134,9 +138,7 @@ esac
 case $FLOOR in
   none) ;;
   nginx)
-    NGINX=${NGINX_BIN:-/usr/sbin/nginx}
-    [[ -x $NGINX ]] || NGINX=$(command -v nginx || true)
-    [[ -n $NGINX && -x $NGINX ]] || nok "nginx for --proxy-floor nginx" "no ${NGINX_BIN:-/usr/sbin/nginx} and none on PATH"
+    find_nginx "--proxy-floor nginx"
     [[ $FRONT == nginx ]] || PASS_ARGS+=(--nginx "$NGINX")
     PASS_ARGS+=(--proxy-floor nginx) ;;
   *) echo "concurrency.sh: --proxy-floor must be none or nginx" >&2; exit 2 ;;
