@@ -33,6 +33,7 @@ done
 if [[ ! -x $BIN_DIR/signbridge ]]; then
   [[ -d $BIN_DIR ]] || meson setup "$BIN_DIR" "$ROOT" --buildtype=release >/dev/null || exit 1
 fi
+BIN_DIR=$(cd "$BIN_DIR" && pwd) || exit 1
 ninja -C "$BIN_DIR" signbridge signbridge-sandbox tests/bench_jwt_verify tests/bench_conc_client \
   tests/bench_mhd_floor tests/bench_mapping >/dev/null || { echo "all.sh: release build failed" >&2; exit 1; }
 

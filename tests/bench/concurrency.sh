@@ -94,6 +94,9 @@ nok() { echo "not ok - $1: $2"; echo "0 passed, 1 failed"; exit 1; }
 command -v python3 >/dev/null || nok "python3 installed" "not on PATH"
 
 if [[ -n $BIN_DIR ]]; then
+  # absolute: the Python harness starts the binaries from temporary directories
+  ABS=$(cd "$BIN_DIR" 2>/dev/null && pwd) || nok "--bin-dir" "no directory $BIN_DIR"
+  BIN_DIR=$ABS
   SB=$BIN_DIR/signbridge
   SBX=$BIN_DIR/signbridge-sandbox
 elif [[ -n ${SIGNBRIDGE_BIN:-} && -n ${SANDBOX_BIN:-} ]]; then
