@@ -71,7 +71,7 @@ typedef struct lane_task {
  * host cap to thousands does not keep thousands open afterwards. libcurl's own bound
  * (CURLMOPT_MAXCONNECTS) is the host cap instead: over its bound libcurl searches every
  * connection it holds, busy ones included, for the oldest idle one each time a transfer ends --
- * with 5,000 calls in flight on a lane that walk was ~20% of signbridge's CPU in the burst. */
+ * with 5,000 calls in flight on a lane that walk was 10-20% of signbridge's CPU in the burst. */
 #define MAX_CACHED_CONNS 1024
 
 typedef struct fdrec {

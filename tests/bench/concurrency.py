@@ -553,14 +553,19 @@ async def bench(args, checks, sbx, br, front=None):
             work.cleanup()
 
 
+def sandbox_list_request(page_size, key):
+    """The sandbox's own BoldSign list request, as the baseline and the proxy floor send it."""
+    return ("GET /boldsign/us/v1/document/list?Page=1&PageSize=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "X-API-KEY: %s\r\n\r\n" % (page_size, key)).encode()
+
+
 async def proxy_floor(args, sbx, workdir, live, n):
     """--proxy-floor nginx: the same n calls (the sandbox's own request, as the baseline sends
     it) through nginx as a plain HTTP/1.1 reverse proxy with one worker per core: what a proxy
     that does no MCP and no JSON at all costs on this machine, one upstream connection per call
     in flight as signbridge's.  Printed as one "bench proxy floor:" line; never a check."""
     key = sbx.key("boldsign", "us")
-    req = ("GET /boldsign/us/v1/document/list?Page=1&PageSize=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-           "X-API-KEY: %s\r\n\r\n" % (args.page_size, key)).encode()
+    req = sandbox_list_request(args.page_size, key)
     settle_time_wait(args.settle_time_wait)
     px = NginxFront(args.nginx, sbx.port, 0, tls=False, workers=os.cpu_count() or 2)
     try:
@@ -699,8 +704,7 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
     # figure above can be read against what the load generator and the fake upstream cost alone
     base = None
     try:
-        req = ("GET /boldsign/us/v1/document/list?Page=1&PageSize=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               "X-API-KEY: %s\r\n\r\n" % (args.page_size, key)).encode()
+        req = sandbox_list_request(args.page_size, key)
         try:
             print("# baseline: the sandbox holds %d descriptors before it (RLIMIT_NOFILE %s)"
                   % (len(os.listdir("/proc/%d/fd" % sbx.proc.pid)), nofile_of(sbx.proc.pid)),
