@@ -10,8 +10,12 @@
 # sanitizers (valgrind cannot run an ASan binary). For each measured request -- tools/list on an
 # API-key session, and tools/call list_documents (page_size 10, the call of targets 2 and 3)
 # proxied to the sandbox -- a fresh signbridge starts under callgrind with instrumentation off; one
-# client opens a session, sends 50 warm-up requests on one keep-alive connection, then
-# instrumentation goes on (callgrind_control -i on) for N more (default 500) and off again. Prints
+# client opens a session, sends 64 warm-up requests on one keep-alive connection, then
+# instrumentation goes on (callgrind_control -i on) for N more (default 500) and off again. 64:
+# signbridge checks each of a tool's first 64 results against its output schema, then one in 64
+# (sb_mcp.c, sample_output), so the counted requests see the steady state's share of those checks
+# (a check costs about as much as the call itself; with 50 warm-up requests, 14 more of the 500
+# were checked and the figure was 2% higher). Prints
 #   bench instructions: <request>: <I> per request (N requests, callgrind)
 # and the K (default 8) functions with the most instructions of their own. valgrind's CPU is not
 # the machine's: `rep movs`/`rep stos` (memcpy, memset of large blocks) count one instruction per
@@ -99,7 +103,7 @@ measure() { # $1 request name (tools/list | list_documents)
   fi
   local port
   port=$(cat "$W/s.port")
-  if ! python3 "$W/client.py" "$port" "$KEY" 50 "$name" 2>"$W/c.err"; then
+  if ! python3 "$W/client.py" "$port" "$KEY" 64 "$name" 2>"$W/c.err"; then
     nok "$name" "warm-up: $(tail -n 1 "$W/c.err")"
     return
   fi
