@@ -32,7 +32,7 @@ typedef struct pbuf {
 #define CAN_READ(b, n) ((b)->off + (n) <= (b)->len)
 #define AT(b) ((b)->c + (b)->off)
 
-static int parse_value(cJSON *item, pbuf *b);
+static inline int parse_value(cJSON *item, pbuf *b);
 
 static cJSON *new_item(pbuf *b)
 {
@@ -74,27 +74,29 @@ static int parse_number(cJSON *item, pbuf *b)
     /* the run of number characters, however long (as this cJSON does), then strtod on it */
     size_t i = 0;
     while (CAN_ACCESS(b, i) && is_num_char(AT(b)[i])) i++;
-    char small[64], *num = small;
-    if (i >= sizeof small && !(num = malloc(i + 1))) return 0;
-    memcpy(num, AT(b), i);
-    num[i] = '\0';
+    const unsigned char *t = AT(b);
     double v;
     size_t used;
-    /* an integer of at most 15 digits is exact as a double: what strtod would give */
-    size_t neg = num[0] == '-', nd = i - neg;
+    /* an integer of at most 15 digits is exact as a double: what strtod would give; read from
+     * the text (most numbers are such: dates in epoch seconds, counts, orders) */
+    size_t neg = t[0] == '-', nd = i - neg;
     int plain = nd >= 1 && nd <= 15;
-    for (size_t k = neg; plain && k < i; k++) plain = num[k] >= '0' && num[k] <= '9';
+    for (size_t k = neg; plain && k < i; k++) plain = t[k] >= '0' && t[k] <= '9';
     if (plain) {
         uint64_t u = 0;
-        for (size_t k = neg; k < i; k++) u = u * 10 + (uint64_t)(num[k] - '0');
+        for (size_t k = neg; k < i; k++) u = u * 10 + (uint64_t)(t[k] - '0');
         v = neg ? -(double)u : (double)u;
         used = i;
     } else {
+        char small[64], *num = small;
+        if (i >= sizeof small && !(num = malloc(i + 1))) return 0;
+        memcpy(num, t, i);
+        num[i] = '\0';
         char *end = NULL;
         v = strtod(num, &end);
         used = (size_t)(end - num);
+        if (num != small) free(num);
     }
-    if (num != small) free(num);
     if (used == 0) return 0;
     item->valuedouble = v;
     if (v >= INT_MAX)
@@ -236,30 +238,12 @@ static unsigned char *unescape(unsigned char *o, const unsigned char *p, const u
     return o;
 }
 
-/* The string literal at the offset: a malloc'd NUL-terminated copy or, with an arena (b->w), the
- * string in place (its own bytes in the arena's copy of the text, unescaped where they stand and
- * ended by a NUL); NULL when it is not a valid one. */
-static unsigned char *parse_string_raw(pbuf *b)
+/* parse_string_raw's path for a string with an escape (or none closed): kept out of line */
+static __attribute__((noinline)) unsigned char *parse_string_escaped(pbuf *b,
+                                                                     const unsigned char *start,
+                                                                     const unsigned char *lim)
 {
-    const unsigned char *q = AT(b), *lim = b->c + b->len;
-    if (*q != '"') return NULL;
-    const unsigned char *start = q + 1;
     unsigned char *out;
-    /* most strings have no escape: the first quote or backslash is the closing quote, and the
-     * run is taken at once */
-    const unsigned char *qt = quote_or_backslash(start, lim);
-    if (qt && *qt == '"') {
-        size_t n = (size_t)(qt - start);
-        if (b->w) {
-            out = b->w + (start - b->c);
-        } else {
-            if (!(out = malloc(n + 1))) return NULL;
-            memcpy(out, start, n);
-        }
-        out[n] = '\0';
-        b->off = (size_t)(qt - b->c) + 1;
-        return out;
-    }
     size_t nesc = 0;
     const unsigned char *end = string_end(start, lim, &nesc);
     if (!end) return NULL;
@@ -274,6 +258,33 @@ static unsigned char *parse_string_raw(pbuf *b)
     }
     *o = '\0';
     b->off = (size_t)(end - b->c) + 1;
+    return out;
+}
+
+/* The string literal at the offset: a malloc'd NUL-terminated copy or, with an arena (b->w), the
+ * string in place (its own bytes in the arena's copy of the text, unescaped where they stand and
+ * ended by a NUL); NULL when it is not a valid one.
+ * Inlined where it is called (a member's name, a string value): a call cost as much as the scan
+ * of a short string. */
+static inline __attribute__((always_inline)) unsigned char *parse_string_raw(pbuf *b)
+{
+    const unsigned char *q = AT(b), *lim = b->c + b->len;
+    if (*q != '"') return NULL;
+    const unsigned char *start = q + 1;
+    unsigned char *out;
+    /* most strings have no escape: the first quote or backslash is the closing quote, and the
+     * run is taken at once */
+    const unsigned char *qt = quote_or_backslash(start, lim);
+    if (__builtin_expect(!qt || *qt != '"', 0)) return parse_string_escaped(b, start, lim);
+    size_t n = (size_t)(qt - start);
+    if (b->w) {
+        out = b->w + (start - b->c);
+    } else {
+        if (!(out = malloc(n + 1))) return NULL;
+        memcpy(out, start, n);
+    }
+    out[n] = '\0';
+    b->off = (size_t)(qt - b->c) + 1;
     return out;
 }
 
@@ -333,9 +344,10 @@ fail:
 }
 
 /* null, false or true at the offset (cJSON sets valueint 1 for true) */
-static int literal(cJSON *item, pbuf *b, const char *word, int type)
+static inline __attribute__((always_inline)) int literal(cJSON *item, pbuf *b, const char *word,
+                                                         int type)
 {
-    size_t n = strlen(word);
+    size_t n = __builtin_strlen(word); /* a constant: the memcmp below is a compare or two */
     if (!CAN_READ(b, n) || memcmp(AT(b), word, n) != 0) return 0;
     item->type = type;
     item->valueint = type == cJSON_True;
@@ -343,7 +355,9 @@ static int literal(cJSON *item, pbuf *b, const char *word, int type)
     return 1;
 }
 
-static int parse_value(cJSON *item, pbuf *b)
+/* Inlined into parse_container (the recursion goes through it): a call per value cost more than
+ * most values take to read. */
+static inline __attribute__((always_inline)) int parse_value(cJSON *item, pbuf *b)
 {
     if (!CAN_ACCESS(b, 0)) return 0;
     switch (*AT(b)) {
