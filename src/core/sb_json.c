@@ -71,20 +71,19 @@ static int is_num_char(unsigned char ch)
 
 static int parse_number(cJSON *item, pbuf *b)
 {
-    /* the run of number characters, however long (as this cJSON does), then strtod on it */
-    size_t i = 0;
-    while (CAN_ACCESS(b, i) && is_num_char(AT(b)[i])) i++;
+    /* the run of number characters, however long (as this cJSON does), then strtod on it; an
+     * integer of at most 15 digits (what most are: epoch seconds, counts, orders) is exact as a
+     * double, what strtod would give, and is read from the text in the same pass */
     const unsigned char *t = AT(b);
+    size_t avail = b->len - b->off, neg = t[0] == '-', k = neg;
+    uint64_t u = 0;
+    while (k < avail && k - neg < 16 && t[k] >= '0' && t[k] <= '9')
+        u = u * 10 + (uint64_t)(t[k++] - '0');
+    size_t i = k;
+    while (i < avail && is_num_char(t[i])) i++;
     double v;
     size_t used;
-    /* an integer of at most 15 digits is exact as a double: what strtod would give; read from
-     * the text (most numbers are such: dates in epoch seconds, counts, orders) */
-    size_t neg = t[0] == '-', nd = i - neg;
-    int plain = nd >= 1 && nd <= 15;
-    for (size_t k = neg; plain && k < i; k++) plain = t[k] >= '0' && t[k] <= '9';
-    if (plain) {
-        uint64_t u = 0;
-        for (size_t k = neg; k < i; k++) u = u * 10 + (uint64_t)(t[k] - '0');
+    if (i == k && k - neg >= 1 && k - neg <= 15) {
         v = neg ? -(double)u : (double)u;
         used = i;
     } else {

@@ -140,7 +140,7 @@ struct sb_up {
     unsigned nlanes;           /* 1 + o.lanes */
     /* "Accept-Encoding: ..." naming what this libcurl decodes (what CURLOPT_ACCEPT_ENCODING ""
      * would send): given as a header of the job's list, so libcurl does not format it (nor the
-     * User-Agent line) for every request -- see start_attempt */
+     * User-Agent line) for every request -- see sb_up_submit */
     char accept_encoding[64];
     lane lanes[1 + SB_UP_MAX_LANES];
 };
