@@ -738,6 +738,8 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
               "only, the front TLS + HTTP/2", flush=True)
     if args.proxy_floor == "nginx" and use_c:
         await proxy_floor(args, sbx, workdir, live, n)
+    elif args.proxy_floor == "nginx":
+        print("# proxy floor not measured: it needs the C load client (--client c)", flush=True)
 
     # -- results (parsed after the clock stopped) --
     okn, errors = 0, {}
