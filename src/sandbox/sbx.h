@@ -79,14 +79,17 @@ char *sbx_url_decode(const char *s, size_t n, int plus_is_space);
 /* ---- responses --------------------------------------------------------------------------- */
 
 #define SBX_MAX_HEADERS 16
+#define SBX_HEADER_NAME_MAX 48   /* bytes, NUL included: longer names are cut */
+#define SBX_HEADER_VALUE_MAX 512 /* bytes, NUL included: longer values are cut */
 
 typedef struct sbx_resp {
     int status;   /* 0 = not answered yet (the framework answers 404) */
     sb_buf body;  /* initialised by the framework with a 64 MiB maximum */
     char content_type[96];
     int nheaders;
-    char hname[SBX_MAX_HEADERS][48];
-    char hval[SBX_MAX_HEADERS][512];
+    /* the headers set with sbx_resp_header, packed as "name\0value\0" pairs, in the order set:
+     * a few dozen bytes, where fixed arrays for 16 made every request's context ~10 KB */
+    sb_buf headers;
     char *location;  /* set by sbx_resp_redirect (no length limit); owned by the framework */
 } sbx_resp;
 

@@ -3150,6 +3150,9 @@ static void h_doc_list_common(bs_ctx *c, int team_mode)
     /* written straight into the response buffer: list items are pre-rendered */
     sb_buf *b = &c->resp->body;
     sb_buf_reset(b);
+    size_t need = 512; /* the page details and brackets; then the items, sized at once */
+    for (int i = 0; i < nwin; i++) need += (win[i]->list_json ? win[i]->list_len : 2048) + 1;
+    sb_buf_reserve(b, need);
     sb_buf_append(b, "{", 1);
     page_details(b, size, page, total, 1);
     sb_buf_puts(b, ",\"result\":[");
@@ -5347,7 +5350,7 @@ typedef struct az_params {
         *nonce;
 } az_params;
 
-/* 302 to uri + query. A response header value holds at most sizeof hval[0]-1 bytes (sbx.h), so a
+/* 302 to uri + query. A response header value holds at most SBX_HEADER_VALUE_MAX-1 bytes (sbx.h), so a
  * Location that would not fit is refused rather than truncated. */
 static void redirect_with(bs_ctx *c, const char *uri, const char *query)
 {
@@ -5356,7 +5359,7 @@ static void redirect_with(bs_ctx *c, const char *uri, const char *query)
     sb_buf_puts(&b, uri);
     sb_buf_puts(&b, strchr(uri, '?') ? "&" : "?");
     sb_buf_puts(&b, query);
-    if (b.data && b.len < sizeof c->resp->hval[0]) {
+    if (b.data && b.len < SBX_HEADER_VALUE_MAX) {
         sbx_resp_redirect(c->resp, b.data);
     } else {
         html_error(c, 400, "invalid_request",

@@ -168,25 +168,45 @@ size_t sbx_query_all(const sbx_req *r, const char *key, int ci, const char **out
 
 static void resp_init(sbx_resp *r)
 {
-    /* the header arrays are large: only reset what marks them empty */
     r->status = 0;
     r->nheaders = 0;
     r->content_type[0] = '\0';
     r->location = NULL;
     sb_buf_init(&r->body, MAX_BODY);
+    sb_buf_init(&r->headers, SBX_MAX_HEADERS * (SBX_HEADER_NAME_MAX + SBX_HEADER_VALUE_MAX));
+}
+
+/* The length of the packed "name\0value\0" pair at p. */
+static size_t header_pair_len(const char *p)
+{
+    size_t n = strlen(p) + 1;
+    return n + strlen(p + n) + 1;
 }
 
 void sbx_resp_header(sbx_resp *r, const char *name, const char *value)
 {
-    for (int i = 0; i < r->nheaders; i++) {
-        if (strcasecmp(r->hname[i], name) == 0) {
-            sb_strlcpy(r->hval[i], value, sizeof r->hval[i]);
-            return;
+    size_t nl = strnlen(name, SBX_HEADER_NAME_MAX - 1);
+    size_t vl = strnlen(value, SBX_HEADER_VALUE_MAX - 1);
+    sb_buf *h = &r->headers;
+    for (size_t off = 0; off < h->len;) { /* a header set again replaces its earlier value */
+        char *p = h->data + off;
+        size_t pl = header_pair_len(p);
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == '\0') {
+            memmove(p, p + pl, h->len - off - pl + 1);
+            h->len -= pl;
+            r->nheaders--;
+            break;
         }
+        off += pl;
     }
     if (r->nheaders >= SBX_MAX_HEADERS) return;
-    sb_strlcpy(r->hname[r->nheaders], name, sizeof r->hname[0]);
-    sb_strlcpy(r->hval[r->nheaders], value, sizeof r->hval[0]);
+    size_t at = h->len;
+    if (sb_buf_append(h, name, nl) < 0 || sb_buf_append(h, "", 1) < 0 ||
+        sb_buf_append(h, value, vl) < 0 || sb_buf_append(h, "", 1) < 0) {
+        h->len = at; /* out of memory: the header is dropped whole */
+        if (h->data) h->data[at] = '\0';
+        return;
+    }
     r->nheaders++;
 }
 
@@ -209,10 +229,12 @@ void sbx_resp_json(sbx_resp *r, int status, cJSON *body)
         sbx_resp_bytes(r, status, NULL, NULL, 0);
         return;
     }
-    char *s = cJSON_PrintUnformatted(body);
+    /* printed straight into the body (what cJSON_PrintUnformatted gives, without its copy) */
+    r->status = status;
+    sb_buf_reset(&r->body);
+    if (sb_buf_json_value(&r->body, body) != 0) sb_buf_reset(&r->body); /* as cJSON: no body */
     cJSON_Delete(body);
-    sbx_resp_bytes(r, status, "application/json; charset=utf-8", s ? s : "", s ? strlen(s) : 0);
-    free(s);
+    sb_strlcpy(r->content_type, "application/json; charset=utf-8", sizeof r->content_type);
 }
 
 void sbx_resp_redirect(sbx_resp *r, const char *location)
@@ -1108,7 +1130,10 @@ static MHD_RESULT_T send_response(req_ctx *c)
     }
     if (!resp) return MHD_NO;
     if (r->content_type[0]) MHD_add_response_header(resp, "Content-Type", r->content_type);
-    for (int i = 0; i < r->nheaders; i++) MHD_add_response_header(resp, r->hname[i], r->hval[i]);
+    for (size_t off = 0; off < r->headers.len; off += header_pair_len(r->headers.data + off)) {
+        const char *n = r->headers.data + off;
+        MHD_add_response_header(resp, n, n + strlen(n) + 1);
+    }
     if (r->location) MHD_add_response_header(resp, "Location", r->location);
     MHD_RESULT_T rc = MHD_queue_response(c->conn, (unsigned)(r->status ? r->status : 500), resp);
     MHD_destroy_response(resp);
@@ -1207,6 +1232,17 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
     return send_response(c);
 }
 
+/* Frees a request context and everything it owns. */
+static void req_ctx_free(req_ctx *c)
+{
+    free(c->url);
+    sb_buf_free(&c->body);
+    sb_buf_free(&c->resp.body);
+    sb_buf_free(&c->resp.headers);
+    free(c->resp.location);
+    free(c);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -1218,11 +1254,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     void **slot = c->slot;
     if (slot && *slot == c) *slot = NULL;
-    free(c->url);
-    sb_buf_free(&c->body);
-    sb_buf_free(&c->resp.body);
-    free(c->resp.location);
-    free(c);
+    req_ctx_free(c);
 }
 
 /* A request MHD gives up on before the access handler (an oversized request line) never reaches
@@ -1241,11 +1273,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (!slot) return;
     req_ctx *c = *slot;
     if (c) {
-        free(c->url);
-        sb_buf_free(&c->body);
-        sb_buf_free(&c->resp.body);
-        free(c->resp.location);
-        free(c);
+        req_ctx_free(c);
     }
     free(slot);
 }
@@ -1270,11 +1298,7 @@ static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
         void **slot = (void **)ci->socket_context;
         if (*slot) { /* a previous request on this connection that never completed */
             req_ctx *old = *slot;
-            free(old->url);
-            sb_buf_free(&old->body);
-            sb_buf_free(&old->resp.body);
-            free(old->resp.location);
-            free(old);
+            req_ctx_free(old);
         }
         *slot = c;
         c->slot = slot;
