@@ -160,8 +160,14 @@ static unsigned char *esc_write(unsigned char *o, const unsigned char *p, size_t
             unsigned k = (unsigned)__builtin_ctz(m);
             m &= m - 1;
             o += k - at;
-            o += esc_one(o, p[k]);
-            at = k + 1;
+            if (p[k] == '"' || p[k] == '\\') {
+                /* the common case: a backslash, then the rest of the block from the byte itself */
+                *o++ = '\\';
+                at = k;
+            } else {
+                o += esc_one(o, p[k]);
+                at = k + 1;
+            }
             __m128i rest = _mm_loadu_si128((const __m128i *)(const void *)(p + at));
             _mm_storeu_si128((__m128i *)(void *)o, rest);
         } while (m);
