@@ -13,7 +13,9 @@ Setup (untimed): sandbox (--no-rate-limits) + signbridge on port 0; a latency fa
 alive; a few MCP sessions initialized (one per --sessions, shared round-robin by the connections:
 a session carries many concurrent calls); each call's request bytes built in advance.
 Timed: every connection sends its tools/call at once; the wall time runs from the first send to
-the last complete response.  Meanwhile /proc/PID/status of signbridge is sampled (Threads, VmHWM).
+the last complete response.  Meanwhile /proc/PID/status of signbridge is sampled (Threads, VmHWM),
+and every 250 ms the CPU of signbridge, the sandbox and the load client ("bench cpu timeline":
+the cores each kept busy; a sum near 2 means the burst waits for this 2-core machine's CPU).
 
 The load client (--client): "c" (the default when --client-bin, tests/bench/conc_client.c built as
 bench_conc_client, is executable) opens the N connections and drives the timed phase and the
@@ -520,14 +522,17 @@ http {
         self.tmp.cleanup()
 
 
-async def sampler(br, stop, acc, conn_ports=()):
+async def sampler(br, stop, acc, conn_ports=(), cpu_pids=()):
     """Threads every 50 ms; descriptors (and, with conn_ports, the established connections to
     those ports, from /proc/net/tcp) every 500 ms (listing thousands of /proc/PID/fd entries
-    costs the client real CPU, which it shares with signbridge)."""
+    costs the client real CPU, which it shares with signbridge); every 250 ms the CPU seconds
+    (user + system) of each of cpu_pids, for the timeline of cores busy."""
     k = 0
     while not stop.is_set():
         try:
             acc["threads"].append(br.threads())
+            if k % 5 == 0 and cpu_pids:
+                acc["cpu"].append((time.monotonic(), [sum(cpu_s(p)) for p in cpu_pids]))
             if k % 10 == 0:
                 acc["fds"].append(br.fd_count())
                 if conn_ports:
@@ -659,8 +664,10 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
 
     # -- timed --
     stop = asyncio.Event()
-    acc = {"threads": [], "fds": [], "conns": []}
-    samp = asyncio.ensure_future(sampler(br, stop, acc, conn_ports))
+    acc = {"threads": [], "fds": [], "conns": [], "cpu": []}
+    # the load client: bench_conc_client, or this process
+    cpu_pids = (br.pid, sbx.proc.pid, client.proc.pid if use_c else os.getpid())
+    samp = asyncio.ensure_future(sampler(br, stop, acc, conn_ports, cpu_pids))
     out = [None] * n
     seq0 = sbx.last_seq()
     cpu0 = (cpu_s(br.pid), cpu_s(sbx.proc.pid), cpu_s(os.getpid()))
@@ -791,6 +798,14 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
           "client %.2f+%.2f s; response bodies %.1f MiB (mean %.1f KiB)"
           % (d[0][0], d[0][1], d[1][0], d[1][1], d[2][0], d[2][1],
              sum(len(o[2]) for o in out) / 1048576.0, sum(len(o[2]) for o in out) / 1024.0 / n))
+    # how many cores each process kept busy, 250 ms at a time: when their sum is ~2 the burst is
+    # bound by this machine's CPU, not by a wait
+    tl = acc["cpu"]
+    if len(tl) >= 2:
+        rows = [[(b[1][j] - a[1][j]) / max(b[0] - a[0], 1e-3) for j in range(3)]
+                for a, b in zip(tl, tl[1:])][:40]
+        print("bench cpu timeline (cores busy per 250 ms from t0; signbridge/sandbox/client): %s"
+              % " ".join("%.1f/%.1f/%.1f" % tuple(r) for r in rows))
     print("bench threads: idle %d, under load min %d max %d (%d samples)"
           % (idle_threads, min(thr), max(thr), len(thr)))
     print("bench memory: VmHWM before %.1f MiB, peak %.1f MiB; fds idle %d, peak %d"

@@ -49,6 +49,7 @@
 #   bench latency from send: p50 ...   (from the end of each call's write)
 #   bench latency from t0: p50 ...     (from t0, when every call is released)
 #   bench cpu during the timed phase (user+system): signbridge 2.1+0.8 s, sandbox ..., client ...
+#   bench cpu timeline (cores busy per 250 ms from t0; signbridge/sandbox/client): 1.2/0.7/0.1 ...
 #   bench threads: idle 5, under load min 5 max 5 (27 samples)
 #   bench memory: VmHWM before 20.8 MiB, peak 140.2 MiB; fds idle 2015, peak 4014
 #   bench upstream connections: signbridge->sandbox idle 20, peak 2000 (sampled every 0.5 s)
