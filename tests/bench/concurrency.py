@@ -14,7 +14,7 @@ alive; a few MCP sessions initialized (one per --sessions, shared round-robin by
 a session carries many concurrent calls); each call's request bytes built in advance.
 Timed: every connection sends its tools/call at once; the wall time runs from the first send to
 the last complete response.  Meanwhile /proc/PID/status of signbridge is sampled (Threads, VmHWM),
-and every 250 ms the CPU of signbridge, the sandbox and the load client ("bench cpu timeline":
+and every 250 ms or so the CPU of signbridge, the sandbox and the load client ("bench cpu timeline":
 the cores each kept busy; a sum near 2 means the burst waits for this 2-core machine's CPU).
 
 The load client (--client): "c" (the default when --client-bin, tests/bench/conc_client.c built as
@@ -526,13 +526,17 @@ async def sampler(br, stop, acc, conn_ports=(), cpu_pids=()):
     """Threads every 50 ms; descriptors (and, with conn_ports, the established connections to
     those ports, from /proc/net/tcp) every 500 ms (listing thousands of /proc/PID/fd entries
     costs the client real CPU, which it shares with signbridge); every 250 ms the CPU seconds
-    (user + system) of each of cpu_pids, for the timeline of cores busy."""
+    (user + system) of each of cpu_pids, for the timeline of cores busy (at least 250 ms apart:
+    listing the descriptors can hold a turn up longer)."""
     k = 0
+    last_cpu = None
     while not stop.is_set():
         try:
             acc["threads"].append(br.threads())
-            if k % 5 == 0 and cpu_pids:
-                acc["cpu"].append((time.monotonic(), [sum(cpu_s(p)) for p in cpu_pids]))
+            now = time.monotonic()
+            if cpu_pids and (last_cpu is None or now - last_cpu >= 0.25):
+                acc["cpu"].append((now, [sum(cpu_s(p)) for p in cpu_pids]))
+                last_cpu = now
             if k % 10 == 0:
                 acc["fds"].append(br.fd_count())
                 if conn_ports:
@@ -802,10 +806,11 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
     # bound by this machine's CPU, not by a wait
     tl = acc["cpu"]
     if len(tl) >= 2:
-        rows = [[(b[1][j] - a[1][j]) / max(b[0] - a[0], 1e-3) for j in range(3)]
+        rows = [(a[0] - t0, [(b[1][j] - a[1][j]) / max(b[0] - a[0], 1e-3) for j in range(3)])
                 for a, b in zip(tl, tl[1:])][:40]
-        print("bench cpu timeline (cores busy per 250 ms from t0; signbridge/sandbox/client): %s"
-              % " ".join("%.1f/%.1f/%.1f" % tuple(r) for r in rows))
+        print("bench cpu timeline (cores busy from each instant on, s after t0: "
+              "signbridge/sandbox/client): %s"
+              % " ".join("%.2f:%.1f/%.1f/%.1f" % ((t,) + tuple(r)) for t, r in rows))
     print("bench threads: idle %d, under load min %d max %d (%d samples)"
           % (idle_threads, min(thr), max(thr), len(thr)))
     print("bench memory: VmHWM before %.1f MiB, peak %.1f MiB; fds idle %d, peak %d"
