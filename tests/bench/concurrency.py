@@ -525,9 +525,9 @@ http {
 async def sampler(br, stop, acc, conn_ports=(), cpu_pids=()):
     """Threads every 50 ms; descriptors (and, with conn_ports, the established connections to
     those ports, from /proc/net/tcp) every 500 ms (listing thousands of /proc/PID/fd entries
-    costs the client real CPU, which it shares with signbridge); every 250 ms the CPU seconds
-    (user + system) of each of cpu_pids, for the timeline of cores busy (at least 250 ms apart:
-    listing the descriptors can hold a turn up longer)."""
+    costs the client real CPU, which it shares with signbridge); the CPU seconds (user + system)
+    of each of cpu_pids at least 250 ms apart (listing the descriptors can hold a turn up longer),
+    for the timeline of cores busy."""
     k = 0
     last_cpu = None
     while not stop.is_set():
@@ -802,8 +802,8 @@ async def bench_run(args, checks, sbx, br, workdir, live, front=None):
           "client %.2f+%.2f s; response bodies %.1f MiB (mean %.1f KiB)"
           % (d[0][0], d[0][1], d[1][0], d[1][1], d[2][0], d[2][1],
              sum(len(o[2]) for o in out) / 1048576.0, sum(len(o[2]) for o in out) / 1024.0 / n))
-    # how many cores each process kept busy, 250 ms at a time: when their sum is ~2 the burst is
-    # bound by this machine's CPU, not by a wait
+    # how many cores each process kept busy from each sampled instant to the next (>= 250 ms):
+    # when their sum is ~2 the burst is bound by this machine's CPU, not by a wait; at most 40 rows
     tl = acc["cpu"]
     if len(tl) >= 2:
         rows = [(a[0] - t0, [(b[1][j] - a[1][j]) / max(b[0] - a[0], 1e-3) for j in range(3)])
