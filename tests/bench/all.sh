@@ -10,8 +10,10 @@
 #                                            (--proxy-floor nginx: the floor of any proxy here)
 # Each script prints its own figures and checks; this one prints them all, then a growth table.
 # Options: --bin-dir DIR (default build-release, set up and built when missing), --duration 10s
-# (wrk runs of peer.sh), --calls "100 1000 10000". Exits non-zero when a script could not run;
-# targets that are not met are reported by the scripts' own "not ok" lines, not by the exit code.
+# (wrk runs of peer.sh), --calls "100 1000 10000", --helpers-batch (passed to peer.sh and
+# concurrency.sh: the sandbox and the load generators as SCHED_BATCH). Exits non-zero when a
+# script could not run; targets that are not met are reported by the scripts' own "not ok" lines,
+# not by the exit code.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -19,11 +21,13 @@ HERE=$ROOT/tests/bench
 BIN_DIR=$ROOT/build-release
 DURATION=10s
 CALLS="100 1000 10000"
+HB=()
 while (($#)); do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --calls) CALLS=$2; shift ;;
+    --helpers-batch) HB=(--helpers-batch) ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "all.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -37,10 +41,10 @@ BIN_DIR=$(cd "$BIN_DIR" && pwd) || exit 1
 ninja -C "$BIN_DIR" signbridge signbridge-sandbox tests/bench_jwt_verify tests/bench_conc_client \
   tests/bench_mhd_floor tests/bench_mapping >/dev/null || { echo "all.sh: release build failed" >&2; exit 1; }
 
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)${HB[*]:+, ${HB[*]}}"
 rc=0
 echo "## peer.sh"
-"$HERE/peer.sh" --bin-dir "$BIN_DIR" --duration "$DURATION" || true
+"$HERE/peer.sh" --bin-dir "$BIN_DIR" --duration "$DURATION" "${HB[@]}" || true
 echo "## bench_jwt_verify"
 "$BIN_DIR/tests/bench_jwt_verify" || rc=1
 echo "## mapping.sh"
@@ -52,7 +56,7 @@ if [[ -x ${NGINX_BIN:-/usr/sbin/nginx} ]] || command -v nginx >/dev/null; then F
 for n in $CALLS; do
   echo "## concurrency.sh --calls $n ${FLOOR[*]}"
   "$HERE/concurrency.sh" --calls "$n" --page-size 1 --bin-dir "$BIN_DIR" --settle-time-wait 75 \
-    "${FLOOR[@]}" | tee "$TMP/c$n" || true
+    "${FLOOR[@]}" "${HB[@]}" | tee "$TMP/c$n" || true
   grep -q "^bench concurrency:" "$TMP/c$n" || rc=1
 done
 

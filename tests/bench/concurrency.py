@@ -96,6 +96,11 @@ def parse_args():
                    help="SIGNBRIDGE_UPSTREAM_MAX_HOST_CONNECTIONS (per lane); default "
                         "max(8192, calls + 256) straight to the sandbox (one HTTP/1.1 connection "
                         "per call in flight), signbridge's own default through the nginx front")
+    p.add_argument("--helpers-batch", action="store_true",
+                   help="run the sandbox and the C load client as SCHED_BATCH (every thread): they "
+                        "no longer preempt the proxy measured when they wake, as an upstream and "
+                        "a load generator on machines of their own never do (peer.sh has the same "
+                        "option); the proxy floor's nginx and signbridge alike")
     p.add_argument("--sb-env", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for signbridge (the harness passes no other "
                         "SIGNBRIDGE_* through); repeatable")
@@ -140,6 +145,20 @@ def nofile_of(pid):
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+HELPERS_BATCH = False  # --helpers-batch
+
+
+def batch_threads(pid):
+    """Every thread of pid to SCHED_BATCH (a helper of the measurement: the sandbox, the client)."""
+    if not HELPERS_BATCH:
+        return
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            os.sched_setscheduler(int(tid), os.SCHED_BATCH, os.sched_param(0))
+        except ProcessLookupError:
+            pass
 
 
 def cpu_s(pid):
@@ -248,6 +267,7 @@ class CClient:
         if line != "ready %d" % self.n:
             raise RuntimeError("bench_conc_client: expected \"ready %d\", got %r (exit %s)"
                                % (self.n, line, self.proc.returncode))
+        batch_threads(self.proc.pid)
 
     async def _line(self):
         try:
@@ -963,7 +983,11 @@ def settle_time_wait(limit_s):
 
 
 def main():
+    global HELPERS_BATCH
     args = parse_args()
+    HELPERS_BATCH = args.helpers_batch
+    if HELPERS_BATCH:
+        print("# the sandbox and the load client run as SCHED_BATCH (--helpers-batch)", flush=True)
     sbtest.BIN = args.signbridge
     uptest.SANDBOX_BIN = args.sandbox
     checks = sbtest.Checks()
@@ -977,6 +1001,7 @@ def main():
     front = None
     try:
         sbx.start()
+        batch_threads(sbx.proc.pid)
         # straight to the sandbox, one upstream HTTP/1.1 connection per call in flight: the
         # per-host cap must hold every call; through the TLS + HTTP/2 front, signbridge's own
         # default is what is measured unless --max-host-connections says otherwise

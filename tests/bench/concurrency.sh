@@ -36,7 +36,10 @@
 #          the count is printed either way),
 #          --sb-env NAME=VALUE (repeatable: signbridge's environment, e.g.
 #          SIGNBRIDGE_LIMITS_MAX_HEADER_BYTES=8192; the test harness passes no other SIGNBRIDGE_*
-#          variable through, and MALLOC_CONF from the caller's environment).
+#          variable through, and MALLOC_CONF from the caller's environment),
+#          --helpers-batch (the sandbox and the load client run as SCHED_BATCH: they no longer
+#          preempt the proxy measured when they wake, as an upstream and a load generator on
+#          machines of their own never do; nginx as the proxy floor and signbridge alike).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
 #      CONC_CLIENT_BIN (the C load client, instead of the one next to the binaries);
 #      NGINX_BIN (the nginx of --upstream-front nginx).
@@ -81,6 +84,7 @@ while (($#)); do
     --client) CLIENT=$2; shift ;;
     --upstream-front) FRONT=$2; shift ;;
     --proxy-floor) FLOOR=$2; shift ;;
+    --helpers-batch) PASS_ARGS+=("$1") ;;
     --h2-streams|--max-host-connections|--sb-env) PASS_ARGS+=("$1" "$2"); shift ;;
     --latency-ms|--max-wall|--thread-slack|--sessions|--page-size|--settle-time-wait) PASS_ARGS+=("$1" "$2"); shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;

