@@ -87,8 +87,9 @@ typedef struct sbx_resp {
     sb_buf body;  /* initialised by the framework with a 64 MiB maximum */
     char content_type[96];
     int nheaders;
-    /* the headers set with sbx_resp_header, packed as "name\0value\0" pairs, in the order set:
-     * a few dozen bytes, where fixed arrays for 16 made every request's context ~10 KB */
+    /* the headers set with sbx_resp_header, packed as "name\0value\0" pairs in the order set (a
+     * header set again moves to the end with its new value): a few dozen bytes, where fixed
+     * arrays for 16 made every request's context ~10 KB */
     sb_buf headers;
     char *location;  /* set by sbx_resp_redirect (no length limit); owned by the framework */
 } sbx_resp;
