@@ -12,6 +12,8 @@
 #
 # Options: --duration 10s, --starts 10 (start-to-ready samples), --t3-rounds 5 (target 3's
 #          alternations; 2 with --smoke), --t1-rounds 3 (target 1's gzip runs; 1 with --smoke),
+#          --t2-rounds 2 (target 2's signbridge / peer alternations: more give the ratio a
+#          tighter estimate on a host whose speed drifts; each round's ratio is printed too),
 #          --bin-dir DIR (use DIR/signbridge and
 #          DIR/signbridge-sandbox instead of building), --helpers-batch (run the sandbox and wrk
 #          as SCHED_BATCH, `chrt -b 0`: they no longer preempt the server measured when they wake,
@@ -32,8 +34,8 @@
 #             the run with the median p99 >= 40,000 requests/s and p99 <= 2 ms; the same
 #             without Accept-Encoding (48 KB uncompressed) printed beside it
 #   target 2  tools/call list_documents (page_size 10), wrk -t2 -c50, after a short warm-up of
-#             each, alternating signbridge / peer / signbridge / peer; the means of the two runs:
-#             signbridge >= 10x the peer's requests/s and p99 <= 1/5 of the peer's
+#             each, alternating signbridge / peer / signbridge / peer (--t2-rounds pairs); the means
+#             of the runs: signbridge >= 10x the peer's requests/s and p99 <= 1/5 of the peer's
 #   target 3  wrk -t1 -c1: the sandbox's GET {base}/v1/document/list?Page=1&PageSize=10 directly
 #             vs tools/call list_documents through signbridge, alternating --t3-rounds times; the
 #             median of the rounds' p50 differences <= 100 us (one round caught in one of the
@@ -64,6 +66,7 @@ while (($#)); do
     --starts) STARTS=$2; shift ;;
     --t3-rounds) T3_ROUNDS=$2; shift ;;
     --t1-rounds) T1_ROUNDS=$2; shift ;;
+    --t2-rounds) T2_ROUNDS=$2; shift ;;
     --bin-dir) BIN_DIR=$2; shift ;;
     --helpers-batch) HELPERS=(chrt -b 0) ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -73,7 +76,9 @@ while (($#)); do
 done
 if ((SMOKE)); then DURATION=${DURATION:-2s}; STARTS=${STARTS:-3}; WARM=1s; T3_ROUNDS=${T3_ROUNDS:-2}; T1_ROUNDS=${T1_ROUNDS:-1}
 else DURATION=${DURATION:-10s}; STARTS=${STARTS:-10}; WARM=3s; T3_ROUNDS=${T3_ROUNDS:-5}; T1_ROUNDS=${T1_ROUNDS:-3}; fi
+T2_ROUNDS=${T2_ROUNDS:-2}
 [[ $T1_ROUNDS =~ ^[0-9]+$ && $T1_ROUNDS -ge 1 ]] || { echo "peer.sh: --t1-rounds takes a whole number >= 1" >&2; exit 2; }
+[[ $T2_ROUNDS =~ ^[0-9]+$ && $T2_ROUNDS -ge 1 ]] || { echo "peer.sh: --t2-rounds takes a whole number >= 1" >&2; exit 2; }
 [[ $T3_ROUNDS =~ ^[0-9]+$ && $T3_ROUNDS -ge 1 ]] || { echo "peer.sh: --t3-rounds takes a whole number >= 1" >&2; exit 2; }
 
 PASS=0
@@ -335,7 +340,8 @@ d = json.load(sys.stdin)
 print(d["providers"]["boldsign"]["regions"]["us"]["routes"].get("GET /v1/document/list", 0))'
 }
 declare -A SUM
-for round in 1 2; do
+T2_RATIOS=()
+for round in $(seq "$T2_ROUNDS"); do
   for who in signbridge peer; do
     if [[ $who == signbridge ]]; then H=("${SB_H[@]}"); U=$SB_URL; else H=("${PEER_H[@]}"); U=$PEER_URL; fi
     N0=$(upstream_count)
@@ -347,11 +353,14 @@ for round in 1 2; do
     else nok "target 2 $who run $round: an upstream list request per answer" "$((N1 - N0)) upstream requests for $TOT answers"; fi
     SUM[$who.rps]=$(( ${SUM[$who.rps]:-0} + R )); SUM[$who.p50]=$(( ${SUM[$who.p50]:-0} + P50 ))
     SUM[$who.p90]=$(( ${SUM[$who.p90]:-0} + P90 )); SUM[$who.p99]=$(( ${SUM[$who.p99]:-0} + P99 ))
+    if [[ $who == signbridge ]]; then RSB=$R; else T2_RATIOS+=("$(python3 -c "print('%.1f' % ($RSB / max(1, $R)))")"); fi
   done
 done
+N2=$T2_ROUNDS
 for who in signbridge peer; do
-  echo "bench peer: target 2 $who mean of 2 runs: $(( SUM[$who.rps] / 2 )) requests/s, p50 $(ms "${SUM[$who.p50]}/2") ms, p90 $(ms "${SUM[$who.p90]}/2") ms, p99 $(ms "${SUM[$who.p99]}/2") ms"
+  echo "bench peer: target 2 $who mean of $N2 runs: $(( SUM[$who.rps] / N2 )) requests/s, p50 $(ms "${SUM[$who.p50]}/$N2") ms, p90 $(ms "${SUM[$who.p90]}/$N2") ms, p99 $(ms "${SUM[$who.p99]}/$N2") ms"
 done
+echo "bench peer: target 2 throughput ratio of each round (signbridge's run / the peer's run after it): ${T2_RATIOS[*]} (median $(python3 -c "import statistics, sys; print('%.1f' % statistics.median(float(x) for x in sys.argv[1:]))" "${T2_RATIOS[@]}"))"
 TPUT=$(python3 -c "print('%.1f' % (${SUM[signbridge.rps]} / max(1, ${SUM[peer.rps]})))")
 P99R=$(python3 -c "print('%.1f' % (${SUM[peer.p99]} / max(1, ${SUM[signbridge.p99]})))")
 echo "bench peer: target 2 ratios: throughput signbridge/peer ${TPUT}x, p99 peer/signbridge ${P99R}x"
@@ -361,7 +370,7 @@ check "target 2: list_documents p99 <= 1/5 of the peer's" "$P99R >= 5" "peer p99
 # sandbox and wrk what a direct one does, plus the proxy's own work, on the same two cores.
 read -r R P50 P90 P99 BAD SOCK TOT < <(wrk_run t2.direct -t2 -c50 -d"$DURATION" -H "X-API-KEY: $KEY" "$DIRECT_URL")
 report "target 2 floor: sandbox direct GET list -t2 -c50" "$R" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
-echo "bench peer: target 2 against the floor: 10x the peer is $(( SUM[peer.rps] * 10 / 2 )) requests/s; the sandbox alone serves $R; signbridge $(( SUM[signbridge.rps] / 2 ))"
+echo "bench peer: target 2 against the floor: 10x the peer is $(( SUM[peer.rps] * 10 / N2 )) requests/s; the sandbox alone serves $R; signbridge $(( SUM[signbridge.rps] / N2 ))"
 
 # -- target 3: latency added at 1 connection ----------------------------------------------------
 WRK_UNIQUE_IDS=0
