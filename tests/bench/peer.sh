@@ -12,8 +12,9 @@
 #
 # Options: --duration 10s, --starts 10 (start-to-ready samples), --t3-rounds 5 (target 3's
 #          alternations; 2 with --smoke), --t1-rounds 3 (target 1's gzip runs; 1 with --smoke),
-#          --t2-rounds 2 (target 2's signbridge / peer alternations: more give the ratio a
-#          tighter estimate on a host whose speed drifts; each round's ratio is printed too),
+#          --t2-rounds 6 (target 2's signbridge / peer alternations; 2 with --smoke: more give
+#          the ratio a tighter estimate on a host whose speed drifts by +-20% within minutes;
+#          each round's ratio and their median are printed too),
 #          --bin-dir DIR (use DIR/signbridge and
 #          DIR/signbridge-sandbox instead of building), --helpers-batch (run the sandbox and wrk
 #          as SCHED_BATCH, `chrt -b 0`: they no longer preempt the server measured when they wake,
@@ -76,7 +77,7 @@ while (($#)); do
 done
 if ((SMOKE)); then DURATION=${DURATION:-2s}; STARTS=${STARTS:-3}; WARM=1s; T3_ROUNDS=${T3_ROUNDS:-2}; T1_ROUNDS=${T1_ROUNDS:-1}
 else DURATION=${DURATION:-10s}; STARTS=${STARTS:-10}; WARM=3s; T3_ROUNDS=${T3_ROUNDS:-5}; T1_ROUNDS=${T1_ROUNDS:-3}; fi
-T2_ROUNDS=${T2_ROUNDS:-2}
+if ((SMOKE)); then T2_ROUNDS=${T2_ROUNDS:-2}; else T2_ROUNDS=${T2_ROUNDS:-6}; fi
 [[ $T1_ROUNDS =~ ^[0-9]+$ && $T1_ROUNDS -ge 1 ]] || { echo "peer.sh: --t1-rounds takes a whole number >= 1" >&2; exit 2; }
 [[ $T2_ROUNDS =~ ^[0-9]+$ && $T2_ROUNDS -ge 1 ]] || { echo "peer.sh: --t2-rounds takes a whole number >= 1" >&2; exit 2; }
 [[ $T3_ROUNDS =~ ^[0-9]+$ && $T3_ROUNDS -ge 1 ]] || { echo "peer.sh: --t3-rounds takes a whole number >= 1" >&2; exit 2; }
