@@ -354,7 +354,7 @@ for round in $(seq "$T2_ROUNDS"); do
     else nok "target 2 $who run $round: an upstream list request per answer" "$((N1 - N0)) upstream requests for $TOT answers"; fi
     SUM[$who.rps]=$(( ${SUM[$who.rps]:-0} + R )); SUM[$who.p50]=$(( ${SUM[$who.p50]:-0} + P50 ))
     SUM[$who.p90]=$(( ${SUM[$who.p90]:-0} + P90 )); SUM[$who.p99]=$(( ${SUM[$who.p99]:-0} + P99 ))
-    if [[ $who == signbridge ]]; then RSB=$R; else T2_RATIOS+=("$(python3 -c "print('%.1f' % ($RSB / max(1, $R)))")"); fi
+    if [[ $who == signbridge ]]; then RSB=${R:-0}; else T2_RATIOS+=("$(python3 -c "print('%.1f' % (${RSB:-0} / max(1, ${R:-0})))")"); fi
   done
 done
 N2=$T2_ROUNDS
