@@ -100,7 +100,7 @@ def parse_args():
                    help="run the sandbox and the C load client as SCHED_BATCH (every thread): they "
                         "no longer preempt the proxy measured when they wake, as an upstream and "
                         "a load generator on machines of their own never do (peer.sh has the same "
-                        "option); the proxy floor's nginx and signbridge alike")
+                        "option); signbridge and nginx (the proxy floor) run as they are")
     p.add_argument("--sb-env", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for signbridge (the harness passes no other "
                         "SIGNBRIDGE_* through); repeatable")

@@ -39,7 +39,7 @@
 #          variable through, and MALLOC_CONF from the caller's environment),
 #          --helpers-batch (the sandbox and the load client run as SCHED_BATCH: they no longer
 #          preempt the proxy measured when they wake, as an upstream and a load generator on
-#          machines of their own never do; nginx as the proxy floor and signbridge alike).
+#          machines of their own never do; signbridge and nginx, the proxy floor, run as they are).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
 #      CONC_CLIENT_BIN (the C load client, instead of the one next to the binaries);
 #      NGINX_BIN (the nginx of --upstream-front nginx).

