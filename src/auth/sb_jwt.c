@@ -298,6 +298,43 @@ int sb_jwk_generate(sb_jwk **out, const char *alg)
     return *out ? 0 : SB_JWT_EINTERNAL;
 }
 
+/* Whether a public key is sound, with the same answer every time. EC: OpenSSL's check (the
+ * point is on P-256). RSA: OpenSSL's EVP_PKEY_public_check (SP 800-56B 6.4.2.1) decides "n is not
+ * a power of a prime" with one Miller-Rabin round on a random base, so a modulus with a factor p
+ * where b^(n-1) = 1 mod p for some bases is accepted on one parse and refused on the next (found
+ * by fuzz_jwt: a JWKS that parsed, was serialized and no longer parsed; a refreshed key set could
+ * lose a key the same way). The same checks here with the base fixed at 2: n odd, no factor below
+ * 752, gcd(2^(n-1) - 1 mod n, n) = 1 (which refuses every prime and prime power: for them
+ * 2^(n-1) = 1 mod p), e odd and 1 < e < n. The modulus size is jwk_wrap's check. */
+static int pkey_public_ok(EVP_PKEY *pkey)
+{
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+        EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        int ok = chk && EVP_PKEY_public_check(chk) == 1;
+        EVP_PKEY_CTX_free(chk);
+        ERR_clear_error();
+        return ok;
+    }
+    BIGNUM *n = NULL, *e = NULL, *x = BN_new(), *g = BN_new(), *nm1 = BN_new();
+    BN_CTX *ctx = BN_CTX_new();
+    int ok = EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &n) == 1 &&
+             EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e) == 1 && x && g && nm1 &&
+             ctx && BN_is_odd(n) && BN_is_odd(e) && !BN_is_one(e) && BN_cmp(e, n) < 0;
+    for (BN_ULONG d = 3; ok && d < 752; d += 2) /* an odd d divides n only if a prime below it does */
+        ok = BN_mod_word(n, d) != 0;
+    ok = ok && BN_copy(nm1, n) && BN_sub_word(nm1, 1) &&
+         BN_mod_exp_mont_word(x, 2, nm1, n, ctx, NULL) == 1 && BN_sub_word(x, 1) &&
+         BN_gcd(g, x, n, ctx) == 1 && BN_is_one(g);
+    BN_free(n);
+    BN_free(e);
+    BN_free(x);
+    BN_free(g);
+    BN_free(nm1);
+    BN_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
 static int no_password(char *buf, int size, int rwflag, void *u)
 {
     (void)buf;
@@ -345,15 +382,18 @@ int sb_jwk_from_pem(sb_jwk **out, const char *pem, size_t len, const char *alg, 
         seterr(err, errlen, "not a PEM private or public key (or encrypted)");
         return SB_JWT_EMALFORMED;
     }
-    /* the checks sb_jwks_parse applies to a published key (sane modulus and exponent, point on the
-     * curve), and for a private key that it matches its public half: else a corrupt PEM would be
-     * accepted here and publish a JWK no verifier accepts (found by fuzz_jwk). Keys over 8192
-     * bits are refused by jwk_wrap without the (slow) checks. */
+    /* the checks sb_jwks_parse applies to a published key (pkey_public_ok), and for a private key
+     * that it matches its public half: else a corrupt PEM would be accepted here and publish a
+     * JWK no verifier accepts (found by fuzz_jwk). Keys over 8192 bits are refused by jwk_wrap
+     * without the (slow) checks. */
     int ok = 1;
     if (EVP_PKEY_get_bits(pkey) <= 8192) {
-        EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        ok = chk && EVP_PKEY_public_check(chk) == 1 && (!priv || EVP_PKEY_pairwise_check(chk) == 1);
-        EVP_PKEY_CTX_free(chk);
+        ok = pkey_public_ok(pkey);
+        if (ok && priv) {
+            EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+            ok = chk && EVP_PKEY_pairwise_check(chk) == 1;
+            EVP_PKEY_CTX_free(chk);
+        }
     }
     ERR_clear_error();
     if (!ok) {
@@ -525,13 +565,10 @@ static EVP_PKEY *jwk_to_pkey(const cJSON *o, int type)
         pkey = NULL;
         goto done;
     }
-    /* point on the curve / sane RSA public exponent and modulus */
-    EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    if (!chk || EVP_PKEY_public_check(chk) != 1) {
+    if (!pkey_public_ok(pkey)) { /* point on the curve / sane RSA exponent and modulus */
         EVP_PKEY_free(pkey);
         pkey = NULL;
     }
-    EVP_PKEY_CTX_free(chk);
 done:
     EVP_PKEY_CTX_free(ctx);
     OSSL_PARAM_free(params);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -468,6 +469,87 @@ static void test_jwks_parse_filters(void **state)
     sb_jwks_free(full);
 }
 
+/* A JWKS with this RSA modulus, parsed again and again, is accepted every time or refused every
+ * time. n = 757 * r with r = 379 mod 756, so gcd(n - 1, 756) = 378: half of all bases b have
+ * b^(n-1) = 1 mod 757. OpenSSL's EVP_PKEY_public_check decides "not a power of a prime" with one
+ * Miller-Rabin round on a random base, so it accepted this key on about half the parses (found
+ * by fuzz_jwt: a parsed set, serialized, no longer parsed). */
+static int parses_with_n(const BIGNUM *n, const char *e64)
+{
+    unsigned char nb[1024];
+    int nl = BN_bn2bin(n, nb);
+    char n64[1400];
+    n64[sb_base64url_encode(nb, (size_t)nl, n64)] = 0;
+    sb_buf doc;
+    sb_buf_init(&doc, 1 << 16);
+    sb_buf_printf(&doc, "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\"}]}", n64, e64);
+    sb_jwks *s = NULL;
+    char err[128];
+    int rc = sb_jwks_parse(&s, doc.data, doc.len, err, sizeof err);
+    assert_true((rc == 0) == (s != NULL));
+    sb_jwks_free(s);
+    sb_buf_free(&doc);
+    return rc == 0;
+}
+
+static void test_jwks_rsa_modulus_checks(void **state)
+{
+    (void)state;
+    BN_CTX *ctx = BN_CTX_new();
+    BIGNUM *n = BN_new(), *r = BN_new(), *t = BN_new(), *p = BN_new();
+    assert_non_null(ctx);
+    /* r = 379 + 756 t, t fixed (2^2028 + 2^1000 + 1) and stepped until r has no factor below 752
+     * (so that only 757 makes the test random) */
+    BN_zero(t);
+    BN_set_bit(t, 2028);
+    BN_set_bit(t, 1000);
+    BN_add_word(t, 1);
+    for (;;) {
+        BN_copy(r, t);
+        BN_mul_word(r, 756);
+        BN_add_word(r, 379);
+        int small = 0;
+        for (BN_ULONG d = 3; d < 752 && !small; d += 2)
+            small = BN_mod_word(r, d) == 0;
+        if (!small) break;
+        BN_add_word(t, 1);
+    }
+    BN_copy(n, r);
+    BN_mul_word(n, 757);
+    assert_int_equal(BN_num_bits(n), 2048);
+    int first = parses_with_n(n, "AQAB");
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(parses_with_n(n, "AQAB"), first);
+    /* every prime, prime power and modulus with a factor below 752 is refused; so are an even
+     * exponent and e = 1; a real key's modulus is accepted with e = 65537 and e = 3 */
+    assert_non_null(BN_get_rfc3526_prime_2048(p)); /* a 2048-bit prime */
+    assert_false(parses_with_n(p, "AQAB"));
+    BIGNUM *real = NULL, *f1 = NULL;
+    EVP_PKEY *pk = private_pkey(g_rsa);
+    assert_int_equal(EVP_PKEY_get_bn_param(pk, "n", &real), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(pk, "rsa-factor1", &f1), 1);
+    EVP_PKEY_free(pk);
+    assert_int_equal(BN_sqr(n, f1, ctx), 1); /* p^2, 2048 bits */
+    assert_int_equal(BN_num_bits(n), 2048);
+    assert_false(parses_with_n(n, "AQAB"));
+    BN_free(f1);
+    assert_true(parses_with_n(real, "AQAB"));
+    assert_true(parses_with_n(real, "Aw"));  /* e = 3 */
+    assert_false(parses_with_n(real, "AQAA")); /* e = 65536 */
+    assert_false(parses_with_n(real, "AQ"));   /* e = 1 */
+    BN_copy(n, real); /* the odd multiple of 751 at or just above it */
+    BN_sub_word(n, BN_mod_word(n, 751));
+    BN_add_word(n, BN_is_odd(n) ? 1502 : 751);
+    assert_int_equal(BN_num_bits(n), 2048);
+    assert_false(parses_with_n(n, "AQAB"));
+    BN_free(real);
+    BN_free(n);
+    BN_free(r);
+    BN_free(t);
+    BN_free(p);
+    BN_CTX_free(ctx);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Attacks and claim checks
  */
@@ -733,6 +815,7 @@ int main(void)
         cmocka_unit_test(test_rfc7638_thumbprint),
         cmocka_unit_test(test_jwks_roundtrip),
         cmocka_unit_test(test_jwks_parse_filters),
+        cmocka_unit_test(test_jwks_rsa_modulus_checks),
         cmocka_unit_test(test_alg_none),
         cmocka_unit_test(test_hs256_with_public_key),
         cmocka_unit_test(test_alg_switch),
