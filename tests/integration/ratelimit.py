@@ -6,7 +6,7 @@ ratelimit.requests_per_minute=120, burst=10, max_concurrent_calls=2, and checks:
     Retry-After (whole seconds >= 1) and a JSON-RPC error whose data says limit "rate", the
     configured rate and burst, and when to retry; after Retry-After seconds it is let through again;
   - another credential is unaffected meanwhile;
-  - with the sandbox slowed (latency_ms=1000), the third concurrent tools/call of one credential
+  - with the sandbox slowed (latency_ms=2000), the third concurrent tools/call of one credential
     gets 429 (limit "concurrency", its JSON-RPC id echoed) while the first two complete; once
     they have, a call goes through again (the slots were released);
   - signbridge_ratelimit_refusals_total{limit="rate"|"concurrency"} counted the refusals.
@@ -114,7 +114,8 @@ def main(t):
         s = br.session("/dropboxsign/mcp", cred_c)
         res = s.call("list_documents", {"page_size": 1})
         assert not res.is_error, res.describe()
-        sbx.config(latency_ms=1000)
+        sbx.config(latency_ms=2000)
+        since = sbx.last_seq()
         out = {}
 
         def go(i):
@@ -126,7 +127,7 @@ def main(t):
             th = [threading.Thread(target=go, args=(i,)) for i in range(CONC)]
             for x in th:
                 x.start()
-            time.sleep(0.4)
+            sbx.wait_requests(since, CONC)  # both slow calls are at the sandbox: slots taken
             body = {"jsonrpc": "2.0", "id": 4242, "method": "tools/call",
                     "params": {"name": "list_documents", "arguments": {"page_size": 1}}}
             r = request(port, "POST", "/dropboxsign/mcp",

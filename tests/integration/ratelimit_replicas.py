@@ -106,7 +106,7 @@ def main(t):
             # a third credential (fresh bucket): two slow calls on A, then one on B -> 429
             third = uptest.xkey(sbx.key("boldsign", "ca"))
             sbx.add_fault(provider="boldsign", region="ca", method="GET",
-                          route="/v1/document/list", mode="latency", latency_ms=1500)
+                          route="/v1/document/list", mode="latency", latency_ms=2000)
             path = "/boldsign/ca/mcp"
             sids = {}
             for srv in (a, b):
@@ -119,10 +119,11 @@ def main(t):
                                     {"name": "list_documents", "arguments": {"page_size": 1}},
                                     id_=hash(tag) % 100000, extra=third, path=path, timeout=20.0)
                 res[tag] = (r.status, msg)
+            since = sbx.last_seq()
             th = [threading.Thread(target=call, args=(a, "a%d" % i)) for i in range(2)]
             for x in th:
                 x.start()
-            time.sleep(0.5)
+            sbx.wait_requests(since, 2)  # both slow calls are at the sandbox: A holds the slots
             call(b, "b")
             for x in th:
                 x.join()

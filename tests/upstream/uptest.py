@@ -120,6 +120,20 @@ class Sandbox(sbtest.Server):
     def last_seq(self):
         return self.ctl("GET", "/_sandbox/requests?limit=1").get("last_seq", 0)
 
+    def wait_requests(self, since, n, timeout=10.0, provider=None):
+        """Wait until n provider requests are logged after seq `since` and return them.  The
+        sandbox logs a request when it arrives, before any latency it then adds, so this is how a
+        test knows its slow calls are in flight (a fixed sleep is a race on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.requests(since, provider)
+            if len(got) >= n:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError("%d of %d requests reached the sandbox in %.0f s"
+                                     % (len(got), n, timeout))
+            time.sleep(0.02)
+
     def stats(self):
         return self.ctl("GET", "/_sandbox/stats")
 
