@@ -127,7 +127,8 @@ def main(t):
             th = [threading.Thread(target=go, args=(i,)) for i in range(CONC)]
             for x in th:
                 x.start()
-            sbx.wait_requests(since, CONC)  # both slow calls are at the sandbox: slots taken
+            # both slow calls have reached the sandbox: their slots are taken
+            sbx.wait_requests(since, CONC, route_suffix="/list")
             body = {"jsonrpc": "2.0", "id": 4242, "method": "tools/call",
                     "params": {"name": "list_documents", "arguments": {"page_size": 1}}}
             r = request(port, "POST", "/dropboxsign/mcp",

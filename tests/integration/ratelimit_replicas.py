@@ -123,7 +123,8 @@ def main(t):
             th = [threading.Thread(target=call, args=(a, "a%d" % i)) for i in range(2)]
             for x in th:
                 x.start()
-            sbx.wait_requests(since, 2)  # both slow calls are at the sandbox: A holds the slots
+            # both slow calls have reached the sandbox: A holds both slots
+            sbx.wait_requests(since, 2, route_suffix="/list")
             call(b, "b")
             for x in th:
                 x.join()

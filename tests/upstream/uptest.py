@@ -120,13 +120,15 @@ class Sandbox(sbtest.Server):
     def last_seq(self):
         return self.ctl("GET", "/_sandbox/requests?limit=1").get("last_seq", 0)
 
-    def wait_requests(self, since, n, timeout=10.0, provider=None):
-        """Wait until n provider requests are logged after seq `since` and return them.  The
-        sandbox logs a request when it arrives, before any latency it then adds, so this is how a
-        test knows its slow calls are in flight (a fixed sleep is a race on a loaded machine)."""
+    def wait_requests(self, since, n, timeout=10.0, provider=None, route_suffix=""):
+        """Wait until n provider requests whose route ends with route_suffix are logged after seq
+        `since`, and return them.  The sandbox logs a request when it arrives, before any latency
+        it then adds, so this is how a test knows its slow calls are in flight (a fixed sleep is a
+        race on a loaded machine)."""
         deadline = time.monotonic() + timeout
         while True:
-            got = self.requests(since, provider)
+            got = [q for q in self.requests(since, provider)
+                   if q.get("route", "").endswith(route_suffix)]
             if len(got) >= n:
                 return got
             if time.monotonic() > deadline:
