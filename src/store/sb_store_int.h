@@ -49,6 +49,11 @@ typedef struct {
 int sb_store_sqlite_open(void **be, const char *path, const sb_store_opts *o, char *err,
                          size_t errlen);
 int sb_store_pg_open(void **be, const char *url, const sb_store_opts *o, char *err, size_t errlen);
+/* Load libpq (soname, e.g. SB_LIBPQ_SONAME) once per process with dlopen and resolve the functions
+ * the PostgreSQL backend calls; thread-safe, later calls return 0 at once. On failure err names the
+ * library and the package to install, nothing stays loaded, and a later call may try again. */
+#define SB_LIBPQ_SONAME "libpq.so.5"
+int sb_store_pg_load(const char *soname, char *err, size_t errlen);
 extern const sb_store_ops sb_store_sqlite_ops;
 extern const sb_store_ops sb_store_pg_ops;
 

@@ -1,5 +1,8 @@
 /* sb_store_pg: the PostgreSQL backend (libpq): a bounded pool of connections, each used by one
- * thread at a time; parameters bound in binary, results read in binary. */
+ * thread at a time; parameters bound in binary, results read in binary. libpq is loaded with
+ * dlopen when a PostgreSQL store is opened, so a process on the SQLite store never maps it (nor
+ * the Kerberos, LDAP and TLS libraries it brings): docs/store.md. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -23,6 +26,74 @@ typedef struct {
     PGconn **conns;
     unsigned char *busy;
 } pg_be;
+
+/* the libpq functions this backend calls, resolved once from libpq.so.5 (typed by libpq-fe.h) */
+#define PQ_FUNCS(X)                                                                                \
+    X(PQclear)                                                                                     \
+    X(PQcmdTuples)                                                                                 \
+    X(PQconnectdbParams)                                                                           \
+    X(PQerrorMessage)                                                                              \
+    X(PQexec)                                                                                      \
+    X(PQexecParams)                                                                                \
+    X(PQfinish)                                                                                    \
+    X(PQgetisnull)                                                                                 \
+    X(PQgetlength)                                                                                 \
+    X(PQgetvalue)                                                                                  \
+    X(PQnfields)                                                                                   \
+    X(PQntuples)                                                                                   \
+    X(PQreset)                                                                                     \
+    X(PQresultErrorMessage)                                                                        \
+    X(PQresultStatus)                                                                              \
+    X(PQsetNoticeProcessor)                                                                        \
+    X(PQstatus)
+
+static struct {
+#define PQ_FIELD(f) __typeof__(f) *f;
+    PQ_FUNCS(PQ_FIELD)
+#undef PQ_FIELD
+} pq;
+
+static pthread_mutex_t pq_mu = PTHREAD_MUTEX_INITIALIZER;
+static int pq_loaded;
+
+int sb_store_pg_load(const char *soname, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pq_mu);
+    if (pq_loaded) {
+        pthread_mutex_unlock(&pq_mu);
+        return 0;
+    }
+    /* RTLD_LOCAL: libpq's symbols (and the OpenSSL it links) stay out of the global scope */
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        sb_store_seterr(err, errlen,
+                        "store: postgresql: cannot load %s (%s); install libpq5 (Debian, Ubuntu) "
+                        "or postgresql-libs to use a PostgreSQL store",
+                        soname, why ? why : "not found");
+        pthread_mutex_unlock(&pq_mu);
+        return SB_STORE_ERR;
+    }
+    const char *missing = NULL;
+#define PQ_LOAD(f)                                                                                 \
+    if (!missing) {                                                                                \
+        *(void **)&pq.f = dlsym(h, #f);                                                            \
+        if (!pq.f) missing = #f;                                                                   \
+    }
+    PQ_FUNCS(PQ_LOAD)
+#undef PQ_LOAD
+    if (missing) {
+        sb_store_seterr(err, errlen, "store: postgresql: %s has no %s (libpq 10 or later needed)",
+                        soname, missing);
+        memset(&pq, 0, sizeof pq);
+        dlclose(h);
+        pthread_mutex_unlock(&pq_mu);
+        return SB_STORE_ERR;
+    }
+    pq_loaded = 1; /* the handle stays open for the life of the process */
+    pthread_mutex_unlock(&pq_mu);
+    return 0;
+}
 
 static void quiet_notice(void *arg, const char *msg)
 {
@@ -48,7 +119,7 @@ static PGconn *acquire(pg_be *b, int *slot)
                 pthread_mutex_unlock(&b->mu);
                 *slot = i;
                 PGconn *c = b->conns[i];
-                if (PQstatus(c) != CONNECTION_OK) PQreset(c); /* reconnect a broken connection */
+                if (pq.PQstatus(c) != CONNECTION_OK) pq.PQreset(c); /* reconnect a broken connection */
                 return c;
             }
         }
@@ -121,17 +192,17 @@ static int run(PGconn *c, const char *sql, const sb_sparam *p, int np, const cha
             return SB_STORE_EINVAL;
         }
     }
-    PGresult *r = PQexecParams(c, sql, np, types, vals, lens, fmts, 1);
-    ExecStatusType s = PQresultStatus(r);
+    PGresult *r = pq.PQexecParams(c, sql, np, types, vals, lens, fmts, 1);
+    ExecStatusType s = pq.PQresultStatus(r);
     int rc = 0;
     if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
-        const char *ct = PQcmdTuples(r);
+        const char *ct = pq.PQcmdTuples(r);
         res->changes = ct && *ct ? strtoll(ct, NULL, 10) : 0;
-        if (s == PGRES_TUPLES_OK && PQntuples(r) > 0 && cols && *cols) {
+        if (s == PGRES_TUPLES_OK && pq.PQntuples(r) > 0 && cols && *cols) {
             int ni = 0;
-            for (int col = 0; cols[col] && col < PQnfields(r) && !rc; col++) {
-                const char *v = PQgetvalue(r, 0, col);
-                int len = PQgetisnull(r, 0, col) ? 0 : PQgetlength(r, 0, col);
+            for (int col = 0; cols[col] && col < pq.PQnfields(r) && !rc; col++) {
+                const char *v = pq.PQgetvalue(r, 0, col);
+                int len = pq.PQgetisnull(r, 0, col) ? 0 : pq.PQgetlength(r, 0, col);
                 if (cols[col] == 'b') {
                     res->blob = malloc((size_t)len + 1);
                     if (!res->blob) {
@@ -150,7 +221,7 @@ static int run(PGconn *c, const char *sql, const sb_sparam *p, int np, const cha
     } else {
         rc = SB_STORE_ERR;
     }
-    PQclear(r);
+    pq.PQclear(r);
     return rc;
 }
 
@@ -168,11 +239,11 @@ static int pg_query(void *be, const char *sql, const sb_sparam *p, int np, const
 
 static int pg_exec(void *ctx, const char *sql, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(ctx, sql);
-    ExecStatusType s = PQresultStatus(r);
+    PGresult *r = pq.PQexec(ctx, sql);
+    ExecStatusType s = pq.PQresultStatus(r);
     int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-    if (!ok) sb_store_seterr(err, errlen, "store: postgresql: %s", PQresultErrorMessage(r));
-    PQclear(r);
+    if (!ok) sb_store_seterr(err, errlen, "store: postgresql: %s", pq.PQresultErrorMessage(r));
+    pq.PQclear(r);
     return ok ? 0 : -1;
 }
 
@@ -204,7 +275,7 @@ static void pg_close(void *be)
     pg_be *b = be;
     if (!b) return;
     for (int i = 0; i < b->n; i++)
-        if (b->conns && b->conns[i]) PQfinish(b->conns[i]);
+        if (b->conns && b->conns[i]) pq.PQfinish(b->conns[i]);
     free(b->conns);
     free(b->busy);
     pthread_cond_destroy(&b->cv);
@@ -215,6 +286,7 @@ static void pg_close(void *be)
 int sb_store_pg_open(void **be, const char *url, const sb_store_opts *o, char *err, size_t errlen)
 {
     *be = NULL;
+    if (sb_store_pg_load(SB_LIBPQ_SONAME, err, errlen)) return SB_STORE_ERR;
     pg_be *b = calloc(1, sizeof *b);
     if (!b) return SB_STORE_ERR;
     pthread_mutex_init(&b->mu, NULL);
@@ -233,17 +305,17 @@ int sb_store_pg_open(void **be, const char *url, const sb_store_opts *o, char *e
                                          "keepalives_interval", "keepalives_count",
                                          "tcp_user_timeout", "dbname", NULL};
         const char *const val[] = {"5", "1", "10", "5", "3", "15000", url, NULL};
-        PGconn *c = PQconnectdbParams(kw, val, 1);
+        PGconn *c = pq.PQconnectdbParams(kw, val, 1);
         b->conns[i] = c;
         b->n = i + 1;
-        if (!c || PQstatus(c) != CONNECTION_OK) {
+        if (!c || pq.PQstatus(c) != CONNECTION_OK) {
             /* libpq's message names host and user, never the password. */
             sb_store_seterr(err, errlen, "store: postgresql: %s",
-                            c ? PQerrorMessage(c) : "out of memory");
+                            c ? pq.PQerrorMessage(c) : "out of memory");
             pg_close(b);
             return SB_STORE_ERR;
         }
-        PQsetNoticeProcessor(c, quiet_notice, NULL);
+        pq.PQsetNoticeProcessor(c, quiet_notice, NULL);
         if (pg_exec(c, "SET statement_timeout = 30000", err, errlen)) {
             pg_close(b);
             return SB_STORE_ERR;

@@ -69,7 +69,10 @@ def main(t):
                 assert '"store":"postgresql"' in srv.stderr_text(), "not on PostgreSQL"
                 r = request(srv.port, "GET", "/readyz")
                 assert r.status == 200, r.describe()
-        t.check("A and B run on one PostgreSQL; /readyz 200 on both", both_pg)
+                with open("/proc/%d/maps" % srv.proc.pid) as f:
+                    assert any("libpq.so.5" in l for l in f), "libpq not loaded (dlopen)"
+        t.check("A and B run on one PostgreSQL (libpq.so.5 loaded on demand); /readyz 200 on both",
+                both_pg)
 
         def region_cache():
             seq = sbx.last_seq()

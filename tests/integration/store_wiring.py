@@ -63,7 +63,11 @@ def main(t):
         r = request(br.port, "GET", "/readyz")
         assert r.status == 200 and r.json().get("status") == "ready", r.describe()
         assert '"store":"sqlite"' in br.stderr_text(), "the ready line does not name the store"
-    t.check("default store: signbridge.db (SQLite) in the working directory; /readyz 200", default_file)
+        with open("/proc/%d/maps" % br.proc.pid) as f:
+            libpq = [l.split()[-1] for l in f if "libpq" in l]
+        assert not libpq, "libpq mapped by a process on SQLite: %s" % libpq[:1]
+    t.check("default store: signbridge.db (SQLite) in the working directory; /readyz 200; libpq "
+            "not loaded", default_file)
 
     ikey_term = "store-wiring-term-" + uuid.uuid4().hex
     ikey_kill = "store-wiring-kill-" + uuid.uuid4().hex

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "store/sb_store.h"
+#include "store/sb_store_int.h"
 
 typedef struct {
     int pg;
@@ -664,6 +665,37 @@ static void test_crash_safety(void **state)
                      0);
 }
 
+/* libpq is loaded on demand: a missing library is a clear error naming it and the package, a
+ * PostgreSQL URL then fails to open with that message, and the real libpq loads (once, however
+ * many threads ask) */
+static void *load_thread(void *arg)
+{
+    char err[256];
+    *(int *)arg = sb_store_pg_load(SB_LIBPQ_SONAME, err, sizeof err);
+    return NULL;
+}
+
+static void test_libpq_on_demand(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    assert_int_equal(sb_store_pg_load("libsb-no-such-libpq.so.5", err, sizeof err), SB_STORE_ERR);
+    assert_non_null(strstr(err, "cannot load libsb-no-such-libpq.so.5"));
+    assert_non_null(strstr(err, "install libpq5"));
+    err[0] = 0;
+    /* a library without libpq's functions is refused by name, and nothing stays loaded */
+    assert_int_equal(sb_store_pg_load("libz.so.1", err, sizeof err), SB_STORE_ERR);
+    assert_non_null(strstr(err, "libz.so.1 has no PQclear"));
+    pthread_t t[4];
+    int rc[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&t[i], NULL, load_thread, &rc[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(rc[i], 0);
+    }
+    assert_int_equal(sb_store_pg_load("libsb-no-such-libpq.so.5", err, sizeof err), 0);
+}
+
 #define STORE_TESTS                                                                                \
     cmocka_unit_test(test_migrations), cmocka_unit_test(test_put_get_delete),                      \
         cmocka_unit_test(test_expiry_sweep), cmocka_unit_test(test_claim),                         \
@@ -674,7 +706,9 @@ static void test_crash_safety(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {STORE_TESTS};
-    int fails = cmocka_run_group_tests_name("sqlite", tests, setup_sqlite, teardown_sqlite);
+    const struct CMUnitTest loader[] = {cmocka_unit_test(test_libpq_on_demand)};
+    int fails = cmocka_run_group_tests_name("libpq", loader, NULL, NULL);
+    fails += cmocka_run_group_tests_name("sqlite", tests, setup_sqlite, teardown_sqlite);
     if (!getenv("SB_TEST_PG_URL") || !*getenv("SB_TEST_PG_URL"))
         printf("postgresql: skipped (SB_TEST_PG_URL is not set)\n");
     fails += cmocka_run_group_tests_name("postgresql", tests, setup_pg, teardown_pg);
