@@ -36,9 +36,12 @@ typedef struct rl_ent {
     uint64_t slots; /* shared mode: the store slots ("<key>:<i>") this process holds */
 } rl_ent;
 
+/* A stripe's lock and its buckets (b: SB_RL_BUCKETS heads in sb_ratelimit.buckets). The locks
+ * sit together and the 512 KiB of bucket heads apart, so initializing the locks touches one page,
+ * not one per stripe (an idle process keeps the heads untouched: zero pages never faulted in). */
 typedef struct {
     pthread_mutex_t mu;
-    rl_ent *b[SB_RL_BUCKETS];
+    rl_ent **b;
 } rl_stripe;
 
 struct sb_ratelimit {
@@ -49,6 +52,7 @@ struct sb_ratelimit {
     _Atomic uint64_t last_warn_ms;
     sb_mseries *m_rate, *m_conc;
     rl_stripe s[SB_RL_STRIPES];
+    rl_ent *buckets[SB_RL_STRIPES * SB_RL_BUCKETS];
 };
 
 static uint64_t hash_key(const char *k)
@@ -65,8 +69,10 @@ sb_ratelimit *sb_ratelimit_new(sb_store *store, int shared, const sb_ratelimit_l
     if (!rl) return NULL;
     rl->store = store;
     rl->shared = shared && store;
-    for (size_t i = 0; i < SB_RL_STRIPES; i++)
+    for (size_t i = 0; i < SB_RL_STRIPES; i++) {
         pthread_mutex_init(&rl->s[i].mu, NULL);
+        rl->s[i].b = rl->buckets + i * SB_RL_BUCKETS;
+    }
     sb_ratelimit_configure(rl, l);
     sb_mfamily *f = sb_metrics_family(
         sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_ratelimit_refusals_total",

@@ -9,7 +9,8 @@
 #                                            installed, each also through nginx as a plain proxy
 #                                            (--proxy-floor nginx: the floor of any proxy here)
 # Each script prints its own figures and checks; this one prints them all, then a growth table.
-# Options: --bin-dir DIR (default build-release, set up and built when missing), --duration 10s
+# Options: --bin-dir DIR (default build-release, set up and built when missing), --lean (the lean
+# build that ships, docs/deployment.md: scripts/lean-deps, then build-lean/), --duration 10s
 # (wrk runs of peer.sh), --calls "100 1000 10000", --helpers-batch (passed to peer.sh and
 # concurrency.sh: the sandbox and the load generators as SCHED_BATCH). Exits non-zero when a
 # script could not run; targets that are not met are reported by the scripts' own "not ok" lines,
@@ -25,6 +26,10 @@ HB=()
 while (($#)); do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift ;;
+    --lean) BIN_DIR=$ROOT/build-lean
+            "$ROOT/scripts/lean-deps" "$ROOT/build-deps/lean" || exit 1
+            [[ -d $BIN_DIR/meson-private ]] || meson setup "$BIN_DIR" "$ROOT" --buildtype=release \
+              -Dlean_deps="$ROOT/build-deps/lean" >/dev/null || exit 1 ;;
     --duration) DURATION=$2; shift ;;
     --calls) CALLS=$2; shift ;;
     --helpers-batch) HB=(--helpers-batch) ;;
