@@ -6,8 +6,11 @@
 #   - nginx -t on deploy/nginx/signbridge.conf inside a throwaway nginx.conf with a self-signed cert;
 #   - every shipped configuration (deploy/signbridge.json, deploy/systemd/signbridge.json, the
 #     Kubernetes ConfigMap's) accepted by `signbridge --check-config`;
-#   - deploy/Dockerfile: COPY sources exist, the runtime stage installs the package of every shared
-#     library the built binaries need (dpkg -S), ENTRYPOINT/EXPOSE/HEALTHCHECK agree, non-root USER;
+#   - deploy/Dockerfile: COPY sources exist, the build stage makes the lean build (scripts/lean-deps,
+#     -Dlean_deps), the runtime stage installs the package of every shared library the built
+#     binaries need (dpkg -S; binaries of a shared-library build are held to what the lean build
+#     still links shared: the full check runs on build-lean in scripts/test), and no library the
+#     lean binaries do not need; ENTRYPOINT/EXPOSE/HEALTHCHECK agree, non-root USER;
 #   - the Kubernetes manifests and compose.yaml against their schemas and each other
 #     (deploy-manifests.mjs, Node 22 of tests/node);
 #   - the compose wiring for real: a sandbox on 0.0.0.0 and signbridge --sandbox-url pointing at it
@@ -125,6 +128,21 @@ for b in bins:
         # the test suite's own ASan/UBSan runtimes are not part of a release image
         if owner != "libc6" and not re.match(r"lib(asan|ubsan|lsan|tsan)\d*$", owner):
             need.add(owner)
+build = stages[0]
+if "scripts/lean-deps" not in build or "-Dlean_deps=" not in build:
+    bad.append("the build stage does not make the lean build (scripts/lean-deps, -Dlean_deps)")
+# what the lean build links statically (docs/deployment.md); the sandbox keeps Debian's
+# libmicrohttpd (it serves HTTPS)
+STATIC = {"libcurl4", "libssl3", "libsqlite3-0", "zlib1g", "libnghttp2-14"}
+lean = all("libcurl" not in subprocess.run(["readelf", "-d", b], capture_output=True,
+                                           text=True).stdout for b in bins)
+if not lean:
+    print("binaries of a shared-library build: held to what the lean build links shared")
+    need -= STATIC
+else:
+    extra = pkgs & (STATIC | {"libmicrohttpd12"}) - need
+    if extra:
+        bad.append("runtime stage installs what the lean binaries do not link: " + ", ".join(sorted(extra)))
 missing = need - pkgs
 if missing:
     bad.append("runtime stage lacks " + ", ".join(sorted(missing)))
