@@ -119,7 +119,8 @@ static PGconn *acquire(pg_be *b, int *slot)
                 pthread_mutex_unlock(&b->mu);
                 *slot = i;
                 PGconn *c = b->conns[i];
-                if (pq.PQstatus(c) != CONNECTION_OK) pq.PQreset(c); /* reconnect a broken connection */
+                /* reconnect a broken connection */
+                if (pq.PQstatus(c) != CONNECTION_OK) pq.PQreset(c);
                 return c;
             }
         }

@@ -688,7 +688,8 @@ static void test_libpq_on_demand(void **state)
     assert_non_null(strstr(err, "libz.so.1 has no PQclear"));
     pthread_t t[4];
     int rc[4];
-    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&t[i], NULL, load_thread, &rc[i]), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, load_thread, &rc[i]), 0);
     for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(rc[i], 0);
