@@ -48,6 +48,7 @@ typedef struct job {
     CURL *easy;
     sb_buf resp, hdrs;
     int too_big, refused, cancel, in_multi;
+    int plain;                 /* the URL is http:// (HTTP/1.1: one transfer per connection) */
     sb_up_done_fn done;
     void *arg;
     struct sb_up *u;
@@ -78,6 +79,7 @@ typedef struct fdrec {
     unsigned char ours;   /* opened by open_cb and not yet closed by close_cb */
     unsigned char in_ep;  /* registered in the lane's epoll set */
     unsigned char parked; /* registered for EPOLLIN while libcurl watches it no more */
+    unsigned char plain;  /* opened for a plain-HTTP (http://) transfer */
     uint32_t events;      /* the registered events */
 } fdrec;
 
@@ -109,7 +111,8 @@ typedef struct lane {
     int direct;                /* inside sb_up_submit's start: failures go to `failed` */
     int reaping;               /* inside check_info: completions are being delivered */
     unsigned nconns;           /* sockets open_cb opened and close_cb has not closed */
-    unsigned nxfers;           /* transfers in the multi handle (jobs with in_multi set) */
+    unsigned nplain;           /* of those, opened for plain-HTTP transfers */
+    unsigned nplain_xfers;     /* plain-HTTP transfers in the multi handle (in_multi set) */
     /* the sockets libcurl opened through open_cb, by descriptor: whether each is in `ep` and
      * with which events. An idle kept-alive connection stays in `ep` ("parked") between
      * transfers, so reusing it costs no epoll_ctl (see sock_cb). */
@@ -270,8 +273,9 @@ static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_so
     }
     /* a new socket is in no epoll set, whatever an earlier one with this number was */
     if (s >= 0 && (size_t)s < l->nfds) {
-        l->fds[s] = (fdrec){.ours = 1};
+        l->fds[s] = (fdrec){.ours = 1, .plain = (unsigned char)j->plain};
         l->nconns++;
+        l->nplain += (unsigned)j->plain;
     }
     return s;
 }
@@ -286,7 +290,10 @@ static int close_cb(void *clientp, curl_socket_t s)
     lane *l = clientp;
     if (s >= 0 && (size_t)s < l->nfds) {
         if (l->fds[s].in_ep) epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
-        if (l->fds[s].ours) l->nconns--;
+        if (l->fds[s].ours) {
+            l->nconns--;
+            l->nplain -= l->fds[s].plain;
+        }
         l->fds[s] = (fdrec){0};
     }
     return close(s);
@@ -473,7 +480,7 @@ static void finish(lane *l, job *j, int error, int status, const char *text)
     if (j->in_multi) {
         curl_multi_remove_handle(l->multi, j->easy);
         j->in_multi = 0;
-        l->nxfers--;
+        l->nplain_xfers -= (unsigned)j->plain;
     }
     active_remove(l, j);
     if (j->resp.data == NULL) sb_buf_append(&j->resp, "", 0);
@@ -567,10 +574,11 @@ static int start_attempt(lane *l, job *j)
             /* enough kept already: this transfer's connection closes when it ends */
             curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
         }
-        if (l->nxfers >= l->nconns && l->nconns < l->u->o.max_host_connections &&
-            strncmp(j->url, "http://", 7) == 0) {
-            /* Every connection the lane holds carries a transfer, and plain HTTP/1.1 carries
-             * one at a time: none can be reused, so libcurl's search for one is skipped. That
+        if (j->plain && l->nplain_xfers >= l->nplain &&
+            l->nconns < l->u->o.max_host_connections) {
+            /* Every plain-HTTP connection the lane holds carries a transfer, and HTTP/1.1
+             * carries one at a time: none can be reused, so libcurl's search for one is skipped
+             * (the count is the lane's, over all hosts: it errs towards searching). That
              * search walks every connection to the host, calling its liveness checks on each --
              * with thousands in flight in a burst, 9% of the lane's CPU (perf, 10,000 calls).
              * Only while the host cap leaves room for a new connection: at the cap a transfer
@@ -598,7 +606,7 @@ static int start_attempt(lane *l, job *j)
         return -1;
     }
     j->in_multi = 1;
-    l->nxfers++;
+    l->nplain_xfers += (unsigned)j->plain;
     return 0;
 }
 
@@ -654,7 +662,7 @@ static int maybe_retry(lane *l, job *j, int retryable, long hint_s)
     if (j->in_multi) {
         curl_multi_remove_handle(l->multi, j->easy);
         j->in_multi = 0;
-        l->nxfers--;
+        l->nplain_xfers -= (unsigned)j->plain;
     }
     j->retry_at_ms = now + wait;
     backoff_insert(l, j);
@@ -670,7 +678,7 @@ static void on_done(lane *l, CURL *e, CURLcode code)
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(l->multi, e);
     j->in_multi = 0;
-    l->nxfers--;
+    l->nplain_xfers -= (unsigned)j->plain;
     if (j->cancel) {
         finish(l, j, SB_UP_ECANCELLED, (int)status, "cancelled");
         return;
@@ -1130,6 +1138,7 @@ int sb_up_submit(sb_up *u, const sb_up_request *rq, sb_up_done_fn done, void *ar
     j->l = l;
     j->method = strdup(rq->method ? rq->method : "GET");
     j->url = strdup(rq->url);
+    j->plain = j->url && strncasecmp(j->url, "http://", 7) == 0;
     if (rq->body) {
         j->body = malloc(rq->body_len + 1);
         if (j->body) {
