@@ -652,6 +652,58 @@ static void test_lanes_parked_connections(void **state)
     mini_stop(&m);
 }
 
+typedef struct burst_task {
+    lane_job *jobs;
+    int n;
+} burst_task;
+
+static void burst_submit(void *arg)
+{
+    burst_task *t = arg;
+    for (int i = 0; i < t->n; i++) lane_job_submit(&t->jobs[i]);
+}
+
+static void test_lanes_fresh_connect_only_when_all_busy(void **state)
+{
+    (void)state;
+    /* A plain-HTTP transfer skips libcurl's search for a reusable connection only while every
+     * plain-HTTP connection of its lane carries a transfer: an idle one is still reused, and once
+     * a burst is over, its connections are (the lane's counts come back down). */
+    mini_srv m;
+    sb_up *u = loopback_engine(&m, 1, 1);
+    lane_job warm;
+    lane_job_init(&warm, u, &m, "/ok", 1);
+    assert_int_equal(sb_up_lane_call(u, 0, lane_job_submit, &warm), 0);
+    lane_job_wait(&warm, 5);
+    assert_int_equal(warm.w.status, 200);
+    assert_int_equal(atomic_load(&m.accepts), 1);
+    for (int round = 0; round < 2; round++) {
+        /* three at once on one lane: in the first round one takes the idle connection and
+         * two connect; in the second all three find one kept */
+        lane_job jobs[3];
+        for (int i = 0; i < 3; i++) lane_job_init(&jobs[i], u, &m, "/ok", 1);
+        burst_task t = {.jobs = jobs, .n = 3};
+        assert_int_equal(sb_up_lane_call(u, 0, burst_submit, &t), 0);
+        for (int i = 0; i < 3; i++) {
+            lane_job_wait(&jobs[i], 5);
+            assert_true(jobs[i].submitted);
+            assert_int_equal(jobs[i].w.error, SB_UP_OK);
+            assert_int_equal(jobs[i].w.status, 200);
+        }
+        assert_int_equal(atomic_load(&m.accepts), 3);
+    }
+    for (int i = 0; i < 4; i++) { /* one after another: always a kept connection */
+        lane_job j;
+        lane_job_init(&j, u, &m, "/ok", 1);
+        assert_int_equal(sb_up_lane_call(u, 0, lane_job_submit, &j), 0);
+        lane_job_wait(&j, 5);
+        assert_int_equal(j.w.status, 200);
+    }
+    assert_int_equal(atomic_load(&m.accepts), 3);
+    sb_up_stop(u);
+    mini_stop(&m);
+}
+
 typedef struct take_job {
     waiter w;
     int took, again;
@@ -794,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_lanes_source_runs_when_ready_and_when_kicked),
         cmocka_unit_test(test_lanes_cancel_among_many),
         cmocka_unit_test(test_lanes_parked_connections),
+        cmocka_unit_test(test_lanes_fresh_connect_only_when_all_busy),
         cmocka_unit_test(test_take_body_and_headers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
