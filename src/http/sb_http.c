@@ -87,6 +87,7 @@ struct sb_http {
     unsigned nd;
     unsigned lane_limit;          /* connections per lane (limits.max_connections shared out) */
     int lsock;
+    int qsock;                    /* the pool daemon's listen socket once quiesced, or -1 */
     int quiesced;
     _Atomic(origin_list *) origins;
     atomic_int keys_loaded;
@@ -1632,6 +1633,7 @@ sb_http *sb_http_start(const sb_http_options *o, char *err, size_t errlen)
         return NULL;
     }
     h->lsock = -1;
+    h->qsock = -1;
     unsigned nl = o->up ? sb_up_lanes(o->up) : 0;
     if (nl > 0 ? start_lanes(h, &ss, sl, nl) < 0 : start_pool(h, &ss) < 0) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not permitted)",
@@ -1701,8 +1703,13 @@ void sb_http_quiesce(sb_http *h)
 {
     atomic_store(&h->draining, 1);
     if (h->d) {
-        MHD_socket s = MHD_quiesce_daemon(h->d);
-        if (s != MHD_INVALID_SOCKET) close(s);
+        /* new connections are refused at once (shutdown), but the descriptor stays open until
+         * MHD_stop_daemon (sb_http_stop), as libmicrohttpd asks: the daemon's thread takes it out
+         * of its epoll set after the quiesce, and aborts the process if it is closed by then */
+        if (h->qsock < 0) {
+            h->qsock = MHD_quiesce_daemon(h->d);
+            if (h->qsock >= 0) shutdown(h->qsock, SHUT_RDWR);
+        }
         return;
     }
     if (h->quiesced) return;
@@ -1723,10 +1730,12 @@ unsigned sb_http_in_flight(const sb_http *h)
 void sb_http_stop(sb_http *h)
 {
     if (!h) return;
-    if (h->d)
+    if (h->d) {
         MHD_stop_daemon(h->d);
-    else
+        if (h->qsock >= 0) close(h->qsock);
+    } else {
         stop_lanes(h);
+    }
     for (origin_list *ol = atomic_load(&h->origins); ol;) {
         origin_list *next = ol->retired;
         free(ol);

@@ -1443,12 +1443,17 @@ void sbx_stop(sbx *s)
 {
     if (!s) return;
     atomic_store(&s->stopping, 1);
+    /* new connections are refused at once (shutdown), but the listen socket is closed only after
+     * MHD_stop_daemon, as libmicrohttpd asks: the daemon's thread takes it out of its epoll set
+     * after the quiesce, and aborts the process if it has been closed by then (seen once in CI:
+     * "Failed to remove listen FD from epoll set") */
     MHD_socket ls = MHD_quiesce_daemon(s->d);
-    if (ls != MHD_INVALID_SOCKET) close(ls);
+    if (ls != MHD_INVALID_SOCKET) shutdown(ls, SHUT_RDWR);
     /* pending latency/hang timers fire now and resume their connections */
     sb_loop_stop(s->loop);
     usleep(100000);
     MHD_stop_daemon(s->d);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
     pthread_rwlock_wrlock(&s->state_lock);
     providers_fini(s);
     pthread_rwlock_unlock(&s->state_lock);
