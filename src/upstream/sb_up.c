@@ -578,7 +578,9 @@ static int start_attempt(lane *l, job *j)
             l->nconns < l->u->o.max_host_connections) {
             /* Every plain-HTTP connection the lane holds carries a transfer, and HTTP/1.1
              * carries one at a time: none can be reused, so libcurl's search for one is skipped
-             * (the count is the lane's, over all hosts: it errs towards searching). That
+             * (the counts are the lane's, over all hosts: while another host's transfers are
+             * still connecting, this one may connect where an idle connection was left -- one
+             * connection more, never a wrong answer). That
              * search walks every connection to the host, calling its liveness checks on each --
              * with thousands in flight in a burst, 9% of the lane's CPU (perf, 10,000 calls).
              * Only while the host cap leaves room for a new connection: at the cap a transfer
