@@ -186,13 +186,45 @@ static unsigned char *esc_write(unsigned char *o, const unsigned char *p, size_t
     return o;
 }
 
+/* 1 when u[0..len) holds a byte below 0x20 (escaped as \u00XX or a two-byte escape): one
+ * compare per 16-byte block, tested once at the end. */
+static int has_ctl(const unsigned char *u, size_t len)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i top = _mm_set1_epi8(0x1f);
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
+        acc = _mm_or_si128(acc, _mm_cmpeq_epi8(_mm_max_epu8(v, top), top));
+    }
+    if (_mm_movemask_epi8(acc)) return 1;
+#endif
+    for (; i < len; i++)
+        if (u[i] < 0x20) return 1;
+    return 0;
+}
+
 int sb_buf_json_string(sb_buf *b, const char *s)
 {
+    return sb_buf_json_stringn(b, s, strlen(s));
+}
+
+int sb_buf_json_stringn(sb_buf *b, const char *s, size_t len)
+{
     const unsigned char *u = (const unsigned char *)s;
-    size_t len = strlen(s), room = b->max - b->len;
-    /* a short string (keys, most values): room for the worst case (every byte \u00XX), one pass */
-    if (len <= 256 && 6 * len + 2 + 16 <= room) {
-        int rc = grow(b, b->len + 6 * len + 2 + 16);
+    size_t room = b->max - b->len;
+    /* Room for the most the escaped string can take (plus slack), then one pass:
+     * - a short string (keys, most values): every byte \u00XX;
+     * - a long one without a control character -- a JSON text escaped into a text block, whose
+     *   own strings hold escapes, never the raw bytes: twice its length. */
+    size_t worst = 0;
+    if (len <= 256 && 6 * len + 2 + 16 <= room)
+        worst = 6 * len + 2 + 16;
+    else if (room >= 18 && len <= (room - 18) / 2 && !has_ctl(u, len))
+        worst = 2 * len + 2 + 16;
+    if (worst) {
+        int rc = grow(b, b->len + worst);
         if (rc) return rc;
         unsigned char *o = (unsigned char *)b->data + b->len;
         *o = '"';
@@ -202,8 +234,9 @@ int sb_buf_json_string(sb_buf *b, const char *s)
         b->data[b->len] = '\0';
         return 0;
     }
-    /* a long one: one pass to size it, one to write it -- all or nothing, one allocation (a JSON
-     * document escaped into a text block has thousands of quotes: run-by-run appends cost more) */
+    /* else (a control character, or too little room for that) one pass to size it, one to write
+     * it -- all or nothing, one allocation (a JSON document escaped into a text block has
+     * thousands of quotes: run-by-run appends cost more) */
     size_t n = 2, i = 0;
 #ifdef __SSE2__
     for (; i + 16 <= len; i += 16) {

@@ -24,6 +24,8 @@ int sb_buf_vprintf(sb_buf *b, const char *fmt, va_list ap) __attribute__((format
 /* Append s as a JSON string literal (quotes, backslash and control characters escaped; s must be
  * valid UTF-8). */
 int sb_buf_json_string(sb_buf *b, const char *s);
+/* The same for the len bytes at s (no NUL needed; a NUL among them is escaped as \u0000). */
+int sb_buf_json_stringn(sb_buf *b, const char *s, size_t len);
 /* Append v serialized as compact JSON, byte for byte what cJSON_PrintUnformatted gives (numbers:
  * integers as integers, others with 15 significant digits unless 17 are needed to read back the
  * same double; NaN and infinities as null; raw items verbatim), several times faster: strings are

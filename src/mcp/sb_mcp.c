@@ -439,9 +439,9 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
     int rc = sb_buf_puts(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
     if (rc == 0) rc = c->id ? sb_buf_json_value(&b, c->id) : sb_buf_puts(&b, "null");
     if (rc == 0) rc = sb_buf_puts(&b, ",\"result\":{\"content\":[{\"type\":\"text\",\"text\":");
-    if (rc == 0) rc = sb_buf_json_string(&b, json);
+    if (rc == 0) rc = sb_buf_json_stringn(&b, json, jl);
     if (rc == 0) rc = sb_buf_puts(&b, "}],\"structuredContent\":");
-    if (rc == 0) rc = sb_buf_puts(&b, json);
+    if (rc == 0) rc = sb_buf_append(&b, json, jl);
     if (rc == 0) rc = sb_buf_puts(&b, "}}");
     free(json);
     if (rc != 0) {

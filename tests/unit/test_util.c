@@ -600,11 +600,28 @@ static void test_buf_json_string(void **state)
     assert_int_equal(sb_buf_json_string(&b, "abc"), 0);
     assert_string_equal(b.data, "xyz\"abc\"");
     sb_buf_free(&b);
+    /* a length instead of a NUL: a NUL among the bytes is escaped, short and long */
+    sb_buf_init(&b, 1 << 20);
+    assert_int_equal(sb_buf_json_stringn(&b, "a\0\"b", 4), 0);
+    assert_int_equal(b.len, 12);
+    assert_memory_equal(b.data, "\"a\\u0000\\\"b\"", 12);
+    char big[400];
+    memset(big, 'x', sizeof big);
+    big[200] = '\0';
+    sb_buf_reset(&b);
+    assert_int_equal(sb_buf_json_stringn(&b, big, sizeof big), 0);
+    assert_int_equal(b.len, sizeof big + 5 + 2);
+    assert_memory_equal(b.data + 201, "\\u0000", 6);
+    assert_int_equal(sb_buf_json_stringn(&b, big, 0), 0); /* "" */
+    assert_int_equal(b.len, sizeof big + 5 + 4);
+    sb_buf_free(&b);
 }
 
 /* The escaper against a byte-by-byte reference, on strings of every length up to 600 (the short
- * and the sized paths, blocks of 16 with zero to sixteen escapes, the last 32 bytes) at densities
- * from none to every byte, with the exact maximum (all or nothing) checked too. */
+ * path; past 256 bytes, the one-pass path of a string without control characters -- quotes and
+ * backslashes only, the second set -- and the sized one; blocks of 16 with zero to sixteen
+ * escapes, the last 32 bytes) at densities from none to every byte, with the exact maximum (all
+ * or nothing) checked too. */
 static size_t ref_escape(const unsigned char *s, size_t n, char *out)
 {
     static const char hx[] = "0123456789abcdef";
@@ -629,10 +646,8 @@ static size_t ref_escape(const unsigned char *s, size_t n, char *out)
     return o;
 }
 
-static void test_buf_json_string_vs_reference(void **state)
+static void escapes_vs_reference(const unsigned char *specials, size_t nspecials)
 {
-    (void)state;
-    static const unsigned char specials[] = {'"', '\\', '\n', '\t', 0x01, 0x1f, '\b'};
     static char want[600 * 6 + 8];
     unsigned char s[601];
     unsigned seed = 12345;
@@ -641,7 +656,7 @@ static void test_buf_json_string_vs_reference(void **state)
             for (size_t i = 0; i < n; i++) {
                 seed = seed * 1103515245u + 12345u;
                 unsigned r = (seed >> 16) & 15;
-                s[i] = r < density ? specials[(seed >> 8) % sizeof specials]
+                s[i] = r < density ? specials[(seed >> 8) % nspecials]
                                    : (unsigned char)(' ' + 1 + (seed >> 20) % 90);
                 if (s[i] == '"' && r >= density) s[i] = 'q';
                 if (s[i] == '\\' && r >= density) s[i] = 'b';
@@ -665,6 +680,15 @@ static void test_buf_json_string_vs_reference(void **state)
             sb_buf_free(&b);
         }
     }
+}
+
+static void test_buf_json_string_vs_reference(void **state)
+{
+    (void)state;
+    static const unsigned char all[] = {'"', '\\', '\n', '\t', 0x01, 0x1f, '\b'};
+    static const unsigned char no_ctl[] = {'"', '\\'};
+    escapes_vs_reference(all, sizeof all);
+    escapes_vs_reference(no_ctl, sizeof no_ctl);
 }
 
 /* sb_json_parse and sb_json_parse_in (which parses the arena's copy of the text in place) accept
