@@ -44,7 +44,7 @@ if [[ ! -x $BIN_DIR/signbridge ]]; then
 fi
 BIN_DIR=$(cd "$BIN_DIR" && pwd) || exit 1
 ninja -C "$BIN_DIR" signbridge signbridge-sandbox tests/bench_jwt_verify tests/bench_conc_client \
-  tests/bench_mhd_floor tests/bench_mapping >/dev/null || { echo "all.sh: release build failed" >&2; exit 1; }
+  tests/bench_mhd_floor tests/bench_pingpong tests/bench_mapping >/dev/null || { echo "all.sh: release build failed" >&2; exit 1; }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)${HB[*]:+, ${HB[*]}}"
 rc=0

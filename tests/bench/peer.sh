@@ -45,6 +45,8 @@
 #   floors    printed beside targets 1-3, no thresholds: bare libmicrohttpd serving signbridge's
 #             tools/list bytes, gzip and not (tests/bench/mhd_floor.c); the sandbox alone at 50 connections;
 #             nginx proxy_pass in front of the sandbox at 1 connection (skipped without nginx);
+#             a loopback TCP round trip between two threads, on any cores and on one
+#             (tests/bench/pingpong.c, next to the binaries as tests/bench_pingpong);
 #             beside target 5, the idle RSS of bench_mhd_floor --libs
 #   target 5  idle RSS (VmRSS, 0.5 s after ready, no request served) <= 10 MB; start to ready
 #             (exec until the port file exists and GET /healthz answers 200), median of --starts
@@ -112,8 +114,8 @@ else
     meson setup "$ROOT/build-release" "$ROOT" --buildtype=release >/dev/null || {
       nok "release build configured" "meson setup build-release failed"; finish; }
   fi
-  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox tests/bench_mhd_floor >/dev/null || {
-    nok "release build" "ninja -C build-release signbridge signbridge-sandbox tests/bench_mhd_floor failed"; finish; }
+  ninja -C "$ROOT/build-release" signbridge signbridge-sandbox tests/bench_mhd_floor tests/bench_pingpong >/dev/null || {
+    nok "release build" "ninja -C build-release signbridge signbridge-sandbox tests/bench_mhd_floor tests/bench_pingpong failed"; finish; }
   SB=$ROOT/build-release/signbridge
   SBX=$ROOT/build-release/signbridge-sandbox
 fi
@@ -431,6 +433,15 @@ EOF
   kill "$NG_PID" 2>/dev/null; wait "$NG_PID" 2>/dev/null
 else
   echo "bench peer: target 3 floor skipped: no nginx at $NGINX"
+fi
+# The host's own floor: one wake-up across a loopback connection, between two threads on any cores
+# and on one (tests/bench/pingpong.c). A proxied call takes four where the direct one takes two.
+PINGPONG=${PINGPONG_BIN:-$(dirname "$SB")/tests/bench_pingpong}
+if [[ -x $PINGPONG ]]; then
+  PP=$("$PINGPONG" --rounds $((SMOKE ? 2000 : 20000)) 2>&1 | tail -n 1)
+  echo "bench peer: target 3 host floor: ${PP#bench pingpong: }"
+else
+  echo "bench peer: target 3 host floor skipped: no $PINGPONG (ninja -C <build> tests/bench_pingpong)"
 fi
 
 # -- target 5: idle RSS and start to ready ------------------------------------------------------
