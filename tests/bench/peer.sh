@@ -435,7 +435,8 @@ else
   echo "bench peer: target 3 floor skipped: no nginx at $NGINX"
 fi
 # The host's own floor: one wake-up across a loopback connection, between two threads on any cores
-# and on one (tests/bench/pingpong.c). A proxied call takes four where the direct one takes two.
+# and on one (tests/bench/pingpong.c). A proxied call takes four where the direct one takes two;
+# whether one crosses cores is the scheduler's choice, and the two figures bound its cost.
 PINGPONG=${PINGPONG_BIN:-$(dirname "$SB")/tests/bench_pingpong}
 if [[ -x $PINGPONG ]]; then
   PP=$("$PINGPONG" --rounds $((SMOKE ? 2000 : 20000)) 2>&1 | tail -n 1)

@@ -2,10 +2,11 @@
  * runs -- what one wake-up across a loopback TCP connection costs. Two threads of this process
  * bounce one byte over a TCP_NODELAY connection on 127.0.0.1, first free to run on any core (the
  * scheduler puts them on different ones when both are idle), then both pinned to the first core
- * this process may use. A proxied call wakes a thread four times where the direct one wakes two,
- * so the difference between the two figures is what the host charges a proxy for each extra hop.
+ * this process may use. A proxied call wakes a thread four times where the direct one wakes two;
+ * whether a wake-up crosses cores is the scheduler's choice, and the two figures bound what each
+ * costs on this host.
  *
- *   bench_pingpong [--rounds N]   (default 20000 round trips each way, after 1000 of warm-up)
+ *   bench_pingpong [--rounds N]   (default 20000 round trips, after 1000 of warm-up)
  *
  * Prints
  *   bench pingpong: loopback TCP round trip (1 byte each way, two threads): median of 5 runs
