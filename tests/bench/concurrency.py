@@ -30,9 +30,9 @@ prefix, config, throwaway CA from tests/sandbox/make-test-ca.sh and logs in a te
 `listen 127.0.0.1:PORT ssl http2`; proxy_pass over HTTP/1.1 keep-alive to the sandbox), as real
 providers answer over TLS + HTTP/2: signbridge gets --sandbox-url https://127.0.0.1:PORT and
 SIGNBRIDGE_UPSTREAM_CA_FILE.  The /_sandbox/ control calls and the baseline still go straight to
-the sandbox (the load client speaks plain HTTP/1.1 only).  The front's connections (sampled from
-/proc/net/tcp, and counted by its stub_status on a second, plain-HTTP listener) are printed, and
-it must exit 0 on SIGQUIT with no [crit]/[alert]/[emerg] in its error log.
+the sandbox (the load client speaks plain HTTP/1.1 only).  The front's connections (sampled through
+the kernel's sock_diag, tcp_to, and counted by its stub_status on a second, plain-HTTP listener)
+are printed, and it must exit 0 on SIGQUIT with no [crit]/[alert]/[emerg] in its error log.
 Prints plain lines of figures, "ok - ..."/"not ok - ..." checks and "N passed, N failed"; exits 1
 unless every call succeeded and (without --smoke) the wall time is within --max-wall and the thread
 count stayed within --thread-slack of its idle value.
@@ -602,7 +602,7 @@ http {
 
 async def sampler(br, stop, acc, conn_ports=(), cpu_pids=()):
     """Threads every 50 ms; descriptors (and, with conn_ports, the established connections to
-    those ports, from /proc/net/tcp) every 500 ms (listing thousands of /proc/PID/fd entries
+    those ports, from sock_diag: tcp_to) every 500 ms (listing thousands of /proc/PID/fd entries
     costs the client real CPU, which it shares with signbridge); the CPU seconds (user + system)
     of each of cpu_pids at least 250 ms apart (listing the descriptors can hold a turn up longer),
     for the timeline of cores busy."""
