@@ -115,10 +115,16 @@ static size_t esc_one(unsigned char *o, unsigned char c)
 }
 
 #ifdef __SSE2__
+/* 0xff in each byte of v below 0x20 (a control character), 0 elsewhere. */
+static inline __m128i ctl_bytes(__m128i v)
+{
+    return _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+}
+
 /* The bytes of v that need escaping: a quote, a backslash or a control character. */
 static unsigned special_mask(__m128i v)
 {
-    __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+    __m128i ctl = ctl_bytes(v);
     __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
     __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
     return (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(q, bs)));
@@ -192,12 +198,9 @@ static int has_ctl(const unsigned char *u, size_t len)
 {
     size_t i = 0;
 #ifdef __SSE2__
-    const __m128i top = _mm_set1_epi8(0x1f);
     __m128i acc = _mm_setzero_si128();
-    for (; i + 16 <= len; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
-        acc = _mm_or_si128(acc, _mm_cmpeq_epi8(_mm_max_epu8(v, top), top));
-    }
+    for (; i + 16 <= len; i += 16)
+        acc = _mm_or_si128(acc, ctl_bytes(_mm_loadu_si128((const __m128i *)(const void *)(u + i))));
     if (_mm_movemask_epi8(acc)) return 1;
 #endif
     for (; i < len; i++)

@@ -475,13 +475,19 @@ static void active_remove(lane *l, job *j)
     j->prev_a = j->next_a = NULL;
 }
 
+/* Take j's transfer out of the multi handle, if it is there: the one place that clears in_multi,
+ * so the lane's count of plain-HTTP transfers moves with it. */
+static void multi_leave(lane *l, job *j)
+{
+    if (!j->in_multi) return;
+    curl_multi_remove_handle(l->multi, j->easy);
+    j->in_multi = 0;
+    l->nplain_xfers -= (unsigned)j->plain;
+}
+
 static void finish(lane *l, job *j, int error, int status, const char *text)
 {
-    if (j->in_multi) {
-        curl_multi_remove_handle(l->multi, j->easy);
-        j->in_multi = 0;
-        l->nplain_xfers -= (unsigned)j->plain;
-    }
+    multi_leave(l, j);
     active_remove(l, j);
     if (j->resp.data == NULL) sb_buf_append(&j->resp, "", 0);
     if (j->hdrs.data == NULL) sb_buf_append(&j->hdrs, "", 0);
@@ -577,15 +583,15 @@ static int start_attempt(lane *l, job *j)
         if (j->plain && l->nplain_xfers >= l->nplain &&
             l->nconns < l->u->o.max_host_connections) {
             /* Every plain-HTTP connection the lane holds carries a transfer, and HTTP/1.1
-             * carries one at a time: none can be reused, so libcurl's search for one is skipped
-             * (the counts are the lane's, over all hosts: while another host's transfers are
-             * still connecting, this one may connect where an idle connection was left -- one
-             * connection more, never a wrong answer). That
-             * search walks every connection to the host, calling its liveness checks on each --
-             * with thousands in flight in a burst, 9% of the lane's CPU (perf, 10,000 calls).
-             * Only while the host cap leaves room for a new connection: at the cap a transfer
-             * waits for one to come free and reuses it, where a fresh one would close it and
-             * connect again. HTTPS is left to libcurl: an HTTP/2 connection takes more streams. */
+             * carries one at a time: none can be reused, so libcurl's search for one is skipped.
+             * That search walks every connection to the host, calling its liveness checks on
+             * each -- with thousands in flight in a burst, 9% of the lane's CPU (perf, 10,000
+             * calls). The counts are the lane's, over all hosts: while another host's transfers
+             * are still connecting, this one may connect where an idle connection was left (one
+             * connection more, never a wrong answer). Only while the host cap leaves room for a
+             * new connection: at the cap a transfer waits for one to come free and reuses it,
+             * where a fresh one would close it and connect again. HTTPS is left to libcurl: an
+             * HTTP/2 connection takes more streams. */
             curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         }
     }
@@ -661,11 +667,7 @@ static int maybe_retry(lane *l, job *j, int retryable, long hint_s)
         wait = cap / 2 + r % (cap / 2 + 1);
     }
     if (now + wait + 50 >= j->deadline_ms) return 0; /* would not fit in the deadline */
-    if (j->in_multi) {
-        curl_multi_remove_handle(l->multi, j->easy);
-        j->in_multi = 0;
-        l->nplain_xfers -= (unsigned)j->plain;
-    }
+    multi_leave(l, j);
     j->retry_at_ms = now + wait;
     backoff_insert(l, j);
     return 1;
@@ -678,9 +680,7 @@ static void on_done(lane *l, CURL *e, CURLcode code)
     if (!j) return;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(l->multi, e);
-    j->in_multi = 0;
-    l->nplain_xfers -= (unsigned)j->plain;
+    multi_leave(l, j); /* e is j->easy (its CURLOPT_PRIVATE) */
     if (j->cancel) {
         finish(l, j, SB_UP_ECANCELLED, (int)status, "cancelled");
         return;

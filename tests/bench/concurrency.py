@@ -315,20 +315,15 @@ NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20
 NLM_F_REQUEST, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR = 1, 0x300, 3, 2
 
 
-def tcp_to_diag(ports):
-    """tcp_to through the kernel's sock_diag netlink interface (what `ss` uses): a dump of the
-    established IPv4 TCP sockets only, 72 bytes each, read for their remote address and port.
-    /proc/net/tcp formats every socket of the namespace as text, TIME_WAIT ones included: with
-    10,000 calls' connections and the TIME_WAIT sockets of earlier runs one read took ~150 ms of
-    CPU, and the sampler's reads every 500 ms took 0.7 s of the two cores from a 10,000-call burst
-    they were measuring (perf sched, 2026-11-24) -- the proxy floor's run has no sampler."""
-    return {p: tcp_to_diag_port(p) for p in ports}
-
-
 def tcp_to_diag_port(port):
-    """The count for one port: the kernel itself keeps only the sockets whose remote end is
-    127.0.0.1:port (a filter in inet_diag bytecode), so a dump of tens of thousands of
-    connections costs the sampler little; each message is checked again here."""
+    """tcp_to's count for one port through the kernel's sock_diag netlink interface (what `ss`
+    uses): a dump of the established IPv4 TCP sockets in which the kernel itself keeps only those
+    whose remote end is 127.0.0.1:port (a filter in inet_diag bytecode); each message is checked
+    again here. /proc/net/tcp formats every socket of the namespace as text, TIME_WAIT ones
+    included: with 10,000 calls' connections and the TIME_WAIT sockets of earlier runs one read
+    took ~150 ms of CPU, and the sampler's reads every 500 ms took 0.7 s of the two cores from a
+    10,000-call burst they were measuring (perf sched, 2026-11-24) -- the proxy floor's run has
+    no sampler."""
     lo = socket.inet_aton("127.0.0.1")
     # one INET_DIAG_BC_D_COND (8) op and its inet_diag_hostcond (family, prefix length, port,
     # address): "yes" jumps to the end (keep), "no" past it (drop)
@@ -368,7 +363,7 @@ def tcp_to(ports):
     network namespace: the client side of every connection to the port): from sock_diag, or from
     /proc/net/tcp where netlink is not available."""
     try:
-        return tcp_to_diag(ports)
+        return {p: tcp_to_diag_port(p) for p in ports}
     except (OSError, ValueError, struct.error):
         pass
     with open("/proc/net/tcp", "rb") as f:

@@ -555,10 +555,16 @@ typedef struct many_jobs {
     lane_job j[40];
 } many_jobs;
 
-static void submit_many(void *arg)
+/* n jobs submitted in one go on the lane's own thread (sb_up_lane_call) */
+typedef struct burst_task {
+    lane_job *jobs;
+    int n;
+} burst_task;
+
+static void burst_submit(void *arg)
 {
-    many_jobs *m = arg;
-    for (size_t i = 0; i < 40; i++) lane_job_submit(&m->j[i]);
+    burst_task *t = arg;
+    for (int i = 0; i < t->n; i++) lane_job_submit(&t->jobs[i]);
 }
 
 static void test_lanes_cancel_among_many(void **state)
@@ -574,7 +580,8 @@ static void test_lanes_cancel_among_many(void **state)
         lane_job_init(&mj->j[i], u, &m, "/hang", 1);
         mj->j[i].timeout_ms = 20000;
     }
-    assert_int_equal(sb_up_lane_call(u, 0, submit_many, mj), 0);
+    burst_task t = {.jobs = mj->j, .n = 40};
+    assert_int_equal(sb_up_lane_call(u, 0, burst_submit, &t), 0);
     usleep(100000);
     for (int i = 39; i >= 0; i--) {
         assert_true(mj->j[i].submitted);
@@ -650,17 +657,6 @@ static void test_lanes_parked_connections(void **state)
     assert_int_equal(t.n, 0);
     sb_up_stop(u);
     mini_stop(&m);
-}
-
-typedef struct burst_task {
-    lane_job *jobs;
-    int n;
-} burst_task;
-
-static void burst_submit(void *arg)
-{
-    burst_task *t = arg;
-    for (int i = 0; i < t->n; i++) lane_job_submit(&t->jobs[i]);
 }
 
 static void test_lanes_fresh_connect_only_when_all_busy(void **state)
