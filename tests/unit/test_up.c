@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <curl/mprintf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -822,6 +823,54 @@ static void test_mcp_path(void **state)
     assert_int_equal(strlen(inst), 63);
 }
 
+/* The lean build patches libcurl's printf (scripts/lean-deps-patches/curl-mprintf-runs.patch:
+ * output staged and appended in runs, a %s written as one run), which formats every upstream
+ * request's line, headers and URL. Its output must stay snprintf's: strings around the 256-byte
+ * staging buffer's size, after staged bytes or none, with width and precision, NULL, and over
+ * aprintf's limit (NULL, nothing partial). Debian's libcurl passes the same checks. */
+static void test_libcurl_aprintf(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 15, 255, 256, 257, 511, 512, 513, 5000, 100000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t n = lens[i], cap = 3 * n + 512;
+        char *s = malloc(n + 1), *want = malloc(cap), *pad = malloc(300);
+        assert_non_null(s);
+        assert_non_null(want);
+        assert_non_null(pad);
+        for (size_t k = 0; k < n; k++) s[k] = (char)('a' + k % 26);
+        s[n] = '\0';
+        for (int pre = 0; pre < 300; pre += 97) { /* 0, 97, 194, 291 bytes staged first */
+            memset(pad, 'x', (size_t)pre);
+            pad[pre] = '\0';
+            snprintf(want, cap, "%s[%s]%s|%d", pad, s, s, 42);
+            char *got = curl_maprintf("%s[%s]%s|%d", pad, s, s, 42);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+            curl_free(got);
+            snprintf(want, cap, "%s%10s|%-10s|%.3s", pad, s, s, s);
+            got = curl_maprintf("%s%10s|%-10s|%.3s", pad, s, s, s);
+            assert_non_null(got);
+            assert_string_equal(got, want);
+            curl_free(got);
+        }
+        free(s);
+        free(want);
+        free(pad);
+    }
+    char *got = curl_maprintf("%s|", (char *)NULL);
+    assert_string_equal(got, "(nil)|");
+    curl_free(got);
+    size_t big = 9u << 20; /* over aprintf's 8 MB limit */
+    char *h = malloc(big + 1);
+    assert_non_null(h);
+    memset(h, 'y', big);
+    h[big] = '\0';
+    assert_null(curl_maprintf("%s", h));
+    assert_null(curl_maprintf("ab%s", h));
+    free(h);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -844,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_lanes_parked_connections),
         cmocka_unit_test(test_lanes_fresh_connect_only_when_all_busy),
         cmocka_unit_test(test_take_body_and_headers),
+        cmocka_unit_test(test_libcurl_aprintf),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
