@@ -7,12 +7,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <pthread.h>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
