@@ -404,22 +404,31 @@ static void sweep_run(void *arg)
 typedef struct metrics_ctx {
     sb_mcp *mcp;
     sb_up *up;
-    sb_mseries *sessions, *up_in_flight, *yields;
-    atomic_uint_fast64_t yields_seen; /* sb_up_yields at the last scrape that counted */
+    sb_mseries *sessions, *up_in_flight, *yields, *polls_event, *polls_sleep;
+    /* the engine's own counters at the last scrape that counted: sb_up_yields, sb_up_polls */
+    atomic_uint_fast64_t yields_seen, polls_event_seen, polls_sleep_seen;
 } metrics_ctx;
+
+/* Add to counter s what an engine counter gained since the last scrape (`seen`); two scrapes at
+ * once count each step once (the larger reading wins the exchange). */
+static void metrics_catch_up(sb_mseries *s, uint64_t now, atomic_uint_fast64_t *seen)
+{
+    uint_fast64_t was = atomic_load(seen);
+    while (now > was && !atomic_compare_exchange_weak(seen, &was, now)) {
+    }
+    if (now > was) sb_metrics_add(s, now - was);
+}
 
 static int metrics_cb(void *ud, sb_buf *out)
 {
     metrics_ctx *mc = ud;
     sb_metrics_set(mc->sessions, (int64_t)sb_sessions_count(sb_mcp_sessions(mc->mcp)));
     sb_metrics_set(mc->up_in_flight, mc->up ? (int64_t)sb_up_in_flight(mc->up) : 0);
-    /* the counter takes what the lanes added since the last scrape; two scrapes at once count
-     * each yield once (the larger reading wins the exchange) */
-    uint64_t now = mc->up ? sb_up_yields(mc->up) : 0;
-    uint_fast64_t seen = atomic_load(&mc->yields_seen);
-    while (now > seen && !atomic_compare_exchange_weak(&mc->yields_seen, &seen, now)) {
-    }
-    if (now > seen) sb_metrics_add(mc->yields, now - seen);
+    uint64_t ev = 0, sl = 0;
+    sb_up_polls(mc->up, &ev, &sl);
+    metrics_catch_up(mc->yields, mc->up ? sb_up_yields(mc->up) : 0, &mc->yields_seen);
+    metrics_catch_up(mc->polls_event, ev, &mc->polls_event_seen);
+    metrics_catch_up(mc->polls_sleep, sl, &mc->polls_sleep_seen);
     return sb_metrics_render(sb_metrics_global(), out);
 }
 
@@ -445,6 +454,13 @@ static void metrics_init(metrics_ctx *mc)
                           "gave its core to other runnable threads.",
                           0, NULL),
         NULL);
+    sb_mfamily *polls = sb_metrics_family(
+        m, SB_METRIC_COUNTER, "signbridge_lane_polls_total",
+        "Serving lanes' polls before a wait (limits.lane_poll_us), by whether one found an event "
+        "(result=event) or ran out and the lane slept (result=sleep).",
+        1, (const char *const[]){"result"});
+    mc->polls_event = sb_metrics_series(polls, (const char *const[]){"event"});
+    mc->polls_sleep = sb_metrics_series(polls, (const char *const[]){"sleep"});
 }
 
 /* signbridge_store_operation_duration_seconds{op}: every store statement (sb_store observer). */
@@ -770,6 +786,7 @@ int main(int argc, char **argv)
         /* one serving lane per HTTP thread: each runs a daemon and its calls' transfers */
         .lanes = cfg.http_threads,
         .yield_us = cfg.lane_yield_us,
+        .poll_us = cfg.lane_poll_us,
     };
     sb_up *up = NULL;
     sb_bridge *bridge = NULL;

@@ -351,6 +351,7 @@ int sb_config_load(sb_config *cfg, const char *file, const cJSON *overrides, cha
     cfg->call_timeout_s = (unsigned)get_num(lim, "call_timeout_s");
     cfg->http_threads = (unsigned)get_num(lim, "http_threads");
     cfg->lane_yield_us = (unsigned)get_num(lim, "lane_yield_us");
+    cfg->lane_poll_us = (unsigned)get_num(lim, "lane_poll_us");
     cfg->drain_timeout_s = (unsigned)get_num(lim, "drain_timeout_s");
     rc = 0;
 out:
@@ -484,6 +485,7 @@ cJSON *sb_config_to_json(const sb_config *c)
     cJSON_AddNumberToObject(l, "call_timeout_s", c->call_timeout_s);
     cJSON_AddNumberToObject(l, "http_threads", c->http_threads);
     cJSON_AddNumberToObject(l, "lane_yield_us", c->lane_yield_us);
+    cJSON_AddNumberToObject(l, "lane_poll_us", c->lane_poll_us);
     cJSON_AddNumberToObject(l, "drain_timeout_s", c->drain_timeout_s);
     return o;
 }

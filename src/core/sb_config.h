@@ -85,6 +85,7 @@ typedef struct sb_config {
     unsigned call_timeout_s;   /* deadline for one tools/call, including waits for the client */
     unsigned http_threads;     /* libmicrohttpd worker threads (epoll each) */
     unsigned lane_yield_us;    /* a lane busy this long without waiting yields its core; 0 = never */
+    unsigned lane_poll_us;     /* a serving lane polls this long at most before it sleeps; 0 = never */
     unsigned drain_timeout_s;  /* on SIGTERM: how long in-flight requests may finish */
 } sb_config;
 

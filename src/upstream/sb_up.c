@@ -121,6 +121,8 @@ typedef struct lane {
     uint64_t curl_deadline_ms; /* 0 = none */
     uint64_t busy_since_us;    /* when the lane last came back from a wait (or a yield) */
     atomic_uint_fast64_t yields; /* sched_yield calls (o.yield_us) */
+    unsigned poll_win_us;      /* lane_wait's current poll window (0..o.poll_us) */
+    atomic_uint_fast64_t poll_hits, poll_misses; /* polls that found an event / ran out */
     CURL *pool[POOL_MAX];
     size_t npool;
     atomic_int src_kick;       /* sb_up_lane_kick: run the source this turn */
@@ -842,6 +844,51 @@ static int has_commands(lane *l)
     return any;
 }
 
+/* The first poll window after none: it doubles from here. */
+#define POLL_MIN_US 10
+
+/* epoll_wait on the lane's set, polled first on a serving lane (o.poll_us).
+ *
+ * A sleeping lane is woken by whoever sends to it -- the upstream answering, the client's next
+ * request -- and on a virtual machine that wake-up is an interrupt to another virtual CPU: two
+ * 'sleep, be woken' cycles made up about a quarter of a proxied call's CPU at one connection, and
+ * more of its latency (docs/benchmarks.md). A lane that expects an event soon looks for it
+ * with epoll_wait(0) for up to `poll_win_us`, handing its core to any other runnable thread
+ * between looks (sched_yield), and only then sleeps. The window adapts as KVM's halt polling
+ * does: an event that came after a sleep shorter than o.poll_us would have been caught by a
+ * longer window (it doubles, from POLL_MIN_US, up to o.poll_us); a wait longer than o.poll_us
+ * means polling is no use for now (it is 0 again). So a lane polls only while its events come
+ * within o.poll_us of each other -- a fast upstream, a client's next request on a busy
+ * connection; an idle lane, or one waiting on a provider tens of milliseconds away, sleeps at
+ * once after one wasted window at most. */
+static int lane_wait(lane *l, struct epoll_event *evs, int max, long timeout)
+{
+    unsigned cap = l->u->o.poll_us, win = l->poll_win_us;
+    if (!cap || !l->src_run || timeout == 0) return epoll_wait(l->ep, evs, max, (int)timeout);
+    uint64_t t0 = sb_mono_us();
+    if (win) {
+        if ((uint64_t)timeout * 1000 < win) win = (unsigned)timeout * 1000;
+        for (;;) {
+            int n = epoll_wait(l->ep, evs, max, 0);
+            if (n != 0) {
+                if (n > 0) atomic_fetch_add_explicit(&l->poll_hits, 1, memory_order_relaxed);
+                return n;
+            }
+            if (sb_mono_us() - t0 >= win) break;
+            sched_yield();
+        }
+        atomic_fetch_add_explicit(&l->poll_misses, 1, memory_order_relaxed);
+    }
+    int n = epoll_wait(l->ep, evs, max, (int)timeout);
+    uint64_t waited = sb_mono_us() - t0;
+    if (waited > cap)
+        l->poll_win_us = 0;
+    else if (n > 0)
+        l->poll_win_us = l->poll_win_us ? (l->poll_win_us * 2 < cap ? l->poll_win_us * 2 : cap)
+                                        : (POLL_MIN_US < cap ? POLL_MIN_US : cap);
+    return n;
+}
+
 static void *run(void *arg)
 {
     lane *l = arg;
@@ -868,7 +915,7 @@ static void *run(void *arg)
         if (timeout > 0 && (l->failed || has_commands(l) || atomic_load(&l->src_kick))) timeout = 0;
         struct epoll_event evs[128];
         uint64_t waited = sb_mono_us();
-        int n = epoll_wait(l->ep, evs, 128, (int)timeout);
+        int n = lane_wait(l, evs, 128, timeout);
         /* a call that took 30 us or more slept (or lost the core): the busy spell starts again */
         uint64_t back = sb_mono_us();
         if (back - waited >= 30) l->busy_since_us = back;
@@ -1256,6 +1303,16 @@ uint64_t sb_up_yields(const sb_up *u)
     for (unsigned i = 0; i < u->nlanes; i++)
         n += atomic_load_explicit(&((sb_up *)u)->lanes[i].yields, memory_order_relaxed);
     return n;
+}
+
+void sb_up_polls(const sb_up *u, uint64_t *events, uint64_t *sleeps)
+{
+    *events = *sleeps = 0;
+    if (!u) return;
+    for (unsigned i = 0; i < u->nlanes; i++) {
+        *events += atomic_load_explicit(&((sb_up *)u)->lanes[i].poll_hits, memory_order_relaxed);
+        *sleeps += atomic_load_explicit(&((sb_up *)u)->lanes[i].poll_misses, memory_order_relaxed);
+    }
 }
 
 unsigned sb_up_lanes(const sb_up *u)

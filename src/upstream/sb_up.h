@@ -36,6 +36,9 @@ typedef struct sb_up_options {
      * away once (sched_yield) before its next wait, so that other runnable threads on a saturated
      * host get a turn sooner than the scheduler's tick; 0 = never. */
     unsigned yield_us;
+    /* A serving lane polls its events for up to this many microseconds before it sleeps, the
+     * window adapting to how soon events come (sb_up.c, lane_wait); 0 = never. */
+    unsigned poll_us;
 } sb_up_options;
 
 enum {
@@ -109,6 +112,9 @@ unsigned sb_up_in_flight(const sb_up *u);
 unsigned sb_up_lanes(const sb_up *u);
 /* sched_yield calls the lanes have made (sb_up_options.yield_us), all lanes together. */
 uint64_t sb_up_yields(const sb_up *u);
+/* The serving lanes' polls before a wait (sb_up_options.poll_us), all lanes together: those that
+ * found an event (*events) and those that ran out and slept (*sleeps). */
+void sb_up_polls(const sb_up *u, uint64_t *events, uint64_t *sleeps);
 /* Run fn(arg) on serving lane i's thread (0-based) and wait until it returns; on that thread
  * itself it runs at once. 0, or -1 (no such lane, or stopping: fn did not run). */
 int sb_up_lane_call(sb_up *u, unsigned i, void (*fn)(void *), void *arg);

@@ -122,6 +122,7 @@ static void check_defaults(const sb_config *c)
     assert_int_equal(c->call_timeout_s, 300);
     assert_int_equal(c->http_threads, 2);
     assert_int_equal(c->lane_yield_us, 100);
+    assert_int_equal(c->lane_poll_us, 200);
     assert_int_equal(c->upstream.max_host_connections, 64);
 }
 
@@ -243,12 +244,13 @@ static void test_env_overrides_file(void **state)
                        " \"limits\": {\"max_body_bytes\": 2048, \"max_sessions\": 7}}";
     char *env[] = {"SIGNBRIDGE_LISTEN=127.0.0.1:7777", "SIGNBRIDGE_LIMITS_MAX_BODY_BYTES=8192",
                    "SIGNBRIDGE_LIMITS_HTTP_THREADS=8", "SIGNBRIDGE_PUBLIC_URL=https://x.example",
-                   "SIGNBRIDGE_LIMITS_LANE_YIELD_US=0", NULL};
+                   "SIGNBRIDGE_LIMITS_LANE_YIELD_US=0", "SIGNBRIDGE_LIMITS_LANE_POLL_US=0", NULL};
     expect_ok(&c, file, env, NULL);
     assert_string_equal(c.listen, "127.0.0.1:7777");        /* env wins */
     assert_int_equal(c.max_body_bytes, 8192);               /* env wins inside limits */
     assert_int_equal(c.http_threads, 8);                    /* env only */
     assert_int_equal(c.lane_yield_us, 0);                   /* env only: never yield */
+    assert_int_equal(c.lane_poll_us, 0);                    /* env only: never poll */
     assert_string_equal(c.public_url, "https://x.example"); /* env only */
     assert_string_equal(c.log_level, "warn");               /* file only */
     assert_int_equal(c.max_sessions, 7);                    /* file only, sibling kept */
@@ -364,6 +366,8 @@ static void test_error_range_and_enum(void **state)
     EXPECT_ERROR("{\"limits\": {\"http_threads\": 65}}", NULL, NULL, "http_threads", "maximum");
     EXPECT_ERROR("{\"limits\": {\"lane_yield_us\": -1}}", NULL, NULL, "lane_yield_us", "minimum");
     EXPECT_ERROR("{\"limits\": {\"lane_yield_us\": 1000001}}", NULL, NULL, "lane_yield_us",
+                 "maximum");
+    EXPECT_ERROR("{\"limits\": {\"lane_poll_us\": 100001}}", NULL, NULL, "lane_poll_us",
                  "maximum");
     EXPECT_ERROR("{\"limits\": {\"tools_page_size\": 0}}", NULL, NULL, "tools_page_size",
                  "minimum");
