@@ -404,6 +404,23 @@ static int sse_event(req_ctx *r, char *json, size_t len)
     return 0;
 }
 
+/* The rate-limit key of the caller: its credential fingerprint (never the credential). */
+static const char *rl_key(const req_ctx *r)
+{
+    return r->fingerprint[0] ? r->fingerprint : "anonymous";
+}
+
+/* The call has produced its last message: its concurrency slot is free from now on, before that
+ * message is sent -- a client that has read its answer and calls again at once must find the
+ * slot free (on_completed, which releases what is still held, runs only after the last byte has
+ * left, and on another replica's view of the shared slots, later still). */
+static void call_ended(req_ctx *r)
+{
+    if (!r->rl_slot) return;
+    r->rl_slot = 0;
+    sb_ratelimit_call_end(r->h->o.ratelimit, rl_key(r));
+}
+
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     req_ctx *r = cls;
@@ -425,9 +442,13 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
         if (rc == 2) return 0; /* suspended until the next message */
         if (rc == 0) {
             r->stream_done = 1;
+            call_ended(r);
             continue;
         }
-        if (final) r->stream_done = 1;
+        if (final) {
+            r->stream_done = 1;
+            call_ended(r);
+        }
         if (sse_event(r, json, len) < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
     }
 }
@@ -435,7 +456,10 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static MHD_RESULT_T start_sse(req_ctx *r, char *first, size_t len, int final)
 {
     if (sse_event(r, first, len) < 0) return MHD_NO;
-    if (final) r->stream_done = 1;
+    if (final) {
+        r->stream_done = 1;
+        call_ended(r);
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, r, NULL);
     if (!resp) return MHD_NO;
@@ -482,9 +506,11 @@ static MHD_RESULT_T drive_call(req_ctx *r)
     if (rc == 2) return MHD_YES; /* suspended; we are called again on wake */
     if (rc == 0) {
         /* cancelled before anything was produced: nothing more is sent for it */
+        call_ended(r);
         return queue(r, 202, NULL, NULL, 0, NULL);
     }
     if (final) {
+        call_ended(r);
         int status;
         const char *sid, *www;
         sb_mcp_call_http_meta(r->call, &status, &sid, &www);
@@ -597,12 +623,6 @@ static int provider_token(req_ctx *r, sb_principal *p, const char *tok, size_t t
                                      strstr(scopes, ".Write") || strstr(scopes, ".Create"));
     cJSON_Delete(cl);
     return SB_JWT_OK;
-}
-
-/* The rate-limit key of the caller: its credential fingerprint (never the credential). */
-static const char *rl_key(const req_ctx *r)
-{
-    return r->fingerprint[0] ? r->fingerprint : "anonymous";
 }
 
 /* 429 with Retry-After and a JSON-RPC error saying which limit refused and when to retry. */
@@ -804,8 +824,9 @@ static MHD_RESULT_T mcp_finish(req_ctx *r, const char *method)
         .accept_encoding = hdr(r, "Accept-Encoding"),
     };
     if (mreq.session_id) sb_strlcpy(r->session, mreq.session_id, 9);
-    /* per-credential cap on tools/call in flight: the slot is held until the request ends (the
-     * body is parsed a second time only while a cap is configured) */
+    /* per-credential cap on tools/call in flight: the slot is held until the call's last message
+     * (call_ended) or the request's end, whichever comes first (the body is parsed a second time
+     * only while a cap is configured) */
     sb_ratelimit_limits rll;
     sb_ratelimit_get(r->h->o.ratelimit, &rll);
     if (rll.max_concurrent_calls && strcmp(method, "POST") == 0 && r->body.data &&
