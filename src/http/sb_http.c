@@ -1223,7 +1223,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->held && r->lane >= 0 && (unsigned)r->lane < h->nl) unhold(&h->ls[r->lane], r);
     if (r->call) sb_mcp_call_detach(r->call);
     if (r->opend) sb_oauth_pending_drop(r->opend);
-    if (r->rl_slot) sb_ratelimit_call_end(h->o.ratelimit, rl_key(r));
+    call_ended(r); /* a slot still held: the client went away, or the call never finished */
     uint64_t dur_us = sb_mono_us() - r->start_us;
     if (h->metrics_on) count_request(h, r, dur_us);
     if (sb_log_enabled(SB_LOG_INFO)) {

@@ -38,7 +38,7 @@ def polls(port):
             metric(port, "signbridge_lane_polls_total", "sleep"))
 
 
-def calls(br, sbx, cred):
+def calls(br, cred):
     """CALLS tools/call list_documents on one connection; each answer checked."""
     port = br.port
     sid, ver, _ = sbtest.initialize(port, extra=cred, path="/boldsign/mcp")
@@ -71,7 +71,7 @@ def main(t):
     def polled():
         e0, s0 = polls(br.port)
         lists0 = sbx.route_count("boldsign", "us", "GET /v1/document/list")
-        calls(br, sbx, cred)
+        calls(br, cred)
         lists = sbx.route_count("boldsign", "us", "GET /v1/document/list") - lists0
         assert lists == CALLS, "%d calls, %d list requests upstream" % (CALLS, lists)
         e1, s1 = polls(br.port)
@@ -98,7 +98,7 @@ def main(t):
                                      "SIGNBRIDGE_LIMITS_LANE_POLL_US": "0"})
         b2.start()
         try:
-            calls(b2, sbx, cred)
+            calls(b2, cred)
             got = polls(b2.port)
             assert got == (0, 0), "lane_poll_us 0, yet polls %r" % (got,)
         finally:
