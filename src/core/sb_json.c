@@ -14,9 +14,12 @@
  * nesting limit, escapes), so that every input gives the same tree or the same refusal; only the
  * inner loops differ. */
 
+/* The parse's state. The position is not in it: each step takes it as `p` and returns where it
+ * stopped (NULL: refused), so it stays in a register through the recursion instead of being
+ * stored and reloaded at every byte looked at. */
 typedef struct pbuf {
-    const unsigned char *c;
-    size_t len, off, depth;
+    const unsigned char *c, *end; /* the text, and one past its last byte */
+    size_t depth;
     sb_arena *arena; /* NULL: malloc (the tree is freed with cJSON_Delete) */
     /* with an arena: zeroed nodes taken from it in batches of 32 (one arena call per batch
      * instead of one per node), and c is the arena's own copy of the text, writable through w:
@@ -28,11 +31,7 @@ typedef struct pbuf {
 
 #define NODE_BATCH 32
 
-#define CAN_ACCESS(b, i) ((b)->off + (i) < (b)->len)
-#define CAN_READ(b, n) ((b)->off + (n) <= (b)->len)
-#define AT(b) ((b)->c + (b)->off)
-
-static inline int parse_value(cJSON *item, pbuf *b);
+static inline const unsigned char *parse_value(cJSON *item, pbuf *b, const unsigned char *p);
 
 static cJSON *new_item(pbuf *b)
 {
@@ -50,17 +49,17 @@ static cJSON *new_item(pbuf *b)
     return n;
 }
 
-/* Bytes <= 32 are whitespace; stopping at the end leaves the offset on the last byte. */
-static void skip_ws_run(pbuf *b)
+/* Bytes <= 32 are whitespace; stopping at the end leaves the position on the last byte. */
+static const unsigned char *skip_ws_run(const unsigned char *p, const unsigned char *end)
 {
-    while (CAN_ACCESS(b, 0) && *AT(b) <= 32) b->off++;
-    if (b->off == b->len) b->off--;
+    while (p < end && *p <= 32) p++;
+    return p == end ? p - 1 : p;
 }
 
 /* compact JSON (what providers send) has no whitespace: one test, then the loop only if needed */
-static inline void skip_ws(pbuf *b)
+static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
 {
-    if (CAN_ACCESS(b, 0) && *AT(b) <= 32) skip_ws_run(b);
+    return p < end && *p <= 32 ? skip_ws_run(p, end) : p;
 }
 
 static int is_num_char(unsigned char ch)
@@ -69,13 +68,13 @@ static int is_num_char(unsigned char ch)
            ch == '.';
 }
 
-static int parse_number(cJSON *item, pbuf *b)
+static const unsigned char *parse_number(cJSON *item, const unsigned char *t,
+                                         const unsigned char *end)
 {
     /* the run of number characters, however long (as this cJSON does), then strtod on it; an
      * integer of at most 15 digits (what most are: epoch seconds, counts, orders) is exact as a
      * double, what strtod would give, and is read from the text in the same pass */
-    const unsigned char *t = AT(b);
-    size_t avail = b->len - b->off, neg = t[0] == '-', k = neg;
+    size_t avail = (size_t)(end - t), neg = t[0] == '-', k = neg;
     uint64_t u = 0;
     while (k < avail && k - neg < 16 && t[k] >= '0' && t[k] <= '9')
         u = u * 10 + (uint64_t)(t[k++] - '0');
@@ -88,15 +87,15 @@ static int parse_number(cJSON *item, pbuf *b)
         used = i;
     } else {
         char small[64], *num = small;
-        if (i >= sizeof small && !(num = malloc(i + 1))) return 0;
+        if (i >= sizeof small && !(num = malloc(i + 1))) return NULL;
         memcpy(num, t, i);
         num[i] = '\0';
-        char *end = NULL;
-        v = strtod(num, &end);
-        used = (size_t)(end - num);
+        char *stop = NULL;
+        v = strtod(num, &stop);
+        used = (size_t)(stop - num);
         if (num != small) free(num);
     }
-    if (used == 0) return 0;
+    if (used == 0) return NULL;
     item->valuedouble = v;
     if (v >= INT_MAX)
         item->valueint = INT_MAX;
@@ -105,8 +104,7 @@ static int parse_number(cJSON *item, pbuf *b)
     else
         item->valueint = (int)v;
     item->type = cJSON_Number;
-    b->off += used;
-    return 1;
+    return t + used;
 }
 
 static unsigned hex4(const unsigned char *p)
@@ -240,8 +238,9 @@ static unsigned char *unescape(unsigned char *o, const unsigned char *p, const u
 /* parse_string_raw's path for a string with an escape (or none closed): kept out of line */
 static __attribute__((noinline)) unsigned char *parse_string_escaped(pbuf *b,
                                                                      const unsigned char *start,
-                                                                     const unsigned char *lim)
+                                                                     const unsigned char **pp)
 {
+    const unsigned char *lim = b->end;
     unsigned char *out;
     size_t nesc = 0;
     const unsigned char *end = string_end(start, lim, &nesc);
@@ -256,7 +255,7 @@ static __attribute__((noinline)) unsigned char *parse_string_escaped(pbuf *b,
         return NULL;
     }
     *o = '\0';
-    b->off = (size_t)(end - b->c) + 1;
+    *pp = end + 1;
     return out;
 }
 
@@ -265,16 +264,17 @@ static __attribute__((noinline)) unsigned char *parse_string_escaped(pbuf *b,
  * ended by a NUL); NULL when it is not a valid one.
  * Inlined where it is called (a member's name, a string value): a call cost as much as the scan
  * of a short string. */
-static inline __attribute__((always_inline)) unsigned char *parse_string_raw(pbuf *b)
+static inline __attribute__((always_inline)) unsigned char *
+parse_string_raw(pbuf *b, const unsigned char **pp)
 {
-    const unsigned char *q = AT(b), *lim = b->c + b->len;
+    const unsigned char *q = *pp, *lim = b->end;
     if (*q != '"') return NULL;
     const unsigned char *start = q + 1;
     unsigned char *out;
     /* most strings have no escape: the first quote or backslash is the closing quote, and the
      * run is taken at once */
     const unsigned char *qt = quote_or_backslash(start, lim);
-    if (__builtin_expect(!qt || *qt != '"', 0)) return parse_string_escaped(b, start, lim);
+    if (__builtin_expect(!qt || *qt != '"', 0)) return parse_string_escaped(b, start, pp);
     size_t n = (size_t)(qt - start);
     if (b->w) {
         out = b->w + (start - b->c);
@@ -283,27 +283,25 @@ static inline __attribute__((always_inline)) unsigned char *parse_string_raw(pbu
         memcpy(out, start, n);
     }
     out[n] = '\0';
-    b->off = (size_t)(qt - b->c) + 1;
+    *pp = qt + 1;
     return out;
 }
 
 /* An array or an object (cJSON's parse_array / parse_object, which differ only in the name and
  * ':' before each member's value). */
-static int parse_container(cJSON *item, pbuf *b, int object)
+static const unsigned char *parse_container(cJSON *item, pbuf *b, const unsigned char *p,
+                                            int object)
 {
     const unsigned char open = object ? '{' : '[', close = object ? '}' : ']';
+    const unsigned char *const end = b->end;
     cJSON *head = NULL, *cur = NULL;
-    if (b->depth >= CJSON_NESTING_LIMIT) return 0;
+    if (b->depth >= CJSON_NESTING_LIMIT) return NULL;
     b->depth++;
-    if (!CAN_ACCESS(b, 0) || *AT(b) != open) goto fail;
-    b->off++;
-    skip_ws(b);
-    if (CAN_ACCESS(b, 0) && *AT(b) == close) goto success;
-    if (!CAN_ACCESS(b, 0)) {
-        b->off--;
-        goto fail;
-    }
-    b->off--;
+    if (p >= end || *p != open) goto fail;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == close) goto success;
+    if (p >= end) goto fail;
+    p--;
     do {
         cJSON *n = new_item(b);
         if (!n) goto fail;
@@ -314,79 +312,76 @@ static int parse_container(cJSON *item, pbuf *b, int object)
             n->prev = cur;
             cur = n;
         }
-        b->off++;
-        skip_ws(b);
+        p = skip_ws(p + 1, end);
         if (object) {
-            if (!CAN_ACCESS(b, 0)) goto fail;
-            unsigned char *key = parse_string_raw(b);
+            if (p >= end) goto fail;
+            unsigned char *key = parse_string_raw(b, &p);
             if (!key) goto fail;
             cur->string = (char *)key;
-            skip_ws(b);
-            if (!CAN_ACCESS(b, 0) || *AT(b) != ':') goto fail;
-            b->off++;
-            skip_ws(b);
+            p = skip_ws(p, end);
+            if (p >= end || *p != ':') goto fail;
+            p = skip_ws(p + 1, end);
         }
-        if (!parse_value(cur, b)) goto fail;
-        skip_ws(b);
-    } while (CAN_ACCESS(b, 0) && *AT(b) == ',');
-    if (!CAN_ACCESS(b, 0) || *AT(b) != close) goto fail;
+        if (!(p = parse_value(cur, b, p))) goto fail;
+        p = skip_ws(p, end);
+    } while (p < end && *p == ',');
+    if (p >= end || *p != close) goto fail;
 success:
     b->depth--;
     if (head) head->prev = cur;
     item->type = object ? cJSON_Object : cJSON_Array;
     item->child = head;
-    b->off++;
-    return 1;
+    return p + 1;
 fail:
     if (head && !b->arena) cJSON_Delete(head);
-    return 0;
+    return NULL;
 }
 
-/* null, false or true at the offset (cJSON sets valueint 1 for true) */
-static inline __attribute__((always_inline)) int literal(cJSON *item, pbuf *b, const char *word,
-                                                         int type)
+/* null, false or true at p (cJSON sets valueint 1 for true) */
+static inline __attribute__((always_inline)) const unsigned char *
+literal(cJSON *item, const unsigned char *p, const unsigned char *end, const char *word, int type)
 {
     size_t n = __builtin_strlen(word); /* a constant: the memcmp below is a compare or two */
-    if (!CAN_READ(b, n) || memcmp(AT(b), word, n) != 0) return 0;
+    if ((size_t)(end - p) < n || memcmp(p, word, n) != 0) return NULL;
     item->type = type;
     item->valueint = type == cJSON_True;
-    b->off += n;
-    return 1;
+    return p + n;
 }
 
 /* Inlined into parse_container (the recursion goes through it): a call per value cost more than
  * most values take to read. */
-static inline __attribute__((always_inline)) int parse_value(cJSON *item, pbuf *b)
+static inline __attribute__((always_inline)) const unsigned char *
+parse_value(cJSON *item, pbuf *b, const unsigned char *p)
 {
-    if (!CAN_ACCESS(b, 0)) return 0;
-    switch (*AT(b)) {
+    if (p >= b->end) return NULL;
+    switch (*p) {
     case 'n':
-        return literal(item, b, "null", cJSON_NULL);
+        return literal(item, p, b->end, "null", cJSON_NULL);
     case 'f':
-        return literal(item, b, "false", cJSON_False);
+        return literal(item, p, b->end, "false", cJSON_False);
     case 't':
-        return literal(item, b, "true", cJSON_True);
+        return literal(item, p, b->end, "true", cJSON_True);
     case '"': {
-        unsigned char *s = parse_string_raw(b);
-        if (!s) return 0;
+        unsigned char *s = parse_string_raw(b, &p);
+        if (!s) return NULL;
         item->type = cJSON_String;
         item->valuestring = (char *)s;
-        return 1;
+        return p;
     }
     case '[':
-        return parse_container(item, b, 0);
+        return parse_container(item, b, p, 0);
     case '{':
-        return parse_container(item, b, 1);
+        return parse_container(item, b, p, 1);
     default:
-        if (*AT(b) == '-' || (*AT(b) >= '0' && *AT(b) <= '9')) return parse_number(item, b);
-        return 0;
+        if (*p == '-' || (*p >= '0' && *p <= '9')) return parse_number(item, p, b->end);
+        return NULL;
     }
 }
 
 static cJSON *parse(const char *s, size_t len, sb_arena *arena)
 {
     if (!s || len == 0) return NULL;
-    pbuf b = {.c = (const unsigned char *)s, .len = len, .arena = arena};
+    pbuf b = {.c = (const unsigned char *)s, .arena = arena};
     if (arena) {
         /* one copy of the whole text, parsed in place: no allocation or copy per string */
         b.w = sb_arena_alloc_bytes(arena, len + 1);
@@ -395,11 +390,12 @@ static cJSON *parse(const char *s, size_t len, sb_arena *arena)
         b.w[len] = '\0';
         b.c = b.w;
     }
-    if (CAN_ACCESS(&b, 4) && memcmp(s, "\xEF\xBB\xBF", 3) == 0) b.off = 3; /* a UTF-8 BOM */
+    b.end = b.c + len;
+    const unsigned char *p = b.c;
+    if (len > 4 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) p += 3; /* a UTF-8 BOM */
     cJSON *item = new_item(&b);
     if (!item) return NULL;
-    skip_ws(&b);
-    if (!parse_value(item, &b)) {
+    if (!parse_value(item, &b, skip_ws(p, b.end))) {
         if (!arena) cJSON_Delete(item);
         return NULL;
     }
