@@ -10,7 +10,7 @@
 #include <emmintrin.h>
 #endif
 
-/* The structure follows cJSON 1.7's parser step for step (offsets, the whitespace rule, the
+/* The structure follows cJSON 1.7's parser step for step (positions, the whitespace rule, the
  * nesting limit, escapes), so that every input gives the same tree or the same refusal; only the
  * inner loops differ. */
 
@@ -259,9 +259,9 @@ static __attribute__((noinline)) unsigned char *parse_string_escaped(pbuf *b,
     return out;
 }
 
-/* The string literal at the offset: a malloc'd NUL-terminated copy or, with an arena (b->w), the
- * string in place (its own bytes in the arena's copy of the text, unescaped where they stand and
- * ended by a NUL); NULL when it is not a valid one.
+/* The string literal at *pp: a malloc'd NUL-terminated copy or, with an arena (b->w), the string
+ * in place (its own bytes in the arena's copy of the text, unescaped where they stand and ended
+ * by a NUL), *pp then past its closing quote; NULL when it is not a valid one.
  * Inlined where it is called (a member's name, a string value): a call cost as much as the scan
  * of a short string. */
 static inline __attribute__((always_inline)) unsigned char *
