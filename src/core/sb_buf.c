@@ -114,6 +114,18 @@ static size_t esc_one(unsigned char *o, unsigned char c)
     return 6;
 }
 
+/* Write [p, end) escaped at o, a byte at a time; returns the end. */
+static unsigned char *esc_bytes(unsigned char *o, const unsigned char *p, const unsigned char *end)
+{
+    for (; p < end; p++) {
+        if (esc_len[*p] == 1)
+            *o++ = *p;
+        else
+            o += esc_one(o, *p);
+    }
+    return o;
+}
+
 #ifdef __SSE2__
 /* 0xff in each byte of v below 0x20 (a control character), 0 elsewhere. */
 static inline __m128i ctl_bytes(__m128i v)
@@ -183,13 +195,27 @@ static unsigned char *esc_write(unsigned char *o, const unsigned char *p, size_t
 #else
     (void)slack;
 #endif
-    for (; p < end; p++) {
-        if (esc_len[*p] == 1)
-            *o++ = *p;
-        else
-            o += esc_one(o, *p);
+    /* the tail, or a short string (most values), 8 bytes at a time while none needs escaping:
+     * `hit` has a byte's high bit set for a byte below 0x20, a quote or a backslash (a borrow can
+     * also mark a byte above one of those, never a block without one), and a block with a hit
+     * goes byte by byte */
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x, q, bs;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        bs = x ^ (ones * '\\');
+        uint64_t hit = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & high;
+        if (!hit) {
+            memcpy(o, &x, 8);
+            p += 8;
+            o += 8;
+            continue;
+        }
+        o = esc_bytes(o, p, p + 8);
+        p += 8;
     }
-    return o;
+    return esc_bytes(o, p, end);
 }
 
 /* 1 when u[0..len) holds a byte below 0x20 (escaped as \u00XX or a two-byte escape): one

@@ -165,14 +165,24 @@ void sb_rfc3339(uint64_t wall_ms, char *out, size_t outlen)
         unsigned y = (unsigned)(yoe + era * 400 + (m <= 2));
         unsigned hh = (unsigned)(rem / 3600), mi = (unsigned)(rem / 60 % 60), ss = (unsigned)(rem % 60);
         unsigned ms = (unsigned)(wall_ms % 1000);
-        /* "YYYY-MM-DDTHH:MM:SS.mmmZ": each field written right to left over its digits */
-        const struct {
-            unsigned v, at, width;
-        } f[] = {{y, 0, 4}, {m, 5, 2}, {d, 8, 2}, {hh, 11, 2}, {mi, 14, 2}, {ss, 17, 2}, {ms, 20, 3}};
+        /* "YYYY-MM-DDTHH:MM:SS.mmmZ", two digits at a time from a table (a mapper formats some
+         * 30 times per page of documents: a digit at a time cost four times as much) */
+        static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                 "31323334353637383940414243444546474849505152535455565758596061"
+                                 "62636465666768697071727374757677787980818283848586878889909192"
+                                 "93949596979899";
+#define SB_D2(at, v) memcpy(out + (at), d2 + 2 * (v), 2)
         memcpy(out, "0000-00-00T00:00:00.000Z", 25);
-        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-            for (unsigned k = f[i].width, v = f[i].v; k > 0; k--, v /= 10)
-                out[f[i].at + k - 1] = (char)('0' + v % 10);
+        SB_D2(0, y / 100);
+        SB_D2(2, y % 100);
+        SB_D2(5, m);
+        SB_D2(8, d);
+        SB_D2(11, hh);
+        SB_D2(14, mi);
+        SB_D2(17, ss);
+        out[20] = (char)('0' + ms / 100);
+        SB_D2(21, ms % 100);
+#undef SB_D2
         return;
     }
     time_t t = (time_t)secs;
