@@ -166,7 +166,7 @@ void sb_rfc3339(uint64_t wall_ms, char *out, size_t outlen)
         unsigned hh = (unsigned)(rem / 3600), mi = (unsigned)(rem / 60 % 60), ss = (unsigned)(rem % 60);
         unsigned ms = (unsigned)(wall_ms % 1000);
         /* "YYYY-MM-DDTHH:MM:SS.mmmZ", two digits at a time from a table (a mapper formats some
-         * 30 times per page of documents: a digit at a time cost four times as much) */
+         * 30 times per page of documents: a digit at a time cost nearly three times as much) */
         static const char d2[] = "00010203040506070809101112131415161718192021222324252627282930"
                                  "31323334353637383940414243444546474849505152535455565758596061"
                                  "62636465666768697071727374757677787980818283848586878889909192"
