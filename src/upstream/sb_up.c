@@ -867,7 +867,8 @@ static int lane_wait(lane *l, struct epoll_event *evs, int max, long timeout)
     if (!cap || !l->src_run || timeout == 0) return epoll_wait(l->ep, evs, max, (int)timeout);
     uint64_t t0 = sb_mono_us();
     if (win) {
-        if ((uint64_t)timeout * 1000 < win) win = (unsigned)timeout * 1000;
+        /* never past the wait's own timeout (ms; negative: none) */
+        if (timeout > 0 && (uint64_t)timeout * 1000 < win) win = (unsigned)timeout * 1000;
         for (;;) {
             int n = epoll_wait(l->ep, evs, max, 0);
             if (n != 0) {
