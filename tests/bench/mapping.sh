@@ -3,19 +3,28 @@
 # starts the sandbox (--seed 4242), fetches one answer per provider's document list (page size 10,
 # the size target 2 proxies) and runs bench_mapping (tests/bench/mapping.c) on each.
 #
-#   tests/bench/mapping.sh [--bin-dir DIR] [--iterations N]
+#   tests/bench/mapping.sh [--bin-dir DIR] [--iterations N] [--answers ADIR] [--instructions]
 #
 # DIR defaults to build-release (built when missing); prints "bench mapping: ..." lines and a
-# final "N passed, N failed".
+# final "N passed, N failed". --answers takes each answer from ADIR/<provider>.json when it is
+# there and keeps the fetched ones there otherwise: two builds compared on the same bytes (the
+# sandbox's documents carry times, so answers differ a little from run to run). --instructions
+# also counts the instructions of one mapping (parse to release, as timed) under callgrind -- a
+# figure that does not move with the machine's load: "bench mapping instructions: <provider>
+# list_documents: N per mapping (callgrind)", the difference between 100 and 600 iterations / 500.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BIN_DIR=$ROOT/build-release
 ITER=20000
+ANSWERS=
+COUNT=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift ;;
     --iterations) ITER=$2; shift ;;
+    --answers) ANSWERS=$2; shift ;;
+    --instructions) COUNT=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -46,13 +55,32 @@ while read -r PROV BASE KEY; do
     iinkedsign) URL="$BASE/packages/list"; H=(-H "api_key: $KEY" -H "Content-Type: application/json"
                 --data '{"take":10,"skip":0,"sortBy":"created"}') ;;
   esac
-  code=$(curl -sS --max-time 20 -o "$WORK/$PROV.json" -w '%{http_code}' "${H[@]}" "$URL")
-  if [[ $code != 200 ]]; then nok "$PROV list answer" "HTTP $code from $URL"; continue; fi
+  if [[ -n $ANSWERS && -s $ANSWERS/$PROV.json ]]; then
+    cp "$ANSWERS/$PROV.json" "$WORK/$PROV.json"
+  else
+    code=$(curl -sS --max-time 20 -o "$WORK/$PROV.json" -w '%{http_code}' "${H[@]}" "$URL")
+    if [[ $code != 200 ]]; then nok "$PROV list answer" "HTTP $code from $URL"; continue; fi
+    if [[ -n $ANSWERS ]]; then mkdir -p "$ANSWERS" && cp "$WORK/$PROV.json" "$ANSWERS/$PROV.json"; fi
+  fi
   if line=$("$BIN_DIR/tests/bench_mapping" --answer "$WORK/$PROV.json" --provider "$PROV" \
       --tool list_documents --args '{"page_size":10}' --iterations "$ITER" 2>&1); then
     echo "$line"; ok "$PROV list_documents maps"
   else
     nok "$PROV list_documents maps" "$line"
+  fi
+  if [[ $COUNT == 1 ]]; then
+    declare -A IR=()
+    for n in 100 600; do
+      IR[$n]=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN_DIR/tests/bench_mapping" \
+        --answer "$WORK/$PROV.json" --provider "$PROV" --tool list_documents --args '{"page_size":10}' \
+        --iterations $n 2>&1 >/dev/null | awk '/Collected :/{print $NF}')
+    done
+    if [[ -n ${IR[100]} && -n ${IR[600]} ]]; then
+      echo "bench mapping instructions: $PROV list_documents: $(( (IR[600] - IR[100]) / 500 )) per mapping (callgrind)"
+      ok "$PROV instructions counted"
+    else
+      nok "$PROV instructions counted" "valgrind gave no count"
+    fi
   fi
 done < <(python3 - "$WORK/accounts.json" <<'PY'
 import json, sys
