@@ -166,22 +166,25 @@ static unsigned char utf16_escape(const unsigned char *p, const unsigned char *e
     return seq;
 }
 
-/* The first '"' or '\\' in [p, lim), or NULL: 16 bytes at a time with SSE2, never reading past
- * lim (most strings are short keys and values, where two memchr calls cost more). */
-static const unsigned char *quote_or_backslash(const unsigned char *p, const unsigned char *lim)
+/* The first '"' or '\\' in [p, lim), or NULL -- and with `ctl`, the first byte below 0x20 too
+ * (ctl is a constant where this is inlined): 16 bytes at a time with SSE2, never reading past lim
+ * (most strings are short keys and values, where two memchr calls cost more). */
+static inline __attribute__((always_inline)) const unsigned char *
+string_stop(const unsigned char *p, const unsigned char *lim, int ctl)
 {
 #ifdef __SSE2__
-    const __m128i qv = _mm_set1_epi8('"'), bv = _mm_set1_epi8('\\');
+    const __m128i qv = _mm_set1_epi8('"'), bv = _mm_set1_epi8('\\'), cv = _mm_set1_epi8(0x1f);
     while (lim - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        unsigned m =
-            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, qv), _mm_cmpeq_epi8(v, bv)));
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, qv), _mm_cmpeq_epi8(v, bv));
+        if (ctl) hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_max_epu8(v, cv), cv)); /* v <= 0x1f */
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
         if (m) return p + __builtin_ctz(m);
         p += 16;
     }
 #endif
     for (; p < lim; p++)
-        if (*p == '"' || *p == '\\') return p;
+        if (*p == '"' || *p == '\\' || (ctl && *p < 0x20)) return p;
     return NULL;
 }
 
@@ -261,19 +264,26 @@ static __attribute__((noinline)) unsigned char *parse_string_escaped(pbuf *b,
 
 /* The string literal at *pp: a malloc'd NUL-terminated copy or, with an arena (b->w), the string
  * in place (its own bytes in the arena's copy of the text, unescaped where they stand and ended
- * by a NUL), *pp then past its closing quote; NULL when it is not a valid one.
+ * by a NUL), *pp then past its closing quote; NULL when it is not a valid one. With want_clean,
+ * *clean is its length + 1 when it holds no escape and no byte below 0x20 -- it is then written in
+ * JSON as it stands between quotes -- and 0 otherwise (always 0 without).
  * Inlined where it is called (a member's name, a string value): a call cost as much as the scan
  * of a short string. */
 static inline __attribute__((always_inline)) unsigned char *
-parse_string_raw(pbuf *b, const unsigned char **pp)
+parse_string_raw(pbuf *b, const unsigned char **pp, int want_clean, size_t *clean)
 {
     const unsigned char *q = *pp, *lim = b->end;
+    *clean = 0;
     if (*q != '"') return NULL;
     const unsigned char *start = q + 1;
     unsigned char *out;
     /* most strings have no escape: the first quote or backslash is the closing quote, and the
      * run is taken at once */
-    const unsigned char *qt = quote_or_backslash(start, lim);
+    const unsigned char *qt = string_stop(start, lim, want_clean);
+    if (__builtin_expect(qt && *qt == '"', 1))
+        *clean = (size_t)(qt - start) + 1;
+    else if (want_clean && qt && *qt < 0x20) /* a raw control character (cJSON takes it) */
+        qt = string_stop(qt, lim, 0);
     if (__builtin_expect(!qt || *qt != '"', 0)) return parse_string_escaped(b, start, pp);
     size_t n = (size_t)(qt - start);
     if (b->w) {
@@ -315,7 +325,8 @@ static const unsigned char *parse_container(cJSON *item, pbuf *b, const unsigned
         p = skip_ws(p + 1, end);
         if (object) {
             if (p >= end) goto fail;
-            unsigned char *key = parse_string_raw(b, &p);
+            size_t clean;
+            unsigned char *key = parse_string_raw(b, &p, 0, &clean);
             if (!key) goto fail;
             cur->string = (char *)key;
             p = skip_ws(p, end);
@@ -362,10 +373,14 @@ parse_value(cJSON *item, pbuf *b, const unsigned char *p)
     case 't':
         return literal(item, p, b->end, "true", cJSON_True);
     case '"': {
-        unsigned char *s = parse_string_raw(b, &p);
+        size_t clean;
+        unsigned char *s = parse_string_raw(b, &p, 1, &clean);
         if (!s) return NULL;
         item->type = cJSON_String;
         item->valuestring = (char *)s;
+        /* an arena tree's hint for sb_json_clean_len (cJSON leaves valueint 0 for a string, and
+         * sb_json_parse's trees must be cJSON's) */
+        if (b->arena && clean <= INT_MAX) item->valueint = (int)clean;
         return p;
     }
     case '[':

@@ -26,4 +26,17 @@ cJSON *sb_json_parse(const char *s, size_t len);
 struct sb_arena;
 cJSON *sb_json_parse_in(const char *s, size_t len, struct sb_arena *a);
 
+/* Whether string node v, of a tree from sb_json_parse_in, needs no escaping in JSON (no quote,
+ * backslash or byte below 0x20: it is written as it stands, between quotes), known from the
+ * parse; then *len is its value's length. 0 when it does, or when v is not such a node: cJSON and
+ * sb_json_parse leave a string's valueint 0 (cJSON_Duplicate copies the hint with the string).
+ * The hint is valueint, which cJSON does not use for strings, as length + 1: it stays true
+ * because such a tree's strings are never changed (above). */
+static inline int sb_json_clean(const cJSON *v, size_t *len)
+{
+    if (!v || (v->type & 0xFF) != cJSON_String || v->valueint <= 0) return 0;
+    *len = (size_t)v->valueint - 1;
+    return 1;
+}
+
 #endif

@@ -1,6 +1,8 @@
 /* sb_jw: see sb_jw.h. */
 #include "core/sb_jw.h"
 
+#include "core/sb_json.h"
+
 #include <string.h>
 
 void sb_jw_init(sb_jw *w, sb_buf *b)
@@ -84,6 +86,33 @@ void sb_jw_vstr(sb_jw *w, const char *v)
     }
     int rc = sb_buf_json_string(w->b, v);
     if (rc) w->err = rc;
+}
+
+void sb_jw_vclean(sb_jw *w, const char *s, size_t n)
+{
+    if (!value_begins(w)) return;
+    sb_buf *b = w->b;
+    if (b->len + n + 2 < b->cap && b->len + n + 2 <= b->max) {
+        char *o = b->data + b->len;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        b->len += n + 2;
+        b->data[b->len] = '\0';
+        return;
+    }
+    /* the buffer grows: as any string */
+    int rc = sb_buf_json_stringn(b, s, n);
+    if (rc) w->err = rc;
+}
+
+void sb_jw_vjstr(sb_jw *w, const cJSON *v)
+{
+    size_t n;
+    if (sb_json_clean(v, &n))
+        sb_jw_vclean(w, v->valuestring, n);
+    else
+        sb_jw_vstr(w, cJSON_IsString(v) ? v->valuestring : NULL);
 }
 
 void sb_jw_vnum(sb_jw *w, double v)

@@ -61,6 +61,14 @@ static inline void sb_jw_key_(sb_jw *w, const char *tok, size_t n)
 void sb_jw_open(sb_jw *w, char c);        /* '{' or '[' */
 void sb_jw_close(sb_jw *w, char c);       /* '}' or ']' */
 void sb_jw_vstr(sb_jw *w, const char *v); /* a string, or null when v is NULL */
+/* Node v's string, or null when v is NULL or not a string: what sb_jw_vstr writes for it, copied
+ * without a scan when the parse found it needs no escaping (sb_json_clean; a provider answer's
+ * strings mostly). */
+struct cJSON;
+void sb_jw_vjstr(sb_jw *w, const struct cJSON *v);
+/* s[0..n) as a string, copied as it stands: the caller knows it holds no quote, backslash or byte
+ * below 0x20 (a time it formatted, a clean string of a parse). */
+void sb_jw_vclean(sb_jw *w, const char *s, size_t n);
 void sb_jw_vnum(sb_jw *w, double v);      /* as cJSON prints a number */
 void sb_jw_vbool(sb_jw *w, int v);
 void sb_jw_vnull(sb_jw *w);
@@ -69,6 +77,7 @@ void sb_jw_vnull(sb_jw *w);
 #define sb_jw_obj(w, key) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_open((w), '{'))
 #define sb_jw_arr(w, key) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_open((w), '['))
 #define sb_jw_str(w, key, v) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_vstr((w), (v)))
+#define sb_jw_jstr(w, key, v) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_vjstr((w), (v)))
 #define sb_jw_num(w, key, v) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_vnum((w), (v)))
 #define sb_jw_bool(w, key, v) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_vbool((w), (v)))
 #define sb_jw_null(w, key) (sb_jw_key_((w), SB_JW_KEY(key)), sb_jw_vnull((w)))

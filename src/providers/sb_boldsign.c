@@ -276,15 +276,16 @@ static void fmt_utc(int64_t secs, int date_only, char *out, size_t cap)
 
 /* ---- status mapping ---------------------------------------------------------------------- */
 
-static const char *signer_status(const cJSON *s)
+/* A signer's neutral status from its status and isViewed members (either may be NULL). */
+static const char *signer_status(const cJSON *status, const cJSON *viewed)
 {
-    const char *st = sb_jstr(s, "status");
+    const char *st = sb_jv_str(status);
     if (!st) return "pending";
     if (strcmp(st, "Completed") == 0) return "signed";
     if (strcmp(st, "Declined") == 0) return "declined";
     if (strcmp(st, "Revoked") == 0) return "revoked";
     if (strcmp(st, "Expired") == 0) return "expired";
-    return sb_jbool(s, "isViewed", 0) ? "viewed" : "pending";
+    return sb_jv_bool(viewed, 0) ? "viewed" : "pending";
 }
 
 static const char *doc_status(const char *st, const cJSON *signers)
@@ -297,11 +298,12 @@ static const char *doc_status(const char *st, const cJSON *signers)
     if (strcmp(st, "Draft") == 0) return "draft";
     if (strcmp(st, "Scheduled") == 0) return "scheduled";
     /* InProgress: "sent" until somebody has acted */
-    const cJSON *s;
+    static const char *const names[] = {"status", "isViewed"};
+    const cJSON *s, *m[2];
     cJSON_ArrayForEach(s, signers)
     {
-        const char *ss = signer_status(s);
-        if (strcmp(ss, "pending") != 0) return "in_progress";
+        sb_jpick(s, names, 2, m);
+        if (strcmp(signer_status(m[0], m[1]), "pending") != 0) return "in_progress";
     }
     return "sent";
 }
@@ -320,60 +322,74 @@ static double history_time(const cJSON *hist, const char *email, const char *act
     return t;
 }
 
+/* The members write_document reads, looked up at once (sb_jpick). */
+enum { D_ID, D_SIGNERS, D_STATUS, D_HIST, D_TITLE, D_CREATED, D_ACTIVITY, D_EXPIRY, D_DESC,
+       D_SENDER, D_CC, D_N };
+static const char *const doc_names[D_N] = {
+    "documentId", "signerDetails", "status",     "documentHistory",     "messageTitle",
+    "createdDate", "activityDate", "expiryDate", "documentDescription", "senderDetail",
+    "ccDetails"};
+enum { S_EMAIL, S_ID, S_NAME, S_STATUS, S_VIEWED, S_ORDER, S_ROLE, S_N };
+static const char *const signer_names[S_N] = {"signerEmail", "id",       "signerName", "status",
+                                              "isViewed",    "order",    "signerRole"};
+
 /* A document (a list item or document/properties) in the neutral model, written; -1 (nothing
  * written) without a documentId or when `a`'s status filter leaves it out (*dropped counts it). */
 static int write_document(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropped)
 {
-    const char *id = sb_jstr(d, "documentId");
+    const cJSON *m[D_N];
+    sb_jpick(d, doc_names, D_N, m);
+    const char *id = sb_jv_str(m[D_ID]);
     if (!id) return -1;
-    const cJSON *signers = sb_jget(d, "signerDetails");
-    const char *st = sb_jstr(d, "status");
+    const cJSON *signers = m[D_SIGNERS];
+    const char *st = sb_jv_str(m[D_STATUS]);
     const char *status = doc_status(st, signers);
     /* BoldSign has one InProgress status for both sent and in_progress */
     if (a && !sb_status_wanted(a, status)) {
         (*dropped)++;
         return -1;
     }
-    const cJSON *hist = sb_jget(d, "documentHistory");
+    const cJSON *hist = m[D_HIST];
     sb_jw_open(w, '{');
-    sb_jw_str(w, "id", id);
-    sb_jw_str(w, "title", sb_jstr(d, "messageTitle"));
+    sb_jw_jstr(w, "id", m[D_ID]);
+    sb_jw_jstr(w, "title", m[D_TITLE]);
     sb_jw_str(w, "status", status);
-    sb_jw_str(w, "provider_status", st);
-    sb_pjw_epoch(w, "created_at", sb_jnum(d, "createdDate", -1));
-    sb_pjw_epoch(w, "updated_at", sb_jnum(d, "activityDate", -1));
-    sb_pjw_epoch(w, "expires_at", sb_jnum(d, "expiryDate", -1));
-    sb_jw_str(w, "message", sb_jstr(d, "documentDescription"));
-    const cJSON *sd = sb_jget(d, "senderDetail");
+    sb_jw_jstr(w, "provider_status", m[D_STATUS]);
+    sb_pjw_epoch(w, "created_at", sb_jv_num(m[D_CREATED], -1));
+    sb_pjw_epoch(w, "updated_at", sb_jv_num(m[D_ACTIVITY], -1));
+    sb_pjw_epoch(w, "expires_at", sb_jv_num(m[D_EXPIRY], -1));
+    sb_jw_jstr(w, "message", m[D_DESC]);
+    const cJSON *sd = m[D_SENDER];
     sb_jw_obj(w, "sender");
-    sb_jw_str(w, "name", sb_jstr(sd, "name"));
-    sb_jw_str(w, "email", sb_jstr(sd, "emailAddress"));
+    sb_jw_jstr(w, "name", sb_jget(sd, "name"));
+    sb_jw_jstr(w, "email", sb_jget(sd, "emailAddress"));
     sb_jw_close(w, '}');
     sb_jw_arr(w, "signers");
     const cJSON *s;
     cJSON_ArrayForEach(s, signers)
     {
-        const char *email = sb_jstr(s, "signerEmail");
+        const cJSON *sm[S_N];
+        sb_jpick(s, signer_names, S_N, sm);
+        const char *email = sb_jv_str(sm[S_EMAIL]);
         sb_jw_open(w, '{');
-        sb_jw_str(w, "id", sb_jstr(s, "id"));
-        sb_jw_str(w, "name", sb_jstr(s, "signerName"));
-        sb_jw_str(w, "email", email);
-        sb_jw_str(w, "status", signer_status(s));
-        sb_jw_str(w, "provider_status", sb_jstr(s, "status"));
-        sb_pjw_int_or_null(w, "order", sb_jnum(s, "order", -1));
+        sb_jw_jstr(w, "id", sm[S_ID]);
+        sb_jw_jstr(w, "name", sm[S_NAME]);
+        sb_jw_jstr(w, "email", sm[S_EMAIL]);
+        sb_jw_str(w, "status", signer_status(sm[S_STATUS], sm[S_VIEWED]));
+        sb_jw_jstr(w, "provider_status", sm[S_STATUS]);
+        sb_pjw_int_or_null(w, "order", sb_jv_num(sm[S_ORDER], -1));
         sb_pjw_epoch(w, "signed_at", history_time(hist, email, "Signed"));
         sb_pjw_epoch(w, "viewed_at", history_time(hist, email, "Viewed"));
-        const char *role = nonempty(sb_jstr(s, "signerRole"));
-        if (role) sb_jw_str(w, "role", role);
+        if (nonempty(sb_jv_str(sm[S_ROLE]))) sb_jw_jstr(w, "role", sm[S_ROLE]);
         sb_jw_close(w, '}');
     }
     sb_jw_close(w, ']');
     sb_jw_arr(w, "cc");
     const cJSON *c;
-    cJSON_ArrayForEach(c, sb_jget(d, "ccDetails"))
+    cJSON_ArrayForEach(c, m[D_CC])
     {
-        const char *e = sb_jstr(c, "emailAddress");
-        if (e) sb_jw_vstr(w, e);
+        const cJSON *e = sb_jget(c, "emailAddress");
+        if (cJSON_IsString(e)) sb_jw_vjstr(w, e);
     }
     sb_jw_close(w, ']');
     sb_jw_close(w, '}');

@@ -151,33 +151,40 @@ static int next_with_id(sb_pstep *step, const sb_pctx *c, const char *method, in
 
 /* ---- the neutral document ------------------------------------------------------------------ */
 
-static const char *signer_status(const cJSON *s)
+/* The members of a signature the writers read, looked up at once (sb_jpick). */
+enum { S_ID, S_NAME, S_EMAIL, S_ROLE, S_ORDER, S_STATUS, S_SIGNED, S_VIEWED, S_N };
+static const char *const sig_names[S_N] = {"signature_id", "signer_name",    "signer_email_address",
+                                           "signer_role",  "order",          "status_code",
+                                           "signed_at",    "last_viewed_at"};
+
+static const char *signer_status(const cJSON *const *m)
 {
-    const char *st = sb_jstr(s, "status_code");
+    const char *st = sb_jv_str(m[S_STATUS]);
     if (!st) return "pending";
     if (strcmp(st, "signed") == 0) return "signed";
     if (strcmp(st, "declined") == 0) return "declined";
     if (strncmp(st, "error", 5) == 0) return "failed";
     if (strcmp(st, "expired") == 0) return "expired";
-    return sb_jnum(s, "last_viewed_at", 0) > 0 ? "viewed" : "pending";
+    return sb_jv_num(m[S_VIEWED], 0) > 0 ? "viewed" : "pending";
 }
 
 /* A signature (signer) in the neutral model, written. */
 static void write_signer(sb_jw *w, const cJSON *s)
 {
+    const cJSON *m[S_N];
+    sb_jpick(s, sig_names, S_N, m);
     sb_jw_open(w, '{');
-    sb_jw_str(w, "id", sb_jstr(s, "signature_id"));
-    sb_jw_str(w, "name", sb_jstr(s, "signer_name"));
-    sb_jw_str(w, "email", sb_jstr(s, "signer_email_address"));
-    sb_jw_str(w, "status", signer_status(s));
-    sb_jw_str(w, "provider_status", sb_jstr(s, "status_code"));
+    sb_jw_jstr(w, "id", m[S_ID]);
+    sb_jw_jstr(w, "name", m[S_NAME]);
+    sb_jw_jstr(w, "email", m[S_EMAIL]);
+    sb_jw_str(w, "status", signer_status(m));
+    sb_jw_jstr(w, "provider_status", m[S_STATUS]);
     /* Dropbox Sign counts from 0; the neutral order counts from 1 (as send_document's input) */
-    const cJSON *ord = sb_jget(s, "order");
+    const cJSON *ord = m[S_ORDER];
     sb_pjw_int_or_null(w, "order", cJSON_IsNumber(ord) ? ord->valuedouble + 1 : -1);
-    sb_pjw_epoch(w, "signed_at", sb_jnum(s, "signed_at", -1));
-    sb_pjw_epoch(w, "viewed_at", sb_jnum(s, "last_viewed_at", -1));
-    const char *role = sb_jstr(s, "signer_role");
-    if (role) sb_jw_str(w, "role", role);
+    sb_pjw_epoch(w, "signed_at", sb_jv_num(m[S_SIGNED], -1));
+    sb_pjw_epoch(w, "viewed_at", sb_jv_num(m[S_VIEWED], -1));
+    if (cJSON_IsString(m[S_ROLE])) sb_jw_jstr(w, "role", m[S_ROLE]);
     sb_jw_close(w, '}');
 }
 
@@ -192,22 +199,35 @@ static cJSON *map_signer(const cJSON *s)
     return sb_pjw_tree(&w);
 }
 
+/* The members of a signature request write_request reads, looked up at once (sb_jpick). */
+enum { R_ID, R_SIGS, R_COMPLETE, R_DECLINED, R_ERROR, R_EXPIRES, R_CREATED, R_TITLE, R_MESSAGE,
+       R_REQUESTER, R_CC, R_TEST, R_N };
+static const char *const req_names[R_N] = {
+    "signature_request_id", "signatures", "is_complete", "is_declined", "has_error",
+    "expires_at", "created_at", "title", "message", "requester_email_address",
+    "cc_email_addresses", "test_mode"};
+
 /* A signature request in the neutral model, written; -1 (nothing written) without an id or when
  * `a`'s status filter leaves it out (*dropped counts it). */
 static int write_request(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropped)
 {
-    const char *id = sb_jstr(d, "signature_request_id");
-    if (!id) return -1;
-    const cJSON *sigs = sb_jget(d, "signatures");
-    int complete = sb_jbool(d, "is_complete", 0), declined = sb_jbool(d, "is_declined", 0);
-    int error = sb_jbool(d, "has_error", 0);
-    double expires = sb_jnum(d, "expires_at", -1), created = sb_jnum(d, "created_at", -1);
+    const cJSON *m[R_N];
+    sb_jpick(d, req_names, R_N, m);
+    const cJSON *idv = m[R_ID];
+    if (!cJSON_IsString(idv)) return -1;
+    const cJSON *sigs = m[R_SIGS];
+    int complete = sb_jv_bool(m[R_COMPLETE], 0), declined = sb_jv_bool(m[R_DECLINED], 0);
+    int error = sb_jv_bool(m[R_ERROR], 0);
+    double expires = sb_jv_num(m[R_EXPIRES], -1), created = sb_jv_num(m[R_CREATED], -1);
     double updated = created;
     int acted = 0;
     const cJSON *s;
     cJSON_ArrayForEach(s, sigs)
     {
-        double at = sb_jnum(s, "signed_at", -1), v = sb_jnum(s, "last_viewed_at", -1);
+        static const char *const times[] = {"signed_at", "last_viewed_at"};
+        const cJSON *t[2];
+        sb_jpick(s, times, 2, t);
+        double at = sb_jv_num(t[0], -1), v = sb_jv_num(t[1], -1);
         if (at > updated) updated = at;
         if (v > updated) updated = v;
         if (at > 0 || v > 0) acted = 1;
@@ -234,29 +254,29 @@ static int write_request(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
         return -1;
     }
     sb_jw_open(w, '{');
-    sb_jw_str(w, "id", id);
-    sb_jw_str(w, "title", sb_jstr(d, "title"));
+    sb_jw_jstr(w, "id", idv);
+    sb_jw_jstr(w, "title", m[R_TITLE]);
     sb_jw_str(w, "status", status);
     sb_jw_str(w, "provider_status", pstatus);
     sb_pjw_epoch(w, "created_at", created);
     sb_pjw_epoch(w, "updated_at", updated);
     sb_pjw_epoch(w, "expires_at", expires);
-    sb_jw_str(w, "message", sb_jstr(d, "message"));
+    sb_jw_jstr(w, "message", m[R_MESSAGE]);
     sb_jw_obj(w, "sender");
     sb_jw_null(w, "name");
-    sb_jw_str(w, "email", sb_jstr(d, "requester_email_address"));
+    sb_jw_jstr(w, "email", m[R_REQUESTER]);
     sb_jw_close(w, '}');
     sb_jw_arr(w, "signers");
     cJSON_ArrayForEach(s, sigs) write_signer(w, s);
     sb_jw_close(w, ']');
     sb_jw_arr(w, "cc");
     const cJSON *c;
-    cJSON_ArrayForEach(c, sb_jget(d, "cc_email_addresses"))
+    cJSON_ArrayForEach(c, m[R_CC])
     {
-        if (cJSON_IsString(c)) sb_jw_vstr(w, c->valuestring);
+        if (cJSON_IsString(c)) sb_jw_vjstr(w, c);
     }
     sb_jw_close(w, ']');
-    const cJSON *tm = sb_jget(d, "test_mode");
+    const cJSON *tm = m[R_TEST];
     if (cJSON_IsBool(tm)) sb_jw_bool(w, "test_mode", cJSON_IsTrue(tm));
     sb_jw_close(w, '}');
     return 0;

@@ -176,12 +176,12 @@ static int magic_ok(const void *d, size_t n, int docx)
 /* ---- the neutral document model -------------------------------------------------------------- */
 
 /* When the signer first opened any document of the package (documents[].revisions[]), or -1. */
-static int64_t first_opened(const cJSON *pkg, const char *sid)
+static int64_t first_opened(const cJSON *docs, const char *sid)
 {
     int64_t best = -1;
     if (!sid) return -1;
     const cJSON *d, *rv;
-    cJSON_ArrayForEach(d, sb_jget(pkg, "documents"))
+    cJSON_ArrayForEach(d, docs)
     {
         cJSON_ArrayForEach(rv, sb_jget(d, "revisions"))
         {
@@ -195,23 +195,32 @@ static int64_t first_opened(const cJSON *pkg, const char *sid)
     return best;
 }
 
+/* The members of a signer the writers read, looked up at once (sb_jpick). */
+enum { G_ID, G_STATE, G_EXECUTED, G_DECLINED, G_FIRST, G_LAST, G_EMAIL, G_NEXT, G_INDEX, G_ORDER,
+       G_EXECUTED_AT, G_ROLE, G_N };
+static const char *const signer_names[G_N] = {
+    "signerId", "state", "isExecuted", "timeDeclined", "firstName",    "lastName",
+    "email",    "isNext", "index",     "order",        "timeExecuted", "templateRole"};
+
 /* What one signer of a package (list item, package object or status answer) did. */
 typedef struct signer_facts {
+    const cJSON *m[G_N]; /* the signer's members */
     const char *sid, *pst, *status;
     int64_t opened; /* first opened, epoch ms, or -1 */
     int done;
 } signer_facts;
 
-/* The facts of signer s; acted/declined are or-ed with what this signer did. */
-static void signer_facts_of(const cJSON *s, const cJSON *pkg, signer_facts *f, int *acted,
-                            int *declined)
+/* The facts of signer s of a package in `state` with documents `docs`; acted/declined are or-ed
+ * with what this signer did. */
+static void signer_facts_of(const cJSON *s, const char *state, const cJSON *docs, signer_facts *f,
+                            int *acted, int *declined)
 {
-    const char *state = sb_jstr(pkg, "state");
-    f->sid = sb_jstr(s, "signerId");
-    f->pst = sb_jstr(s, "state");
-    f->opened = first_opened(pkg, f->sid);
-    int done = sb_jbool(s, "isExecuted", 0) || is_state(f->pst, "signed");
-    int decl = !done && (is_state(f->pst, "declined") || sb_jstr(s, "timeDeclined") != NULL);
+    sb_jpick(s, signer_names, G_N, f->m);
+    f->sid = sb_jv_str(f->m[G_ID]);
+    f->pst = sb_jv_str(f->m[G_STATE]);
+    f->opened = first_opened(docs, f->sid);
+    int done = sb_jv_bool(f->m[G_EXECUTED], 0) || is_state(f->pst, "signed");
+    int decl = !done && (is_state(f->pst, "declined") || sb_jv_str(f->m[G_DECLINED]) != NULL);
     int viewed = !done && !decl && (is_state(f->pst, "viewed") || f->opened >= 0);
     *acted |= done || decl || viewed;
     *declined |= decl;
@@ -224,27 +233,29 @@ static void signer_facts_of(const cJSON *s, const cJSON *pkg, signer_facts *f, i
                                                : "pending";
 }
 
-/* Signer s in the neutral model, written. */
-static void write_signer(sb_jw *w, const cJSON *s, const signer_facts *f)
+/* A signer in the neutral model, written from its facts. */
+static void write_signer(sb_jw *w, const signer_facts *f)
 {
     char name[300];
-    const char *fn = sb_jstr(s, "firstName"), *ln = sb_jstr(s, "lastName");
+    const cJSON *const *m = f->m;
+    const char *fn = sb_jv_str(m[G_FIRST]), *ln = sb_jv_str(m[G_LAST]);
     snprintf(name, sizeof name, "%s%s%s", fn ? fn : "", fn && ln ? " " : "", ln ? ln : "");
     sb_jw_open(w, '{');
-    sb_jw_str(w, "id", f->sid);
+    sb_jw_jstr(w, "id", m[G_ID]);
     sb_jw_str(w, "name", name[0] ? name : NULL);
-    sb_jw_str(w, "email", sb_jstr(s, "email"));
+    sb_jw_jstr(w, "email", m[G_EMAIL]);
     sb_jw_str(w, "status", f->status);
-    sb_jw_str(w, "provider_status",
-              f->pst    ? f->pst
-              : f->done ? "executed"
-                        : (sb_jbool(s, "isNext", 0) ? "next" : "waiting"));
+    if (f->pst)
+        sb_jw_jstr(w, "provider_status", m[G_STATE]);
+    else
+        sb_jw_str(w, "provider_status",
+                  f->done ? "executed" : (sb_jv_bool(m[G_NEXT], 0) ? "next" : "waiting"));
     /* iinked's index is 0-based; the neutral order is the 1-based signing position */
-    const cJSON *idx = sb_jget(s, "index");
-    if (!cJSON_IsNumber(idx)) idx = sb_jget(s, "order");
+    const cJSON *idx = m[G_INDEX];
+    if (!cJSON_IsNumber(idx)) idx = m[G_ORDER];
     sb_pjw_int_or_null(w, "order",
                        cJSON_IsNumber(idx) && idx->valuedouble >= 0 ? idx->valuedouble + 1 : -1);
-    sb_pjw_iso(w, "signed_at", sb_jstr(s, "timeExecuted"));
+    sb_pjw_iso(w, "signed_at", sb_jv_str(m[G_EXECUTED_AT]));
     if (f->opened >= 0) {
         char ts[40];
         sb_rfc3339((uint64_t)f->opened, ts, sizeof ts);
@@ -252,8 +263,7 @@ static void write_signer(sb_jw *w, const cJSON *s, const signer_facts *f)
     } else {
         sb_jw_null(w, "viewed_at");
     }
-    const char *role = sb_jstr(s, "templateRole");
-    if (role) sb_jw_str(w, "role", role);
+    if (cJSON_IsString(m[G_ROLE])) sb_jw_jstr(w, "role", m[G_ROLE]);
     sb_jw_close(w, '}');
 }
 
@@ -262,12 +272,12 @@ static cJSON *map_signer(const cJSON *s, const cJSON *pkg)
 {
     signer_facts f;
     int acted = 0, declined = 0;
-    signer_facts_of(s, pkg, &f, &acted, &declined);
+    signer_facts_of(s, sb_jstr(pkg, "state"), sb_jget(pkg, "documents"), &f, &acted, &declined);
     sb_buf b;
     sb_buf_init(&b, SB_PJW_MAX);
     sb_jw w;
     sb_jw_init(&w, &b);
-    write_signer(&w, s, &f);
+    write_signer(&w, &f);
     return sb_pjw_tree(&w);
 }
 
@@ -283,14 +293,23 @@ static const char *doc_status(const char *state, int acted, int declined)
 
 static int in_range(const cJSON *a, const char *created_iso);
 
+/* The members of a package write_package reads, looked up at once (sb_jpick). */
+enum { P_ID, P_STATE, P_SIGNERS, P_DOCS, P_CREATED, P_NAME, P_MODIFIED, P_SIGN_BY, P_MESSAGE,
+       P_RECIPIENTS, P_N };
+static const char *const package_names[P_N] = {
+    "packageId",        "state",      "signers", "documents", "timeCreated", "name",
+    "timeLastModified", "timeSignBy", "message", "recipients"};
+
 /* A package in the neutral model, written; -1 (nothing written) without a packageId or when
  * `a`'s filters (status, created range) leave it out (*dropped counts it). */
 static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropped)
 {
-    const char *id = sb_jstr(d, "packageId");
-    if (!id) return -1;
-    const char *state = sb_jstr(d, "state");
-    const cJSON *signers = sb_jget(d, "signers"), *s;
+    const cJSON *m[P_N];
+    sb_jpick(d, package_names, P_N, m);
+    const cJSON *idv = m[P_ID];
+    if (!cJSON_IsString(idv)) return -1;
+    const char *state = sb_jv_str(m[P_STATE]);
+    const cJSON *signers = m[P_SIGNERS], *s;
     /* the package's status needs every signer's facts before the signers are written: the first
      * SIGNERS_KEPT are kept for writing, any further are worked out again */
     enum { SIGNERS_KEPT = 16 };
@@ -299,23 +318,23 @@ static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
     cJSON_ArrayForEach(s, signers)
     {
         if (!cJSON_IsObject(s)) continue;
-        signer_facts_of(s, d, n < SIGNERS_KEPT ? &kept[n] : &f, &acted, &declined);
+        signer_facts_of(s, state, m[P_DOCS], n < SIGNERS_KEPT ? &kept[n] : &f, &acted, &declined);
         n++;
     }
     const char *status = doc_status(state, acted, declined);
-    if (a && (!sb_status_wanted(a, status) || !in_range(a, sb_jstr(d, "timeCreated")))) {
+    if (a && (!sb_status_wanted(a, status) || !in_range(a, sb_jv_str(m[P_CREATED])))) {
         (*dropped)++;
         return -1;
     }
     sb_jw_open(w, '{');
-    sb_jw_str(w, "id", id);
-    sb_jw_str(w, "title", sb_jstr(d, "name"));
+    sb_jw_jstr(w, "id", idv);
+    sb_jw_jstr(w, "title", m[P_NAME]);
     sb_jw_str(w, "status", status);
-    sb_jw_str(w, "provider_status", state);
-    sb_pjw_iso(w, "created_at", sb_jstr(d, "timeCreated"));
-    sb_pjw_iso(w, "updated_at", sb_jstr(d, "timeLastModified"));
-    sb_pjw_iso(w, "expires_at", sb_jstr(d, "timeSignBy"));
-    sb_jw_str(w, "message", sb_jstr(d, "message"));
+    sb_jw_jstr(w, "provider_status", m[P_STATE]);
+    sb_pjw_iso(w, "created_at", sb_jv_str(m[P_CREATED]));
+    sb_pjw_iso(w, "updated_at", sb_jv_str(m[P_MODIFIED]));
+    sb_pjw_iso(w, "expires_at", sb_jv_str(m[P_SIGN_BY]));
+    sb_jw_jstr(w, "message", m[P_MESSAGE]);
     sb_jw_obj(w, "sender");
     sb_jw_null(w, "name");
     sb_jw_null(w, "email");
@@ -327,18 +346,18 @@ static int write_package(sb_jw *w, const cJSON *d, const cJSON *a, size_t *dropp
         if (!cJSON_IsObject(s)) continue;
         if (n >= SIGNERS_KEPT) {
             int x = 0, y = 0;
-            signer_facts_of(s, d, &f, &x, &y);
+            signer_facts_of(s, state, m[P_DOCS], &f, &x, &y);
         }
-        write_signer(w, s, n < SIGNERS_KEPT ? &kept[n] : &f);
+        write_signer(w, n < SIGNERS_KEPT ? &kept[n] : &f);
         n++;
     }
     sb_jw_close(w, ']');
     sb_jw_arr(w, "cc");
     const cJSON *c;
-    cJSON_ArrayForEach(c, sb_jget(d, "recipients"))
+    cJSON_ArrayForEach(c, m[P_RECIPIENTS])
     {
-        const char *e = sb_jstr(c, "email");
-        if (e) sb_jw_vstr(w, e);
+        const cJSON *e = sb_jget(c, "email");
+        if (cJSON_IsString(e)) sb_jw_vjstr(w, e);
     }
     sb_jw_close(w, ']');
     sb_jw_close(w, '}');

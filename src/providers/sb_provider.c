@@ -3,8 +3,10 @@
 #include "core/sb_json.h"
 #include "core/sb_util.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,27 +241,66 @@ const cJSON *sb_jget(const cJSON *o, const char *key)
     return c && c->string ? c : NULL;
 }
 
-const char *sb_jstr(const cJSON *o, const char *key)
+void sb_jpick(const cJSON *o, const char *const *names, size_t n, const cJSON **out)
 {
-    const cJSON *v = sb_jget(o, key);
+    assert(n <= SB_JPICK_MAX);
+    /* the names by their first byte's low five bits: a member is compared only with the names
+     * that may match it, mostly none or one */
+    uint32_t by_first[32] = {0}, pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        by_first[(unsigned char)names[i][0] & 31] |= (uint32_t)1 << i;
+        pending |= (uint32_t)1 << i;
+    }
+    if (!o) return;
+    /* sb_jget's walk: it stops at a member without a name (o is an array), finding nothing more */
+    for (const cJSON *c = o->child; c && c->string && pending; c = c->next) {
+        const char *s = c->string;
+        for (uint32_t cand = by_first[(unsigned char)s[0] & 31] & pending; cand; cand &= cand - 1) {
+            unsigned i = (unsigned)__builtin_ctz(cand);
+            const char *k = names[i];
+            if (k[0] == s[0] && (!k[0] || (k[1] == s[1] && strcmp(k + 1, s + 1) == 0))) {
+                out[i] = c; /* the first member so named: never replaced */
+                pending &= ~((uint32_t)1 << i);
+                break; /* names are distinct: no other can match */
+            }
+        }
+    }
+}
+
+const char *sb_jv_str(const cJSON *v)
+{
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int sb_jbool(const cJSON *o, const char *key, int def)
+int sb_jv_bool(const cJSON *v, int def)
 {
-    const cJSON *v = sb_jget(o, key);
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
 }
 
-double sb_jnum(const cJSON *o, const char *key, double def)
+double sb_jv_num(const cJSON *v, double def)
 {
-    const cJSON *v = sb_jget(o, key);
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) return def;
     /* provider numbers are untrusted: keep them where any integer conversion is defined */
     double x = v->valuedouble;
     if (x > 9007199254740992.0) return 9007199254740992.0;
     if (x < -9007199254740992.0) return -9007199254740992.0;
     return x;
+}
+
+const char *sb_jstr(const cJSON *o, const char *key)
+{
+    return sb_jv_str(sb_jget(o, key));
+}
+
+int sb_jbool(const cJSON *o, const char *key, int def)
+{
+    return sb_jv_bool(sb_jget(o, key), def);
+}
+
+double sb_jnum(const cJSON *o, const char *key, double def)
+{
+    return sb_jv_num(sb_jget(o, key), def);
 }
 
 cJSON *sb_jput_(cJSON *o, const char *key, cJSON *item)
@@ -326,16 +367,25 @@ void sb_jadd_int_or_null_(cJSON *o, const char *key, double v)
     add_cs(o, key, v < 0 ? cJSON_CreateNull() : cJSON_CreateNumber(v));
 }
 
+/* a time as written: sb_rfc3339's digits, '-', ':', '.', 'T' and 'Z' need no escaping */
+static void vtime(sb_jw *w, int ok, const char *ts)
+{
+    if (ok)
+        sb_jw_vclean(w, ts, strlen(ts));
+    else
+        sb_jw_vnull(w);
+}
+
 void sb_pjw_vepoch(sb_jw *w, double epoch_s)
 {
     char ts[40];
-    sb_jw_vstr(w, epoch_text(epoch_s, ts) ? ts : NULL);
+    vtime(w, epoch_text(epoch_s, ts), ts);
 }
 
 void sb_pjw_viso(sb_jw *w, const char *iso)
 {
     char ts[40];
-    sb_jw_vstr(w, iso_text(iso, ts) ? ts : NULL);
+    vtime(w, iso_text(iso, ts), ts);
 }
 
 void sb_pjw_vint_or_null(sb_jw *w, double v)

@@ -151,6 +151,15 @@ const char *sb_jstr(const cJSON *o, const char *key);       /* string or NULL */
 int sb_jbool(const cJSON *o, const char *key, int def);
 /* A number, or def when absent or not finite; clamped to +-2^53 so integer casts are defined. */
 double sb_jnum(const cJSON *o, const char *key, double def);
+/* The same reads of a member already found (v may be NULL): sb_jstr(o, k) is sb_jv_str(sb_jget(o, k)). */
+const char *sb_jv_str(const cJSON *v);
+int sb_jv_bool(const cJSON *v, int def);
+double sb_jv_num(const cJSON *v, double def);
+/* n (at most 32) lookups in o at once: out[i] = sb_jget(o, names[i]), names distinct. One walk
+ * over o's members, each name looked at once, where n sb_jget calls walk them n times: for a
+ * mapper that reads a dozen members of each object in a list. */
+#define SB_JPICK_MAX 32
+void sb_jpick(const cJSON *o, const char *const *names, size_t n, const cJSON **out);
 /* Adding members to a result. The key must be a string literal (the macros refuse anything else):
  * it is linked as a constant key, not copied, which saves an allocation and a free for each of
  * the hundreds of fields a list result has. */

@@ -3,7 +3,9 @@
  * Also: sb_json_print (core/sb_buf) prints every parsed document byte for byte as
  * cJSON_PrintUnformatted does (responses are printed with it), and sb_json_parse (core/sb_json)
  * accepts exactly what cJSON_ParseWithLength accepts, building the same tree (also when it
- * allocates the tree from an arena, sb_json_parse_in). */
+ * allocates the tree from an arena, sb_json_parse_in), whose every string said to need no
+ * escaping (sb_json_clean) needs none, has the length said, and is written by sb_jw_vjstr as
+ * sb_jw_vstr writes it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_json.h"
+#include "core/sb_jw.h"
 #include "mcp/sb_jsonrpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,6 +46,46 @@ static void respond(const sb_rpc_msg *m, int rc, const char *err)
     }
 }
 
+/* Every string of an arena tree that sb_json_clean calls clean is, and writes the same. */
+static void check_clean(const cJSON *v)
+{
+    for (; v; v = v->next) {
+        size_t n;
+        if (sb_json_clean(v, &n)) {
+            const unsigned char *u = (const unsigned char *)v->valuestring;
+            if (strlen(v->valuestring) != n) {
+                fprintf(stderr, "clean string of length %zu said to be %zu\n",
+                        strlen(v->valuestring), n);
+                abort();
+            }
+            for (size_t i = 0; i < n; i++)
+                if (u[i] < 0x20 || u[i] == '"' || u[i] == '\\') {
+                    fprintf(stderr, "string said clean holds byte 0x%02x at %zu\n", u[i], i);
+                    abort();
+                }
+        }
+        if (cJSON_IsString(v)) {
+            sb_buf a, b;
+            sb_buf_init(&a, 1 << 24);
+            sb_buf_init(&b, 1 << 24);
+            sb_jw wa, wb;
+            sb_jw_init(&wa, &a);
+            sb_jw_init(&wb, &b);
+            sb_jw_vjstr(&wa, v);
+            sb_jw_vstr(&wb, v->valuestring);
+            if (sb_jw_finish(&wa) != sb_jw_finish(&wb) || a.len != b.len ||
+                (a.len && memcmp(a.data, b.data, a.len) != 0)) {
+                fprintf(stderr, "sb_jw_vjstr differs from sb_jw_vstr:\n%.*s\n%.*s\n", (int)a.len,
+                        a.data ? a.data : "", (int)b.len, b.data ? b.data : "");
+                abort();
+            }
+            sb_buf_free(&a);
+            sb_buf_free(&b);
+        }
+        check_clean(v->child);
+    }
+}
+
 static void same_parse(const uint8_t *data, size_t size)
 {
     cJSON *a = cJSON_ParseWithLength((const char *)data, size);
@@ -66,6 +109,7 @@ static void same_parse(const uint8_t *data, size_t size)
                 pc ? pc : (c ? "(unprintable)" : "(refused)"));
         abort();
     }
+    check_clean(c);
     free(pc);
     sb_arena_free(ar);
     free(pa);

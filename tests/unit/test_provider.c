@@ -1,8 +1,9 @@
 /* Unit tests for providers/sb_provider's JSON access: sb_jget finds what
  * cJSON_GetObjectItemCaseSensitive finds -- the first member of that exact name -- for names that
  * share their first bytes, empty names, one-byte names, duplicates, and in trees parsed into an
- * arena; the sb_jput_* macros add what cJSON_Add<Type>ToObject adds, with the key linked; the
- * sb_pjw_* writers write what the sb_jadd_* tree prints. */
+ * arena, and sb_jpick what sb_jget finds, for many names at once; the sb_jput_* macros add what
+ * cJSON_Add<Type>ToObject adds, with the key linked; the sb_pjw_* writers write what the
+ * sb_jadd_* tree prints. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,10 +45,31 @@ static void jget_matches_cjson(void **state)
         assert_int_equal((int)sb_jnum(trees[t], "status", -1), 4);
         assert_int_equal((int)sb_jnum(trees[t], "", -1), 6);
     }
+    /* sb_jpick finds what sb_jget finds, for any set of distinct names at once */
+    for (size_t t = 0; t < 2; t++) {
+        size_t nk = sizeof keys / sizeof keys[0];
+        const cJSON *got[SB_JPICK_MAX];
+        for (size_t from = 0; from < nk; from++)
+            for (size_t len = 1; from + len <= nk; len++) {
+                sb_jpick(trees[t], keys + from, len, got);
+                for (size_t i = 0; i < len; i++)
+                    if (got[i] != sb_jget(trees[t], keys[from + i]))
+                        fail_msg("sb_jpick of %zu names from %zu: \"%s\" differs", len, from,
+                                 keys[from + i]);
+            }
+    }
+    const cJSON *got2[2] = {trees[0], trees[0]};
+    static const char *const two[] = {"status", "id"};
+    sb_jpick(NULL, two, 2, got2);
+    assert_null(got2[0]);
+    assert_null(got2[1]);
     assert_null(sb_jget(NULL, "a"));
     assert_null(sb_jget(trees[0], NULL));
     cJSON *arr = cJSON_Parse("[1,2]"); /* not an object: members have no names */
     assert_null(sb_jget(arr, "a"));
+    sb_jpick(arr, two, 2, got2);
+    assert_null(got2[0]);
+    assert_null(got2[1]);
     cJSON_Delete(arr);
     cJSON_Delete((cJSON *)trees[0]);
     sb_arena_free(a);

@@ -761,6 +761,100 @@ static void test_json_parse_matches_cjson(void **state)
     assert_null(sb_json_parse("1", 0));
 }
 
+/* An arena parse marks each string value that needs no escaping with its length (sb_json_clean),
+ * and only those; sb_jw_vjstr writes every string as sb_jw_vstr does. */
+static void test_json_clean_hint(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int clean;
+        size_t len;
+    } cases[] = {
+        {"[\"plain\"]", 1, 5},
+        {"[\"\"]", 1, 0},
+        {"[\"0123456789abcdef0123456789abcdef-long-and-clean\"]", 1, 47},
+        {"[\"caf\xc3\xa9 \xe2\x82\xac\"]", 1, 9},                /* UTF-8 as it stands */
+        {"[\"a\\nb\"]", 0, 0},                                       /* an escape */
+        {"[\"\\u0041\"]", 0, 0},                                      /* even one that needs none */
+        {"[\"tab\there\"]", 0, 0},                                     /* a raw control character */
+        {"[\"0123456789abcdef0123456789\x01" "abcdef\"]", 0, 0},          /* one past 16 bytes */
+        {"[\"0123456789abcdef0123456789abcdef\x1f\"]", 0, 0},          /* one at the very end */
+        {"[\"0123456789abcde\x7f\"]", 1, 16},                          /* DEL needs none */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sb_arena *ar = sb_arena_new(0);
+        assert_non_null(ar);
+        const char *t = cases[i].text;
+        cJSON *arena_tree = sb_json_parse_in(t, strlen(t), ar), *heap_tree = sb_json_parse(t, strlen(t));
+        assert_non_null(arena_tree);
+        assert_non_null(heap_tree);
+        size_t n = 99;
+        if (sb_json_clean(arena_tree->child, &n) != cases[i].clean)
+            fail_msg("case %zu (%s): clean %d", i, t, !cases[i].clean);
+        if (cases[i].clean) assert_int_equal(n, cases[i].len);
+        /* only an arena tree carries the hint: sb_json_parse's trees are cJSON's */
+        assert_int_equal(sb_json_clean(heap_tree->child, &n), 0);
+        assert_int_equal(heap_tree->child->valueint, 0);
+        /* written the same way either way */
+        for (int k = 0; k < 2; k++) {
+            sb_buf a, b;
+            sb_buf_init(&a, 1 << 16);
+            sb_buf_init(&b, 1 << 16);
+            sb_jw wa, wb;
+            sb_jw_init(&wa, &a);
+            sb_jw_init(&wb, &b);
+            const cJSON *v = k ? heap_tree->child : arena_tree->child;
+            sb_jw_vjstr(&wa, v);
+            sb_jw_vstr(&wb, v->valuestring);
+            assert_int_equal(sb_jw_finish(&wa), 0);
+            assert_string_equal(a.data, b.data);
+            sb_buf_free(&a);
+            sb_buf_free(&b);
+        }
+        cJSON_Delete(heap_tree);
+        sb_arena_free(ar);
+    }
+    /* not a string, or none: null; a cJSON-made string: no hint, escaped */
+    cJSON *num = cJSON_CreateNumber(5), *str = cJSON_CreateString("q\"q");
+    size_t n;
+    assert_int_equal(sb_json_clean(num, &n), 0);
+    assert_int_equal(sb_json_clean(str, &n), 0);
+    assert_int_equal(sb_json_clean(NULL, &n), 0);
+    sb_buf b;
+    sb_buf_init(&b, 1 << 16);
+    sb_jw w;
+    sb_jw_init(&w, &b);
+    sb_jw_open(&w, '[');
+    sb_jw_vjstr(&w, num);
+    sb_jw_vjstr(&w, NULL);
+    sb_jw_vjstr(&w, str);
+    sb_jw_vclean(&w, "2026-11-25T00:00:00.000Z", 24);
+    sb_jw_close(&w, ']');
+    assert_int_equal(sb_jw_finish(&w), 0);
+    assert_string_equal(b.data, "[null,null,\"q\\\"q\",\"2026-11-25T00:00:00.000Z\"]");
+    sb_buf_free(&b);
+    cJSON_Delete(num);
+    cJSON_Delete(str);
+    /* a clean string into a buffer that must grow, and one over its limit */
+    sb_arena *ar = sb_arena_new(0);
+    const char *big = "[\"0123456789012345678901234567890123456789\"]";
+    cJSON *t = sb_json_parse_in(big, strlen(big), ar);
+    assert_non_null(t);
+    sb_buf_init(&b, 1 << 16);
+    sb_jw_init(&w, &b);
+    sb_jw_vjstr(&w, t->child);
+    assert_int_equal(sb_jw_finish(&w), 0);
+    assert_int_equal(b.len, 42);
+    sb_buf_free(&b);
+    sb_buf_init(&b, 20);
+    sb_jw_init(&w, &b);
+    sb_jw_vjstr(&w, t->child);
+    assert_int_not_equal(sb_jw_finish(&w), 0);
+    sb_buf_free(&b);
+    sb_arena_free(ar);
+}
+
 static void test_buf_printf_max(void **state)
 {
     (void)state;
@@ -1711,6 +1805,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_matches_gmtime),
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_buf_append_max),
+        cmocka_unit_test(test_json_clean_hint),
         cmocka_unit_test(test_buf_printf_max),
         cmocka_unit_test(test_buf_json_string),
         cmocka_unit_test(test_buf_json_string_vs_reference),
