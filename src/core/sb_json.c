@@ -378,7 +378,7 @@ parse_value(cJSON *item, pbuf *b, const unsigned char *p)
         if (!s) return NULL;
         item->type = cJSON_String;
         item->valuestring = (char *)s;
-        /* an arena tree's hint for sb_json_clean_len (cJSON leaves valueint 0 for a string, and
+        /* an arena tree's hint for sb_json_clean (cJSON leaves valueint 0 for a string, and
          * sb_json_parse's trees must be cJSON's) */
         if (b->arena && clean <= INT_MAX) item->valueint = (int)clean;
         return p;

@@ -151,7 +151,8 @@ const char *sb_jstr(const cJSON *o, const char *key);       /* string or NULL */
 int sb_jbool(const cJSON *o, const char *key, int def);
 /* A number, or def when absent or not finite; clamped to +-2^53 so integer casts are defined. */
 double sb_jnum(const cJSON *o, const char *key, double def);
-/* The same reads of a member already found (v may be NULL): sb_jstr(o, k) is sb_jv_str(sb_jget(o, k)). */
+/* The same reads of a member already found (v may be NULL):
+ * sb_jstr(o, k) is sb_jv_str(sb_jget(o, k)). */
 const char *sb_jv_str(const cJSON *v);
 int sb_jv_bool(const cJSON *v, int def);
 double sb_jv_num(const cJSON *v, double def);
