@@ -26,6 +26,10 @@ int sb_buf_vprintf(sb_buf *b, const char *fmt, va_list ap) __attribute__((format
 int sb_buf_json_string(sb_buf *b, const char *s);
 /* The same for the len bytes at s (no NUL needed; a NUL among them is escaped as \u0000). */
 int sb_buf_json_stringn(sb_buf *b, const char *s, size_t len);
+/* Turns the SSSE3 path of the string escape on (only where the CPU has SSSE3; on at start when
+ * it does) or off, and returns whether it is on: for tests and benchmarks, which compare the two.
+ * Not to be called while other threads escape. */
+int sb_buf_escape_shuffle(int on);
 /* Append v serialized as compact JSON, byte for byte what cJSON_PrintUnformatted gives (numbers:
  * integers as integers, others with 15 significant digits unless 17 are needed to read back the
  * same double; NaN and infinities as null; raw items verbatim), several times faster: strings are

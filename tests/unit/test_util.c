@@ -687,8 +687,14 @@ static void test_buf_json_string_vs_reference(void **state)
     (void)state;
     static const unsigned char all[] = {'"', '\\', '\n', '\t', 0x01, 0x1f, '\b'};
     static const unsigned char no_ctl[] = {'"', '\\'};
-    escapes_vs_reference(all, sizeof all);
-    escapes_vs_reference(no_ctl, sizeof no_ctl);
+    /* both block paths: SSSE3's shuffle (where the CPU has it) and the step per escape */
+    int shuffle = sb_buf_escape_shuffle(1);
+    for (int pass = 0; pass < 2; pass++) {
+        escapes_vs_reference(all, sizeof all);
+        escapes_vs_reference(no_ctl, sizeof no_ctl);
+        sb_buf_escape_shuffle(0);
+    }
+    assert_int_equal(sb_buf_escape_shuffle(1), shuffle);
 }
 
 /* sb_json_parse and sb_json_parse_in (which parses the arena's copy of the text in place) accept
