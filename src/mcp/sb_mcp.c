@@ -1,5 +1,6 @@
 #include "mcp/sb_mcp.h"
 
+#include "core/sb_arena.h"
 #include "core/sb_buf.h"
 #include "core/sb_gzip.h"
 #include "core/sb_json.h"
@@ -411,14 +412,22 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
     char err[512];
     int ok = json != NULL;
     if (ok && c->tool && c->tool->output_schema && sample_output(c)) {
-        /* a result written without a tree is read back only for the check */
-        cJSON *tree = structured ? structured : sb_json_parse(json, strlen(json));
+        const cJSON *tree = structured;
+        sb_arena *a = NULL;
+        size_t jl = 0;
+        if (!tree) {
+            /* a result written without a tree is read back only for the check, into an arena
+             * (a node per value from malloc cost twice the parse), bounded as the bridge bounds
+             * an answer's: a node can take 32 times the bytes it was parsed from */
+            jl = strlen(json);
+            a = sb_arena_new(jl < SIZE_MAX / 40 ? jl * 40 + 65536 : SIZE_MAX / 2);
+            tree = sb_json_parse_in(json, jl, a);
+        }
         ok = tree && sb_schema_validate(c->tool->output_schema, c->tool->output_schema, tree,
                                         "structuredContent", err, sizeof err) == 0;
+        sb_arena_free(a);
         if (!structured && !ok)
-            structured = tree; /* reported below */
-        else if (!structured)
-            cJSON_Delete(tree);
+            structured = sb_json_parse(json, jl); /* reported below (NULL: not JSON) */
     }
     if (!ok) {
         /* the slow path reports and replaces an invalid result */

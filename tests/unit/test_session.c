@@ -1218,6 +1218,78 @@ static int next_msg(sb_mcp_call *c, waiter *w, cJSON **msg, int *is_final)
     return -1;
 }
 
+/* A tool whose result is written as JSON text (as the bridge's mappers write theirs): a greeting
+ * as {"greeting":"hello <who>"}, or for "bad" one its output schema refuses. */
+static int json_tool_fn(sb_mcp_call *c, const cJSON *args, void *ud)
+{
+    (void)ud;
+    const cJSON *who = cJSON_GetObjectItemCaseSensitive(args, "recipient");
+    char text[160];
+    if (cJSON_IsString(who) && strcmp(who->valuestring, "bad") == 0)
+        snprintf(text, sizeof text, "{\"greeting\":5}");
+    else
+        snprintf(text, sizeof text, "{\"greeting\":\"hello \\\"%s\\\"\"}",
+                 cJSON_IsString(who) ? who->valuestring : "?");
+    char *json = strdup(text);
+    if (!json) return -1;
+    sb_mcp_call_tool_json(c, NULL, json);
+    return 0;
+}
+
+/* A result written as JSON text with no tree is read back for the output self-check (every one
+ * of a tool's first 64): a valid one is sent as text and structuredContent, an invalid one is
+ * replaced by an isError result; and the check is sampled after the first 64. */
+static void test_engine_tool_json_output_check(void **state)
+{
+    (void)state;
+    engine e;
+    e.loop = sb_loop_start();
+    assert_non_null(e.loop);
+    sb_registry *reg = sb_registry_new();
+    assert_non_null(reg);
+    cJSON *c = cJSON_Parse(
+        "{\"name\":\"greet_json\",\"title\":\"Greeter\",\"description\":\"Greets (test tool).\","
+        "\"inputSchema\":{\"type\":\"object\",\"properties\":{\"recipient\":{\"type\":\"string\"}},"
+        "\"required\":[\"recipient\"]},"
+        "\"outputSchema\":{\"type\":\"object\",\"properties\":{\"greeting\":{\"type\":\"string\"}},"
+        "\"required\":[\"greeting\"]}}");
+    assert_non_null(c);
+    char err[256] = "";
+    if (sb_registry_add(reg, c, json_tool_fn, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    sb_mcp_options o = {.server_name = "t", .server_title = "t", .server_version = "1",
+                        .page_size = 100, .max_sessions = 10, .session_idle_s = 3600,
+                        .call_timeout_s = 60};
+    e.m = sb_mcp_new(&o, reg, e.loop);
+    assert_non_null(e.m);
+    char sid[SB_SESSION_ID_LEN + 1];
+    initialize(&e, "fp", V, sid);
+    sb_mcp_reply r;
+    for (int i = 0; i < 70; i++) {
+        cJSON *j = call_tool(&e, sid, "7", "greet_json", "{\"recipient\":\"Ada\"}", &r);
+        const cJSON *res = result_of(j);
+        assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")));
+        assert_string_equal(tool_text(res), "{\"greeting\":\"hello \\\"Ada\\\"\"}");
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(res, "structuredContent"), "greeting");
+        assert_true(cJSON_IsString(g));
+        assert_string_equal(g->valuestring, "hello \"Ada\"");
+        cJSON_Delete(j);
+    }
+    /* the 71st result is not checked (1 in 64 after the first 64), the 129th is: an invalid one
+     * goes out as it is at the first and is replaced at the second */
+    cJSON *j = call_tool(&e, sid, "8", "greet_json", "{\"recipient\":\"bad\"}", &r);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result_of(j), "isError")));
+    cJSON_Delete(j);
+    for (int i = 71; i < 128; i++)
+        cJSON_Delete(call_tool(&e, sid, "9", "greet_json", "{\"recipient\":\"Bo\"}", &r));
+    j = call_tool(&e, sid, "10", "greet_json", "{\"recipient\":\"bad\"}", &r);
+    const cJSON *res = result_of(j);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "isError")));
+    assert_non_null(strstr(tool_text(res), "output schema"));
+    cJSON_Delete(j);
+    engine_stop(&e);
+}
+
 static void test_engine_async_call(void **state)
 {
     (void)state;
@@ -1590,6 +1662,7 @@ int main(void)
         cmocka_unit_test(test_engine_tools_list_gzip),
         cmocka_unit_test(test_cursor_codec),
         cmocka_unit_test(test_engine_tools_call),
+        cmocka_unit_test(test_engine_tool_json_output_check),
         cmocka_unit_test(test_engine_async_call),
         cmocka_unit_test(test_engine_cancel_and_delete),
         cmocka_unit_test(test_engine_detach_cancels),
