@@ -128,6 +128,26 @@ static void same_print(const uint8_t *data, size_t size)
                 a ? a : "(null)", b ? b : "(null)");
         abort();
     }
+    if (a) {
+        /* the printed text escaped into a string, as a result's text block is: the same as
+         * cJSON escapes it, through SSSE3's shuffles and through the step per escape */
+        cJSON *str = cJSON_CreateString(a);
+        char *want = str ? cJSON_PrintUnformatted(str) : NULL;
+        for (int shuffle = 1; want && shuffle >= 0; shuffle--) {
+            sb_buf_escape_shuffle(shuffle);
+            sb_buf t;
+            sb_buf_init(&t, (size_t)1 << 30);
+            if (sb_buf_json_string(&t, a) != 0 || strcmp(t.data, want) != 0) {
+                fprintf(stderr, "text block escape (shuffle %d) differs from cJSON's:\n%s\n%s\n",
+                        shuffle, want, t.data ? t.data : "(null)");
+                abort();
+            }
+            sb_buf_free(&t);
+        }
+        sb_buf_escape_shuffle(1);
+        free(want);
+        cJSON_Delete(str);
+    }
     free(a);
     free(b);
     cJSON_Delete(doc);
