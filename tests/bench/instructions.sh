@@ -11,7 +11,9 @@
 # API-key session, and tools/call list_documents (page_size 10, the call of targets 2 and 3)
 # proxied to the sandbox -- a fresh signbridge starts under callgrind with instrumentation off; one
 # client opens a session, sends 64 warm-up requests on one keep-alive connection, then
-# instrumentation goes on (callgrind_control -i on) for N more (default 500) and off again. 64:
+# instrumentation goes on (callgrind_control -i on) for N more (default 500) and off again
+# (tools/list is counted twice: as it is, and as target 1 asks for it, with Accept-Encoding: gzip,
+# where the compressed page is kept and only spliced behind the request's id). 64:
 # signbridge checks each of a tool's first 64 results against its output schema, then one in 64
 # (sb_mcp.c, sample_output), so the counted requests see the steady state's share of those checks
 # (a check costs about as much as the call itself; with 50 warm-up requests, 14 more of the 500
@@ -23,7 +25,7 @@
 # with this, not against wall-clock shares. --smoke: 20 requests, K 3 (the test suite runs it on
 # the unsanitized build to prove the script works). Checks are "ok -" / "not ok -" lines, then a
 # final "N passed, N failed". --keep DIR copies each callgrind output there (cg.tools_list,
-# cg.list_documents) for `callgrind_annotate --inclusive=yes`.
+# cg.tools_list+gzip, cg.list_documents) for `callgrind_annotate --inclusive=yes`.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -59,7 +61,7 @@ start_sandbox "$SBX" || finish
 # The client: one keep-alive connection; argv: port key warm-up count method. Every answer must be
 # a 200 JSON-RPC result (not isError), or it exits 1 naming the first bad one.
 cat >"$W/client.py" <<'PY'
-import http.client, json, sys
+import gzip, http.client, json, sys
 port, key, n, method = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
@@ -77,13 +79,19 @@ if r.status != 200 or not sid:
     sys.exit(f"initialize answered {r.status} without a session")
 h.update({"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"})
 post({"jsonrpc": "2.0", "method": "notifications/initialized"})
-if method == "tools/list":
+if method.startswith("tools/list"):
     req = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    if method == "tools/list+gzip":  # as target 1 asks for it
+        h["Accept-Encoding"] = "gzip, deflate"
 else:
     req = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
            "params": {"name": "list_documents", "arguments": {"page_size": 10}}}
 for i in range(n):
     r, data = post(req)
+    if "Accept-Encoding" in h:
+        if r.getheader("Content-Encoding") != "gzip":
+            sys.exit(f"request {i}: no gzip answer to Accept-Encoding: gzip")
+        data = gzip.decompress(data)
     doc = json.loads(data) if r.status == 200 else {}
     res = doc.get("result")
     if not isinstance(res, dict) or res.get("isError"):
@@ -138,5 +146,6 @@ measure() { # $1 request name (tools/list | list_documents)
 }
 
 measure tools/list
+measure tools/list+gzip
 measure list_documents
 finish
