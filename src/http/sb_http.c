@@ -663,6 +663,15 @@ static void drop_principal(req_ctx *r)
     r->pr = NULL;
 }
 
+/* Appends s to the string of length `at` in dst (cap bytes), cut to fit and NUL-terminated as
+ * snprintf would; returns the new length. */
+static size_t cat(char *dst, size_t cap, size_t at, const char *s)
+{
+    if (at + 1 >= cap) return at;
+    size_t n = sb_strlcpy(dst + at, s, cap - at);
+    return n < cap - at ? at + n : cap - 1;
+}
+
 /* mcp_precheck's body: p is the principal being filled, on the caller's stack; once the caller is
  * known, its sb_principal_size bytes are copied to r->pr. */
 static MHD_RESULT_T mcp_precheck_p(req_ctx *r, const char *method, sb_principal *p)
@@ -749,8 +758,11 @@ static MHD_RESULT_T mcp_precheck_p(req_ctx *r, const char *method, sb_principal 
     const char *roh = hdr(r, "X-Read-Only");
     p->read_only = p->read_only || (ro && (strcmp(ro, "1") == 0 || strcmp(ro, "true") == 0)) ||
                    (roh && (strcmp(roh, "1") == 0 || strcasecmp(roh, "true") == 0));
-    snprintf(r->owner, sizeof r->owner, "%s:%s%s", r->fingerprint, p->route,
-             p->read_only ? ":ro" : "");
+    /* "<fingerprint>:<route>[:ro]" (formatting it with snprintf was 2% of a tools/list) */
+    size_t o = cat(r->owner, sizeof r->owner, 0, r->fingerprint);
+    o = cat(r->owner, sizeof r->owner, o, ":");
+    o = cat(r->owner, sizeof r->owner, o, p->route);
+    if (p->read_only) cat(r->owner, sizeof r->owner, o, ":ro");
     drop_principal(r);
     r->pr = malloc(sb_principal_size(p));
     if (!r->pr)
@@ -989,9 +1001,12 @@ static const char *method_label(const char *m)
 
 static void count_request(sb_http *h, const req_ctx *r, uint64_t dur_us)
 {
-    char status[12];
-    int st = r->status >= 0 && r->status < 1000 ? r->status : 0;
-    snprintf(status, sizeof status, "%d", st);
+    char status[4];
+    int st = r->status >= 0 && r->status < 1000 ? r->status : 0, k = 0;
+    if (st >= 100) status[k++] = (char)('0' + st / 100);
+    if (st >= 10) status[k++] = (char)('0' + st / 10 % 10);
+    status[k++] = (char)('0' + st % 10);
+    status[k] = '\0';
     const char *route = route_names[r->route];
     const char *labels[] = {route, method_label(r->method), status};
     sb_metrics_inc(sb_metrics_series(h->m_requests, labels));
