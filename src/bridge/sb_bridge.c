@@ -1150,12 +1150,11 @@ static void process_result(tool_job *j, const sb_up_result *r)
     if (urid) sb_strlcpy(j->upstream_request_id, urid, sizeof j->upstream_request_id);
     sb_presp pr = {.status = r->status, .body = r->body, .len = r->body_len};
     /* the answer's tree lives in an arena, released in one go: mappers and error messages only
-     * read it and copy what they keep (sb_json_parse_in); a node can take 32 times the bytes it
-     * was parsed from ("[1,1,...]"), so that bounds the arena */
+     * read it and copy what they keep (sb_json_parse_in), in an arena bounded by
+     * sb_json_arena_bound */
     sb_arena *tree = NULL;
     if (r->body_len) {
-        size_t cap = r->body_len < SIZE_MAX / 40 ? r->body_len * 40 + 65536 : SIZE_MAX / 2;
-        tree = sb_arena_new(cap);
+        tree = sb_arena_new(sb_json_arena_bound(r->body_len));
         pr.json = sb_json_parse_in(r->body, r->body_len, tree);
     }
     if (r->status < 200 || r->status >= 300) {

@@ -3,6 +3,7 @@
 #ifndef SB_JSON_H
 #define SB_JSON_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -25,6 +26,12 @@ cJSON *sb_json_parse(const char *s, size_t len);
  * limit is reached (the arena then keeps what was allocated until it is freed). */
 struct sb_arena;
 cJSON *sb_json_parse_in(const char *s, size_t len, struct sb_arena *a);
+/* The arena limit that always holds sb_json_parse_in's tree of a len-byte text: a node can take
+ * 32 times the bytes it was parsed from ("[1,1,...]"), plus the text's own copy. */
+static inline size_t sb_json_arena_bound(size_t len)
+{
+    return len < SIZE_MAX / 40 ? len * 40 + 65536 : SIZE_MAX / 2;
+}
 
 /* Whether string node v, of a tree from sb_json_parse_in, needs no escaping in JSON (no quote,
  * backslash or byte below 0x20: it is written as it stands, between quotes), known from the

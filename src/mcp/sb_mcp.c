@@ -411,16 +411,14 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
 {
     char err[512];
     int ok = json != NULL;
+    size_t jl = ok ? strlen(json) : 0;
     if (ok && c->tool && c->tool->output_schema && sample_output(c)) {
         const cJSON *tree = structured;
         sb_arena *a = NULL;
-        size_t jl = 0;
         if (!tree) {
             /* a result written without a tree is read back only for the check, into an arena
-             * (a node per value from malloc cost twice the parse), bounded as the bridge bounds
-             * an answer's: a node can take 32 times the bytes it was parsed from */
-            jl = strlen(json);
-            a = sb_arena_new(jl < SIZE_MAX / 40 ? jl * 40 + 65536 : SIZE_MAX / 2);
+             * (a node per value from malloc cost twice the parse) */
+            a = sb_arena_new(sb_json_arena_bound(jl));
             tree = sb_json_parse_in(json, jl, a);
         }
         ok = tree && sb_schema_validate(c->tool->output_schema, c->tool->output_schema, tree,
@@ -443,7 +441,6 @@ void sb_mcp_call_tool_json(sb_mcp_call *c, cJSON *structured, char *json)
     sb_buf b;
     sb_buf_init(&b, (size_t)256 << 20);
     /* the text block (escaped: a little more than the JSON) plus the JSON itself, at once */
-    size_t jl = strlen(json);
     sb_buf_reserve(&b, jl + jl + jl / 4 + 256); /* a hint: appending still checks */
     int rc = sb_buf_puts(&b, "{\"jsonrpc\":\"2.0\",\"id\":");
     if (rc == 0) rc = c->id ? sb_buf_json_value(&b, c->id) : sb_buf_puts(&b, "null");
