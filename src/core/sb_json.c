@@ -393,7 +393,8 @@ parse_value(cJSON *item, pbuf *b, const unsigned char *p)
     }
 }
 
-static cJSON *parse(const char *s, size_t len, sb_arena *arena)
+/* *end (if not NULL) is set to the byte after the value, in b.c's text, on success */
+static cJSON *parse(const char *s, size_t len, sb_arena *arena, const unsigned char **end)
 {
     if (!s || len == 0) return NULL;
     pbuf b = {.c = (const unsigned char *)s, .arena = arena};
@@ -410,19 +411,28 @@ static cJSON *parse(const char *s, size_t len, sb_arena *arena)
     if (len > 4 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) p += 3; /* a UTF-8 BOM */
     cJSON *item = new_item(&b);
     if (!item) return NULL;
-    if (!parse_value(item, &b, skip_ws(p, b.end))) {
+    if (!(p = parse_value(item, &b, skip_ws(p, b.end)))) {
         if (!arena) cJSON_Delete(item);
         return NULL;
     }
+    if (end) *end = p;
     return item;
 }
 
 cJSON *sb_json_parse(const char *s, size_t len)
 {
-    return parse(s, len, NULL);
+    return parse(s, len, NULL, NULL);
+}
+
+cJSON *sb_json_parse_end(const char *s, size_t len, const char **end)
+{
+    const unsigned char *e = NULL;
+    cJSON *v = parse(s, len, NULL, &e);
+    if (v && end) *end = (const char *)e;
+    return v;
 }
 
 cJSON *sb_json_parse_in(const char *s, size_t len, sb_arena *a)
 {
-    return a ? parse(s, len, a) : NULL;
+    return a ? parse(s, len, a, NULL) : NULL;
 }

@@ -15,6 +15,10 @@
  * read without strtod, and strings are copied in runs. fuzz_jsonrpc checks the two agree.
  * Requires cJSON's default allocator (malloc/free): signbridge never installs hooks. */
 cJSON *sb_json_parse(const char *s, size_t len);
+/* sb_json_parse that also gives, on success, where the value ends: *end is the byte after it, as
+ * cJSON_ParseWithLengthOpts(s, len, end, 0) sets it (for a caller that refuses trailing bytes).
+ * On failure *end is left as it was: cJSON's error position is cJSON's to compute. */
+cJSON *sb_json_parse_end(const char *s, size_t len, const char **end);
 
 /* The same tree, every node and string allocated from arena `a`: the text is copied into the
  * arena once and parsed there in place (each string is its own bytes in that copy, unescaped and

@@ -84,6 +84,79 @@ void sb_log_obj(int level, const char *event, cJSON *fields)
     free(s);
 }
 
+int sb_log_line_begin(sb_log_line *l, int level, const char *event)
+{
+    sb_buf_init(&l->b, SB_LOG_LINE_MAX - 2);
+    if (!sb_log_enabled(level)) return -1;
+    char ts[40];
+    sb_rfc3339(sb_wall_ms(), ts, sizeof ts);
+    if (sb_buf_reserve(&l->b, 512) != 0 || sb_buf_append(&l->b, "{\"ts\":", 6) != 0 ||
+        sb_buf_json_string(&l->b, ts) != 0 || sb_buf_append(&l->b, ",\"level\":", 9) != 0 ||
+        sb_buf_json_string(&l->b, names[level]) != 0 ||
+        sb_buf_append(&l->b, ",\"event\":", 9) != 0 || sb_buf_json_string(&l->b, event) != 0) {
+        sb_buf_free(&l->b);
+        return -1;
+    }
+    return 0;
+}
+
+static void line_cut(sb_log_line *l, size_t mark)
+{
+    l->b.len = mark;
+    l->b.data[mark] = '\0';
+}
+
+/* ,"key": -- then the value; on failure the line is cut back to where the field began (*mark).
+ * A key without a byte to escape (every key the code writes) goes in with one append. */
+static int line_key(sb_log_line *l, const char *key, size_t *mark)
+{
+    *mark = l->b.len;
+    if (!l->b.data) return -1; /* not started */
+    size_t n = strlen(key);
+    char k[68];
+    int plain = n <= sizeof k - 4;
+    for (size_t i = 0; plain && i < n; i++)
+        plain = (unsigned char)key[i] >= 0x20 && key[i] != '"' && key[i] != '\\';
+    if (plain) {
+        k[0] = ',';
+        k[1] = '"';
+        memcpy(k + 2, key, n);
+        k[n + 2] = '"';
+        k[n + 3] = ':';
+        if (sb_buf_append(&l->b, k, n + 4) == 0) return 0;
+    } else if (sb_buf_append(&l->b, ",", 1) == 0 && sb_buf_json_string(&l->b, key) == 0 &&
+               sb_buf_append(&l->b, ":", 1) == 0) {
+        return 0;
+    }
+    line_cut(l, *mark);
+    return -1;
+}
+
+void sb_log_line_str(sb_log_line *l, const char *key, const char *value)
+{
+    size_t mark;
+    if (line_key(l, key, &mark) != 0) return;
+    if (sb_buf_json_string(&l->b, value ? value : "") != 0) line_cut(l, mark);
+}
+
+void sb_log_line_num(sb_log_line *l, const char *key, double value)
+{
+    size_t mark;
+    if (line_key(l, key, &mark) != 0) return;
+    if (sb_buf_json_number(&l->b, value) != 0) line_cut(l, mark);
+}
+
+void sb_log_line_end(sb_log_line *l)
+{
+    if (!l->b.data) return;
+    l->b.max += 2; /* the fields were bounded two bytes short: "}\n" always fits */
+    if (sb_buf_append(&l->b, "}\n", 2) == 0) {
+        ssize_t w = write(atomic_load(&g_fd), l->b.data, l->b.len);
+        (void)w;
+    }
+    sb_buf_free(&l->b);
+}
+
 void sb_log_msg(int level, const char *event, const char *fmt, ...)
 {
     if (!sb_log_enabled(level)) return;

@@ -1241,25 +1241,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     call_ended(r); /* a slot still held: the client went away, or the call never finished */
     uint64_t dur_us = sb_mono_us() - r->start_us;
     if (h->metrics_on) count_request(h, r, dur_us);
-    if (sb_log_enabled(SB_LOG_INFO)) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "request_id", r->request_id);
-        cJSON_AddStringToObject(f, "method", r->method ? r->method : "");
-        cJSON_AddStringToObject(f, "path", r->path);
-        cJSON_AddNumberToObject(f, "status", r->status);
-        cJSON_AddNumberToObject(f, "duration_us", (double)dur_us);
-        cJSON_AddNumberToObject(f, "bytes_out", (double)r->bytes_out);
-        if (r->rpc_method[0]) cJSON_AddStringToObject(f, "rpc_method", r->rpc_method);
-        if (r->session[0]) cJSON_AddStringToObject(f, "session", r->session);
+    sb_log_line l; /* written in place: a cJSON tree printed took more than a tools/list */
+    if (sb_log_line_begin(&l, SB_LOG_INFO, "http_request") == 0) {
+        sb_log_line_str(&l, "request_id", r->request_id);
+        sb_log_line_str(&l, "method", r->method ? r->method : "");
+        sb_log_line_str(&l, "path", r->path);
+        sb_log_line_num(&l, "status", r->status);
+        sb_log_line_num(&l, "duration_us", (double)dur_us);
+        sb_log_line_num(&l, "bytes_out", (double)r->bytes_out);
+        if (r->rpc_method[0]) sb_log_line_str(&l, "rpc_method", r->rpc_method);
+        if (r->session[0]) sb_log_line_str(&l, "session", r->session);
         if (r->has_cred) {
             char fp[13];
             sb_strlcpy(fp, r->fingerprint, sizeof fp);
-            cJSON_AddStringToObject(f, "credential", sb_cred_kind_name(r->cred_kind));
-            cJSON_AddStringToObject(f, "fingerprint", fp);
+            sb_log_line_str(&l, "credential", sb_cred_kind_name(r->cred_kind));
+            sb_log_line_str(&l, "fingerprint", fp);
         }
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            cJSON_AddNumberToObject(f, "terminated", (double)toe);
-        sb_log_obj(SB_LOG_INFO, "http_request", f);
+            sb_log_line_num(&l, "terminated", (double)toe);
+        sb_log_line_end(&l);
     }
     sb_buf_free(&r->body);
     free(r->ev);

@@ -4,7 +4,8 @@
 # (docs/benchmarks.md), which hides a change worth a few percent; the instruction count of the same
 # requests does not move, so two builds can be compared a commit apart.
 #
-#   tests/bench/instructions.sh [--bin-dir DIR] [--requests N] [--top K] [--keep DIR] [--smoke]
+#   tests/bench/instructions.sh [--bin-dir DIR] [--requests N] [--top K] [--keep DIR]
+#                               [--log-level LEVEL] [--smoke]
 #
 # DIR (default build-release) must hold signbridge and signbridge-sandbox built without
 # sanitizers (valgrind cannot run an ASan binary). For each measured request -- tools/list on an
@@ -26,6 +27,8 @@
 # the unsanitized build to prove the script works). Checks are "ok -" / "not ok -" lines, then a
 # final "N passed, N failed". --keep DIR copies each callgrind output there (cg.tools_list,
 # cg.tools_list+gzip, cg.list_documents) for `callgrind_annotate --inclusive=yes`.
+# --log-level (default warn, as peer.sh runs signbridge): info counts the access-log line each
+# request writes at the default level, as a production server does.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -33,12 +36,14 @@ BIN_DIR=$ROOT/build-release
 N=500
 TOP=8
 KEEP=
+LOG_LEVEL=warn
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift ;;
     --requests) N=$2; shift ;;
     --top) TOP=$2; shift ;;
     --keep) KEEP=$2; shift ;;
+    --log-level) LOG_LEVEL=$2; shift ;;
     --smoke) N=20; TOP=3 ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "instructions.sh: unknown option $1" >&2; exit 2 ;;
@@ -48,6 +53,7 @@ done
 # ok/nok/finish, the scratch directory and the sandbox
 . "$HERE/lib.sh"
 [[ $N =~ ^[0-9]+$ && $N -ge 1 && $TOP =~ ^[0-9]+$ ]] || { nok "options" "--requests and --top take whole numbers (requests >= 1)"; finish; }
+[[ $LOG_LEVEL =~ ^(debug|info|warn|error|off)$ ]] || { nok "options" "--log-level takes debug, info, warn, error or off"; finish; }
 for t in valgrind callgrind_control callgrind_annotate python3 curl; do
   command -v "$t" >/dev/null || { nok "tools" "$t is not installed (scripts/setup-deps installs valgrind)"; finish; }
 done
@@ -102,7 +108,7 @@ measure() { # $1 request name (tools/list | list_documents)
   local name=$1 out=$W/cg.${1//\//_}
   rm -f "$W/s.port"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-    "$SB" --sandbox-url "$ORIGIN" --log-level warn --listen 127.0.0.1:0 --port-file "$W/s.port" \
+    "$SB" --sandbox-url "$ORIGIN" --log-level "$LOG_LEVEL" --listen 127.0.0.1:0 --port-file "$W/s.port" \
     --store "sqlite:$W/s-${name//\//_}.db" >"$W/s.out" 2>"$W/s.log" &
   SB_PID=$!
   if ! wait_file "$W/s.port" 600; then

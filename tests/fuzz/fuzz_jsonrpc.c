@@ -3,9 +3,10 @@
  * Also: sb_json_print (core/sb_buf) prints every parsed document byte for byte as
  * cJSON_PrintUnformatted does (responses are printed with it), and sb_json_parse (core/sb_json)
  * accepts exactly what cJSON_ParseWithLength accepts, building the same tree (also when it
- * allocates the tree from an arena, sb_json_parse_in), whose every string said to need no
- * escaping (sb_json_clean) needs none, has the length said, and is written by sb_jw_vjstr as
- * sb_jw_vstr writes it. */
+ * allocates the tree from an arena, sb_json_parse_in) and ending where cJSON ends
+ * (sb_json_parse_end), whose every string said to need no escaping (sb_json_clean) needs none,
+ * has the length said, and is written by sb_jw_vjstr as sb_jw_vstr writes it. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,19 @@ static void same_parse(const uint8_t *data, size_t size)
     check_clean(c);
     free(pc);
     sb_arena_free(ar);
+    /* and where the value ends, as cJSON_ParseWithLengthOpts reports it (sb_rpc_parse refuses
+     * what follows it) */
+    const char *ea = NULL, *eb = NULL;
+    cJSON *d = cJSON_ParseWithLengthOpts((const char *)data, size, &ea, 0);
+    cJSON *e = sb_json_parse_end((const char *)data, size, &eb);
+    if ((d == NULL) != (e == NULL) || (d && ea != eb)) {
+        fprintf(stderr, "sb_json_parse_end ends at %td, cJSON at %td\n",
+                eb ? eb - (const char *)data : (ptrdiff_t)-1,
+                ea ? ea - (const char *)data : (ptrdiff_t)-1);
+        abort();
+    }
+    cJSON_Delete(d);
+    cJSON_Delete(e);
     free(pa);
     free(pb);
     cJSON_Delete(a);

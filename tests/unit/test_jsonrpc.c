@@ -534,6 +534,23 @@ static void test_id_key(void **state)
     cJSON *empty = cJSON_CreateString("");
     assert_int_equal(sb_rpc_id_key(empty, k, sizeof k), 0);
     assert_string_equal(k, "s:");
+    /* whole numbers are written without printf: the same key "%.0f" gives, for every form */
+    static const double nums[] = {0, -0.0, 1, 9, 10, 99, 100, 4242, 1795500100, 999999999999999.0,
+                                  1e15, 1e15 + 2, 9007199254740992.0, 1e300, -1, -0.4, 0.5, 1.5,
+                                  2.5, 41.99, 1e-9};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        char want[400], got[400];
+        snprintf(want, sizeof want, "n:%.0f", nums[i]);
+        cJSON *v = cJSON_CreateNumber(nums[i]);
+        assert_int_equal(sb_rpc_id_key(v, got, sizeof got), 0);
+        assert_string_equal(got, want);
+        /* exactly room for it, then one byte short */
+        size_t need = strlen(want) + 1;
+        assert_int_equal(sb_rpc_id_key(v, got, need), 0);
+        assert_string_equal(got, want);
+        assert_int_equal(sb_rpc_id_key(v, got, need - 1), -1);
+        cJSON_Delete(v);
+    }
 
     /* not an id */
     cJSON *nul = cJSON_CreateNull();

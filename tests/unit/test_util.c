@@ -24,6 +24,7 @@
 #include "core/sb_json.h"
 #include "core/sb_jw.h"
 #include "core/sb_later.h"
+#include "core/sb_log.h"
 #include "core/sb_loop.h"
 #include "core/sb_util.h"
 
@@ -1743,6 +1744,113 @@ static void test_gzip_splice(void **state)
     free(out);
 }
 
+/* What the log wrote to fd since offset *off, NUL-terminated, in buf. */
+static size_t log_read(int fd, off_t *off, char *buf, size_t cap)
+{
+    ssize_t n = pread(fd, buf, cap - 1, *off);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    *off += n;
+    return (size_t)n;
+}
+
+/* The line written in place is the line sb_log_obj writes for the same fields: escapes, number
+ * forms, order; a field past the bound is left out whole; a level that is off writes nothing. */
+static void test_log_line_matches_obj(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sb_log_test.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    sb_log_set_fd(fd);
+    int old = sb_log_get_level();
+    sb_log_set_level(SB_LOG_INFO);
+    static const char *strs[] = {"", "plain", "q\"uote", "back\\slash", "ctl\x01\x1f\n\t\b\f\r",
+                                 "del\x7f", "utf-8 \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+                                 "/boldsign/mcp?x=1&y=</script>"};
+    static const double nums[] = {0, 200, -5, 1795500100, 123456789012345.0, 1.5, -0.25,
+                                  1e300, 3.141592653589793, 0.1, -0.0};
+    char a[4096], b[4096];
+    off_t off = 0;
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
+        for (size_t j = 0; j < sizeof nums / sizeof *nums; j++) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "request_id", strs[i]);
+            cJSON_AddNumberToObject(f, "status", nums[j]);
+            cJSON_AddStringToObject(f, strs[(i + 1) % 8][0] ? "k\"ey" : "key", strs[(i + 3) % 8]);
+            sb_log_obj(SB_LOG_INFO, "http_request", f);
+            size_t na = log_read(fd, &off, a, sizeof a);
+            sb_log_line l;
+            assert_int_equal(sb_log_line_begin(&l, SB_LOG_INFO, "http_request"), 0);
+            sb_log_line_str(&l, "request_id", strs[i]);
+            sb_log_line_num(&l, "status", nums[j]);
+            sb_log_line_str(&l, strs[(i + 1) % 8][0] ? "k\"ey" : "key", strs[(i + 3) % 8]);
+            sb_log_line_end(&l);
+            size_t nb = log_read(fd, &off, b, sizeof b);
+            /* the same bytes after the time stamp (the two may fall in different milliseconds) */
+            const char *la = strstr(a, ",\"level\":"), *lb = strstr(b, ",\"level\":");
+            assert_non_null(la);
+            assert_non_null(lb);
+            assert_int_equal(la - a, lb - b);
+            assert_int_equal(na, nb);
+            assert_string_equal(la, lb);
+            assert_int_equal(memcmp(a, "{\"ts\":\"", 7), 0);
+            assert_int_equal(b[nb - 1], '\n');
+        }
+    }
+    /* NaN and infinities print as null, as cJSON prints them */
+    sb_log_line l;
+    assert_int_equal(sb_log_line_begin(&l, SB_LOG_INFO, "e"), 0);
+    sb_log_line_num(&l, "nan", 0.0 / 0.0);
+    sb_log_line_num(&l, "inf", 1.0 / 0.0);
+    sb_log_line_end(&l);
+    log_read(fd, &off, b, sizeof b);
+    assert_non_null(strstr(b, "\"nan\":null,\"inf\":null}\n"));
+    /* a value that would pass the bound is left out whole; the rest of the line stands */
+    size_t big = SB_LOG_LINE_MAX;
+    char *v = malloc(big + 1);
+    assert_non_null(v);
+    memset(v, 'x', big);
+    v[big] = '\0';
+    assert_int_equal(sb_log_line_begin(&l, SB_LOG_INFO, "e"), 0);
+    sb_log_line_str(&l, "before", "1");
+    sb_log_line_str(&l, "big", v);
+    sb_log_line_num(&l, "after", 2);
+    sb_log_line_end(&l);
+    char *c = malloc(2 * big);
+    assert_non_null(c);
+    size_t nc = log_read(fd, &off, c, 2 * big);
+    assert_true(nc < 1024);
+    assert_non_null(strstr(c, ",\"before\":\"1\",\"after\":2}\n"));
+    assert_null(strstr(c, "\"big\""));
+    cJSON *parsed = cJSON_Parse(c);
+    assert_non_null(parsed);
+    cJSON_Delete(parsed);
+    /* one that fits exactly up to the bound still closes the line */
+    assert_int_equal(sb_log_line_begin(&l, SB_LOG_INFO, "e"), 0);
+    size_t used = l.b.len + strlen(",\"big\":\"\"");
+    v[SB_LOG_LINE_MAX - 2 - used] = '\0';
+    sb_log_line_str(&l, "big", v);
+    assert_int_equal(l.b.len, SB_LOG_LINE_MAX - 2);
+    sb_log_line_end(&l);
+    nc = log_read(fd, &off, c, 2 * big);
+    assert_int_equal(nc, SB_LOG_LINE_MAX);
+    assert_int_equal(memcmp(c + nc - 3, "\"}\n", 3), 0);
+    free(c);
+    free(v);
+    /* below the level: nothing started, nothing written; the other calls are harmless */
+    sb_log_set_level(SB_LOG_WARN);
+    assert_int_equal(sb_log_line_begin(&l, SB_LOG_INFO, "e"), -1);
+    sb_log_line_str(&l, "k", "v");
+    sb_log_line_num(&l, "n", 1);
+    sb_log_line_end(&l);
+    assert_int_equal(log_read(fd, &off, b, sizeof b), 0);
+    sb_log_set_level(old);
+    sb_log_set_fd(2);
+    close(fd);
+}
+
 static void test_gzip_accepted(void **state)
 {
     (void)state;
@@ -1837,6 +1945,7 @@ int main(void)
         cmocka_unit_test(test_jw_errors),
         cmocka_unit_test(test_gzip_splice),
         cmocka_unit_test(test_gzip_accepted),
+        cmocka_unit_test(test_log_line_matches_obj),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
