@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -36,6 +37,7 @@
 #define MAX_VALUE 4096
 #define GRANT_CACHE 256
 #define GRANT_CACHE_MS 1000
+#define TOKEN_CACHE 1024 /* verified access tokens kept (tok_slot): a power of two */
 
 typedef struct grant_slot {
     char gid[48];
@@ -46,6 +48,22 @@ typedef struct grant_slot {
     size_t cred_len;
     char cred[SB_CRED_MAX + 1];
 } grant_slot;
+
+/* What verifying one access token found, kept so that the signature is checked once per token,
+ * not per request: an RS256 check costs more than serving a tools/list with an API key. A
+ * token's signature and claims never change and the signing keys are fixed for the process, so
+ * the outcome holds until the token expires. Keyed by SHA-256 of the audience it was checked
+ * for and the token (the token itself is not kept); exp and the later of nbf and iat are checked
+ * again at every use, with the same leeway. The grant is still looked up per request (the grant
+ * cache, GRANT_CACHE_MS), so revoking it takes effect as before. */
+typedef struct tok_slot {
+    unsigned char digest[32];
+    int used;
+    double exp, not_before; /* not_before: max(nbf, iat), or -HUGE_VAL without either */
+    char gid[48];
+    int flags;                 /* scope_flags of its scope */
+    char fingerprint[SB_FP_HEX]; /* the principal's: HMAC of the grant id */
+} tok_slot;
 
 struct sb_oauth {
     sb_oauth_options o;
@@ -59,6 +77,10 @@ struct sb_oauth {
     char *as_meta, *oidc_meta;
     pthread_mutex_t cache_mu;
     grant_slot cache[GRANT_CACHE];
+    pthread_mutex_t tok_mu;
+    tok_slot *tokens; /* TOKEN_CACHE slots, allocated at the first verified token (tok_mu) */
+    EVP_MD *sha256;   /* fetched once: the token digest per request */
+    sb_mseries *tok_verified, *tok_cached; /* signbridge_oauth_token_checks_total{result} */
 };
 
 enum { P_CIMD = 1, P_VERIFY, P_EXCHANGE, P_REFRESH };
@@ -2270,12 +2292,58 @@ static unsigned slot_of(const char *gid)
     return h % GRANT_CACHE;
 }
 
-int sb_oauth_authenticate(sb_oauth *o, const char *token, size_t len, sb_principal *p, char *err,
-                          size_t errlen)
+#define AT_LEEWAY_S 30 /* clock skew allowed on an access token's exp, nbf and iat */
+
+/* SHA-256 of aud, a NUL and the token: the key of its tok_slot. 0 or -1. */
+static int token_digest(const sb_oauth *o, const char *aud, const char *token, size_t len,
+                        unsigned char dg[32])
 {
-    char aud[400];
-    snprintf(aud, sizeof aud, "%s%s", o->issuer, p->route);
-    sb_jwt_expect ex = {.iss = o->issuer, .aud = aud, .leeway_s = 30, .typ = "at+jwt"};
+    EVP_MD_CTX *c = o->sha256 ? EVP_MD_CTX_new() : NULL;
+    unsigned n = 0;
+    int ok = c && EVP_DigestInit_ex(c, o->sha256, NULL) &&
+             EVP_DigestUpdate(c, aud, strlen(aud) + 1) && EVP_DigestUpdate(c, token, len) &&
+             EVP_DigestFinal_ex(c, dg, &n) && n == 32;
+    EVP_MD_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
+/* The slot of a token verified earlier for this audience and still valid at now (seconds), copied
+ * to *t: 1; else 0. */
+static int token_cached(sb_oauth *o, const unsigned char dg[32], double now, tok_slot *t)
+{
+    unsigned i;
+    memcpy(&i, dg, sizeof i);
+    i &= TOKEN_CACHE - 1;
+    int hit = 0;
+    pthread_mutex_lock(&o->tok_mu);
+    if (o->tokens && o->tokens[i].used && sb_ct_equal(o->tokens[i].digest, 32, dg, 32)) {
+        *t = o->tokens[i];
+        hit = 1;
+    }
+    pthread_mutex_unlock(&o->tok_mu);
+    /* the checks sb_jwt_verify made, again: exp (beyond the leeway) and nbf / iat */
+    if (hit && (now >= t->exp + AT_LEEWAY_S || t->not_before > now + AT_LEEWAY_S)) hit = 0;
+    if (!hit) explicit_bzero(t, sizeof *t);
+    return hit;
+}
+
+static void token_keep(sb_oauth *o, const tok_slot *t)
+{
+    unsigned i;
+    memcpy(&i, t->digest, sizeof i);
+    i &= TOKEN_CACHE - 1;
+    pthread_mutex_lock(&o->tok_mu);
+    if (!o->tokens) o->tokens = calloc(TOKEN_CACHE, sizeof *o->tokens);
+    if (o->tokens) o->tokens[i] = *t; /* a token in the same slot gives way: it is verified again */
+    pthread_mutex_unlock(&o->tok_mu);
+}
+
+/* Verify the token with the signing keys and fill *t from its claims (digest left to the caller).
+ * 0, or -1 with the reason in err. */
+static int token_verify(sb_oauth *o, const char *token, size_t len, const char *aud,
+                        tok_slot *t, char *err, size_t errlen)
+{
+    sb_jwt_expect ex = {.iss = o->issuer, .aud = aud, .leeway_s = AT_LEEWAY_S, .typ = "at+jwt"};
     cJSON *cl = NULL;
     char e[160];
     int rc = sb_jwt_verify(o->keys, token, len, &ex, &cl, e, sizeof e);
@@ -2292,16 +2360,58 @@ int sb_oauth_authenticate(sb_oauth *o, const char *token, size_t len, sb_princip
         return -1;
     }
     const char *gid = jstr(cl, "gid");
-    if (!gid || !sb_store_valid_key(gid) || strlen(gid) >= 48) {
+    if (!gid || !sb_store_valid_key(gid) || strlen(gid) >= sizeof t->gid) {
         cJSON_Delete(cl);
         snprintf(err, errlen, "the access token is malformed");
         return -1;
     }
-    /* keep the grant id past cJSON_Delete(cl): the fingerprint below is computed from it */
-    char gidbuf[48];
-    sb_strlcpy(gidbuf, gid, sizeof gidbuf);
-    gid = gidbuf;
-    int flags = scope_flags(jstr(cl, "scope"), 0);
+    sb_strlcpy(t->gid, gid, sizeof t->gid);
+    t->flags = scope_flags(jstr(cl, "scope"), 0);
+    /* exp is there (sb_jwt_verify requires it); nbf and iat, when there, are numbers */
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cl, "exp");
+    t->exp = cJSON_IsNumber(x) ? x->valuedouble : 0;
+    t->not_before = -HUGE_VAL;
+    static const char *const from[] = {"nbf", "iat"};
+    for (size_t k = 0; k < 2; k++) {
+        x = cJSON_GetObjectItemCaseSensitive(cl, from[k]);
+        if (cJSON_IsNumber(x) && x->valuedouble > t->not_before) t->not_before = x->valuedouble;
+    }
+    cJSON_Delete(cl);
+    /* the fingerprint names the grant (sessions, idempotency, audit), never the credential */
+    unsigned char md[32];
+    unsigned mdlen = 0;
+    char m[64];
+    int ml = snprintf(m, sizeof m, "grant\n%s", t->gid);
+    HMAC(EVP_sha256(), o->secret, 32, (const unsigned char *)m, (size_t)ml, md, &mdlen);
+    sb_hex_encode(md, 32, t->fingerprint);
+    explicit_bzero(md, sizeof md);
+    t->used = 1;
+    return 0;
+}
+
+int sb_oauth_authenticate(sb_oauth *o, const char *token, size_t len, sb_principal *p, char *err,
+                          size_t errlen)
+{
+    char aud[400];
+    snprintf(aud, sizeof aud, "%s%s", o->issuer, p->route);
+    /* a token verified before for this MCP URL and still valid is not verified again */
+    tok_slot t;
+    unsigned char dg[32];
+    int have_dg = token_digest(o, aud, token, len, dg) == 0;
+    if (have_dg && token_cached(o, dg, (double)time(NULL), &t)) {
+        sb_metrics_inc(o->tok_cached);
+    } else {
+        sb_metrics_inc(o->tok_verified);
+        if (token_verify(o, token, len, aud, &t, err, errlen) != 0) {
+            explicit_bzero(&t, sizeof t);
+            return -1;
+        }
+        if (have_dg) {
+            memcpy(t.digest, dg, sizeof dg);
+            token_keep(o, &t);
+        }
+    }
+    const char *gid = t.gid;
     grant_slot s;
     unsigned i = slot_of(gid);
     int hit = 0;
@@ -2313,45 +2423,38 @@ int sb_oauth_authenticate(sb_oauth *o, const char *token, size_t len, sb_princip
     }
     pthread_mutex_unlock(&o->cache_mu);
     if (!hit) {
-        rc = grant_load(o, gid, &s, err, errlen);
+        int rc = grant_load(o, gid, &s, err, errlen);
         if (rc != 0) {
-            cJSON_Delete(cl);
             explicit_bzero(&s, sizeof s);
+            explicit_bzero(&t, sizeof t);
             return rc;
         }
         pthread_mutex_lock(&o->cache_mu);
         o->cache[i] = s;
         pthread_mutex_unlock(&o->cache_mu);
     }
-    cJSON_Delete(cl);
+    int rc = 0;
     if (strcmp(s.provider, p->provider) != 0) {
-        explicit_bzero(&s, sizeof s);
         snprintf(err, errlen, "the access token was issued for another provider");
-        return -1;
-    }
-    if (!(flags & SC_READ)) {
-        explicit_bzero(&s, sizeof s);
+        rc = -1;
+    } else if (!(t.flags & SC_READ)) {
         snprintf(err, errlen, "the access token carries no signbridge scope");
-        return -1;
+        rc = -1;
+    } else {
+        p->cred.kind = SB_CRED_BEARER;
+        memcpy(p->cred.secret, s.cred, s.cred_len);
+        p->cred.secret[s.cred_len] = 0;
+        p->cred.len = s.cred_len;
+        p->upstream_bearer = s.bearer;
+        sb_strlcpy(p->region, s.region, sizeof p->region);
+        if (s.instance[0]) sb_strlcpy(p->instance, s.instance, sizeof p->instance);
+        sb_strlcpy(p->client, s.client, sizeof p->client);
+        p->read_only = p->read_only || !(t.flags & SC_WRITE);
+        sb_strlcpy(p->fingerprint, t.fingerprint, sizeof p->fingerprint);
     }
-    p->cred.kind = SB_CRED_BEARER;
-    memcpy(p->cred.secret, s.cred, s.cred_len);
-    p->cred.secret[s.cred_len] = 0;
-    p->cred.len = s.cred_len;
-    p->upstream_bearer = s.bearer;
-    sb_strlcpy(p->region, s.region, sizeof p->region);
-    if (s.instance[0]) sb_strlcpy(p->instance, s.instance, sizeof p->instance);
-    sb_strlcpy(p->client, s.client, sizeof p->client);
-    p->read_only = p->read_only || !(flags & SC_WRITE);
-    /* the fingerprint names the grant (sessions, idempotency, audit), never the credential */
-    unsigned char md[32];
-    unsigned mdlen = 0;
-    char m[64];
-    int ml = snprintf(m, sizeof m, "grant\n%s", gid);
-    HMAC(EVP_sha256(), o->secret, 32, (const unsigned char *)m, (size_t)ml, md, &mdlen);
-    sb_hex_encode(md, 32, p->fingerprint);
     explicit_bzero(&s, sizeof s);
-    return 0;
+    explicit_bzero(&t, sizeof t);
+    return rc;
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
@@ -2461,6 +2564,15 @@ sb_oauth *sb_oauth_new(const sb_oauth_options *opt, char *err, size_t errlen)
     memcpy(o->secret, opt->secret, 32);
     sb_seal_derive_key(o->secret, 32, o->seal_key);
     pthread_mutex_init(&o->cache_mu, NULL);
+    pthread_mutex_init(&o->tok_mu, NULL);
+    o->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* NULL: tokens are verified every time */
+    sb_mfamily *tc = sb_metrics_family(
+        sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_oauth_token_checks_total",
+        "Access tokens presented at an MCP endpoint: signature verified, or a token verified "
+        "before and still valid (cached).",
+        1, (const char *const[]){"result"});
+    o->tok_verified = sb_metrics_series(tc, (const char *const[]){"verified"});
+    o->tok_cached = sb_metrics_series(tc, (const char *const[]){"cached"});
     if (load_keys(o, err, errlen) != 0) {
         sb_oauth_free(o);
         return NULL;
@@ -2492,8 +2604,12 @@ void sb_oauth_free(sb_oauth *o)
     free(o->as_meta);
     free(o->oidc_meta);
     explicit_bzero(o->cache, sizeof o->cache);
+    if (o->tokens) explicit_bzero(o->tokens, TOKEN_CACHE * sizeof *o->tokens);
+    free(o->tokens);
+    EVP_MD_free(o->sha256);
     explicit_bzero(o->seal_key, sizeof o->seal_key);
     explicit_bzero(o->secret, sizeof o->secret);
     pthread_mutex_destroy(&o->cache_mu);
+    pthread_mutex_destroy(&o->tok_mu);
     free(o);
 }

@@ -7,6 +7,7 @@ refused at registration; the code comes back with `state` and `iss` (RFC 9207).
 """
 
 import os
+import re
 import sys
 import urllib.parse
 
@@ -75,6 +76,19 @@ def main():
             r = L.authorize(port, c["client_id"], "http://localhost:33418/other", challenge)
             assert r.status == 400 and not r.header("location"), r.describe()
         t.check("a loopback redirect differing in path (not port) is refused", wrong_path_loopback)
+
+        def verified_once():
+            # each flow above sent initialize, initialized and tools/list with its token: the
+            # signature is verified at the first, the later ones find it verified (sb_oauth.c,
+            # tok_slot)
+            r = request(port, "GET", "/metrics", [], None, timeout=10.0)
+            assert r.status == 200, r.describe()
+            got = dict(re.findall(r'^signbridge_oauth_token_checks_total\{result="(\w+)"\} (\d+)$',
+                                  r.body.decode(), re.M))
+            verified, cached = int(got.get("verified", -1)), int(got.get("cached", -1))
+            assert verified == len(REAL) and cached == 2 * len(REAL), got
+        t.check("each access token's signature is verified once, then found verified",
+                verified_once)
 
         def no_leak():
             hits = L.log_secret_hits(br.stderr_text())

@@ -13,8 +13,10 @@
 # proxied to the sandbox -- a fresh signbridge starts under callgrind with instrumentation off; one
 # client opens a session, sends 64 warm-up requests on one keep-alive connection, then
 # instrumentation goes on (callgrind_control -i on) for N more (default 500) and off again
-# (tools/list is counted twice: as it is, and as target 1 asks for it, with Accept-Encoding: gzip,
-# where the compressed page is kept and only spliced behind the request's id). 64:
+# (tools/list is counted three times: as it is; as target 1 asks for it, with Accept-Encoding:
+# gzip, where the compressed page is kept and only spliced behind the request's id; and the same
+# with signbridge's own OAuth access token instead of the API key, as Claude's and ChatGPT's
+# connectors send it -- the authorization-code flow runs in the uncounted warm-up). 64:
 # signbridge checks each of a tool's first 64 results against its output schema, then one in 64
 # (sb_mcp.c, sample_output), so the counted requests see the steady state's share of those checks
 # (a check costs about as much as the call itself; with 50 warm-up requests, 14 more of the 500
@@ -26,7 +28,8 @@
 # with this, not against wall-clock shares. --smoke: 20 requests, K 3 (the test suite runs it on
 # the unsanitized build to prove the script works). Checks are "ok -" / "not ok -" lines, then a
 # final "N passed, N failed". --keep DIR copies each callgrind output there (cg.tools_list,
-# cg.tools_list+gzip, cg.list_documents) for `callgrind_annotate --inclusive=yes`.
+# cg.tools_list+gzip, cg.tools_list+oauth, cg.list_documents) for
+# `callgrind_annotate --inclusive=yes`.
 # --log-level (default warn, as peer.sh runs signbridge): info counts the access-log line each
 # request writes at the default level, as a production server does.
 set -u
@@ -67,11 +70,23 @@ start_sandbox "$SBX" || finish
 # The client: one keep-alive connection; argv: port key warm-up count method. Every answer must be
 # a 200 JSON-RPC result (not isError), or it exits 1 naming the first bad one.
 cat >"$W/client.py" <<'PY'
-import gzip, http.client, json, sys
+import gzip, http.client, json, os, sys
 port, key, n, method = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
      "X-API-Key": key}
+if method.endswith("+oauth"):
+    # signbridge's own access token for the key, as a connector holds it: the flow runs in the
+    # warm-up (uncounted), and the measured run reads the token it left
+    tf = os.path.join(os.environ["W"], "oauth.token")
+    if not os.path.exists(tf):
+        sys.path.insert(0, os.path.join(os.environ["ROOT"], "tests", "auth"))
+        import oauthlib_sb
+        j = oauthlib_sb.obtain_tokens(port, key, route="/boldsign/mcp")
+        with open(tf, "w") as f:
+            f.write(j["access_token"])
+    h.pop("X-API-Key")
+    h["Authorization"] = "Bearer " + open(tf).read()
 def post(body):
     c.request("POST", "/boldsign/mcp", json.dumps(body), h)
     r = c.getresponse()
@@ -87,7 +102,7 @@ h.update({"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"})
 post({"jsonrpc": "2.0", "method": "notifications/initialized"})
 if method.startswith("tools/list"):
     req = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
-    if method == "tools/list+gzip":  # as target 1 asks for it
+    if method != "tools/list":  # as target 1 asks for it
         h["Accept-Encoding"] = "gzip, deflate"
 else:
     req = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -117,13 +132,13 @@ measure() { # $1 request name (tools/list | list_documents)
   fi
   local port
   port=$(cat "$W/s.port")
-  if ! python3 "$W/client.py" "$port" "$KEY" 64 "$name" 2>"$W/c.err"; then
+  if ! W=$W ROOT=$ROOT python3 "$W/client.py" "$port" "$KEY" 64 "$name" 2>"$W/c.err"; then
     nok "$name" "warm-up: $(tail -n 1 "$W/c.err")"
     return
   fi
   callgrind_control -i on "$SB_PID" >/dev/null 2>&1
   local rc=0
-  python3 "$W/client.py" "$port" "$KEY" "$N" "$name" 2>"$W/c.err" || rc=$?
+  W=$W ROOT=$ROOT python3 "$W/client.py" "$port" "$KEY" "$N" "$name" 2>"$W/c.err" || rc=$?
   callgrind_control -i off "$SB_PID" >/dev/null 2>&1
   kill "$SB_PID"
   wait "$SB_PID" 2>/dev/null
@@ -153,5 +168,6 @@ measure() { # $1 request name (tools/list | list_documents)
 
 measure tools/list
 measure tools/list+gzip
+measure tools/list+oauth
 measure list_documents
 finish
