@@ -8,10 +8,10 @@
 #include "store/sb_seal.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -61,7 +61,7 @@ typedef struct tok_slot {
     int used;
     double exp, not_before; /* not_before: max(nbf, iat), or -HUGE_VAL without either */
     char gid[48];
-    int flags;                 /* scope_flags of its scope */
+    int flags;                   /* scope_flags of its scope */
     char fingerprint[SB_FP_HEX]; /* the principal's: HMAC of the grant id */
 } tok_slot;
 
@@ -2340,8 +2340,8 @@ static void token_keep(sb_oauth *o, const tok_slot *t)
 
 /* Verify the token with the signing keys and fill *t from its claims (digest left to the caller).
  * 0, or -1 with the reason in err. */
-static int token_verify(sb_oauth *o, const char *token, size_t len, const char *aud,
-                        tok_slot *t, char *err, size_t errlen)
+static int token_verify(sb_oauth *o, const char *token, size_t len, const char *aud, tok_slot *t,
+                        char *err, size_t errlen)
 {
     sb_jwt_expect ex = {.iss = o->issuer, .aud = aud, .leeway_s = AT_LEEWAY_S, .typ = "at+jwt"};
     cJSON *cl = NULL;

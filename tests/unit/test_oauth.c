@@ -53,9 +53,14 @@ static int setup(void **state)
     assert_int_equal(sb_regions_init(&f->regions, &f->cfg, err, sizeof err), 0);
     assert_int_equal(sb_store_open(&f->st, "sqlite::memory:", NULL, err, sizeof err), 0);
     static const unsigned char secret[32] = {7, 7, 7};
-    sb_oauth_options oo = {.issuer = ISSUER, .store = f->st, .secret = secret,
-                           .regions = &f->regions, .default_provider = "boldsign",
-                           .sandbox_url = "", .signing_pems = {k_ec_pem}, .n_signing = 1};
+    sb_oauth_options oo = {.issuer = ISSUER,
+                           .store = f->st,
+                           .secret = secret,
+                           .regions = &f->regions,
+                           .default_provider = "boldsign",
+                           .sandbox_url = "",
+                           .signing_pems = {k_ec_pem},
+                           .n_signing = 1};
     f->o = sb_oauth_new(&oo, err, sizeof err);
     assert_non_null(f->o);
     assert_int_equal(sb_jwk_from_pem(&f->key, k_ec_pem, strlen(k_ec_pem), NULL, err, sizeof err),
@@ -127,7 +132,8 @@ static void test_verified_once(void **state)
     assert_string_equal(auth(f, "/mcp", tok, err, sizeof err), NO_GRANT);
     assert_int_equal(checks("verified"), v0 + 1);
     assert_int_equal(checks("cached"), c0);
-    for (int i = 0; i < 5; i++) assert_string_equal(auth(f, "/mcp", tok, err, sizeof err), NO_GRANT);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(auth(f, "/mcp", tok, err, sizeof err), NO_GRANT);
     assert_int_equal(checks("verified"), v0 + 1);
     assert_int_equal(checks("cached"), c0 + 5);
     free(tok);
@@ -180,7 +186,8 @@ static void test_expiry_checked_again(void **state)
     char *tok = mint(f, "/mcp", now - 28);
     assert_string_equal(auth(f, "/mcp", tok, err, sizeof err), NO_GRANT);
     int64_t c0 = checks("cached");
-    while ((double)time(NULL) < now + 3) usleep(100 * 1000);
+    while ((double)time(NULL) < now + 3)
+        usleep(100 * 1000);
     assert_string_equal(auth(f, "/mcp", tok, err, sizeof err),
                         "the access token expired; refresh it");
     assert_int_equal(checks("cached"), c0); /* a miss: verified again, and refused */
