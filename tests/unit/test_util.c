@@ -230,6 +230,22 @@ static void test_ct_equal(void **state)
     assert_int_equal(sb_ct_equal(x, 4, x, 4), 1);
     assert_int_equal(sb_ct_equal(x, 4, y, 4), 0);
     assert_int_equal(sb_ct_equal(x, 3, y, 3), 1);
+    /* eight bytes a step, then the tail: every length to 40, every position of a difference,
+     * every bit of it, and at unaligned starts */
+    unsigned char p[48], q[48];
+    for (size_t i = 0; i < sizeof p; i++) p[i] = (unsigned char)(i * 37 + 11);
+    for (size_t off = 0; off < 3; off++)
+        for (size_t n = 0; n <= 40; n++) {
+            memcpy(q, p, sizeof q);
+            assert_int_equal(sb_ct_equal(p + off, n, q + off, n), 1);
+            assert_int_equal(sb_ct_equal(p + off, n, q + off, n + 1), 0);
+            for (size_t at = 0; at < n; at++)
+                for (int bit = 0; bit < 8; bit++) {
+                    q[off + at] ^= (unsigned char)(1u << bit);
+                    assert_int_equal(sb_ct_equal(p + off, n, q + off, n), 0);
+                    q[off + at] ^= (unsigned char)(1u << bit);
+                }
+        }
 }
 
 static void test_strlcpy_strcaseeq(void **state)
