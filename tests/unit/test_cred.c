@@ -1,7 +1,7 @@
 /* Unit tests for auth/sb_cred's fingerprints: HMAC-SHA256(server secret, provider "\n"
  * credential) as OpenSSL's one-shot HMAC() computes it, with each thread's reused context keyed
  * right when keys alternate, when a key is freed and another takes its address, and on many
- * threads at once. */
+ * threads at once; and the extraction's visible-ASCII rule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -142,12 +142,59 @@ static void fp_many_threads(void **state)
     sb_cred_fpkey_free(k);
 }
 
+/* sb_cred_extract's X-API-Key: a header callback over one value */
+static const char *g_key_value;
+static const char *key_hdr(void *ctx, const char *name)
+{
+    (void)ctx;
+    return strcmp(name, "X-API-Key") == 0 ? g_key_value : NULL;
+}
+
+/* Only visible ASCII (0x21-0x7e) is a credential: every length to 64 and a 900-byte token (the
+ * SSE2 blocks and the tail), a bad byte at every position, and the two bounds accepted. */
+static void extract_visible_ascii_only(void **state)
+{
+    (void)state;
+    static const unsigned char bad[] = {0x01, 0x1f, 0x7f, 0x80, 0xc3, 0xff};
+    char v[901], err[200];
+    sb_cred c;
+    size_t lens[66];
+    for (size_t n = 1; n <= 64; n++) lens[n - 1] = n;
+    lens[64] = 900;
+    lens[65] = 17;
+    for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+        size_t n = lens[k];
+        for (size_t i = 0; i < n; i++) v[i] = (char)(0x21 + (i * 7) % 94); /* 0x21..0x7e */
+        v[n] = '\0';
+        v[0] = 0x21;
+        v[n - 1] = 0x7e;
+        g_key_value = v;
+        assert_int_equal(sb_cred_extract(key_hdr, NULL, &c, err, sizeof err), 0);
+        assert_int_equal(c.len, n);
+        assert_memory_equal(c.secret, v, n);
+        for (size_t at = 0; at < n; at++) {
+            char keep = v[at];
+            for (size_t b = 0; b < sizeof bad; b++) {
+                v[at] = (char)bad[b];
+                assert_int_equal(sb_cred_extract(key_hdr, NULL, &c, err, sizeof err), -1);
+            }
+            if (at > 0 && at < n - 1) { /* a space inside (not trimmed) */
+                v[at] = ' ';
+                assert_int_equal(sb_cred_extract(key_hdr, NULL, &c, err, sizeof err), -1);
+            }
+            v[at] = keep;
+        }
+    }
+    sb_cred_wipe(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fp_matches_hmac),
         cmocka_unit_test(fp_key_replaced_at_same_address),
         cmocka_unit_test(fp_many_threads),
+        cmocka_unit_test(extract_visible_ascii_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
