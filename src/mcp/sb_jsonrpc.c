@@ -83,8 +83,8 @@ int sb_rpc_parse(const char *body, size_t len, sb_rpc_msg *out, char *err, size_
         return SB_RPC_PARSE_ERROR;
     }
     const char *end = NULL;
-    /* sb_json's parse gives cJSON's tree and end in half the instructions (fuzz_jsonrpc checks
-     * the two agree) */
+    /* sb_json's parse gives cJSON's tree and end, with fewer steps per byte and no strtod for an
+     * integer id (fuzz_jsonrpc checks the two agree) */
     cJSON *v = sb_json_parse_end(body, len, &end);
     if (!v) {
         /* the position of the refusal, as cJSON reports it (it refuses the same texts) */
