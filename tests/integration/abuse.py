@@ -345,6 +345,24 @@ def c_session_other_key():
     expect_http_error(r, 404, req_id=2)
 
 
+def c_duplicate_headers():
+    # a header sent twice counts once, as its first copy (libmicrohttpd's lookup order; signbridge
+    # reads the headers it needs in one pass, sb_http.c hdr): the session's key first is served,
+    # another key first is another caller; a lower-case second copy changes nothing either
+    sid, _ = session(api_key=KEY)
+    for first, second, want in ((KEY, OTHER_KEY, 200), (OTHER_KEY, KEY, 404)):
+        h = hdrs(sid, api_key=None) + [("X-API-Key", first), ("x-api-key", second)]
+        r = req("POST", "/mcp", h, ping_body(41))
+        if want == 200:
+            expect_status(r, 200)
+            assert r.rpc(41).get("result") == {}, r.describe()
+        else:
+            expect_http_error(r, 404, req_id=41)
+    h = hdrs(sid) + [("Mcp-Session-Id", "not-the-session")]
+    r = req("POST", "/mcp", h, ping_body(42))
+    expect_status(r, 200)
+
+
 def c_session_no_key():
     sid, _ = session(api_key=KEY)
     r = req("POST", "/mcp", hdrs(sid, api_key=None), ping_body())
@@ -659,6 +677,7 @@ def main():
     case("unknown Mcp-Session-Id -> 404 -32001", c_unknown_session)
     case("session used with another X-API-Key -> 404", c_session_other_key)
     case("session used without X-API-Key -> 404", c_session_no_key)
+    case("a header sent twice counts as its first copy", c_duplicate_headers)
     case("missing Mcp-Session-Id on a non-initialize request -> 400", c_missing_session)
     case("MCP-Protocol-Version 1999-01-01 -> 400", c_bad_protocol_version)
     for v in SUPPORTED:
