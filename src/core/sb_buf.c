@@ -1,5 +1,7 @@
 #include "core/sb_buf.h"
 
+#include "core/sb_util.h"
+
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <math.h>
@@ -406,12 +408,7 @@ int sb_buf_json_number(sb_buf *b, double d)
     if (fabs(d) < 1e15 && d == (double)(int64_t)d) {
         /* an integer: what "%1.15g" prints, without printf */
         int64_t v = (int64_t)d;
-        uint64_t u = v < 0 ? (uint64_t)(-v) : (uint64_t)v;
-        char *e = tmp + sizeof tmp, *p = e;
-        do {
-            *--p = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
+        char *e = tmp + sizeof tmp, *p = sb_u64_dec(v < 0 ? (uint64_t)(-v) : (uint64_t)v, e);
         if (v < 0) *--p = '-';
         return sb_buf_append(b, p, (size_t)(e - p));
     }

@@ -120,6 +120,15 @@ long sb_base64_decode(const char *in, size_t n, unsigned char *out, size_t outca
     return (long)o;
 }
 
+char *sb_u64_dec(uint64_t v, char *end)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 int sb_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
 {
     /* eight bytes a step (a session lookup compares two ids of 40-80 bytes per request); the

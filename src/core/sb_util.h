@@ -8,6 +8,9 @@
 int sb_random_bytes(void *buf, size_t n);
 /* Write 2n lowercase hex digits plus NUL into out (size >= 2n+1). */
 void sb_hex_encode(const unsigned char *in, size_t n, char *out);
+/* The decimal digits of v, written to end at `end` (at most 20 bytes before it, no NUL); returns
+ * where they start. What printf's "%llu" prints, without printf. */
+char *sb_u64_dec(uint64_t v, char *end);
 /* Lowercase hex SHA-256 of s[0..n) into out (65 bytes): store keys for secrets and ids. */
 void sb_sha256_hex(const void *s, size_t n, char out[65]);
 /* base64url without padding. out must hold sb_base64url_len(n)+1 bytes; returns length written. */

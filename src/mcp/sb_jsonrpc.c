@@ -177,12 +177,7 @@ int sb_rpc_id_key(const cJSON *id, char *out, size_t cap)
         if (d >= 0 && d < 1e15 && d == (double)(uint64_t)d && !signbit(d)) {
             /* a whole number (what ids are): the digits "%.0f" prints, without printf's
              * floating-point path (~1k instructions a request) */
-            char t[24], *e = t + sizeof t, *p = e;
-            uint64_t u = (uint64_t)d;
-            do {
-                *--p = (char)('0' + u % 10);
-                u /= 10;
-            } while (u);
+            char t[24], *e = t + sizeof t, *p = sb_u64_dec((uint64_t)d, e);
             size_t len = (size_t)(e - p);
             if (cap < len + 3) return -1;
             out[0] = 'n';

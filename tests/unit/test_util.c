@@ -216,6 +216,20 @@ static void test_hex_and_random(void **state)
     assert_int_equal(sb_random_bytes(a, 0), 0);
 }
 
+static void test_u64_dec(void **state)
+{
+    (void)state;
+    static const uint64_t v[] = {0, 1, 9, 10, 99, 100, 4242, 1795500100, 999999999999999ull,
+                                 18446744073709551615ull};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        char want[32], buf[24];
+        snprintf(want, sizeof want, "%llu", (unsigned long long)v[i]);
+        char *e = buf + sizeof buf, *p = sb_u64_dec(v[i], e);
+        assert_int_equal((size_t)(e - p), strlen(want));
+        assert_memory_equal(p, want, strlen(want));
+    }
+}
+
 static void test_ct_equal(void **state)
 {
     (void)state;
@@ -1924,6 +1938,7 @@ int main(void)
         cmocka_unit_test(test_base64_decode_rejects_bad_padding),
         cmocka_unit_test(test_base64_decode_output_bound),
         cmocka_unit_test(test_hex_and_random),
+        cmocka_unit_test(test_u64_dec),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_strlcpy_strcaseeq),
         cmocka_unit_test(test_utf8_valid_sequences),
