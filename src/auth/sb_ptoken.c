@@ -1,13 +1,31 @@
 /* sb_ptoken: provider access tokens verified against each configured issuer's discovered JWKS. */
 #include "auth/sb_ptoken.h"
 
+#include <math.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/sb_metrics.h"
 #include "core/sb_util.h"
+
+#define TOKEN_CACHE 1024 /* verified tokens kept (tok_slot): a power of two */
+
+/* A token that verified: its signature, issuer and audience hold for as long as its issuer's key
+ * set is the one it was verified with (gen), so the outcome is kept; exp and the later of nbf and
+ * iat are checked again at every use, with the same leeway. Keyed by SHA-256 of the token (the
+ * token itself is not kept). */
+typedef struct tok_slot {
+    unsigned char digest[32];
+    int used;
+    int issuer;             /* index in sb_ptoken.iss */
+    uint64_t gen;           /* that issuer's key generation when it verified */
+    double exp, not_before; /* not_before: max(nbf, iat), or -HUGE_VAL without either */
+} tok_slot;
 
 /* A key set shared by the verifiers that hold it: freed by the last release. */
 typedef struct keyref {
@@ -20,16 +38,20 @@ typedef struct issuer {
     keyref *keys;        /* NULL until the first successful refresh */
     uint64_t fetched_ms; /* monotonic time of the last successful refresh */
     uint64_t forced_ms;  /* monotonic time of the last unknown-kid mark */
+    uint64_t gen;        /* key generation: +1 at every swap of keys (tok_slot.gen) */
     int want_refresh;
 } issuer;
 
 struct sb_ptoken {
-    pthread_mutex_t mu;         /* guards every issuer's keys/fetched_ms/forced_ms/want_refresh */
+    pthread_mutex_t mu; /* guards every issuer's keys/fetched_ms/forced_ms/gen/want_refresh and
+                           the token cache */
     pthread_mutex_t refresh_mu; /* one refresh at a time */
     sb_ptoken_fetch_fn fetch;
     void *ud;
     size_t n;
     issuer iss[SB_PTOKEN_MAX_ISSUERS];
+    tok_slot *tokens; /* TOKEN_CACHE slots, allocated at the first verified token (mu) */
+    sb_mseries *checked, *cached; /* signbridge_provider_token_checks_total{result} */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -78,6 +100,13 @@ sb_ptoken *sb_ptoken_new(const sb_ptoken_issuer *iss, size_t n, sb_ptoken_fetch_
     p->fetch = fetch;
     p->ud = ud;
     p->n = n;
+    sb_mfamily *tc = sb_metrics_family(
+        sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_provider_token_checks_total",
+        "Provider access tokens presented (provider-token mode): verified against the issuer's "
+        "keys, or a token verified before with the same keys and still valid (cached).",
+        1, (const char *const[]){"result"});
+    p->checked = sb_metrics_series(tc, (const char *const[]){"verified"});
+    p->cached = sb_metrics_series(tc, (const char *const[]){"cached"});
     for (size_t i = 0; i < n; i++)
         p->iss[i].cfg = iss[i];
     return p;
@@ -88,6 +117,7 @@ void sb_ptoken_free(sb_ptoken *p)
     if (!p) return;
     for (size_t i = 0; i < p->n; i++)
         keyref_release(p, p->iss[i].keys);
+    free(p->tokens);
     pthread_mutex_destroy(&p->refresh_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -177,6 +207,7 @@ int sb_ptoken_refresh(sb_ptoken *p, int max_age_s)
         pthread_mutex_lock(&p->mu);
         keyref *old = is->keys;
         is->keys = r;
+        is->gen++; /* tokens verified with the old set are verified again */
         is->fetched_ms = sb_mono_ms();
         is->want_refresh = 0;
         pthread_mutex_unlock(&p->mu);
@@ -195,9 +226,11 @@ long sb_ptoken_key_age_s(sb_ptoken *p, size_t i)
     return age;
 }
 
-/* The payload's iss, untrusted: only used to pick a configured issuer. Index or -1. */
-static int pick_issuer(const sb_ptoken *p, const char *token, size_t len)
+/* The payload's iss, untrusted: only used to pick a configured issuer. Index, with the parsed
+ * payload in *payload (caller cJSON_Delete), or -1 with *payload NULL. */
+static int pick_issuer(const sb_ptoken *p, const char *token, size_t len, cJSON **payload)
 {
+    *payload = NULL;
     const char *d1 = memchr(token, '.', len);
     if (!d1) return -1;
     const char *pl = d1 + 1;
@@ -221,10 +254,27 @@ static int pick_issuer(const sb_ptoken *p, const char *token, size_t len)
         if (cJSON_IsString(iss))
             for (size_t i = 0; i < p->n && found < 0; i++)
                 if (strcmp(p->iss[i].cfg.issuer, iss->valuestring) == 0) found = (int)i;
-        cJSON_Delete(c);
+        if (found >= 0)
+            *payload = c;
+        else
+            cJSON_Delete(c);
     }
     free(buf);
     return found;
+}
+
+/* exp and the later of nbf and iat of claims that verified (sb_jwt_verify required exp, and nbf
+ * and iat, when there, to be finite numbers). */
+static void claim_times(const cJSON *cl, tok_slot *t)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cl, "exp");
+    t->exp = cJSON_IsNumber(x) ? x->valuedouble : 0;
+    t->not_before = -HUGE_VAL;
+    static const char *const from[] = {"nbf", "iat"};
+    for (size_t k = 0; k < 2; k++) {
+        x = cJSON_GetObjectItemCaseSensitive(cl, from[k]);
+        if (cJSON_IsNumber(x) && x->valuedouble > t->not_before) t->not_before = x->valuedouble;
+    }
 }
 
 int sb_ptoken_verify(sb_ptoken *p, const char *token, size_t len, char provider[16],
@@ -237,32 +287,72 @@ int sb_ptoken_verify(sb_ptoken *p, const char *token, size_t len, char provider[
         seterr(err, errlen, "token empty or longer than %d bytes", SB_JWT_MAX_TOKEN);
         return SB_JWT_EMALFORMED;
     }
-    int idx = pick_issuer(p, token, len);
+    cJSON *payload = NULL;
+    int idx = pick_issuer(p, token, len, &payload);
     if (idx < 0) {
         seterr(err, errlen, "issuer not configured (or payload unreadable)");
         return SB_JWT_EISS;
     }
     issuer *is = &p->iss[idx];
+    /* a token verified before with this issuer's current keys, and still within its times, is
+     * not verified again: its payload (parsed above from the same bytes) is the claims */
+    unsigned char dg[32];
+    SHA256((const unsigned char *)token, len, dg);
+    unsigned at;
+    memcpy(&at, dg, sizeof at);
+    at &= TOKEN_CACHE - 1;
+    double now = (double)time(NULL);
+    int hit = 0;
     pthread_mutex_lock(&p->mu);
-    keyref *r = is->keys;
-    if (r) r->refs++;
+    const tok_slot *s = p->tokens ? &p->tokens[at] : NULL;
+    if (s && s->used && s->issuer == idx && is->keys && s->gen == is->gen &&
+        now < s->exp + SB_PTOKEN_LEEWAY_S && s->not_before <= now + SB_PTOKEN_LEEWAY_S &&
+        sb_ct_equal(s->digest, sizeof s->digest, dg, sizeof dg))
+        hit = 1;
+    keyref *r = NULL;
+    uint64_t gen = is->gen;
+    if (!hit && (r = is->keys)) r->refs++;
     pthread_mutex_unlock(&p->mu);
     int rc;
-    if (!r) {
+    if (hit) {
+        sb_metrics_inc(p->cached);
+        rc = SB_JWT_OK;
+        if (claims_out) {
+            *claims_out = payload;
+            payload = NULL;
+        }
+    } else if (!r) {
+        sb_metrics_inc(p->checked);
         seterr(err, errlen, "no keys yet for this issuer");
         rc = SB_JWT_EKID;
     } else {
+        sb_metrics_inc(p->checked);
         sb_jwt_expect ex = {.iss = is->cfg.issuer,
                             .aud = is->cfg.audience[0] ? is->cfg.audience : NULL,
                             .leeway_s = SB_PTOKEN_LEEWAY_S};
-        rc = sb_jwt_verify(r->ks, token, len, &ex, claims_out, err, errlen);
+        cJSON *cl = NULL;
+        rc = sb_jwt_verify(r->ks, token, len, &ex, &cl, err, errlen);
         keyref_release(p, r);
+        if (rc == SB_JWT_OK) {
+            tok_slot t = {.used = 1, .issuer = idx, .gen = gen};
+            memcpy(t.digest, dg, sizeof dg);
+            claim_times(cl, &t);
+            pthread_mutex_lock(&p->mu);
+            if (!p->tokens) p->tokens = calloc(TOKEN_CACHE, sizeof *p->tokens);
+            if (p->tokens) p->tokens[at] = t; /* a token in the same slot gives way */
+            pthread_mutex_unlock(&p->mu);
+            if (claims_out)
+                *claims_out = cl;
+            else
+                cJSON_Delete(cl);
+        }
     }
+    cJSON_Delete(payload);
     if (rc == SB_JWT_EKID) {
-        uint64_t now = sb_mono_ms();
+        uint64_t mono = sb_mono_ms();
         pthread_mutex_lock(&p->mu);
-        if (!is->forced_ms || now - is->forced_ms >= SB_PTOKEN_KID_RETRY_S * 1000u) {
-            is->forced_ms = now;
+        if (!is->forced_ms || mono - is->forced_ms >= SB_PTOKEN_KID_RETRY_S * 1000u) {
+            is->forced_ms = mono;
             is->want_refresh = 1;
         }
         pthread_mutex_unlock(&p->mu);

@@ -47,8 +47,13 @@ int sb_ptoken_refresh(sb_ptoken *p, int max_age_s);
  * issuer (unknown iss -> SB_JWT_EISS), then sb_jwt_verify against that issuer's cached keys with
  * iss/aud/exp checked (leeway SB_PTOKEN_LEEWAY_S); on OK fill provider/region of that issuer and
  * *claims_out (if not NULL; caller cJSON_Delete). An unknown kid (or an issuer with no keys yet)
- * marks the issuer for refresh (at most once per SB_PTOKEN_KID_RETRY_S). Returns an SB_JWT_* code;
- * err (may be NULL) gets a short reason, never the token. Thread-safe. */
+ * marks the issuer for refresh (at most once per SB_PTOKEN_KID_RETRY_S). A token that verified is
+ * kept (SHA-256 of it, never the token, in 1,024 slots) with its issuer's key generation, exp and
+ * the later of nbf and iat: presented again while that issuer's key set is unchanged and those
+ * times still pass (same leeway), it is not verified again, and *claims_out is its payload parsed
+ * from the same bytes; any refresh that swaps the issuer's keys makes it verify again.
+ * signbridge_provider_token_checks_total{result="verified"|"cached"} counts both ways. Returns an
+ * SB_JWT_* code; err (may be NULL) gets a short reason, never the token. Thread-safe. */
 int sb_ptoken_verify(sb_ptoken *p, const char *token, size_t len, char provider[16],
                      char region[24], cJSON **claims_out, char *err, size_t errlen);
 

@@ -111,6 +111,17 @@ def main():
         ck.check("the provider token went upstream as the provider's Bearer credential",
                  upstream_scheme)
 
+        def verified_once():
+            m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % sb.port).read().decode()
+            got = {}
+            for line in m.splitlines():
+                if line.startswith("signbridge_provider_token_checks_total{"):
+                    got[line.split('"')[1]] = int(line.split()[-1])
+            # the EU token's two requests: its signature checked once, then taken as verified
+            assert got == {"verified": 1, "cached": 1}, got
+        ck.check("a provider token is verified once, then found in the cache (metric)",
+                 verified_once)
+
         def wrong_region():
             st, h, b = post(sb.port, "/boldsign/us/mcp", eu, INIT)
             assert st == 401, (st, b[:200])

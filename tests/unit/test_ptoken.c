@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/sb_ptoken.h"
+#include "core/sb_metrics.h"
 
 #define ISS_US "https://idp.example/us"
 #define ISS_EU "https://idp.example/eu"
@@ -219,23 +221,45 @@ static void *refresher(void *arg)
     return NULL;
 }
 
+/* One US issuer with a fresh key of alg, its keys fetched. */
+typedef struct one {
+    fake f;
+    sb_jwk *k;
+    sb_ptoken *p;
+} one;
+
+static void one_setup(one *o, const char *alg)
+{
+    memset(o, 0, sizeof *o);
+    pthread_mutex_init(&o->f.mu, NULL);
+    sb_buf_init(&o->f.jwks_us, 1 << 16);
+    sb_buf_init(&o->f.jwks_eu, 1 << 16);
+    assert_int_equal(sb_jwk_generate(&o->k, alg), 0);
+    snprintf(o->f.disc_us, sizeof o->f.disc_us, "{\"issuer\":\"%s\",\"jwks_uri\":\"%s/jwks\"}",
+             ISS_US, ISS_US);
+    set_jwks(&o->f.jwks_us, o->k);
+    sb_ptoken_issuer cfg = {.issuer = ISS_US, .provider = "boldsign", .region = "us"};
+    o->p = sb_ptoken_new(&cfg, 1, fake_fetch, &o->f);
+    assert_non_null(o->p);
+    assert_int_equal(sb_ptoken_refresh(o->p, 0), 0);
+}
+
+static void one_teardown(one *o)
+{
+    sb_ptoken_free(o->p);
+    sb_jwk_free(o->k);
+    sb_buf_free(&o->f.jwks_us);
+    sb_buf_free(&o->f.jwks_eu);
+    pthread_mutex_destroy(&o->f.mu);
+}
+
 static void test_concurrent_refresh(void **state)
 {
     (void)state;
-    fake f = {0};
-    pthread_mutex_init(&f.mu, NULL);
-    sb_buf_init(&f.jwks_us, 1 << 16);
-    sb_buf_init(&f.jwks_eu, 1 << 16);
-    sb_jwk *k = NULL;
-    assert_int_equal(sb_jwk_generate(&k, "ES256"), 0);
-    snprintf(f.disc_us, sizeof f.disc_us, "{\"issuer\":\"%s\",\"jwks_uri\":\"%s/jwks\"}", ISS_US,
-             ISS_US);
-    set_jwks(&f.jwks_us, k);
-    sb_ptoken_issuer cfg = {.issuer = ISS_US, .provider = "boldsign", .region = "us"};
-    sb_ptoken *p = sb_ptoken_new(&cfg, 1, fake_fetch, &f);
-    assert_int_equal(sb_ptoken_refresh(p, 0), 0);
-    char *t = token(k, ISS_US, "api", 300);
-    race r = {.p = p, .tok = t};
+    one o;
+    one_setup(&o, "ES256");
+    char *t = token(o.k, ISS_US, "api", 300);
+    race r = {.p = o.p, .tok = t};
     pthread_t v[3], w;
     pthread_create(&w, NULL, refresher, &r);
     for (int i = 0; i < 3; i++)
@@ -245,13 +269,125 @@ static void test_concurrent_refresh(void **state)
     __atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
     pthread_join(w, NULL);
     assert_int_equal(r.bad, 0);
-    assert_true(f.calls > 2);
+    assert_true(o.f.calls > 2);
     free(t);
-    sb_ptoken_free(p);
-    sb_jwk_free(k);
-    sb_buf_free(&f.jwks_us);
-    sb_buf_free(&f.jwks_eu);
-    pthread_mutex_destroy(&f.mu);
+    one_teardown(&o);
+}
+
+static int64_t checks(const char *result)
+{
+    sb_mfamily *fam = sb_metrics_family(
+        sb_metrics_global(), SB_METRIC_COUNTER, "signbridge_provider_token_checks_total",
+        "Provider access tokens presented (provider-token mode): verified against the issuer's "
+        "keys, or a token verified before with the same keys and still valid (cached).",
+        1, (const char *const[]){"result"});
+    return sb_metrics_value(sb_metrics_series(fam, (const char *const[]){result}));
+}
+
+/* Verified once, then taken from the cache: the same outcome and claims, counted as cached. */
+static void test_verified_once(void **state)
+{
+    (void)state;
+    one o;
+    one_setup(&o, "RS256");
+    char *t = token(o.k, ISS_US, "api", 300);
+    char prov[16] = "", reg[24] = "";
+    int64_t v0 = checks("verified"), c0 = checks("cached");
+    assert_int_equal(vfy(o.p, t, prov, reg), 0);
+    assert_int_equal(checks("verified"), v0 + 1);
+    for (int i = 0; i < 5; i++) {
+        memset(prov, 0, sizeof prov);
+        memset(reg, 0, sizeof reg);
+        cJSON *cl = NULL;
+        assert_int_equal(sb_ptoken_verify(o.p, t, strlen(t), prov, reg, &cl, NULL, 0), 0);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(cl, "sub")->valuestring, "user-7");
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(cl, "iss")->valuestring, ISS_US);
+        cJSON_Delete(cl);
+        assert_string_equal(prov, "boldsign");
+        assert_string_equal(reg, "us");
+    }
+    assert_int_equal(sb_ptoken_verify(o.p, t, strlen(t), prov, reg, NULL, NULL, 0), 0);
+    assert_int_equal(checks("verified"), v0 + 1);
+    assert_int_equal(checks("cached"), c0 + 6);
+    free(t);
+    one_teardown(&o);
+}
+
+/* A token changed in any byte is not the token verified: it is checked again, and refused, even
+ * when every slot of the cache holds a token that verified. */
+static void test_changed_token(void **state)
+{
+    (void)state;
+    one o;
+    one_setup(&o, "ES256");
+    char prov[16], reg[24];
+    for (int i = 0; i < 700; i++) { /* about half of the 1,024 slots taken */
+        char *u = token(o.k, ISS_US, "api", 300 + i);
+        assert_int_equal(vfy(o.p, u, prov, reg), 0);
+        free(u);
+    }
+    char *t = token(o.k, ISS_US, "api", 300);
+    assert_int_equal(vfy(o.p, t, prov, reg), 0);
+    size_t n = strlen(t);
+    for (size_t at = 0; at < n; at += n / 23 + 1) { /* ~24 tokens: one meets a taken slot */
+        if (t[at] == '.') continue;
+        char *bad = strdup(t);
+        assert_non_null(bad);
+        bad[at] = bad[at] == 'A' ? 'B' : 'A';
+        int64_t c0 = checks("cached");
+        assert_int_not_equal(vfy(o.p, bad, prov, reg), 0);
+        assert_int_equal(checks("cached"), c0);
+        free(bad);
+    }
+    free(t);
+    one_teardown(&o);
+}
+
+/* A refresh that swaps the issuer's keys makes every kept token verify again: once the key that
+ * signed it is gone, it is refused, though it verified before. */
+static void test_new_keys_verify_again(void **state)
+{
+    (void)state;
+    one o;
+    one_setup(&o, "ES256");
+    char *t = token(o.k, ISS_US, "api", 300);
+    char prov[16], reg[24];
+    assert_int_equal(vfy(o.p, t, prov, reg), 0);
+    assert_int_equal(sb_ptoken_refresh(o.p, 0), 0); /* the same key, fetched again */
+    int64_t v0 = checks("verified");
+    assert_int_equal(vfy(o.p, t, prov, reg), 0);
+    assert_int_equal(checks("verified"), v0 + 1);
+    sb_jwk *k2 = NULL;
+    assert_int_equal(sb_jwk_generate(&k2, "ES256"), 0);
+    pthread_mutex_lock(&o.f.mu);
+    set_jwks(&o.f.jwks_us, k2);
+    pthread_mutex_unlock(&o.f.mu);
+    assert_int_equal(sb_ptoken_refresh(o.p, 0), 0);
+    assert_int_equal(vfy(o.p, t, prov, reg), SB_JWT_EKID);
+    sb_jwk_free(k2);
+    free(t);
+    one_teardown(&o);
+}
+
+/* Kept no longer than verification would accept it: a token inside the last two seconds of its
+ * leeway (SB_PTOKEN_LEEWAY_S past exp) is accepted, then refused as expired once they have
+ * passed, though it is in the cache. */
+static void test_expiry_checked_again(void **state)
+{
+    (void)state;
+    one o;
+    one_setup(&o, "RS256");
+    double now = (double)time(NULL);
+    char *t = token(o.k, ISS_US, "api", -(SB_PTOKEN_LEEWAY_S - 2));
+    char prov[16], reg[24];
+    assert_int_equal(vfy(o.p, t, prov, reg), 0);
+    int64_t c0 = checks("cached");
+    while ((double)time(NULL) < now + 3)
+        usleep(100 * 1000);
+    assert_int_equal(vfy(o.p, t, prov, reg), SB_JWT_EEXPIRED);
+    assert_int_equal(checks("cached"), c0); /* a miss: verified again, and refused */
+    free(t);
+    one_teardown(&o);
 }
 
 int main(void)
@@ -259,6 +395,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discovery_and_verify),
         cmocka_unit_test(test_concurrent_refresh),
+        cmocka_unit_test(test_verified_once),
+        cmocka_unit_test(test_changed_token),
+        cmocka_unit_test(test_new_keys_verify_again),
+        cmocka_unit_test(test_expiry_checked_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
