@@ -84,15 +84,27 @@ size_t sb_base64_encode(const unsigned char *in, size_t n, char *out)
     return b64(in, n, out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 1);
 }
 
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
+/* The value of a character in either alphabet (standard "+/" and URL-safe "-_"), -1 outside. */
+/* clang-format off */
+static const signed char B64VAL[256] = { /* sixteen a row */
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, 62, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+/* clang-format on */
 
 long sb_base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap)
 {
@@ -101,22 +113,28 @@ long sb_base64_decode(const char *in, size_t n, unsigned char *out, size_t outca
     if (n % 4 == 1) return -1;
     /* padding is optional, but when present it must complete the last group exactly */
     if (pad && (pad > 2 || n % 4 == 0 || (n + pad) % 4 != 0)) return -1;
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)in[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outcap) return -1;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
+    size_t need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+    if (need > outcap) return -1; /* nothing written */
+    const unsigned char *u = (const unsigned char *)in;
+    size_t i = 0, o = 0;
+    /* four characters, three bytes, a step: a JWT's payload, a document's content */
+    for (; i + 4 <= n; i += 4, o += 3) {
+        int a = B64VAL[u[i]], b = B64VAL[u[i + 1]], c = B64VAL[u[i + 2]], d = B64VAL[u[i + 3]];
+        if ((a | b | c | d) < 0) return -1;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        out[o] = (unsigned char)(v >> 16);
+        out[o + 1] = (unsigned char)(v >> 8);
+        out[o + 2] = (unsigned char)v;
     }
-    if (acc != 0) return -1; /* non-canonical trailing bits */
+    if (i < n) { /* two or three characters left: one or two bytes */
+        int a = B64VAL[u[i]], b = B64VAL[u[i + 1]], c = n - i == 3 ? B64VAL[u[i + 2]] : 0;
+        if ((a | b | c) < 0) return -1;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
+        /* non-canonical trailing bits: the ones below the last whole byte must be zero */
+        if (n - i == 2 ? (v & 0xffff) : (v & 0xff)) return -1;
+        out[o++] = (unsigned char)(v >> 16);
+        if (n - i == 3) out[o++] = (unsigned char)(v >> 8);
+    }
     return (long)o;
 }
 

@@ -19,8 +19,9 @@ size_t sb_base64url_encode(const unsigned char *in, size_t n, char *out);
 /* Standard base64 with padding (for Basic auth). Same sizing rule with sb_base64_len. */
 size_t sb_base64_len(size_t n);
 size_t sb_base64_encode(const unsigned char *in, size_t n, char *out);
-/* Decode standard or url-safe base64 (padding optional). Returns decoded length or -1 on bad
- * input or when the output would exceed outcap. */
+/* Decode standard or url-safe base64 (padding optional; trailing bits must be zero). Returns
+ * decoded length or -1 on bad input or when the output would exceed outcap (then nothing is
+ * written; on bad input out may hold part of the output). */
 long sb_base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap);
 /* Constant-time equality of two byte strings (length difference is not secret). 1 if equal. */
 int sb_ct_equal(const void *a, size_t alen, const void *b, size_t blen);

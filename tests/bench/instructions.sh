@@ -16,7 +16,9 @@
 # (tools/list is counted three times: as it is; as target 1 asks for it, with Accept-Encoding:
 # gzip, where the compressed page is kept and only spliced behind the request's id; and the same
 # with signbridge's own OAuth access token instead of the API key, as Claude's and ChatGPT's
-# connectors send it -- the authorization-code flow runs in the uncounted warm-up). 64:
+# connectors send it -- the authorization-code flow runs in the uncounted warm-up -- and with a
+# provider's own access token in provider-token mode, as a provider-hosted deployment takes it,
+# from the sandbox's BoldSign identity server). 64:
 # signbridge checks each of a tool's first 64 results against its output schema, then one in 64
 # (sb_mcp.c, sample_output), so the counted requests see the steady state's share of those checks
 # (a check costs about as much as the call itself; with 50 warm-up requests, 14 more of the 500
@@ -28,7 +30,7 @@
 # with this, not against wall-clock shares. --smoke: 20 requests, K 3 (the test suite runs it on
 # the unsanitized build to prove the script works). Checks are "ok -" / "not ok -" lines, then a
 # final "N passed, N failed". --keep DIR copies each callgrind output there (cg.tools_list,
-# cg.tools_list+gzip, cg.tools_list+oauth, cg.list_documents) for
+# cg.tools_list+gzip, cg.tools_list+oauth, cg.tools_list+ptoken, cg.list_documents) for
 # `callgrind_annotate --inclusive=yes`.
 # --log-level (default warn, as peer.sh runs signbridge): info counts the access-log line each
 # request writes at the default level, as a production server does.
@@ -65,7 +67,9 @@ SB=$BIN_DIR/signbridge SBX=$BIN_DIR/signbridge-sandbox
 if ldd "$SB" 2>/dev/null | grep -q 'libasan'; then nok "binaries" "$SB is built with ASan: valgrind cannot run it"; finish; fi
 
 bench_workdir
-start_sandbox "$SBX" || finish
+# auto-approve: the sandbox's identity server issues the provider token of tools/list+ptoken
+start_sandbox "$SBX" --oauth-auto-approve || finish
+echo '{"oauth": {"provider_tokens": {"enabled": true}}}' >"$W/ptoken.json"
 
 # The client: one keep-alive connection; argv: port key warm-up count method. Every answer must be
 # a 200 JSON-RPC result (not isError), or it exits 1 naming the first bad one.
@@ -85,6 +89,16 @@ if method.endswith("+oauth"):
         j = oauthlib_sb.obtain_tokens(port, key, route="/boldsign/mcp")
         with open(tf, "w") as f:
             f.write(j["access_token"])
+    h.pop("X-API-Key")
+    h["Authorization"] = "Bearer " + open(tf).read()
+elif method.endswith("+ptoken"):
+    # a BoldSign access token from the sandbox's US identity server (provider-token mode)
+    tf = os.path.join(os.environ["W"], "ptoken.token")
+    if not os.path.exists(tf):
+        sys.path.insert(0, os.path.join(os.environ["ROOT"], "tests", "auth"))
+        import ptoken
+        with open(tf, "w") as f:
+            f.write(ptoken.provider_token(int(os.environ["SBX_PORT"]), "us"))
     h.pop("X-API-Key")
     h["Authorization"] = "Bearer " + open(tf).read()
 def post(body):
@@ -120,10 +134,11 @@ for i in range(n):
 PY
 
 measure() { # $1 request name (tools/list | list_documents)
-  local name=$1 out=$W/cg.${1//\//_}
+  local name=$1 out=$W/cg.${1//\//_} cfg=()
+  [[ $name == *+ptoken ]] && cfg=(--config "$W/ptoken.json")
   rm -f "$W/s.port"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-    "$SB" --sandbox-url "$ORIGIN" --log-level "$LOG_LEVEL" --listen 127.0.0.1:0 --port-file "$W/s.port" \
+    "$SB" "${cfg[@]}" --sandbox-url "$ORIGIN" --log-level "$LOG_LEVEL" --listen 127.0.0.1:0 --port-file "$W/s.port" \
     --store "sqlite:$W/s-${name//\//_}.db" >"$W/s.out" 2>"$W/s.log" &
   SB_PID=$!
   if ! wait_file "$W/s.port" 600; then
@@ -132,13 +147,13 @@ measure() { # $1 request name (tools/list | list_documents)
   fi
   local port
   port=$(cat "$W/s.port")
-  if ! W=$W ROOT=$ROOT python3 "$W/client.py" "$port" "$KEY" 64 "$name" 2>"$W/c.err"; then
+  if ! W=$W ROOT=$ROOT SBX_PORT=${ORIGIN##*:} python3 "$W/client.py" "$port" "$KEY" 64 "$name" 2>"$W/c.err"; then
     nok "$name" "warm-up: $(tail -n 1 "$W/c.err")"
     return
   fi
   callgrind_control -i on "$SB_PID" >/dev/null 2>&1
   local rc=0
-  W=$W ROOT=$ROOT python3 "$W/client.py" "$port" "$KEY" "$N" "$name" 2>"$W/c.err" || rc=$?
+  W=$W ROOT=$ROOT SBX_PORT=${ORIGIN##*:} python3 "$W/client.py" "$port" "$KEY" "$N" "$name" 2>"$W/c.err" || rc=$?
   callgrind_control -i off "$SB_PID" >/dev/null 2>&1
   kill "$SB_PID"
   wait "$SB_PID" 2>/dev/null
@@ -169,5 +184,6 @@ measure() { # $1 request name (tools/list | list_documents)
 measure tools/list
 measure tools/list+gzip
 measure tools/list+oauth
+measure tools/list+ptoken
 measure list_documents
 finish

@@ -7,7 +7,7 @@
 #   bench_workdir            W = a fresh temp dir; on exit SB_PID and SBX_PID (when set) are
 #                            killed and W removed
 #   wait_file FILE TENTHS    0 once FILE is non-empty, 1 after TENTHS tenths of a second
-#   start_sandbox SBX        starts the sandbox binary SBX (--seed 4242, no rate limits) on a free
+#   start_sandbox SBX [ARG]… starts the sandbox binary SBX (--seed 4242, no rate limits, ARGs) on a free
 #                            port: SBX_PID, ORIGIN and KEY (the BoldSign us API key); 1 (after a
 #                            "not ok" line) when it does not come up or has no such account
 PASS=0 FAIL=0
@@ -30,7 +30,7 @@ bench_workdir() {
 }
 
 start_sandbox() {
-  "$1" --seed 4242 --no-rate-limits --listen 127.0.0.1:0 --port-file "$W/x.port" 2>"$W/x.log" &
+  "$1" --seed 4242 --no-rate-limits "${@:2}" --listen 127.0.0.1:0 --port-file "$W/x.port" 2>"$W/x.log" &
   SBX_PID=$!
   wait_file "$W/x.port" 100 || { nok "sandbox" "no port file within 10 s: $(tail -n 3 "$W/x.log")"; return 1; }
   ORIGIN=http://127.0.0.1:$(cat "$W/x.port")

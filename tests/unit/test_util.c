@@ -197,6 +197,88 @@ static void test_base64_decode_output_bound(void **state)
     assert_int_equal(sb_base64_decode("", 0, dec, 0), 0);
 }
 
+/* The decoder as it was, a character at a time: the reference the table decoder must agree with. */
+static long ref_base64_decode(const char *in, size_t n, unsigned char *out, size_t outcap)
+{
+    size_t pad = 0;
+    while (n > 0 && in[n - 1] == '=')
+        n--, pad++;
+    if (n % 4 == 1) return -1;
+    if (pad && (pad > 2 || n % 4 == 0 || (n + pad) % 4 != 0)) return -1;
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)in[i], v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '+' || c == '-')
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= outcap) return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0) return -1;
+    return (long)o;
+}
+
+/* Against the reference: every length to 40, every output bound around the decoded length, one
+ * character of every value (all 256) at every position, and random mixes of both alphabets with
+ * padding and a stray character now and then. */
+static void test_base64_decode_matches_reference(void **state)
+{
+    (void)state;
+    static const char alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_";
+    unsigned char got[64], want[64];
+    char in[48];
+    unsigned seed = 12345;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(round % 41);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            in[k] = alpha[(seed >> 16) % 66];
+        }
+        seed = seed * 1103515245u + 12345u;
+        if (n && (seed >> 16) % 4 == 0) in[n - 1] = '='; /* padding, valid or not */
+        if (n > 1 && (seed >> 16) % 8 == 1) in[n - 2] = '=';
+        if (n && (seed >> 16) % 16 == 2) in[(seed >> 20) % n] = (char)((seed >> 8) & 0xff);
+        for (size_t cap = 0; cap <= 32; cap += (cap + 3 < n * 3 / 4 ? 7 : 1)) {
+            memset(got, 0, sizeof got);
+            memset(want, 0, sizeof want);
+            long g = sb_base64_decode(in, n, got, cap), w = ref_base64_decode(in, n, want, cap);
+            if (g != w)
+                fail_msg("\"%.*s\" cap %zu: decoded %ld, reference %ld", (int)n, in, cap, g, w);
+            if (w > 0) assert_memory_equal(got, want, (size_t)w);
+        }
+    }
+    /* each byte value at each position of a valid 8-character text, and of 6 and 7 */
+    for (size_t n = 6; n <= 8; n++)
+        for (size_t at = 0; at < n; at++)
+            for (int c = 0; c < 256; c++) {
+                memcpy(in, "Zm9vYmFy", 8);
+                in[at] = (char)c;
+                long g = sb_base64_decode(in, n, got, sizeof got);
+                long w = ref_base64_decode(in, n, want, sizeof want);
+                if (g != w)
+                    fail_msg("byte %d at %zu of %zu: decoded %ld, reference %ld", c, at, n, g, w);
+                if (w > 0) assert_memory_equal(got, want, (size_t)w);
+            }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Small helpers: hex, random, ct_equal, strlcpy, strcaseeq
  */
@@ -1935,6 +2017,7 @@ int main(void)
         cmocka_unit_test(test_base64_alphabets),
         cmocka_unit_test(test_base64_round_trip_all_lengths),
         cmocka_unit_test(test_base64_decode_rejects_bad_input),
+        cmocka_unit_test(test_base64_decode_matches_reference),
         cmocka_unit_test(test_base64_decode_rejects_bad_padding),
         cmocka_unit_test(test_base64_decode_output_bound),
         cmocka_unit_test(test_hex_and_random),
