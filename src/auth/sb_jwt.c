@@ -783,6 +783,18 @@ static int num_claim(const cJSON *c, const char *name, double *v)
     return 1;
 }
 
+void sb_jwt_claim_times(const cJSON *claims, double *exp, double *not_before)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(claims, "exp");
+    *exp = cJSON_IsNumber(x) ? x->valuedouble : 0;
+    *not_before = -HUGE_VAL;
+    static const char *const from[] = {"nbf", "iat"};
+    for (size_t k = 0; k < 2; k++) {
+        x = cJSON_GetObjectItemCaseSensitive(claims, from[k]);
+        if (cJSON_IsNumber(x) && x->valuedouble > *not_before) *not_before = x->valuedouble;
+    }
+}
+
 static int check_sig(const sb_jwk *k, const char *signing_input, size_t silen,
                      const unsigned char *sig, size_t siglen)
 {

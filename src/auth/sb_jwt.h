@@ -93,6 +93,11 @@ typedef struct sb_jwt_expect {
 int sb_jwt_verify(const sb_jwks *ks, const char *token, size_t len, const sb_jwt_expect *ex,
                   cJSON **claims_out, char *err, size_t errlen);
 
+/* The times of claims that sb_jwt_verify accepted, for a caller that keeps the outcome and checks
+ * them again later with the same leeway: *exp (0 without one) and *not_before, the later of nbf
+ * and iat (-HUGE_VAL without either). */
+void sb_jwt_claim_times(const cJSON *claims, double *exp, double *not_before);
+
 /* Short constant name for a code ("ok", "malformed", "alg", "kid", "signature", "expired",
  * "not_yet_valid", "issuer", "audience", "internal"). */
 const char *sb_jwt_strerror(int code);

@@ -2367,15 +2367,7 @@ static int token_verify(sb_oauth *o, const char *token, size_t len, const char *
     }
     sb_strlcpy(t->gid, gid, sizeof t->gid);
     t->flags = scope_flags(jstr(cl, "scope"), 0);
-    /* exp is there (sb_jwt_verify requires it); nbf and iat, when there, are numbers */
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cl, "exp");
-    t->exp = cJSON_IsNumber(x) ? x->valuedouble : 0;
-    t->not_before = -HUGE_VAL;
-    static const char *const from[] = {"nbf", "iat"};
-    for (size_t k = 0; k < 2; k++) {
-        x = cJSON_GetObjectItemCaseSensitive(cl, from[k]);
-        if (cJSON_IsNumber(x) && x->valuedouble > t->not_before) t->not_before = x->valuedouble;
-    }
+    sb_jwt_claim_times(cl, &t->exp, &t->not_before);
     cJSON_Delete(cl);
     /* the fingerprint names the grant (sessions, idempotency, audit), never the credential */
     unsigned char md[32];

@@ -1,7 +1,6 @@
 /* sb_ptoken: provider access tokens verified against each configured issuer's discovered JWKS. */
 #include "auth/sb_ptoken.h"
 
-#include <math.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -263,20 +262,6 @@ static int pick_issuer(const sb_ptoken *p, const char *token, size_t len, cJSON 
     return found;
 }
 
-/* exp and the later of nbf and iat of claims that verified (sb_jwt_verify required exp, and nbf
- * and iat, when there, to be finite numbers). */
-static void claim_times(const cJSON *cl, tok_slot *t)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cl, "exp");
-    t->exp = cJSON_IsNumber(x) ? x->valuedouble : 0;
-    t->not_before = -HUGE_VAL;
-    static const char *const from[] = {"nbf", "iat"};
-    for (size_t k = 0; k < 2; k++) {
-        x = cJSON_GetObjectItemCaseSensitive(cl, from[k]);
-        if (cJSON_IsNumber(x) && x->valuedouble > t->not_before) t->not_before = x->valuedouble;
-    }
-}
-
 int sb_ptoken_verify(sb_ptoken *p, const char *token, size_t len, char provider[16],
                      char region[24], cJSON **claims_out, char *err, size_t errlen)
 {
@@ -336,7 +321,7 @@ int sb_ptoken_verify(sb_ptoken *p, const char *token, size_t len, char provider[
         if (rc == SB_JWT_OK) {
             tok_slot t = {.used = 1, .issuer = idx, .gen = gen};
             memcpy(t.digest, dg, sizeof dg);
-            claim_times(cl, &t);
+            sb_jwt_claim_times(cl, &t.exp, &t.not_before);
             pthread_mutex_lock(&p->mu);
             if (!p->tokens) p->tokens = calloc(TOKEN_CACHE, sizeof *p->tokens);
             if (p->tokens) p->tokens[at] = t; /* a token in the same slot gives way */
