@@ -261,7 +261,10 @@ static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_so
         j->refused = 1;
         return CURL_SOCKET_BAD;
     }
-    curl_socket_t s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    /* non-blocking from the start: libcurl would make it so (a patched libcurl, scripts/lean-deps,
+     * then skips its fcntl) */
+    curl_socket_t s =
+        socket(addr->family, addr->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, addr->protocol);
     lane *l = j->l;
     if (s >= 0 && (size_t)s >= l->nfds && s < (1 << 24)) {
         size_t n = l->nfds ? l->nfds : 64;
