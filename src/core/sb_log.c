@@ -14,6 +14,44 @@ static atomic_int g_fd = 2;
 
 static const char *names[] = {"debug", "info", "warn", "error", "off"};
 
+/* this thread's kept lines (sb_log_batch) */
+static __thread int tl_on;
+static __thread size_t tl_len;
+static __thread char tl_buf[SB_LOG_BATCH];
+
+static void write_out(const char *p, size_t n)
+{
+    ssize_t w = write(atomic_load(&g_fd), p, n);
+    (void)w; /* a log line that cannot be written is dropped: nothing to report it to */
+}
+
+void sb_log_flush(void)
+{
+    if (!tl_len) return;
+    write_out(tl_buf, tl_len);
+    tl_len = 0;
+}
+
+void sb_log_batch(int on)
+{
+    if (!on) sb_log_flush();
+    tl_on = on;
+}
+
+/* One whole line (ending in a newline): kept when this thread batches, else written now. */
+static void emit(const char *p, size_t n)
+{
+    if (tl_on) {
+        if (tl_len + n > sizeof tl_buf) sb_log_flush();
+        if (n <= sizeof tl_buf) {
+            memcpy(tl_buf + tl_len, p, n);
+            tl_len += n;
+            return;
+        }
+    }
+    write_out(p, n);
+}
+
 int sb_log_level_parse(const char *s)
 {
     if (!s) return -1;
@@ -79,8 +117,7 @@ void sb_log_obj(int level, const char *event, cJSON *fields)
     if (!s) return;
     size_t n = strlen(s);
     s[n] = '\n'; /* replace the NUL: one write per line */
-    ssize_t w = write(atomic_load(&g_fd), s, n + 1);
-    (void)w;
+    emit(s, n + 1);
     free(s);
 }
 
@@ -150,10 +187,7 @@ void sb_log_line_end(sb_log_line *l)
 {
     if (!l->b.data) return;
     l->b.max += 2; /* the fields were bounded two bytes short: "}\n" always fits */
-    if (sb_buf_append(&l->b, "}\n", 2) == 0) {
-        ssize_t w = write(atomic_load(&g_fd), l->b.data, l->b.len);
-        (void)w;
-    }
+    if (sb_buf_append(&l->b, "}\n", 2) == 0) emit(l->b.data, l->b.len);
     sb_buf_free(&l->b);
 }
 

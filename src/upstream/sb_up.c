@@ -898,6 +898,7 @@ static void *run(void *arg)
     lane *l = arg;
     tl_lane = l;
     sb_later_enable(1); /* flushed at the end of every turn */
+    sb_log_batch(1);    /* the turn's log lines written together at its end */
     int stopping = 0;
     for (;;) {
         uint64_t now = sb_mono_ms();
@@ -997,6 +998,7 @@ static void *run(void *arg)
         /* the turn's answers are on the wire (libmicrohttpd sends within its run): now the
          * cleanup the turn put off */
         sb_later_flush();
+        sb_log_flush();
         if (stopping) break;
         /* Busy since its last wait for longer than o.yield_us (under load epoll_wait finds events
          * at once and never sleeps): give the core away. With a 4 ms scheduler tick and no
@@ -1016,6 +1018,7 @@ static void *run(void *arg)
     l->nlocal = 0;
     while (l->active) finish(l, l->active, SB_UP_ECANCELLED, 0, "engine stopping");
     sb_later_enable(0); /* runs what is left */
+    sb_log_batch(0);    /* writes what is left */
     tl_lane = NULL;
     return NULL;
 }

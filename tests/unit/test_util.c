@@ -1963,6 +1963,74 @@ static void test_log_line_matches_obj(void **state)
     close(fd);
 }
 
+/* sb_log_batch: a thread's lines kept, in order, until sb_log_flush or until the next would not
+ * fit; a line longer than the buffer written after what was kept; sb_log_batch(0) writes the
+ * rest; other threads' lines (here: after batching is off) written at once. */
+static void test_log_batch(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sb_log_batch.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    sb_log_set_fd(fd);
+    int old = sb_log_get_level();
+    sb_log_set_level(SB_LOG_INFO);
+    static char buf[4 * SB_LOG_BATCH];
+    off_t off = 0;
+    sb_log_batch(1);
+    sb_log_msg(SB_LOG_INFO, "one", "first");
+    sb_log_line l;
+    assert_int_equal(sb_log_line_begin(&l, SB_LOG_INFO, "two"), 0);
+    sb_log_line_str(&l, "k", "second");
+    sb_log_line_end(&l);
+    sb_log_msg(SB_LOG_WARN, "three", "third");
+    assert_int_equal(log_read(fd, &off, buf, sizeof buf), 0); /* kept */
+    sb_log_flush();
+    size_t n = log_read(fd, &off, buf, sizeof buf);
+    char *a = strstr(buf, "\"first\""), *b = strstr(buf, "\"second\""),
+         *c = strstr(buf, "\"third\"");
+    assert_true(a && b && c && a < b && b < c);
+    assert_int_equal(buf[n - 1], '\n');
+    sb_log_flush(); /* nothing kept: nothing written */
+    assert_int_equal(log_read(fd, &off, buf, sizeof buf), 0);
+    /* lines past the buffer: what was kept goes first, each write a whole number of lines */
+    size_t lines = 0, total = 0;
+    while (total < SB_LOG_BATCH) {
+        sb_log_msg(SB_LOG_INFO, "fill", "line %zu", lines++);
+        total += log_read(fd, &off, buf, sizeof buf);
+    }
+    assert_true(total > 0); /* the line that did not fit sent the kept ones out */
+    sb_log_flush();
+    total += log_read(fd, &off, buf, sizeof buf);
+    /* a line longer than the buffer, after one kept line */
+    sb_log_msg(SB_LOG_INFO, "small", "before the big one");
+    char *big = malloc(SB_LOG_BATCH + 100);
+    assert_non_null(big);
+    memset(big, 'y', SB_LOG_BATCH + 99);
+    big[SB_LOG_BATCH + 99] = '\0';
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "big", big);
+    sb_log_obj(SB_LOG_INFO, "big", f);
+    n = log_read(fd, &off, buf, sizeof buf);
+    char *s = strstr(buf, "before the big one"), *y = strstr(buf, "yyyy");
+    assert_true(s && y && s < y);
+    assert_int_equal(buf[n - 1], '\n');
+    free(big);
+    /* off: the kept line goes out, and the next is written at once */
+    sb_log_msg(SB_LOG_INFO, "kept", "last kept");
+    sb_log_batch(0);
+    n = log_read(fd, &off, buf, sizeof buf);
+    assert_non_null(strstr(buf, "last kept"));
+    sb_log_msg(SB_LOG_INFO, "direct", "written at once");
+    n = log_read(fd, &off, buf, sizeof buf);
+    assert_non_null(strstr(buf, "written at once"));
+    (void)lines;
+    sb_log_set_level(old);
+    sb_log_set_fd(2);
+    close(fd);
+}
+
 static void test_gzip_accepted(void **state)
 {
     (void)state;
@@ -2060,6 +2128,7 @@ int main(void)
         cmocka_unit_test(test_gzip_splice),
         cmocka_unit_test(test_gzip_accepted),
         cmocka_unit_test(test_log_line_matches_obj),
+        cmocka_unit_test(test_log_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
