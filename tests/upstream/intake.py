@@ -24,22 +24,13 @@ import sbtest  # noqa: E402  (uptest put it on sys.path)
 N = 240
 
 
-def metric(port, name):
-    r = sbtest.request(port, "GET", "/metrics", [], None, timeout=5)
-    assert r.status == 200, r.describe()
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no %s in /metrics" % name)
-
-
 def main(t):
     br, sbx = t.br, t.sbx
     port = br.port
     cred = uptest.xkey(sbx.key("boldsign", "us"))
     sid, ver, _ = sbtest.initialize(port, extra=cred, path="/boldsign/mcp")
-    held0 = metric(port, "signbridge_http_requests_held_total")
-    yields0 = metric(port, "signbridge_lane_yields_total")
+    held0 = uptest.metric(port, "signbridge_http_requests_held_total")
+    yields0 = uptest.metric(port, "signbridge_lane_yields_total")
     lists0 = sbx.route_count("boldsign", "us", "GET /v1/document/list")
 
     def burst():
@@ -76,9 +67,9 @@ def main(t):
                 calls += 1
         lists = sbx.route_count("boldsign", "us", "GET /v1/document/list") - lists0
         assert lists == calls, "%d proxied calls, %d list requests upstream" % (calls, lists)
-        held = metric(port, "signbridge_http_requests_held_total") - held0
+        held = uptest.metric(port, "signbridge_http_requests_held_total") - held0
         assert held >= 1, "no request was held: the burst never exceeded the budget"
-        yields = metric(port, "signbridge_lane_yields_total") - yields0
+        yields = uptest.metric(port, "signbridge_lane_yields_total") - yields0
         assert yields >= 1, "the lane never yielded its core during the burst"
         print("# %d answered (%d proxied calls), %d held over the budget, %d yields"
               % (N, calls, held, yields), flush=True)
@@ -86,9 +77,10 @@ def main(t):
     t.check("a burst of %d requests on one lane is answered in full, some held" % N, burst)
 
     def drained():
-        n = uptest.wait_until(lambda: metric(port, "signbridge_http_in_flight") <= 1, timeout=10)
-        assert n, "signbridge_http_in_flight stays at %d" % metric(port,
-                                                                    "signbridge_http_in_flight")
+        def in_flight():
+            return uptest.metric(port, "signbridge_http_in_flight")
+        n = uptest.wait_until(lambda: in_flight() <= 1, timeout=10)
+        assert n, "signbridge_http_in_flight stays at %d" % in_flight()
         s = br.session("/boldsign/mcp", cred)
         res = s.call("list_documents", {"page_size": 1})
         assert not res.is_error, res.describe()

@@ -25,15 +25,6 @@ import sbtest  # noqa: E402
 LATENCY_MS = 400
 
 
-def metric(port, name):
-    r = sbtest.request(port, "GET", "/metrics", [], None, timeout=5)
-    assert r.status == 200, r.describe()
-    for line in r.body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no %s in /metrics" % name)
-
-
 def call_body(i, tool="list_documents"):
     if tool == "ping":
         return {"jsonrpc": "2.0", "id": i, "method": "ping"}
@@ -118,7 +109,7 @@ def main(t):
 
     def closed():
         time.sleep(0.5)
-        fds0, inflight0 = br.fd_count(), metric(port, "signbridge_http_in_flight")
+        fds0, inflight0 = br.fd_count(), uptest.metric(port, "signbridge_http_in_flight")
         for i in range(5):
             s = sbtest.connect(port, timeout=30)
             s.sendall(req(20 + i))
@@ -127,7 +118,7 @@ def main(t):
             s.close()
         deadline = time.monotonic() + 10
         while True:
-            fds, inflight = br.fd_count(), metric(port, "signbridge_http_in_flight")
+            fds, inflight = br.fd_count(), uptest.metric(port, "signbridge_http_in_flight")
             # the scrape itself is one request in flight
             if fds <= fds0 and inflight <= inflight0:
                 break

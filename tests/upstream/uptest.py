@@ -239,6 +239,16 @@ class ToolResult:
         return "isError=%s elapsed=%.2fs text=%r" % (self.is_error, self.elapsed, short(self.text, 400))
 
 
+def metric(port, name):
+    """The first sample of metric `name` on signbridge's /metrics (any labels)."""
+    r = sbtest.request(port, "GET", "/metrics", [], None, timeout=5)
+    assert r.status == 200, r.describe()
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
 def tool_result_of(msg):
     """ToolResult from a JSON-RPC response message, or None if it is not a result."""
     if isinstance(msg, dict) and isinstance(msg.get("result"), dict):
