@@ -1866,18 +1866,33 @@ static size_t log_read(int fd, off_t *off, char *buf, size_t cap)
     return (size_t)n;
 }
 
-/* The line written in place is the line sb_log_obj writes for the same fields: escapes, number
- * forms, order; a field past the bound is left out whole; a level that is off writes nothing. */
-static void test_log_line_matches_obj(void **state)
+/* Log lines to a fresh unlinked temporary file at level info: its descriptor, and the level
+ * before in *old (log_release puts both back). */
+static int log_capture(int *old)
 {
-    (void)state;
     char path[] = "/tmp/sb_log_test.XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     unlink(path);
     sb_log_set_fd(fd);
-    int old = sb_log_get_level();
+    *old = sb_log_get_level();
     sb_log_set_level(SB_LOG_INFO);
+    return fd;
+}
+
+static void log_release(int fd, int old)
+{
+    sb_log_set_level(old);
+    sb_log_set_fd(2);
+    close(fd);
+}
+
+/* The line written in place is the line sb_log_obj writes for the same fields: escapes, number
+ * forms, order; a field past the bound is left out whole; a level that is off writes nothing. */
+static void test_log_line_matches_obj(void **state)
+{
+    (void)state;
+    int old, fd = log_capture(&old);
     static const char *strs[] = {"", "plain", "q\"uote", "back\\slash", "ctl\x01\x1f\n\t\b\f\r",
                                  "del\x7f", "utf-8 \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
                                  "/boldsign/mcp?x=1&y=</script>"};
@@ -1958,9 +1973,7 @@ static void test_log_line_matches_obj(void **state)
     sb_log_line_num(&l, "n", 1);
     sb_log_line_end(&l);
     assert_int_equal(log_read(fd, &off, b, sizeof b), 0);
-    sb_log_set_level(old);
-    sb_log_set_fd(2);
-    close(fd);
+    log_release(fd, old);
 }
 
 /* sb_log_batch: a thread's lines kept, in order, until sb_log_flush or until the next would not
@@ -1969,13 +1982,7 @@ static void test_log_line_matches_obj(void **state)
 static void test_log_batch(void **state)
 {
     (void)state;
-    char path[] = "/tmp/sb_log_batch.XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    sb_log_set_fd(fd);
-    int old = sb_log_get_level();
-    sb_log_set_level(SB_LOG_INFO);
+    int old, fd = log_capture(&old);
     static char buf[4 * SB_LOG_BATCH];
     off_t off = 0;
     sb_log_batch(1);
@@ -1998,11 +2005,13 @@ static void test_log_batch(void **state)
     size_t lines = 0, total = 0;
     while (total < SB_LOG_BATCH) {
         sb_log_msg(SB_LOG_INFO, "fill", "line %zu", lines++);
-        total += log_read(fd, &off, buf, sizeof buf);
+        size_t got = log_read(fd, &off, buf, sizeof buf);
+        if (got) assert_int_equal(buf[got - 1], '\n'); /* whole lines only */
+        total += got;
     }
     assert_true(total > 0); /* the line that did not fit sent the kept ones out */
     sb_log_flush();
-    total += log_read(fd, &off, buf, sizeof buf);
+    assert_true(log_read(fd, &off, buf, sizeof buf) > 0); /* and was kept itself */
     /* a line longer than the buffer, after one kept line */
     sb_log_msg(SB_LOG_INFO, "small", "before the big one");
     char *big = malloc(SB_LOG_BATCH + 100);
@@ -2025,10 +2034,7 @@ static void test_log_batch(void **state)
     sb_log_msg(SB_LOG_INFO, "direct", "written at once");
     n = log_read(fd, &off, buf, sizeof buf);
     assert_non_null(strstr(buf, "written at once"));
-    (void)lines;
-    sb_log_set_level(old);
-    sb_log_set_fd(2);
-    close(fd);
+    log_release(fd, old);
 }
 
 static void test_gzip_accepted(void **state)
