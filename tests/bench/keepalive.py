@@ -19,36 +19,15 @@ import argparse
 import os
 import resource
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def wait_port(path, proc, timeout=15.0):
-    t = time.monotonic() + timeout
-    while time.monotonic() < t:
-        try:
-            with open(path) as f:
-                v = f.read().strip()
-            if v.isdigit():
-                return int(v)
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    return None
-
-
-def vm_rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def vm_rss_kb(br):
+    return int(br.status_field("VmRSS").split()[0])
 
 
 def main():
@@ -63,11 +42,13 @@ def main():
     if n < 1 or rounds < 1:
         print("keepalive.py: --connections and --rounds take a number >= 1", file=sys.stderr)
         return 2
-    sb_bin = os.environ.get("SIGNBRIDGE_BIN")
-    sbx_bin = os.environ.get("SANDBOX_BIN")
-    if not (sb_bin and sbx_bin):
-        sb_bin = os.path.join(a.bin_dir, "signbridge")
-        sbx_bin = os.path.join(a.bin_dir, "signbridge-sandbox")
+    if not (os.environ.get("SIGNBRIDGE_BIN") and os.environ.get("SANDBOX_BIN")):
+        os.environ["SIGNBRIDGE_BIN"] = os.path.join(os.path.abspath(a.bin_dir), "signbridge")
+        os.environ["SANDBOX_BIN"] = os.path.join(os.path.abspath(a.bin_dir), "signbridge-sandbox")
+    sb_bin, sbx_bin = os.environ["SIGNBRIDGE_BIN"], os.environ["SANDBOX_BIN"]
+    # the test library's process helpers read the two variables when imported
+    sys.path.insert(0, os.path.join(HERE, "..", "upstream"))
+    import uptest  # noqa: E402
     passed = failed = 0
 
     def ok(what):
@@ -101,69 +82,54 @@ def main():
            b"Accept: application/json, text/event-stream\r\nAccept-Encoding: gzip, deflate\r\n"
            b"Connection: keep-alive\r\nX-Request-Padding: " + b"p" * 360 + b"\r\n\r\n")
     figures = []
-    with tempfile.TemporaryDirectory(prefix="keepalive-bench-") as w:
-        sbx = subprocess.Popen([sbx_bin, "--seed", "4242", "--no-rate-limits", "--listen",
-                                "127.0.0.1:0", "--port-file", os.path.join(w, "sbx.port")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs = [sbx]
+    sbx = uptest.Sandbox(["--no-rate-limits"])
+    try:
         try:
-            sp = wait_port(os.path.join(w, "sbx.port"), sbx)
-            if sp is None:
-                nok("sandbox starts", "no port file")
-                print("%d passed, %d failed" % (passed, failed))
-                return 1
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNBRIDGE_")}
-            for r in range(rounds):
-                pf = os.path.join(w, "sb%d.port" % r)
-                sb = subprocess.Popen([sb_bin, "--sandbox-url", "http://127.0.0.1:%d" % sp,
-                                       "--log-level", "warn", "--listen", "127.0.0.1:0",
-                                       "--port-file", pf, "--store",
-                                       "sqlite:" + os.path.join(w, "sb%d.db" % r)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=env)
-                procs.append(sb)
-                port = wait_port(pf, sb)
-                if port is None:
-                    nok("signbridge starts (round %d)" % (r + 1), "no port file")
-                    break
+            sbx.start()
+        except RuntimeError as e:
+            nok("sandbox starts", str(e)[:300])
+            print("%d passed, %d failed" % (passed, failed))
+            return 1
+        for r in range(rounds):
+            br = uptest.Bridge(sbx, env={"SIGNBRIDGE_LOG_LEVEL": "warn"})
+            try:
+                br.start()
+            except RuntimeError as e:
+                nok("signbridge starts (round %d)" % (r + 1), str(e)[:300])
+                break
+            socks, good = [], 0
+            try:
                 time.sleep(0.5)
-                r0 = vm_rss_kb(sb.pid)
-                socks, good = [], 0
-                try:
-                    for _ in range(n):
-                        s = socket.create_connection(("127.0.0.1", port), timeout=20)
-                        socks.append(s)
-                    for s in socks:
-                        s.sendall(req)
-                    for s in socks:
-                        d = b""
-                        while b"\r\n\r\n" not in d:
-                            c = s.recv(65536)
-                            if not c:
-                                break
-                            d += c
-                        if d.startswith(b"HTTP/1.1 200"):
-                            good += 1
-                    time.sleep(1.0)
-                    r1 = vm_rss_kb(sb.pid)
-                finally:
-                    for s in socks:
-                        s.close()
-                    sb.kill()
-                    sb.wait()
-                per = (r1 - r0) / float(n)
-                figures.append(per)
-                print("bench keepalive: %d connections kept alive after one request each: RSS %.1f "
-                      "-> %.1f MiB, %.2f KiB per connection" % (n, r0 / 1024.0, r1 / 1024.0, per))
-                if good == n:
-                    ok("round %d: all %d answers 200" % (r + 1, n))
-                else:
-                    nok("round %d: all %d answers 200" % (r + 1, n), "%d were" % good)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+                r0 = vm_rss_kb(br)
+                for _ in range(n):
+                    socks.append(socket.create_connection(("127.0.0.1", br.port), timeout=20))
+                for s in socks:
+                    s.sendall(req)
+                for s in socks:
+                    d = b""
+                    while b"\r\n\r\n" not in d:
+                        c = s.recv(65536)
+                        if not c:
+                            break
+                        d += c
+                    if d.startswith(b"HTTP/1.1 200"):
+                        good += 1
+                time.sleep(1.0)
+                r1 = vm_rss_kb(br)
+            finally:
+                for s in socks:
+                    s.close()
+                br.kill()
+            per = (r1 - r0) / float(n)
+            figures.append(per)
+            print("bench keepalive: %d connections kept alive after one request each: RSS %.1f "
+                  "-> %.1f MiB, %.2f KiB per connection" % (n, r0 / 1024.0, r1 / 1024.0, per))
+            if good == n:
+                ok("round %d: all %d answers 200" % (r + 1, n))
+            else:
+                nok("round %d: all %d answers 200" % (r + 1, n), "%d were" % good)
+    finally:
+        sbx.kill()
     if figures:
         figures.sort()
         print("bench keepalive: median of %d rounds: %.2f KiB per kept-alive connection (%s)"
